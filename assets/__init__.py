@@ -1,0 +1,1 @@
+"""assets: arrives with later steps."""

@@ -1,0 +1,1 @@
+"""Storage and query layer: catalog, settings, Delta I/O, DuckDB, embedded broker."""

@@ -1,0 +1,191 @@
+"""The table catalog: every Delta table and Kafka topic declared once.
+
+A table's layer, domain, schema, partitioning, z-order columns, retention and storage
+tiering live here and nowhere else; code that needs a table path asks `table_uri`.
+Later layers (silver, gold, models) add their declarations beside the bronze ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import pyarrow as pa
+
+from lakehouse import schemas
+from lakehouse.settings import Settings
+
+
+class Layer(StrEnum):
+    """Medallion layers; the layer is also the table's folder and its DuckDB schema."""
+
+    BRONZE = "bronze"
+    SILVER = "silver"
+    GOLD = "gold"
+
+
+class Domain(StrEnum):
+    """The three case studies, plus platform-wide tables."""
+
+    ECOMMERCE = "ecommerce"
+    FRAUD = "fraud"
+    IOT = "iot"
+    PLATFORM = "platform"
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """Move a table's objects to an S3 storage class once they are this many days old."""
+
+    storage_class: str
+    after_days: int
+
+
+# The seed's IoT tiering: Standard, IA after 30 days, Glacier IR after 180, Deep Archive at 1 year.
+STANDARD_TIERS = (
+    TierRule("STANDARD_IA", 30),
+    TierRule("GLACIER_IR", 180),
+    TierRule("DEEP_ARCHIVE", 365),
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One Delta table: everything the platform needs to write, query and maintain it."""
+
+    name: str
+    layer: Layer
+    domain: Domain
+    schema: pa.Schema
+    description: str
+    partition_by: tuple[str, ...] = ()
+    zorder_by: tuple[str, ...] = ()
+    retention_days: int | None = None
+    tiers: tuple[TierRule, ...] = STANDARD_TIERS
+    source_topic: str | None = None
+
+    @property
+    def key(self) -> str:
+        """`layer.name`, the table's name in DuckDB and in the CLI."""
+        return f"{self.layer}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One Kafka topic, its event schema and its default partition count."""
+
+    name: str
+    domain: Domain
+    event: schemas.EventSchema
+    partitions: int = 4
+    retention_ms: int = 7 * 24 * 3600 * 1000  # the seed keeps 7 days for replay
+
+
+@dataclass
+class Catalog:
+    """Registry of topics and tables with lookups by key, layer and topic."""
+
+    topics: dict[str, TopicSpec] = field(default_factory=dict)
+    tables: dict[str, TableSpec] = field(default_factory=dict)
+
+    def add_topic(self, topic: TopicSpec) -> TopicSpec:
+        if topic.name in self.topics:
+            raise ValueError(f"topic {topic.name!r} declared twice")
+        self.topics[topic.name] = topic
+        return topic
+
+    def add_table(self, table: TableSpec) -> TableSpec:
+        if table.key in self.tables:
+            raise ValueError(f"table {table.key!r} declared twice")
+        self.tables[table.key] = table
+        return table
+
+    def table(self, key: str) -> TableSpec:
+        """Look a table up by `layer.name`, with a clear error for a wrong key."""
+        try:
+            return self.tables[key]
+        except KeyError:
+            known = ", ".join(sorted(self.tables))
+            raise KeyError(f"unknown table {key!r}; known tables: {known}") from None
+
+    def topic(self, name: str) -> TopicSpec:
+        try:
+            return self.topics[name]
+        except KeyError:
+            known = ", ".join(sorted(self.topics))
+            raise KeyError(f"unknown topic {name!r}; known topics: {known}") from None
+
+    def bronze_for_topic(self, topic: str) -> TableSpec:
+        """The bronze table a topic lands in."""
+        for table in self.tables.values():
+            if table.layer is Layer.BRONZE and table.source_topic == topic:
+                return table
+        raise KeyError(f"no bronze table declared for topic {topic!r}")
+
+    def in_layer(self, layer: Layer) -> Iterator[TableSpec]:
+        return (table for table in self.tables.values() if table.layer is layer)
+
+    def topics_of(self, domain: Domain) -> list[TopicSpec]:
+        return [topic for topic in self.topics.values() if topic.domain is domain]
+
+
+CATALOG = Catalog()
+
+_TOPIC_DOMAINS = {
+    "clickstream": (Domain.ECOMMERCE, 4),
+    "cart_events": (Domain.ECOMMERCE, 2),
+    "search": (Domain.ECOMMERCE, 2),
+    "purchases": (Domain.ECOMMERCE, 2),
+    "transactions": (Domain.FRAUD, 4),
+    "sensor_readings": (Domain.IOT, 4),
+}
+
+_BRONZE_DESCRIPTIONS = {
+    "clickstream": "Page and product views and clicks, as landed from Kafka.",
+    "cart_events": "Cart additions and removals, as landed from Kafka.",
+    "search": "Search queries with result counts and clicks, as landed from Kafka.",
+    "purchases": "Order lines, as landed from Kafka.",
+    "transactions": "Card transactions with ground-truth fraud labels, as landed from Kafka.",
+    "sensor_readings": "Machine sensor readings with ground truth, as landed from Kafka.",
+}
+
+for _topic_name, (_domain, _partitions) in _TOPIC_DOMAINS.items():
+    _event = schemas.EVENT_SCHEMAS[_topic_name]
+    CATALOG.add_topic(TopicSpec(_topic_name, _domain, _event, partitions=_partitions))
+    CATALOG.add_table(
+        TableSpec(
+            name=_topic_name,
+            layer=Layer.BRONZE,
+            domain=_domain,
+            schema=schemas.bronze_schema(_event),
+            description=_BRONZE_DESCRIPTIONS[_topic_name],
+            partition_by=("event_date",),
+            # Fraud data is kept 7 years for audit; the rest follows the seed's 7-day replay
+            # horizon in Kafka and a year in bronze before it may be dropped.
+            retention_days=7 * 365 if _domain is Domain.FRAUD else 365,
+            source_topic=_topic_name,
+        )
+    )
+
+QUARANTINE = CATALOG.add_table(
+    TableSpec(
+        name="quarantine",
+        layer=Layer.BRONZE,
+        domain=Domain.PLATFORM,
+        schema=schemas.QUARANTINE,
+        description="Messages that failed validation: raw bytes, provenance and the reason.",
+        partition_by=("quarantine_date",),
+        retention_days=90,
+    )
+)
+
+
+def table_uri(table: TableSpec, settings: Settings) -> str:
+    """Where a table lives under the configured root: `<root>/<layer>/<name>`."""
+    return f"{settings.lake_root}/{table.layer}/{table.name}"
+
+
+def topic_partitions(topic: TopicSpec, settings: Settings) -> int:
+    """The partition count for a topic, honouring KAFKA_TOPIC_PARTITIONS overrides."""
+    return settings.kafka_topic_partitions.get(topic.name, topic.partitions)

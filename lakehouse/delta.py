@@ -1,0 +1,73 @@
+"""Delta table I/O through delta-rs: create, open and describe catalogued tables."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from lakehouse.catalog import TableSpec, table_uri
+from lakehouse.settings import Settings
+
+
+def ensure_table(spec: TableSpec, settings: Settings) -> DeltaTable:
+    """Open a catalogued table, creating it empty with its schema and partitioning if absent.
+
+    Safe when several processes start at once: a lost creation race just opens the winner's.
+    """
+    uri = table_uri(spec, settings)
+    options = settings.storage_options()
+    try:
+        return DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        pass
+    # Another process may create it between our check and our create: then open theirs.
+    with contextlib.suppress(CommitFailedError):
+        DeltaTable.create(
+            uri,
+            schema=spec.schema,
+            partition_by=list(spec.partition_by) or None,
+            mode="ignore",
+            name=spec.key,
+            description=spec.description,
+            storage_options=options,
+        )
+    return DeltaTable(uri, storage_options=options)
+
+
+def open_table(spec: TableSpec, settings: Settings) -> DeltaTable | None:
+    """Open a catalogued table, or None if it has not been created yet."""
+    try:
+        return DeltaTable(table_uri(spec, settings), storage_options=settings.storage_options())
+    except TableNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """What `lakehouse tables` shows for one table."""
+
+    key: str
+    version: int
+    files: int
+    rows: int
+    bytes: int
+
+
+def table_stats(spec: TableSpec, settings: Settings) -> TableStats | None:
+    """Version, live file count, row count and size of a table, from the Delta log alone."""
+    table = open_table(spec, settings)
+    if table is None:
+        return None
+    actions = table.get_add_actions(flatten=True)
+    num_records = actions.column("num_records").to_pylist() if actions.num_rows else []
+    sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
+    return TableStats(
+        key=spec.key,
+        version=table.version(),
+        files=actions.num_rows,
+        rows=sum(n or 0 for n in num_records),
+        bytes=sum(sizes),
+    )

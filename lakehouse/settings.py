@@ -1,0 +1,151 @@
+"""One typed settings object for the whole platform, read from the environment.
+
+Every knob the platform has lives here, with its environment variable and default, so
+that moving from the laptop to production is a matter of configuration alone. Secrets are
+`SecretStr`: they never appear in reprs or logs. `docs/configuration.md` lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    """Deployment profiles: the same code runs under both, only resources differ."""
+
+    LOCAL = "local"
+    PRODUCTION_LIKE = "production-like"
+
+
+class Settings(BaseSettings):
+    """Platform configuration; each field maps to the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    lakehouse_profile: Profile = Field(Profile.LOCAL, description="local or production-like")
+    lakehouse_home: Path = Field(
+        Path(".lakehouse"), description="State folder: broker pid and logs, DAGSTER_HOME."
+    )
+    lakehouse_root: str = Field(
+        ".lakehouse/lake", description="Root of the Delta tables: a folder or s3://bucket/prefix."
+    )
+
+    # --- S3 (used when LAKEHOUSE_ROOT is s3://...) -----------------------------------------
+    aws_endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. a moto_server.")
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_region: str = "us-east-1"
+    aws_allow_http: bool = Field(False, description="Allow plain-HTTP S3 endpoints (local tests).")
+
+    # --- Kafka: everything passes through to librdkafka ------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_SSL...")
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-512, ...")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_client_config: dict[str, Any] = Field(
+        default_factory=dict, description="JSON object of extra librdkafka properties."
+    )
+    kafka_session_timeout_ms: int = Field(
+        6000, description="Group session timeout; short so a group joins in seconds."
+    )
+    kafka_heartbeat_interval_ms: int = 500
+    kafka_topic_partitions: dict[str, int] = Field(
+        default_factory=dict, description='Per-topic partition overrides, e.g. {"clickstream": 8}.'
+    )
+
+    # --- ingest sidecar ---------------------------------------------------------------------
+    ingest_group_id: str = "lakehouse-ingest"
+    ingest_app_id: str = Field(
+        "lakehouse-ingest", description="Prefix of the Delta txn app ids that record offsets."
+    )
+    ingest_flush_seconds: float = Field(
+        10.0, description="Flush a topic's buffer at least this often (freshness bound)."
+    )
+    ingest_flush_rows: int = Field(250_000, description="Flush a topic's buffer at this size.")
+    ingest_max_message_bytes: int = Field(
+        1_048_576, description="Larger messages are quarantined as oversize."
+    )
+    ingest_metrics_port: int | None = Field(None, description="Prometheus port; off if unset.")
+
+    # --- online stores ----------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+
+    @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
+    @classmethod
+    def _parse_json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def lake_is_s3(self) -> bool:
+        """Whether the tables live in S3 rather than in a local folder."""
+        return self.lakehouse_root.startswith("s3://")
+
+    @property
+    def lake_root(self) -> str:
+        """The table root as delta-rs expects it: an absolute path or an s3:// URI."""
+        if self.lake_is_s3:
+            return self.lakehouse_root.rstrip("/")
+        return str(Path(self.lakehouse_root).expanduser().resolve())
+
+    @property
+    def home(self) -> Path:
+        """Absolute state folder."""
+        return self.lakehouse_home.expanduser().resolve()
+
+    def storage_options(self) -> dict[str, str]:
+        """Storage options for delta-rs; empty for local folders."""
+        if not self.lake_is_s3:
+            return {}
+        options = {"AWS_REGION": self.aws_region}
+        if self.aws_endpoint_url:
+            options["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
+        if self.aws_access_key_id:
+            options["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id.get_secret_value()
+        if self.aws_secret_access_key:
+            options["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key.get_secret_value()
+        if self.aws_allow_http:
+            options["AWS_ALLOW_HTTP"] = "true"
+        # S3 has conditional writes; asking for them makes concurrent commits safe explicitly.
+        options["conditional_put"] = "etag"
+        return options
+
+    def kafka_config(self) -> dict[str, Any]:
+        """librdkafka properties common to producers, consumers and admin clients."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            ),
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+            "ssl.certificate.location": self.kafka_ssl_certificate_location,
+            "ssl.key.location": self.kafka_ssl_key_location,
+        }
+        config.update({key: value for key, value in optional.items() if value is not None})
+        config.update(self.kafka_client_config)
+        return config
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

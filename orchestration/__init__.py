@@ -1,0 +1,1 @@
+"""orchestration: arrives with later steps."""

@@ -1,0 +1,1 @@
+"""quality: arrives with later steps."""

@@ -1,0 +1,1 @@
+"""Kafka to bronze Delta ingestion, exactly once."""

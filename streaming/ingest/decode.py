@@ -1,0 +1,249 @@
+"""Decode a batch of Kafka message values into a typed Arrow table, isolating poison.
+
+The fast path parses the whole batch at once with Arrow's multi-threaded JSON reader
+against the topic's explicit schema. If that fails (bad JSON, wrong types, bad encoding,
+two documents in one message, a pretty-printed document), the slow path screens every
+message with a typed msgspec decoder (about a microsecond each), batch-parses the ones it
+accepts and judges each suspect alone. Arrow stays the single arbiter: a suspect that
+Arrow parses on its own is kept, so a message's fate never depends on its neighbours.
+Should Arrow still refuse the screened batch, bisection isolates the culprits.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from lakehouse.schemas import EventSchema
+
+# Below this many messages a failing segment is classified message by message.
+_LEAF_SEGMENT = 16
+
+
+class Reason(StrEnum):
+    """Why a message was quarantined; the `reason` column of bronze.quarantine."""
+
+    EMPTY = "empty_message"
+    OVERSIZE = "oversize"
+    INVALID_ENCODING = "invalid_encoding"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    MISSING_FIELD = "missing_required_field"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One quarantined message: its index in the batch, the reason and a human detail."""
+
+    index: int
+    reason: Reason
+    detail: str
+
+
+@dataclass
+class Decoded:
+    """The valid rows (in message order) with their batch indices, and the rejects."""
+
+    table: pa.Table
+    indices: np.ndarray
+    rejects: list[Reject] = field(default_factory=list)
+
+
+class BatchDecoder:
+    """Parses message values of one event type; reusable across batches."""
+
+    def __init__(self, event: EventSchema, max_message_bytes: int) -> None:
+        self.event = event
+        self.max_message_bytes = max_message_bytes
+        # Unknown fields are ignored so producers can add fields before consumers know them.
+        self._parse_options = pajson.ParseOptions(
+            explicit_schema=event.schema, unexpected_field_behavior="ignore"
+        )
+        self._read_options = pajson.ReadOptions(use_threads=True, block_size=8 << 20)
+        self._required = list(event.required)
+        self._screen_decoder = msgspec.json.Decoder(_screening_struct(event.schema))
+
+    def decode(self, values: list[bytes | None]) -> Decoded:
+        """Split a batch into typed valid rows and classified rejects; never raises on input."""
+        rejects: list[Reject] = []
+        candidates = self._screen(values, rejects)
+        parts: list[tuple[np.ndarray, pa.Table]] = []
+        table = self._try_parse([values[i] for i in candidates])  # type: ignore[misc]
+        if table is not None and table.num_rows == len(candidates):
+            parts.append((candidates, table))
+        elif len(candidates):
+            self._slow_path(values, candidates, parts, rejects)
+        if parts:
+            parts.sort(key=lambda part: int(part[0][0]))
+            indices = np.concatenate([part[0] for part in parts])
+            table = pa.concat_tables([part[1] for part in parts])
+        else:
+            indices = np.empty(0, dtype=np.int64)
+            table = self.event.schema.empty_table()
+        table, indices = self._drop_missing_required(table, indices, rejects)
+        rejects.sort(key=lambda reject: reject.index)
+        return Decoded(table=table, indices=indices, rejects=rejects)
+
+    def _screen(self, values: list[bytes | None], rejects: list[Reject]) -> np.ndarray:
+        """Indices of messages worth parsing; empty and oversize ones are rejected here."""
+        everything = np.arange(len(values), dtype=np.int64)
+        # Both checks are C-level scans; the per-message loop only runs when one trips.
+        has_empty = None in values or b"" in values
+        too_big = bool(values) and not has_empty and max(map(len, values)) > self.max_message_bytes
+        if not has_empty and not too_big:
+            return everything
+        keep = []
+        for index, value in enumerate(values):
+            if not value:
+                rejects.append(Reject(index, Reason.EMPTY, "message has no value"))
+            elif len(value) > self.max_message_bytes:
+                detail = f"{len(value)} bytes > limit {self.max_message_bytes}"
+                rejects.append(Reject(index, Reason.OVERSIZE, detail))
+            else:
+                keep.append(index)
+        return np.asarray(keep, dtype=np.int64)
+
+    def _slow_path(
+        self,
+        values: list[bytes | None],
+        candidates: np.ndarray,
+        parts: list[tuple[np.ndarray, pa.Table]],
+        rejects: list[Reject],
+    ) -> None:
+        clean: list[int] = []
+        suspects: list[tuple[int, str]] = []
+        validate = self._screen_decoder.decode
+        for index in candidates.tolist():
+            value: bytes = values[index]  # type: ignore[assignment]
+            try:
+                value.decode("utf-8")  # msgspec does not check the bytes inside strings
+                validate(value)
+            except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError) as error:
+                suspects.append((index, str(error)))
+            else:
+                clean.append(index)
+        self._parse_segment(values, np.asarray(clean, dtype=np.int64), parts, rejects)
+        for index, hint in suspects:
+            self._parse_one(values[index], index, parts, rejects, hint)  # type: ignore[arg-type]
+
+    def _parse_segment(
+        self,
+        values: list[bytes | None],
+        segment: np.ndarray,
+        parts: list[tuple[np.ndarray, pa.Table]],
+        rejects: list[Reject],
+    ) -> None:
+        if len(segment) == 0:
+            return
+        table = self._try_parse([values[i] for i in segment])  # type: ignore[misc]
+        if table is not None and table.num_rows == len(segment):
+            parts.append((segment, table))
+            return
+        if len(segment) <= _LEAF_SEGMENT:
+            for index in segment:
+                self._parse_one(values[index], int(index), parts, rejects)  # type: ignore[arg-type]
+            return
+        middle = len(segment) // 2
+        self._parse_segment(values, segment[:middle], parts, rejects)
+        self._parse_segment(values, segment[middle:], parts, rejects)
+
+    def _try_parse(self, values: list[bytes]) -> pa.Table | None:
+        try:
+            return pajson.read_json(
+                io.BytesIO(b"\n".join(values)),
+                read_options=self._read_options,
+                parse_options=self._parse_options,
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
+
+    def _parse_one(
+        self,
+        value: bytes,
+        index: int,
+        parts: list[tuple[np.ndarray, pa.Table]],
+        rejects: list[Reject],
+        hint: str | None = None,
+    ) -> None:
+        """Classify one message that failed in a batch, or rescue it (pretty-printed JSON).
+
+        `hint` is the screening decoder's complaint, which names the offending field more
+        plainly than Arrow does.
+        """
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            rejects.append(Reject(index, Reason.INVALID_ENCODING, str(error)))
+            return
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError as error:
+            rejects.append(Reject(index, Reason.INVALID_JSON, str(error)))
+            return
+        if not isinstance(document, dict):
+            kind = type(document).__name__
+            rejects.append(Reject(index, Reason.NOT_AN_OBJECT, f"top-level JSON {kind}"))
+            return
+        # A valid object that failed in the batch: newlines inside it, or a type mismatch.
+        try:
+            table = pajson.read_json(
+                io.BytesIO(orjson.dumps(document)), parse_options=self._parse_options
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            rejects.append(Reject(index, Reason.SCHEMA_MISMATCH, hint or _clean(str(error))))
+            return
+        parts.append((np.asarray([index], dtype=np.int64), table))
+
+    def _drop_missing_required(
+        self, table: pa.Table, indices: np.ndarray, rejects: list[Reject]
+    ) -> tuple[pa.Table, np.ndarray]:
+        if table.num_rows == 0:
+            return table, indices
+        valid = None
+        for name in self._required:
+            column_valid = pc.is_valid(table.column(name))
+            valid = column_valid if valid is None else pc.and_(valid, column_valid)
+        if valid is None or pc.all(valid).as_py():
+            return table, indices
+        mask = valid.to_numpy(zero_copy_only=False)
+        for position in np.flatnonzero(~mask):
+            missing = [name for name in self._required if not table.column(name)[position].is_valid]
+            detail = "missing or null: " + ", ".join(missing)
+            rejects.append(Reject(int(indices[position]), Reason.MISSING_FIELD, detail))
+        return table.filter(valid), indices[mask]
+
+
+def _clean(message: str) -> str:
+    """Arrow's parse errors start with a generic prefix; keep the informative part."""
+    return message.removeprefix("JSON parse error: ").strip()
+
+
+def _screening_type(dtype: pa.DataType) -> object:
+    """The msgspec type that accepts exactly the JSON values Arrow converts to `dtype`."""
+    if pa.types.is_integer(dtype):
+        bits = dtype.bit_width - 1
+        return Annotated[int, msgspec.Meta(ge=-(2**bits), le=2**bits - 1)]
+    if pa.types.is_floating(dtype):
+        return float
+    if pa.types.is_boolean(dtype):
+        return bool
+    if pa.types.is_timestamp(dtype):
+        return datetime
+    return str
+
+
+def _screening_struct(schema: pa.Schema) -> type:
+    """A msgspec Struct with every field optional: nullness is checked later, columnar."""
+    fields = [(f.name, _screening_type(f.type) | None, None) for f in schema]
+    return msgspec.defstruct("Screen", fields, forbid_unknown_fields=False)

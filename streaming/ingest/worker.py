@@ -1,0 +1,449 @@
+"""The ingest sidecar: a Kafka consumer-group member landing topics in bronze Delta tables.
+
+The main thread polls Kafka and buffers messages per topic; a single writer thread
+decodes and commits flushes in order, so the next batch accumulates while the last one
+is written. The Delta log is the source of truth for progress: on assignment a partition
+is read from the offset its bronze table records plus one; Kafka's committed offsets are
+only advisory (for lag dashboards). docs/ingest.md explains the protocol.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from lakehouse import schemas
+from lakehouse.catalog import CATALOG, QUARANTINE
+from lakehouse.settings import Settings
+from streaming.ingest import metrics
+from streaming.ingest.decode import BatchDecoder, Decoded
+from streaming.ingest.sink import CommitResult, PartitionedDeltaSink, PartitionRange
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass
+class IngestReport:
+    """What one worker did, for the CLI and the tests."""
+
+    consumed: int = 0
+    written: int = 0
+    quarantined: int = 0
+    commits: int = 0
+    fenced: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: IngestReport) -> None:
+        """Fold another worker's report into this one."""
+        self.consumed += other.consumed
+        self.written += other.written
+        self.quarantined += other.quarantined
+        self.commits += other.commits
+        self.fenced += other.fenced
+        self.seconds = max(self.seconds, other.seconds)
+
+
+@dataclass
+class Batch:
+    """Messages of one topic taken from the buffer, with the offset range per partition."""
+
+    topic: str
+    messages: list[Message]
+    ranges: dict[int, PartitionRange]
+    opened_at: float
+
+
+@dataclass
+class FlushOutcome:
+    """The result of writing one batch."""
+
+    topic: str
+    consumed: int
+    data: CommitResult
+    quarantined: int
+
+
+@dataclass
+class TopicBuffer:
+    """Messages of one topic waiting for the next flush."""
+
+    messages: list[Message] = field(default_factory=list)
+    ranges: dict[int, PartitionRange] = field(default_factory=dict)
+    opened_at: float = 0.0
+
+    def take(self, topic: str) -> Batch:
+        batch = Batch(topic, self.messages, self.ranges, self.opened_at)
+        self.messages, self.ranges = [], {}
+        return batch
+
+
+class TopicWriter:
+    """Decodes one topic's batches and commits them to its bronze table and the quarantine."""
+
+    def __init__(self, topic: str, settings: Settings) -> None:
+        spec = CATALOG.bronze_for_topic(topic)
+        self.topic = topic
+        self.schema = spec.schema
+        self.decoder = BatchDecoder(CATALOG.topic(topic).event, settings.ingest_max_message_bytes)
+        self.data = PartitionedDeltaSink(spec, settings, topic)
+        self.quarantine = PartitionedDeltaSink(
+            QUARANTINE, settings, topic, partition_column="partition", offset_column="offset"
+        )
+
+    def write(self, batch: Batch) -> FlushOutcome:
+        """Quarantine first, then data: the data commit is what moves the resume point."""
+        started = time.perf_counter()
+        messages = batch.messages
+        decoded = self.decoder.decode([m.value() for m in messages])
+        partitions = np.fromiter((m.partition() for m in messages), np.int32, len(messages))
+        offsets = np.fromiter((m.offset() for m in messages), np.int64, len(messages))
+        now = datetime.now(UTC)
+        quarantined = 0
+        if decoded.rejects:
+            rejects = self._quarantine_rows(messages, decoded, partitions, offsets, now)
+            lasts = {p: span.last for p, span in batch.ranges.items()}
+            quarantined = self.quarantine.commit_above_watermark(rejects, lasts).rows
+            for reject in decoded.rejects:
+                metrics.QUARANTINED.labels(self.topic, reject.reason.value).inc()
+        rows = self._bronze_rows(decoded, partitions, offsets, now)
+        result = self.data.commit_contiguous(rows, batch.ranges)
+        elapsed = time.perf_counter() - started
+        metrics.FLUSH_SECONDS.labels(self.topic).observe(elapsed)
+        log.info(
+            "flushed %d messages in %.3fs: %d rows at version %s, %d quarantined",
+            len(messages),
+            elapsed,
+            result.rows,
+            result.version,
+            quarantined,
+            extra={"topic": self.topic, "table": self.data.spec.key},
+        )
+        metrics.WRITTEN.labels(self.topic).inc(result.rows)
+        if result.fenced:
+            metrics.FENCED.labels(self.topic).inc(len(result.fenced))
+        return FlushOutcome(self.topic, len(messages), result, quarantined)
+
+    def _bronze_rows(
+        self, decoded: Decoded, partitions: np.ndarray, offsets: np.ndarray, now: datetime
+    ) -> pa.Table:
+        table = decoded.table
+        columns = [table.column(name) for name in table.column_names]
+        event_time = table.column("event_time")
+        columns += [
+            pa.array(partitions[decoded.indices], pa.int32()),
+            pa.array(offsets[decoded.indices], pa.int64()),
+            pa.repeat(pa.scalar(now, schemas.TIMESTAMP), table.num_rows),
+            pc.cast(event_time, pa.date32()),
+        ]
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def _quarantine_rows(
+        self,
+        messages: list[Message],
+        decoded: Decoded,
+        partitions: np.ndarray,
+        offsets: np.ndarray,
+        now: datetime,
+    ) -> pa.Table:
+        picked = [messages[r.index] for r in decoded.rejects]
+        index = np.asarray([r.index for r in decoded.rejects], dtype=np.int64)
+        timestamps = [_kafka_time(m) for m in picked]
+        return pa.table(
+            {
+                "topic": pa.array([self.topic] * len(picked), pa.string()),
+                "partition": pa.array(partitions[index], pa.int32()),
+                "offset": pa.array(offsets[index], pa.int64()),
+                "kafka_timestamp": pa.array(timestamps, schemas.TIMESTAMP),
+                "key": pa.array([m.key() for m in picked], pa.binary()),
+                "value": pa.array([m.value() for m in picked], pa.binary()),
+                "reason": pa.array([r.reason.value for r in decoded.rejects], pa.string()),
+                "detail": pa.array([r.detail for r in decoded.rejects], pa.string()),
+                "quarantined_at": pa.array([now] * len(picked), schemas.TIMESTAMP),
+                "quarantine_date": pa.array([now.date()] * len(picked), pa.date32()),
+            },
+            schema=schemas.QUARANTINE,
+        )
+
+
+def _kafka_time(message: Message) -> datetime | None:
+    kind, millis = message.timestamp()
+    return datetime.fromtimestamp(millis / 1000, UTC) if kind and millis >= 0 else None
+
+
+@dataclass
+class IngestOptions:
+    """How long and how one worker runs."""
+
+    topics: list[str]
+    until_idle: bool = False
+    max_seconds: float | None = None
+    poll_batch: int = 10_000
+    handle_signals: bool = True
+
+
+class IngestWorker:
+    """One consumer-group member; `run()` returns when stopped, idle or out of time."""
+
+    def __init__(self, settings: Settings, options: IngestOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.writers = {topic: TopicWriter(topic, settings) for topic in options.topics}
+        self.buffers = {topic: TopicBuffer() for topic in options.topics}
+        # Last offset handed to a batch per assigned partition (None: read from the start).
+        self.positions: dict[TopicPartitionKey, int | None] = {}
+        self.report = IngestReport()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-writer")
+        self._inflight: list[Future[FlushOutcome]] = []
+        self._rewinds: dict[TopicPartitionKey, int | None] = {}
+        self._assigned_once = False
+        self._stopping = False
+        self._consumer = Consumer(self._consumer_config())
+
+    def _consumer_config(self) -> dict[str, object]:
+        settings = self.settings
+        return {
+            **settings.kafka_config(),
+            "group.id": settings.ingest_group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
+            "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+            "partition.assignment.strategy": "roundrobin",
+            "fetch.max.bytes": 64 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+            "queued.max.messages.kbytes": 256 << 10,
+        }
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> IngestReport:
+        """Consume, buffer and flush until told to stop; flush everything before returning."""
+        started = time.monotonic()
+        if self.options.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._request_stop)
+        self._consumer.subscribe(
+            self.options.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        # Everything allocated so far lives for the whole run; keep the collector off it.
+        gc.freeze()
+        next_idle_check = 0.0
+        try:
+            while not self._stopping:
+                self._apply_rewinds()
+                messages = self._consumer.consume(self.options.poll_batch, timeout=0.2)
+                now = time.monotonic()
+                if messages:
+                    self._buffer(messages, now)
+                self._collect(block=False)
+                quiet = not messages
+                self._flush_due(now, force=quiet and self.options.until_idle)
+                if self.options.max_seconds and now - started >= self.options.max_seconds:
+                    break
+                if quiet and self.options.until_idle and now >= next_idle_check:
+                    next_idle_check = now + 0.5
+                    if self._caught_up():
+                        break
+        finally:
+            self._shutdown()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        self._stopping = True
+
+    def _buffer(self, messages: list[Message], now: float) -> None:
+        positions = self.positions
+        buffers = self.buffers
+        consumed = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_consume_error(message, error)
+                continue
+            topic = message.topic()
+            key = (topic, message.partition())
+            offset = message.offset()
+            if key not in positions:
+                continue  # not ours (any more): a revoke or rewind raced this fetch
+            position = positions[key]
+            if position is not None and offset <= position:
+                continue  # already in a batch: duplicate delivery after a seek
+            buffer = buffers[topic]
+            if not buffer.messages:
+                buffer.opened_at = now
+            span = buffer.ranges.get(key[1])
+            base = span.base if span is not None else position
+            buffer.ranges[key[1]] = PartitionRange(base, offset)
+            buffer.messages.append(message)
+            positions[key] = offset
+            consumed += 1
+        self.report.consumed += consumed
+
+    def _on_consume_error(self, message: Message, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise RuntimeError(f"fatal Kafka error: {error}")
+        # Broker outages surface here as transient errors; librdkafka reconnects by itself.
+        log.warning("kafka: %s", error, extra={"topic": message.topic()})
+
+    def _flush_due(self, now: float, force: bool = False) -> None:
+        for topic, buffer in self.buffers.items():
+            if not buffer.messages:
+                continue
+            full = len(buffer.messages) >= self.settings.ingest_flush_rows
+            old = now - buffer.opened_at >= self.settings.ingest_flush_seconds
+            if force or full or old:
+                self._submit(buffer.take(topic))
+
+    def _submit(self, batch: Batch) -> None:
+        # At most two batches queued behind the writer: bounded memory, and backpressure.
+        while len(self._inflight) >= 2:
+            self._collect(block=True)
+        writer = self.writers[batch.topic]
+        self._inflight.append(self._executor.submit(writer.write, batch))
+
+    def _collect(self, block: bool) -> None:
+        while self._inflight and (block or self._inflight[0].done()):
+            outcome = self._inflight.pop(0).result()
+            self._apply_outcome(outcome)
+            block = False
+
+    def _apply_outcome(self, outcome: FlushOutcome) -> None:
+        result = outcome.data
+        self.report.written += result.rows
+        self.report.quarantined += outcome.quarantined
+        if result.committed:
+            self.report.commits += 1
+            advisory = [
+                TopicPartition(outcome.topic, p, last + 1)
+                for p, last in result.committed.items()
+                if (outcome.topic, p) in self.positions
+            ]
+            if advisory:
+                self._consumer.commit(offsets=advisory, asynchronous=True)
+        for partition, recorded in result.fenced.items():
+            self.report.fenced += 1
+            key = (outcome.topic, partition)
+            log.warning(
+                "partition fenced: another writer moved it to offset %s; rewinding",
+                recorded,
+                extra={"topic": outcome.topic, "partition": partition},
+            )
+            if key in self.positions:
+                self._rewinds[key] = recorded
+
+    def _apply_rewinds(self) -> None:
+        """Seek fenced partitions we still own back to what their table records."""
+        for (topic, partition), recorded in self._rewinds.items():
+            if (topic, partition) not in self.positions:
+                continue
+            self._drop_buffered(topic, {partition})
+            self.positions[(topic, partition)] = recorded
+            target = recorded + 1 if recorded is not None else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(topic, partition, target))
+        self._rewinds.clear()
+
+    def _drop_buffered(self, topic: str, partitions: set[int]) -> None:
+        buffer = self.buffers[topic]
+        if not any(p in buffer.ranges for p in partitions):
+            return
+        buffer.messages = [m for m in buffer.messages if m.partition() not in partitions]
+        for partition in partitions:
+            buffer.ranges.pop(partition, None)
+
+    def _caught_up(self) -> bool:
+        if not self._assigned_once or self._inflight:
+            return False
+        if any(buffer.messages for buffer in self.buffers.values()):
+            return False
+        for (topic, partition), position in self.positions.items():
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=5, cached=False
+            )
+            landed = position + 1 if position is not None else low
+            metrics.LAG.labels(topic, str(partition)).set(max(0, high - landed))
+            if landed < high:
+                return False
+        return True
+
+    # --- rebalances ---------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition right after the offset its bronze table records."""
+        self._collect_all()
+        by_topic: dict[str, list[int]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        recorded: dict[TopicPartitionKey, int | None] = {}
+        for topic, numbers in by_topic.items():
+            for partition, version in self.writers[topic].data.recorded_offsets(numbers).items():
+                recorded[(topic, partition)] = version
+        for tp in partitions:
+            version = recorded[(tp.topic, tp.partition)]
+            tp.offset = version + 1 if version is not None else OFFSET_BEGINNING
+            self.positions[(tp.topic, tp.partition)] = version
+        # Assigning with explicit offsets here means the fetch starts there: no seek race.
+        consumer.assign(partitions)
+        self._assigned_once = True
+        log.info("assigned %s", _describe(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """We still own the partitions until this returns: land what we have for them."""
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        for topic in {topic for topic, _ in revoked}:
+            if self.buffers[topic].messages:
+                self._submit(self.buffers[topic].take(topic))
+        self._collect_all()
+        self._forget(revoked)
+        consumer.unassign()
+        log.info("revoked %s", _describe(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Someone else may own these already: drop their buffers; fencing stops stale commits."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        for topic in {topic for topic, _ in lost}:
+            self._drop_buffered(topic, {p for t, p in lost if t == topic})
+        self._forget(lost)
+        log.warning("lost %s", _describe(partitions))
+
+    def _forget(self, keys: Iterable[TopicPartitionKey]) -> None:
+        for key in keys:
+            self.positions.pop(key, None)
+            self._rewinds.pop(key, None)
+
+    def _collect_all(self) -> None:
+        while self._inflight:
+            self._collect(block=True)
+
+    def _shutdown(self) -> None:
+        try:
+            if self.positions:
+                self._flush_due(time.monotonic(), force=True)
+            self._collect_all()
+        finally:
+            self._executor.shutdown(wait=True)
+            self._consumer.close()
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
