@@ -208,6 +208,8 @@ class IngestWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-writer")
         self._inflight: list[Future[FlushOutcome]] = []
         self._rewinds: dict[TopicPartitionKey, int | None] = {}
+        # Partitions whose end the consumer has reached, with the end offset seen then.
+        self._at_end: dict[TopicPartitionKey, int] = {}
         self._assigned_once = False
         self._stopping = False
         self._consumer = Consumer(self._consumer_config())
@@ -220,6 +222,9 @@ class IngestWorker:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            # End-of-partition events tell `--until-idle` when a partition is drained; they
+            # come from fetch responses, which (unlike ListOffsets on tansu) are exact.
+            "enable.partition.eof": True,
             "session.timeout.ms": settings.kafka_session_timeout_ms,
             "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
             "partition.assignment.strategy": "roundrobin",
@@ -244,7 +249,7 @@ class IngestWorker:
         )
         # Everything allocated so far lives for the whole run; keep the collector off it.
         gc.freeze()
-        next_idle_check = 0.0
+        next_idle_check = next_lag_report = 0.0
         try:
             while not self._stopping:
                 self._apply_rewinds()
@@ -257,6 +262,9 @@ class IngestWorker:
                 self._flush_due(now, force=quiet and self.options.until_idle)
                 if self.options.max_seconds and now - started >= self.options.max_seconds:
                     break
+                if now >= next_lag_report:
+                    next_lag_report = now + 5.0
+                    self._report_lag()
                 if quiet and self.options.until_idle and now >= next_idle_check:
                     next_idle_check = now + 0.5
                     if self._caught_up():
@@ -273,6 +281,7 @@ class IngestWorker:
     def _buffer(self, messages: list[Message], now: float) -> None:
         positions = self.positions
         buffers = self.buffers
+        at_end = self._at_end
         consumed = 0
         for message in messages:
             error = message.error()
@@ -287,6 +296,8 @@ class IngestWorker:
             position = positions[key]
             if position is not None and offset <= position:
                 continue  # already in a batch: duplicate delivery after a seek
+            if at_end:
+                at_end.pop(key, None)
             buffer = buffers[topic]
             if not buffer.messages:
                 buffer.opened_at = now
@@ -300,6 +311,9 @@ class IngestWorker:
 
     def _on_consume_error(self, message: Message, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
+            key = (message.topic(), message.partition())
+            if key in self.positions:
+                self._at_end[key] = message.offset()
             return
         if error.fatal():
             raise RuntimeError(f"fatal Kafka error: {error}")
@@ -359,6 +373,7 @@ class IngestWorker:
                 continue
             self._drop_buffered(topic, {partition})
             self.positions[(topic, partition)] = recorded
+            self._at_end.pop((topic, partition), None)
             target = recorded + 1 if recorded is not None else OFFSET_BEGINNING
             self._consumer.seek(TopicPartition(topic, partition, target))
         self._rewinds.clear()
@@ -372,19 +387,26 @@ class IngestWorker:
             buffer.ranges.pop(partition, None)
 
     def _caught_up(self) -> bool:
-        if not self._assigned_once or self._inflight:
+        """Every assigned partition drained to its end and everything read is committed."""
+        if not self._assigned_once or self._inflight or self._rewinds:
             return False
         if any(buffer.messages for buffer in self.buffers.values()):
             return False
-        for (topic, partition), position in self.positions.items():
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=5, cached=False
-            )
-            landed = position + 1 if position is not None else low
-            metrics.LAG.labels(topic, str(partition)).set(max(0, high - landed))
-            if landed < high:
+        for key, position in self.positions.items():
+            end = self._at_end.get(key)
+            if end is None or (position is not None and position + 1 < end):
                 return False
         return True
+
+    def _report_lag(self) -> None:
+        """Lag per partition from the watermarks of the last fetch (no broker round trip)."""
+        for (topic, partition), position in self.positions.items():
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            landed = position + 1 if position is not None else 0
+            if high >= 0:
+                metrics.LAG.labels(topic, str(partition)).set(max(0, high - landed))
 
     # --- rebalances ---------------------------------------------------------------------------
 
@@ -402,6 +424,7 @@ class IngestWorker:
             version = recorded[(tp.topic, tp.partition)]
             tp.offset = version + 1 if version is not None else OFFSET_BEGINNING
             self.positions[(tp.topic, tp.partition)] = version
+            self._at_end.pop((tp.topic, tp.partition), None)
         # Assigning with explicit offsets here means the fetch starts there: no seek race.
         consumer.assign(partitions)
         self._assigned_once = True
@@ -430,6 +453,7 @@ class IngestWorker:
         for key in keys:
             self.positions.pop(key, None)
             self._rewinds.pop(key, None)
+            self._at_end.pop(key, None)
 
     def _collect_all(self) -> None:
         while self._inflight:

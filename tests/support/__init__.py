@@ -1,0 +1,1 @@
+"""Test-only helpers: real services on free ports, traffic, and table readers."""

@@ -1,0 +1,128 @@
+"""The decoder turns message values into typed rows and gives every bad message a reason."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from lakehouse.schemas import CLICKSTREAM, SENSOR_READINGS
+from streaming.ingest.decode import BatchDecoder, Reason
+
+
+def click(event_id: str, **overrides: object) -> bytes:
+    event = {
+        "event_id": event_id,
+        "event_time": "2026-11-23T10:00:00.000001Z",
+        "user_id": 7,
+        "session_id": "s-1",
+        "event_type": "product_view",
+        "page": "product",
+        "product_id": 42,
+        "price": 19.5,
+    }
+    event.update(overrides)
+    return orjson.dumps(event)
+
+
+POISON = {
+    b'{"event_id": "x", "user_': Reason.INVALID_JSON,
+    b'{"event_id": "\xff\xfe"}': Reason.INVALID_ENCODING,
+    "{\"event_id\": \"x\"}".encode("utf-16"): Reason.INVALID_ENCODING,
+    b"[1, 2, 3]": Reason.NOT_AN_OBJECT,
+    b"42": Reason.NOT_AN_OBJECT,
+    click("wrong-type", user_id="seven"): Reason.SCHEMA_MISMATCH,
+    click("too-big-int").replace(b'"user_id":7', b'"user_id":' + str(2**70).encode()): (
+        Reason.SCHEMA_MISMATCH
+    ),
+    click("bad-time", event_time="yesterday"): Reason.SCHEMA_MISMATCH,
+    click("missing", session_id=None): Reason.MISSING_FIELD,
+    b'{"event_id": "a"}{"event_id": "b"}': Reason.INVALID_JSON,
+    b"": Reason.EMPTY,
+    b"x" * 5000: Reason.OVERSIZE,
+}
+
+
+def decoder() -> BatchDecoder:
+    return BatchDecoder(CLICKSTREAM, max_message_bytes=4096)
+
+
+def test_clean_batch_decodes_to_typed_rows_in_order() -> None:
+    values = [click(f"e{i}", user_id=i) for i in range(1000)]
+    decoded = decoder().decode(values)
+    assert decoded.rejects == []
+    assert decoded.table.num_rows == 1000
+    assert decoded.table.column("user_id").to_pylist() == list(range(1000))
+    assert decoded.indices.tolist() == list(range(1000))
+    assert str(decoded.table.schema.field("event_time").type) == "timestamp[us, tz=UTC]"
+
+
+@pytest.mark.parametrize(("value", "reason"), list(POISON.items()), ids=lambda v: str(v)[:30])
+def test_each_kind_of_poison_is_rejected_with_its_reason(value: bytes, reason: Reason) -> None:
+    values = [click("before"), value, click("after")]
+    decoded = decoder().decode(values)
+    assert [(r.index, r.reason) for r in decoded.rejects] == [(1, reason)]
+    assert decoded.rejects[0].detail
+    assert decoded.table.column("event_id").to_pylist() == ["before", "after"]
+    assert decoded.indices.tolist() == [0, 2]
+
+
+def test_none_value_is_an_empty_message() -> None:
+    decoded = decoder().decode([None, click("ok")])
+    assert [(r.index, r.reason) for r in decoded.rejects] == [(0, Reason.EMPTY)]
+
+
+def test_schema_mismatch_names_the_field() -> None:
+    decoded = decoder().decode([click("a", user_id="seven")])
+    assert "user_id" in decoded.rejects[0].detail
+
+
+def test_pretty_printed_json_is_accepted() -> None:
+    pretty = orjson.dumps(orjson.loads(click("pretty")), option=orjson.OPT_INDENT_2)
+    assert b"\n" in pretty
+    decoded = decoder().decode([click("a"), pretty, click("b")])
+    assert decoded.rejects == []
+    assert decoded.table.column("event_id").to_pylist() == ["a", "pretty", "b"]
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
+    decoded = decoder().decode([click("a", brand_new_field={"nested": True})])
+    assert decoded.rejects == []
+    assert decoded.table.num_rows == 1
+
+
+def test_a_message_fate_does_not_depend_on_its_neighbours() -> None:
+    """Arrow alone judges each message: alone or among poison, the same verdict."""
+    borderline = click("naive-time", event_time="2026-11-23 10:00:00")
+    alone = decoder().decode([borderline])
+    among_poison = decoder().decode([b"{bad", borderline, b"[]"])
+    assert alone.rejects == []
+    assert [r.index for r in among_poison.rejects] == [0, 2]
+    assert among_poison.table.column("event_id").to_pylist() == ["naive-time"]
+
+
+def test_many_scattered_poison_messages_are_all_found() -> None:
+    values = [click(f"e{i}") for i in range(20_000)]
+    bad = set(range(5, 20_000, 97))
+    for i in bad:
+        values[i] = b'{"event_id": 1}' if i % 2 else b"not json"
+    decoded = decoder().decode(values)
+    assert {r.index for r in decoded.rejects} == bad
+    assert decoded.table.num_rows == 20_000 - len(bad)
+    assert set(decoded.indices.tolist()).isdisjoint(bad)
+
+
+def test_required_fields_come_from_the_event_schema() -> None:
+    reading = orjson.dumps(
+        {
+            "event_id": "r1",
+            "event_time": "2026-11-23T10:00:00Z",
+            "device_id": "machine-0001",
+            "sensor_id": "machine-0001/temperature",
+            "sensor_type": "temperature",
+            "sequence": 1,
+            "unit": "celsius",
+        }
+    )
+    decoded = BatchDecoder(SENSOR_READINGS, 4096).decode([reading])
+    assert decoded.rejects[0].reason is Reason.MISSING_FIELD
+    assert "value" in decoded.rejects[0].detail
