@@ -66,6 +66,7 @@ class EmbeddedBroker:
     port: int
     log_path: Path
     storage_engine: str = "memory://tansu/"
+    advertised_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,13 +77,15 @@ class EmbeddedBroker:
         """Start the broker in its own session (it outlives the CLI) and wait for its port."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.host}:{self.port}"
+        # A different advertised port puts a proxy in front of the broker (outage tests).
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         command = [
             str(tansu_binary()),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             self.storage_engine,
         ]

@@ -33,6 +33,7 @@ from streaming.ingest.sink import CommitResult, PartitionedDeltaSink, PartitionR
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+JOIN_WARNING_SECONDS = 60.0
 
 
 @dataclass
@@ -210,7 +211,7 @@ class IngestWorker:
         self._rewinds: dict[TopicPartitionKey, int | None] = {}
         # Partitions whose end the consumer has reached, with the end offset seen then.
         self._at_end: dict[TopicPartitionKey, int] = {}
-        self._assigned_once = False
+        self._assigned_at: float | None = None
         self._stopping = False
         self._consumer = Consumer(self._consumer_config())
 
@@ -231,6 +232,14 @@ class IngestWorker:
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 16 << 20,
             "queued.max.messages.kbytes": 256 << 10,
+            # librdkafka pauses a partition's fetching for fetch.queue.backoff.ms (1 s by
+            # default) once its local queue holds queued.min.messages (100k by default):
+            # that capped consumption at about 210k messages/s (bench/ingest). Memory stays
+            # bounded by queued.max.messages.kbytes above.
+            "queued.min.messages": 1_000_000,
+            "fetch.queue.backoff.ms": 10,
+            # librdkafka's own log lines go through Python logging, so they are JSON too.
+            "logger": logging.getLogger("librdkafka"),
         }
 
     # --- the loop ----------------------------------------------------------------------------
@@ -249,7 +258,12 @@ class IngestWorker:
         )
         # Everything allocated so far lives for the whole run; keep the collector off it.
         gc.freeze()
+        # Buffered Kafka messages are GC-tracked and live until their flush; with the default
+        # thresholds a full collection rescans all of them every ~70k allocations (13% of
+        # the time in bench/ingest). Cycles are rare here, so full collections can be too.
+        gc.set_threshold(700, 10, 1000)
         next_idle_check = next_lag_report = 0.0
+        join_warning_at = started + JOIN_WARNING_SECONDS
         try:
             while not self._stopping:
                 self._apply_rewinds()
@@ -262,6 +276,14 @@ class IngestWorker:
                 self._flush_due(now, force=quiet and self.options.until_idle)
                 if self.options.max_seconds and now - started >= self.options.max_seconds:
                     break
+                if self._assigned_at is None and now >= join_warning_at:
+                    join_warning_at = now + JOIN_WARNING_SECONDS
+                    log.warning(
+                        "no partitions assigned after %.0fs; on the embedded broker a group "
+                        "whose members all left at the same moment stays stuck (a tansu bug): "
+                        "`lakehouse down && lakehouse up`, or another INGEST_GROUP_ID, clears it",
+                        now - started,
+                    )
                 if now >= next_lag_report:
                     next_lag_report = now + 5.0
                     self._report_lag()
@@ -274,40 +296,58 @@ class IngestWorker:
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    def _request_stop(self, signum: int, _frame: object) -> None:
-        log.info("signal %d: flushing and stopping", signum)
+    def stop(self) -> None:
+        """Ask `run()` to flush what it holds and return; safe from another thread."""
         self._stopping = True
 
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        log.info("signal %d: flushing and stopping", signum)
+        self.stop()
+
     def _buffer(self, messages: list[Message], now: float) -> None:
+        """Append our new messages to their topic's buffer and extend its offset ranges.
+
+        This loop runs once per message, so it does only what must be decided per message
+        (errors, partitions we do not own, duplicates after a seek); each partition's range
+        and each buffer's opening time are settled once per call, in `finally` so that
+        buffered messages and ranges stay consistent even if an error is raised midway.
+        """
         positions = self.positions
-        buffers = self.buffers
         at_end = self._at_end
+        appends = {topic: buffer.messages.append for topic, buffer in self.buffers.items()}
+        was_empty = {topic for topic, buffer in self.buffers.items() if not buffer.messages}
+        before: dict[TopicPartitionKey, int | None] = {}  # position before this call, per key
         consumed = 0
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_consume_error(message, error)
-                continue
-            topic = message.topic()
-            key = (topic, message.partition())
-            offset = message.offset()
-            if key not in positions:
-                continue  # not ours (any more): a revoke or rewind raced this fetch
-            position = positions[key]
-            if position is not None and offset <= position:
-                continue  # already in a batch: duplicate delivery after a seek
-            if at_end:
-                at_end.pop(key, None)
-            buffer = buffers[topic]
-            if not buffer.messages:
-                buffer.opened_at = now
-            span = buffer.ranges.get(key[1])
-            base = span.base if span is not None else position
-            buffer.ranges[key[1]] = PartitionRange(base, offset)
-            buffer.messages.append(message)
-            positions[key] = offset
-            consumed += 1
-        self.report.consumed += consumed
+        try:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    self._on_consume_error(message, error)
+                    continue
+                topic = message.topic()
+                key = (topic, message.partition())
+                offset = message.offset()
+                if key not in positions:
+                    continue  # not ours (any more): a revoke or rewind raced this fetch
+                position = positions[key]
+                if position is not None and offset <= position:
+                    continue  # already in a batch: duplicate delivery after a seek
+                if at_end:
+                    at_end.pop(key, None)
+                if key not in before:
+                    before[key] = position
+                appends[topic](message)
+                positions[key] = offset
+                consumed += 1
+        finally:
+            for (topic, partition), position in before.items():
+                buffer = self.buffers[topic]
+                span = buffer.ranges.get(partition)
+                base = span.base if span is not None else position
+                buffer.ranges[partition] = PartitionRange(base, positions[(topic, partition)])
+                if topic in was_empty:
+                    buffer.opened_at = now
+            self.report.consumed += consumed
 
     def _on_consume_error(self, message: Message, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -388,7 +428,9 @@ class IngestWorker:
 
     def _caught_up(self) -> bool:
         """Every assigned partition drained to its end and everything read is committed."""
-        if not self._assigned_once or self._inflight or self._rewinds:
+        if self._assigned_at is None or self._inflight or self._rewinds:
+            return False
+        if not self._owns_everything() and not self._group_settled():
             return False
         if any(buffer.messages for buffer in self.buffers.values()):
             return False
@@ -397,6 +439,22 @@ class IngestWorker:
             if end is None or (position is not None and position + 1 < end):
                 return False
         return True
+
+    def _owns_everything(self) -> bool:
+        """Whether this member holds every partition of its topics."""
+        metadata = self._consumer.list_topics(timeout=10)
+        total = sum(len(metadata.topics[topic].partitions) for topic in self.options.topics)
+        return len(self.positions) >= total
+
+    def _group_settled(self) -> bool:
+        """Long enough since the last rebalance for dead members to have been evicted.
+
+        Partitions this member does not hold may belong to a crashed process whose session
+        has not expired yet; once it has, the group rebalances and hands them out again.
+        """
+        assert self._assigned_at is not None
+        settle = self.settings.kafka_session_timeout_ms / 1000 * 1.5 + 1.0
+        return time.monotonic() - self._assigned_at >= settle
 
     def _report_lag(self) -> None:
         """Lag per partition from the watermarks of the last fetch (no broker round trip)."""
@@ -427,7 +485,7 @@ class IngestWorker:
             self._at_end.pop((tp.topic, tp.partition), None)
         # Assigning with explicit offsets here means the fetch starts there: no seek race.
         consumer.assign(partitions)
-        self._assigned_once = True
+        self._assigned_at = time.monotonic()
         log.info("assigned %s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -80,30 +80,59 @@ def produce(
 
 
 class SteadyTraffic(threading.Thread):
-    """Produces clickstream events c{start}..c{start+total-1} at `rate` per second."""
+    """Produces clickstream events c{start}, c{start+1}... at `rate` per second.
 
-    def __init__(self, settings: Settings, total: int, rate: float, start: int = 0) -> None:
+    Stops after `total` events or when `finish()` is called; `produced` then says how many
+    were delivered (all of them acknowledged by the broker).
+    """
+
+    def __init__(
+        self, settings: Settings, rate: float, total: int | None = None, start: int = 0
+    ) -> None:
         super().__init__(daemon=True)
-        self.settings, self.total, self.rate, self.start_at = settings, total, rate, start
+        self.settings, self.rate, self.total, self.start_at = settings, rate, total, start
         self.produced = 0
         self.error: BaseException | None = None
+        self._finish = threading.Event()
+
+    def finish(self) -> int:
+        """Stop producing, wait for the last chunk to be acknowledged; return the count."""
+        self._finish.set()
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.produced
+
+    def complete(self) -> int:
+        """Wait until all `total` events are produced and acknowledged; return the count."""
+        assert self.total is not None, "complete() needs a total; use finish()"
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.produced
+
+    def expected_ids(self) -> set[str]:
+        return {f"c{i}" for i in range(self.start_at, self.start_at + self.produced)}
 
     def run(self) -> None:
         try:
             client = producer(self.settings)
             began = time.monotonic()
             chunk = max(1, int(self.rate / 20))
-            for offset in range(0, self.total, chunk):
-                numbers = range(
-                    self.start_at + offset, self.start_at + min(offset + chunk, self.total)
-                )
+            while not self._finish.is_set():
+                if self.total is not None:
+                    chunk = min(chunk, self.total - self.produced)
+                    if chunk <= 0:
+                        return
+                first = self.start_at + self.produced
+                numbers = range(first, first + chunk)
                 self.produced += produce(
                     self.settings, "clickstream", map(click_event, numbers), client
                 )
                 ahead = began + self.produced / self.rate - time.monotonic()
                 if ahead > 0:
-                    time.sleep(ahead)
-        except BaseException as error:  # surfaced by the test through .error
+                    self._finish.wait(ahead)
+        except BaseException as error:  # surfaced by the test through finish()
             self.error = error
 
 
