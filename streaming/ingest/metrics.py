@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-CONSUMED = Counter("ingest_messages_consumed_total", "Messages read from Kafka", ["topic"])
+CONSUMED = Counter(
+    "ingest_messages_consumed_total", "Messages read from Kafka and flushed", ["topic"]
+)
 WRITTEN = Counter("ingest_rows_written_total", "Rows committed to bronze tables", ["topic"])
 QUARANTINED = Counter(
     "ingest_messages_quarantined_total",

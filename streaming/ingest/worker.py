@@ -122,6 +122,7 @@ class TopicWriter:
         rows = self._bronze_rows(decoded, partitions, offsets, now)
         result = self.data.commit_contiguous(rows, batch.ranges)
         elapsed = time.perf_counter() - started
+        metrics.CONSUMED.labels(self.topic).inc(len(messages))
         metrics.FLUSH_SECONDS.labels(self.topic).observe(elapsed)
         log.info(
             "flushed %d messages in %.3fs: %d rows at version %s, %d quarantined",
