@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port
 from lakehouse.settings import Settings
@@ -168,3 +169,38 @@ def _wait_for_log(log: Path, prefix: str, timeout: float, after: int = 0) -> Non
 
 def _count_log(log: Path, prefix: str) -> int:
     return sum(m.startswith(prefix) for m in log_messages(log)) if log.exists() else 0
+
+
+@pytest.mark.slow
+def test_an_s3_outage_is_retried_until_the_commit_lands(
+    settings: Settings, moto_server: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    moto_port = int(moto_server.rsplit(":", 1)[1])
+    proxy = CuttableProxy(free_port(), moto_port).start()
+    try:
+        settings = settings.model_copy(
+            update={
+                "lakehouse_root": f"s3://{s3_bucket}/lake",
+                "aws_endpoint_url": f"http://127.0.0.1:{proxy.listen_port}",
+                "aws_access_key_id": SecretStr("testing"),
+                "aws_secret_access_key": SecretStr("testing"),
+                "aws_allow_http": True,
+            }
+        )
+        log = tmp_path / "ingest.log"
+        produce(settings, "clickstream", map(click_event, range(10_000)))
+        ingest = start_ingest(settings, log)
+        wait_for_rows(settings, "clickstream", 10_000, timeout=90)
+
+        proxy.cut()
+        produce(settings, "clickstream", map(click_event, range(10_000, 20_000)))
+        time.sleep(10)
+        assert ingest.poll() is None, "ingest died during the S3 outage"
+        proxy.restore()
+
+        wait_for_rows(settings, "clickstream", 20_000, timeout=180)
+        assert stop(ingest) == 0
+        assert_exactly_once(settings, "clickstream", {f"c{i}" for i in range(20_000)})
+        assert any("failed" in m for m in log_messages(log)), "the outage was never noticed"
+    finally:
+        proxy.cut()
