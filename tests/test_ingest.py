@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from lakehouse.broker import free_port
 from lakehouse.catalog import CATALOG, table_uri
 from lakehouse.settings import Settings
+from streaming.ingest.metrics import serve_metrics
+from streaming.ingest.runner import run_ingest
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.support.traffic import (
     assert_exactly_once,
@@ -114,3 +118,32 @@ def test_poison_messages_are_quarantined_with_raw_bytes_and_provenance(
 
 def _valid(values: list[bytes | None]) -> set[bytes | None]:
     return {value for value in values if value is not None and value.startswith(b'{"event_id":"c')}
+
+
+def test_prometheus_metrics_count_what_landed(settings: Settings) -> None:
+    port = free_port()
+    serve_metrics(port)
+    produce(settings, "clickstream", [*map(click_event, range(1_000)), b"{not json"])
+    ingest(settings)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    assert _sample(body, 'ingest_rows_written_total{topic="clickstream"}') >= 1_000
+    assert _sample(body, 'ingest_messages_consumed_total{topic="clickstream"}') >= 1_001
+    quarantined = 'ingest_messages_quarantined_total{reason="invalid_json",topic="clickstream"}'
+    assert _sample(body, quarantined) >= 1
+    assert "ingest_flush_seconds_bucket" in body
+
+
+def test_two_worker_processes_share_the_partitions(settings: Settings) -> None:
+    produce(settings, "clickstream", map(click_event, range(20_000)))
+    options = IngestOptions(topics=["clickstream"], until_idle=True)
+    report = run_ingest(settings, options, workers=2)
+    assert report.written == 20_000
+    assert_exactly_once(settings, "clickstream", {f"c{i}" for i in range(20_000)})
+
+
+def _sample(body: str, name: str) -> float:
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} in metrics")
