@@ -110,6 +110,7 @@ class Catalog:
             raise KeyError(f"unknown table {key!r}; known tables: {known}") from None
 
     def topic(self, name: str) -> TopicSpec:
+        """Look a topic up by name, with a clear error for a wrong name."""
         try:
             return self.topics[name]
         except KeyError:
@@ -124,10 +125,13 @@ class Catalog:
         raise KeyError(f"no bronze table declared for topic {topic!r}")
 
     def in_layer(self, layer: Layer) -> Iterator[TableSpec]:
+        """The tables of one layer, in declaration order."""
         return (table for table in self.tables.values() if table.layer is layer)
 
-    def topics_of(self, domain: Domain) -> list[TopicSpec]:
-        return [topic for topic in self.topics.values() if topic.domain is domain]
+    def topics_of(self, domain: Domain | str) -> list[TopicSpec]:
+        """The topics of one domain, in declaration order."""
+        wanted = Domain(domain)
+        return [topic for topic in self.topics.values() if topic.domain is wanted]
 
 
 CATALOG = Catalog()
