@@ -11,7 +11,13 @@ import threading
 import time
 
 from lakehouse.settings import Settings
-from streaming.ingest.worker import Batch, FlushOutcome, IngestOptions, IngestWorker, TopicWriter
+from streaming.ingest.worker import (
+    FlushOutcome,
+    IngestOptions,
+    IngestWorker,
+    Prepared,
+    TopicWriter,
+)
 from tests.support.traffic import SteadyTraffic, assert_exactly_once, bronze, wait_for_rows
 
 
@@ -23,10 +29,10 @@ class GatedWriter(TopicWriter):
         self.gate = threading.Event()
         self.holding = threading.Event()
 
-    def write(self, batch: Batch) -> FlushOutcome:
+    def commit(self, prepared: Prepared) -> FlushOutcome:
         self.holding.set()
         self.gate.wait()
-        return super().write(batch)
+        return super().commit(prepared)
 
 
 def run_in_thread(worker: IngestWorker) -> threading.Thread:

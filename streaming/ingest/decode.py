@@ -74,17 +74,25 @@ class BatchDecoder:
         self._required = list(event.required)
         self._string_columns = [f.name for f in event.schema if pa.types.is_string(f.type)]
         self._screen_decoder = msgspec.json.Decoder(_screening_struct(event.schema))
+        self._poison_seen = False  # whether the last slow path found suspects
 
     def decode(self, values: list[bytes | None]) -> Decoded:
         """Split a batch into typed valid rows and classified rejects; never raises on input."""
         rejects: list[Reject] = []
         candidates = self._screen(values, rejects)
         parts: list[tuple[np.ndarray, pa.Table]] = []
-        table = self._try_parse([values[i] for i in candidates])  # type: ignore[misc]
+        # After a batch with poison, the next one most likely has some too: go straight to
+        # the slow path rather than parse the whole batch only to have Arrow refuse it.
+        # Every message's fate is the same on either path (see the module docstring).
+        table = None
+        if not self._poison_seen:
+            everyone = len(candidates) == len(values)
+            batch = values if everyone else [values[i] for i in candidates.tolist()]
+            table = self._try_parse(batch)  # type: ignore[arg-type]
         if table is not None and table.num_rows == len(candidates):
             parts.append((candidates, table))
         elif len(candidates):
-            self._slow_path(values, candidates, parts, rejects)
+            self._poison_seen = self._slow_path(values, candidates, parts, rejects) > 0
         if parts:
             parts.sort(key=lambda part: int(part[0][0]))
             indices = np.concatenate([part[0] for part in parts])
@@ -104,16 +112,17 @@ class BatchDecoder:
         too_big = bool(values) and not has_empty and max(map(len, values)) > self.max_message_bytes
         if not has_empty and not too_big:
             return everything
-        keep = []
-        for index, value in enumerate(values):
-            if not value:
+        # Sizes in one C-level pass; Python only touches the few offenders.
+        sized = [value or b"" for value in values] if None in values else values
+        sizes = np.fromiter(map(len, sized), np.int64, len(values))
+        bad = (sizes == 0) | (sizes > self.max_message_bytes)
+        for index in np.flatnonzero(bad).tolist():
+            if sizes[index] == 0:
                 rejects.append(Reject(index, Reason.EMPTY, "message has no value"))
-            elif len(value) > self.max_message_bytes:
-                detail = f"{len(value)} bytes > limit {self.max_message_bytes}"
-                rejects.append(Reject(index, Reason.OVERSIZE, detail))
             else:
-                keep.append(index)
-        return np.asarray(keep, dtype=np.int64)
+                detail = f"{sizes[index]} bytes > limit {self.max_message_bytes}"
+                rejects.append(Reject(index, Reason.OVERSIZE, detail))
+        return np.flatnonzero(~bad).astype(np.int64, copy=False)
 
     def _slow_path(
         self,
@@ -121,7 +130,8 @@ class BatchDecoder:
         candidates: np.ndarray,
         parts: list[tuple[np.ndarray, pa.Table]],
         rejects: list[Reject],
-    ) -> None:
+    ) -> int:
+        """Screen each message, batch-parse the clean ones, judge the rest; count suspects."""
         clean: list[int] = []
         suspects: list[tuple[int, str]] = []
         validate = self._screen_decoder.decode
@@ -137,6 +147,7 @@ class BatchDecoder:
         self._parse_segment(values, np.asarray(clean, dtype=np.int64), parts, rejects)
         for index, hint in suspects:
             self._parse_one(values[index], index, parts, rejects, hint)  # type: ignore[arg-type]
+        return len(suspects)
 
     def _parse_segment(
         self,

@@ -78,6 +78,17 @@ class FlushOutcome:
 
 
 @dataclass
+class Prepared:
+    """A decoded batch ready to commit: bronze rows, quarantine rows, decode seconds."""
+
+    batch: Batch
+    decoded: Decoded
+    rows: pa.Table
+    rejects: pa.Table | None
+    seconds: float
+
+
+@dataclass
 class TopicBuffer:
     """Messages of one topic waiting for the next flush."""
 
@@ -104,29 +115,37 @@ class TopicWriter:
             QUARANTINE, settings, topic, partition_column="partition", offset_column="offset"
         )
 
-    def write(self, batch: Batch) -> FlushOutcome:
-        """Quarantine first, then data: the data commit is what moves the resume point."""
+    def prepare(self, batch: Batch) -> Prepared:
+        """Decode and build the rows to commit; touches no table, so it may overlap a commit."""
         started = time.perf_counter()
         messages = batch.messages
         decoded = self.decoder.decode([m.value() for m in messages])
         partitions = np.fromiter((m.partition() for m in messages), np.int32, len(messages))
         offsets = np.fromiter((m.offset() for m in messages), np.int64, len(messages))
         now = datetime.now(UTC)
-        quarantined = 0
+        rejects = None
         if decoded.rejects:
             rejects = self._quarantine_rows(messages, decoded, partitions, offsets, now)
+        rows = self._bronze_rows(decoded, partitions, offsets, now)
+        return Prepared(batch, decoded, rows, rejects, time.perf_counter() - started)
+
+    def commit(self, prepared: Prepared) -> FlushOutcome:
+        """Quarantine first, then data: the data commit is what moves the resume point."""
+        started = time.perf_counter()
+        batch, decoded = prepared.batch, prepared.decoded
+        quarantined = 0
+        if prepared.rejects is not None:
             lasts = {p: span.last for p, span in batch.ranges.items()}
-            quarantined = self.quarantine.commit_above_watermark(rejects, lasts).rows
+            quarantined = self.quarantine.commit_above_watermark(prepared.rejects, lasts).rows
             for reject in decoded.rejects:
                 metrics.QUARANTINED.labels(self.topic, reject.reason.value).inc()
-        rows = self._bronze_rows(decoded, partitions, offsets, now)
-        result = self.data.commit_contiguous(rows, batch.ranges)
-        elapsed = time.perf_counter() - started
-        metrics.CONSUMED.labels(self.topic).inc(len(messages))
+        result = self.data.commit_contiguous(prepared.rows, batch.ranges)
+        elapsed = prepared.seconds + time.perf_counter() - started
+        metrics.CONSUMED.labels(self.topic).inc(len(batch.messages))
         metrics.FLUSH_SECONDS.labels(self.topic).observe(elapsed)
         log.info(
             "flushed %d messages in %.3fs: %d rows at version %s, %d quarantined",
-            len(messages),
+            len(batch.messages),
             elapsed,
             result.rows,
             result.version,
@@ -136,7 +155,7 @@ class TopicWriter:
         metrics.WRITTEN.labels(self.topic).inc(result.rows)
         if result.fenced:
             metrics.FENCED.labels(self.topic).inc(len(result.fenced))
-        return FlushOutcome(self.topic, len(messages), result, quarantined)
+        return FlushOutcome(self.topic, len(batch.messages), result, quarantined)
 
     def _bronze_rows(
         self, decoded: Decoded, partitions: np.ndarray, offsets: np.ndarray, now: datetime
@@ -207,6 +226,9 @@ class IngestWorker:
         # Last offset handed to a batch per assigned partition (None: read from the start).
         self.positions: dict[TopicPartitionKey, int | None] = {}
         self.report = IngestReport()
+        # A two-stage pipeline of single threads: batch N+1 decodes while batch N commits
+        # (the commit runs mostly in delta-rs, without the GIL); commits stay in order.
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoder")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-writer")
         self._inflight: list[Future[FlushOutcome]] = []
         self._rewinds: dict[TopicPartitionKey, int | None] = {}
@@ -232,11 +254,12 @@ class IngestWorker:
             "partition.assignment.strategy": "roundrobin",
             "fetch.max.bytes": 64 << 20,
             "max.partition.fetch.bytes": 16 << 20,
-            "queued.max.messages.kbytes": 256 << 10,
             # librdkafka pauses a partition's fetching for fetch.queue.backoff.ms (1 s by
             # default) once its local queue holds queued.min.messages (100k by default):
-            # that capped consumption at about 210k messages/s (bench/ingest). Memory stays
-            # bounded by queued.max.messages.kbytes above.
+            # that capped consumption at about 210k messages/s (bench/ingest). The prefetch
+            # queue is bounded by size instead: 64 MiB is about 1 s of input at full speed;
+            # 256 MiB only added 450 MB of resident memory, no throughput.
+            "queued.max.messages.kbytes": 64 << 10,
             "queued.min.messages": 1_000_000,
             "fetch.queue.backoff.ms": 10,
             # librdkafka's own log lines go through Python logging, so they are JSON too.
@@ -375,7 +398,8 @@ class IngestWorker:
         while len(self._inflight) >= 2:
             self._collect(block=True)
         writer = self.writers[batch.topic]
-        self._inflight.append(self._executor.submit(writer.write, batch))
+        decoding = self._decoder.submit(writer.prepare, batch)
+        self._inflight.append(self._executor.submit(lambda: writer.commit(decoding.result())))
 
     def _collect(self, block: bool) -> None:
         while self._inflight and (block or self._inflight[0].done()):
@@ -524,7 +548,8 @@ class IngestWorker:
                 self._flush_due(time.monotonic(), force=True)
             self._collect_all()
         finally:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True)  # queued commits wait on their decode
+            self._decoder.shutdown(wait=True)
             self._consumer.close()
 
 
