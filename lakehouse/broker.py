@@ -158,11 +158,13 @@ def ensure_topics(
     """
     admin = AdminClient(settings.kafka_config())
     existing = set(admin.list_topics(timeout=timeout).topics)
+    if existing.issuperset(catalog.topics):
+        return []  # librdkafka refuses an empty creation request
     wanted = [
         NewTopic(
             topic.name,
             num_partitions=topic_partitions(topic, settings),
-            replication_factor=1 if _is_local(settings) else -1,
+            replication_factor=1 if is_local_kafka(settings) else -1,
         )
         for topic in catalog.topics.values()
         if topic.name not in existing
@@ -185,7 +187,8 @@ def describe_topics(settings: Settings, timeout: float = 10.0) -> dict[str, int]
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
-def _is_local(settings: Settings) -> bool:
+def is_local_kafka(settings: Settings) -> bool:
+    """Whether KAFKA_BOOTSTRAP_SERVERS points at this machine (the embedded broker's home)."""
     host, _ = split_bootstrap(settings.kafka_bootstrap_servers)
     return host in LOCAL_HOSTS
 
@@ -216,7 +219,7 @@ def start_local_broker(settings: Settings) -> tuple[dict[str, object], bool]:
     state = running_broker(settings)
     if state is not None:
         return state, False
-    if not _is_local(settings):
+    if not is_local_kafka(settings):
         raise RuntimeError(
             f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} is not local; "
             "the embedded broker only runs on this machine"

@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse import broker
-from lakehouse.catalog import CATALOG, Domain, Layer, topic_partitions
-from lakehouse.delta import ensure_table, table_stats
+from lakehouse.catalog import CATALOG, Domain, topic_partitions
 from lakehouse.logs import configure_logging
 from lakehouse.settings import get_settings
+from lakehouse.views import arrow_view
 
 app = typer.Typer(
     name="lakehouse",
@@ -39,17 +39,25 @@ class OutputFormat(StrEnum):
 
 @app.command()
 def up() -> None:
-    """Start the embedded broker (if not running), create topics and bronze tables."""
+    """Start the embedded broker (local Kafka only), create topics and bronze tables."""
+    from lakehouse.runtime import bring_up, lake_has_landed
+
     settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    state, started = broker.start_local_broker(settings)
-    verb = "started" if started else "already running"
-    console.print(f"[green]broker[/] {verb} at {state['bootstrap']}")
-    created = broker.ensure_topics(settings)
-    console.print(f"[green]topics[/] created: {', '.join(created) or 'none (all exist)'}")
-    for spec in CATALOG.in_layer(Layer.BRONZE):
-        ensure_table(spec, settings)
+    runtime = bring_up(settings)
+    if not runtime.managed:
+        console.print(f"[green]kafka[/] at {runtime.bootstrap} (external: not started here)")
+    else:
+        verb = "started" if runtime.started else "already running"
+        console.print(f"[green]broker[/] {verb} at {runtime.bootstrap}")
+    console.print(
+        f"[green]topics[/] created: {', '.join(runtime.topics_created) or 'none (all exist)'}"
+    )
     console.print(f"[green]lake[/] {settings.lake_root}")
+    if runtime.started and lake_has_landed(settings):
+        err_console.print(
+            "[yellow]the lake holds data landed from an earlier broker, whose in-memory "
+            "topics are gone: ingest will refuse it. `lakehouse reset` starts afresh.[/]"
+        )
 
 
 @app.command()
@@ -116,9 +124,8 @@ def generate(
     live: Annotated[bool, typer.Option(help="Stamp events with the wall clock instead")] = False,
 ) -> None:
     """Produce seeded synthetic traffic for one domain to its Kafka topics."""
-    from streaming.producer import produce
-
     from streaming.generators import make_generator
+    from streaming.producer import produce
 
     if domain is Domain.PLATFORM:
         raise typer.BadParameter("choose ecommerce, fraud or iot")
@@ -153,8 +160,10 @@ def ingest(
     configure_logging(json=json_logs)
     settings = get_settings()
     names = list(topics or CATALOG.topics)
-    for name in names:
-        CATALOG.topic(name)  # a clear error for a typo, before joining the group
+    unknown = sorted(set(names) - set(CATALOG.topics))
+    if unknown:
+        known = ", ".join(CATALOG.topics)
+        raise typer.BadParameter(f"unknown topics {unknown}; known: {known}", param_hint="--topics")
     options = IngestOptions(topics=names, until_idle=until_idle, max_seconds=max_seconds)
     report = run_ingest(settings, options, workers=workers)
     rate = report.consumed / max(report.seconds, 1e-9)
@@ -193,12 +202,7 @@ def _print_arrow(result: pa.Table, output: OutputFormat, limit: int) -> None:
         writer.writerows(tuple(row.values()) for row in result.to_pylist())
         sys.stdout.write(buffer.getvalue())
         return
-    table = Table(show_header=True)
-    for name in result.column_names:
-        table.add_column(name)
-    for row in result.slice(0, limit).to_pylist():
-        table.add_row(*(("" if value is None else str(value)) for value in row.values()))
-    console.print(table)
+    console.print(arrow_view(result, limit=limit))
     if result.num_rows > limit:
         console.print(f"({result.num_rows:,} rows, {limit} shown)")
 
@@ -206,32 +210,47 @@ def _print_arrow(result: pa.Table, output: OutputFormat, limit: int) -> None:
 @app.command()
 def tables() -> None:
     """Each catalogued table with its Delta version, file count, rows and size."""
+    from lakehouse.views import tables_view
+
+    console.print(tables_view(get_settings()))
+
+
+@app.command()
+def demo(
+    scale: Annotated[
+        float, typer.Option(help="Multiply the default event counts (1M/250K/500K)")
+    ] = 1.0,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (default 42; a fresh one on reruns)")
+    ] = None,
+) -> None:
+    """End to end: broker up, a simulated day for all three domains, ingest, DuckDB queries."""
+    from lakehouse.demo import run_demo
+
+    if scale <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--scale")
+    try:
+        run_demo(get_settings(), console, scale=scale, seed=seed)
+    except RuntimeError as error:
+        err_console.print(f"[red]demo failed:[/] {error}")
+        raise typer.Exit(code=1) from None
+
+
+@app.command()
+def reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Stop the embedded broker and delete the local lake: a clean slate for the demo."""
+    from lakehouse.demo import reset_local
+
     settings = get_settings()
-    table = Table(title=f"tables under {settings.lake_root}")
-    for column in ("table", "domain", "version", "files", "rows", "size"):
-        table.add_column(column, justify="right" if column not in ("table", "domain") else "left")
-    for spec in CATALOG.tables.values():
-        stats = table_stats(spec, settings)
-        if stats is None:
-            table.add_row(spec.key, spec.domain.value, "-", "-", "-", "not created")
-            continue
-        table.add_row(
-            spec.key,
-            spec.domain.value,
-            str(stats.version),
-            f"{stats.files:,}",
-            f"{stats.rows:,}",
-            _human_bytes(stats.bytes),
-        )
-    console.print(table)
-
-
-def _human_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:,.1f} TiB"
+    if not yes:
+        typer.confirm(f"Stop the embedded broker and delete {settings.lake_root}?", abort=True)
+    try:
+        reset_local(settings, console)
+    except RuntimeError as error:
+        err_console.print(f"[red]reset refused:[/] {error}")
+        raise typer.Exit(code=1) from None
 
 
 if __name__ == "__main__":

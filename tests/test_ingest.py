@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 from deltalake import DeltaTable
 
-from lakehouse.broker import free_port
+from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port
 from lakehouse.catalog import CATALOG, table_uri
 from lakehouse.settings import Settings
 from streaming.ingest.metrics import serve_metrics
 from streaming.ingest.runner import run_ingest
-from streaming.ingest.worker import IngestOptions, IngestWorker
+from streaming.ingest.worker import IngestOptions, IngestWorker, LakeAheadOfBrokerError
 from tests.support.traffic import (
     assert_exactly_once,
     bronze,
@@ -147,3 +149,22 @@ def _sample(body: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no sample {name} in metrics")
+
+
+def test_a_lake_ahead_of_a_recreated_topic_is_refused_loudly(
+    settings: Settings, tmp_path: Path
+) -> None:
+    produce(settings, "clickstream", map(click_event, range(4_000)))
+    ingest(settings)
+    # The broker restarts with empty in-memory topics: the lake now records offsets the
+    # new topic does not have. Landing new events there would silently skip them.
+    fresh = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "fresh-broker.log").start()
+    try:
+        moved = settings.model_copy(update={"kafka_bootstrap_servers": fresh.bootstrap})
+        ensure_topics(moved)
+        produce(moved, "clickstream", map(click_event, range(4_000, 4_100)))
+        with pytest.raises(LakeAheadOfBrokerError, match="recreated or truncated"):
+            ingest(moved)
+    finally:
+        fresh.stop()
+    assert bronze(settings, "clickstream").num_rows == 4_000

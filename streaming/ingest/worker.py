@@ -36,6 +36,19 @@ TopicPartitionKey = tuple[str, int]
 JOIN_WARNING_SECONDS = 60.0
 
 
+class LakeAheadOfBrokerError(RuntimeError):
+    """The bronze table records offsets the broker does not have: the topic was recreated
+    (an embedded broker restarted with empty in-memory topics) or retention deleted data
+    before it landed. Carrying on would silently skip or mis-assign messages."""
+
+    def __init__(self, topic: str, partition: int, detail: str) -> None:
+        super().__init__(
+            f"{topic}[{partition}]: {detail}. The topic was recreated or truncated since "
+            "this lake last landed it. Start from a fresh lake (`lakehouse reset`, or another "
+            "LAKEHOUSE_ROOT) or, to accept the gap, remove the table's offsets by hand."
+        )
+
+
 @dataclass
 class IngestReport:
     """What one worker did, for the CLI and the tests."""
@@ -64,7 +77,6 @@ class Batch:
     topic: str
     messages: list[Message]
     ranges: dict[int, PartitionRange]
-    opened_at: float
 
 
 @dataclass
@@ -94,10 +106,10 @@ class TopicBuffer:
 
     messages: list[Message] = field(default_factory=list)
     ranges: dict[int, PartitionRange] = field(default_factory=dict)
-    opened_at: float = 0.0
+    flush_at: float = 0.0  # monotonic deadline for the time-based flush
 
     def take(self, topic: str) -> Batch:
-        batch = Batch(topic, self.messages, self.ranges, self.opened_at)
+        batch = Batch(topic, self.messages, self.ranges)
         self.messages, self.ranges = [], {}
         return batch
 
@@ -245,7 +257,10 @@ class IngestWorker:
             "group.id": settings.ingest_group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
+            # Every partition starts at an explicit offset from the Delta log; if the broker
+            # no longer has it (topic recreated, retention ran ahead), fail loudly rather
+            # than silently skip to some other offset.
+            "auto.offset.reset": "error",
             # End-of-partition events tell `--until-idle` when a partition is drained; they
             # come from fetch responses, which (unlike ListOffsets on tansu) are exact.
             "enable.partition.eof": True,
@@ -286,7 +301,7 @@ class IngestWorker:
         # thresholds a full collection rescans all of them every ~70k allocations (13% of
         # the time in bench/ingest). Cycles are rare here, so full collections can be too.
         gc.set_threshold(700, 10, 1000)
-        next_idle_check = next_lag_report = 0.0
+        next_idle_check = next_watermark_check = 0.0
         join_warning_at = started + JOIN_WARNING_SECONDS
         try:
             while not self._stopping:
@@ -308,9 +323,9 @@ class IngestWorker:
                         "`lakehouse down && lakehouse up`, or another INGEST_GROUP_ID, clears it",
                         now - started,
                     )
-                if now >= next_lag_report:
-                    next_lag_report = now + 5.0
-                    self._report_lag()
+                if now >= next_watermark_check:
+                    next_watermark_check = now + 1.0
+                    self._check_watermarks()
                 if quiet and self.options.until_idle and now >= next_idle_check:
                     next_idle_check = now + 0.5
                     if self._caught_up():
@@ -370,7 +385,7 @@ class IngestWorker:
                 base = span.base if span is not None else position
                 buffer.ranges[partition] = PartitionRange(base, positions[(topic, partition)])
                 if topic in was_empty:
-                    buffer.opened_at = now
+                    buffer.flush_at = self._flush_deadline(buffer.messages[0], now)
             self.report.consumed += consumed
 
     def _on_consume_error(self, message: Message, error: KafkaError) -> None:
@@ -379,6 +394,8 @@ class IngestWorker:
             if key in self.positions:
                 self._at_end[key] = message.offset()
             return
+        if error.code() == KafkaError._AUTO_OFFSET_RESET:
+            raise LakeAheadOfBrokerError(message.topic(), message.partition(), str(error))
         if error.fatal():
             raise RuntimeError(f"fatal Kafka error: {error}")
         # Broker outages surface here as transient errors; librdkafka reconnects by itself.
@@ -389,9 +406,17 @@ class IngestWorker:
             if not buffer.messages:
                 continue
             full = len(buffer.messages) >= self.settings.ingest_flush_rows
-            old = now - buffer.opened_at >= self.settings.ingest_flush_seconds
-            if force or full or old:
+            if force or full or now >= buffer.flush_at:
                 self._submit(buffer.take(topic))
+
+    def _flush_deadline(self, first: Message, now: float) -> float:
+        """When a buffer opened by `first` must be flushed: INGEST_FLUSH_SECONDS after the
+        message was produced (its Kafka timestamp), so that time spent in the broker and in
+        the fetch counts too; never later than that long after it arrived here."""
+        interval = self.settings.ingest_flush_seconds
+        kind, millis = first.timestamp()
+        waited = time.time() - millis / 1000 if kind and millis > 0 else 0.0
+        return now + interval - min(max(waited, 0.0), interval)
 
     def _submit(self, batch: Batch) -> None:
         # At most two batches queued behind the writer: bounded memory, and backpressure.
@@ -481,15 +506,24 @@ class IngestWorker:
         settle = self.settings.kafka_session_timeout_ms / 1000 * 1.5 + 1.0
         return time.monotonic() - self._assigned_at >= settle
 
-    def _report_lag(self) -> None:
-        """Lag per partition from the watermarks of the last fetch (no broker round trip)."""
+    def _check_watermarks(self) -> None:
+        """Report lag, and refuse partitions whose recorded offset lies beyond the log's end.
+
+        Uses the watermarks of the last fetch response (no broker round trip). Real Kafka
+        answers a fetch past the end with OFFSET_OUT_OF_RANGE (see `auto.offset.reset`);
+        the embedded broker just returns nothing, so the end offset is compared here.
+        """
         for (topic, partition), position in self.positions.items():
             _, high = self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )
+            if high < 0:
+                continue  # no fetch response yet
             landed = position + 1 if position is not None else 0
-            if high >= 0:
-                metrics.LAG.labels(topic, str(partition)).set(max(0, high - landed))
+            if landed > high:
+                detail = f"the lake records offset {position}, the log ends at {high}"
+                raise LakeAheadOfBrokerError(topic, partition, detail)
+            metrics.LAG.labels(topic, str(partition)).set(high - landed)
 
     # --- rebalances ---------------------------------------------------------------------------
 

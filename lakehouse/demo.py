@@ -1,0 +1,333 @@
+"""`lakehouse demo` and `lakehouse reset`: the whole landing path in one command, and a clean slate.
+
+The demo is the README's first command: it must work on a fresh clone with nothing running,
+and again on the second and tenth run. It brings the embedded broker up, produces a
+simulated day of traffic for all three domains, lands it in bronze exactly once, and shows
+what landed with DuckDB. Two situations need care because the local broker keeps topics in
+memory while the lake is on disk:
+
+- The broker was restarted since the last demo: its topics are empty, but the lake still
+  records offsets from the old topics. Ingest would resume after those offsets and skip
+  the new traffic, so the demo detects it (a recorded offset at or beyond the topic's high
+  watermark) and moves the old lake aside first.
+- The broker still holds an earlier demo's traffic: producing the same seed again would
+  add byte-identical events (same event ids), so the demo picks a fresh seed and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from rich.console import Console
+
+from lakehouse import broker
+from lakehouse.catalog import CATALOG, Domain, Layer, TableSpec
+from lakehouse.settings import Settings
+from lakehouse.views import arrow_view, tables_view
+
+DEFAULT_EVENTS: dict[Domain, int] = {
+    Domain.ECOMMERCE: 1_000_000,
+    Domain.FRAUD: 250_000,
+    Domain.IOT: 500_000,
+}
+"""Events per domain at scale 1: a simulated day, about 20 s end to end on two cores."""
+
+DEFAULT_SEED = 42
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass
+class DemoReport:
+    """What a demo run did, for the caller (and tests) beyond what it printed."""
+
+    broker_started: bool = False
+    set_aside: str | None = None
+    seeds: dict[str, int] = field(default_factory=dict)
+    produced: dict[str, int] = field(default_factory=dict)
+    landed: int = 0
+    quarantined: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_demo(
+    settings: Settings, console: Console, *, scale: float = 1.0, seed: int | None = None
+) -> DemoReport:
+    """Up, generate all three domains, ingest until idle, then show tables and queries."""
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    report = DemoReport()
+    console.rule("[bold]lakehouse demo")
+
+    with _stage(console, report, "up", "1/4 starting the broker, topics and bronze tables"):
+        _bring_up(settings, console, report)
+
+    with _stage(console, report, "generate", "2/4 producing a simulated day of traffic"):
+        _generate_all(settings, console, report, scale=scale, seed=seed)
+
+    with _stage(console, report, "ingest", "3/4 landing every topic in bronze, exactly once"):
+        _ingest_all(settings, console, report)
+
+    with _stage(console, report, "query", "4/4 what landed"):
+        console.print(tables_view(settings))
+        _show_queries(settings, console)
+
+    _next_steps(settings, console, report)
+    return report
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stage(console: Console, report: DemoReport, key: str, title: str) -> Iterator[None]:
+    console.print(f"\n[bold cyan]{title}[/]")
+    started = time.perf_counter()
+    yield
+    report.seconds[key] = time.perf_counter() - started
+    console.print(f"[dim]   {key} took {report.seconds[key]:.1f}s[/]")
+
+
+def _bring_up(settings: Settings, console: Console, report: DemoReport) -> None:
+    """Start the local broker if needed (never a remote one), topics and bronze tables.
+
+    A broker started just now has empty in-memory topics: a lake that landed data from an
+    earlier broker is moved aside first, or ingest would rightly refuse it.
+    """
+    from lakehouse.runtime import bring_up, lake_has_landed
+
+    fresh_broker = broker.is_local_kafka(settings) and broker.running_broker(settings) is None
+    if fresh_broker and lake_has_landed(settings):
+        report.set_aside = _set_aside_stale_lake(settings, console)
+    runtime = bring_up(settings)
+    if runtime.managed:
+        verb = "started" if runtime.started else "already running"
+        console.print(f"   [green]broker[/] {verb} at {runtime.bootstrap}")
+    else:
+        console.print(f"   [green]kafka[/] at {runtime.bootstrap} (not managed by the demo)")
+    created = ", ".join(runtime.topics_created) or "none (all exist)"
+    console.print(f"   [green]topics[/] created: {created}")
+    report.broker_started = runtime.started
+
+
+def _set_aside_stale_lake(settings: Settings, console: Console) -> str:
+    """Move aside a lake whose offsets belong to an earlier broker's (now gone) topics."""
+    console.print(
+        "   [yellow]the lake holds data landed from an earlier broker[/], whose in-memory "
+        "topics are gone with it."
+    )
+    if settings.lake_is_s3:
+        raise RuntimeError(
+            f"the lake at {settings.lake_root} belongs to an earlier broker; point "
+            "LAKEHOUSE_ROOT at a new prefix (the demo never deletes S3 data)"
+        )
+    root = Path(settings.lake_root)
+    aside = previous_lake(settings)
+    if aside.exists():
+        shutil.rmtree(aside)
+    root.rename(aside)
+    console.print(f"   [yellow]moved the old lake to[/] {aside} [dim](delete it at will)[/]")
+    return str(aside)
+
+
+def _generate_all(
+    settings: Settings,
+    console: Console,
+    report: DemoReport,
+    *,
+    scale: float,
+    seed: int | None,
+) -> None:
+    from streaming.generators import make_generator
+    from streaming.producer import produce
+
+    held = topic_watermarks(settings)
+    for domain, events in DEFAULT_EVENTS.items():
+        count = max(1, round(events * scale))
+        domain_seed = seed if seed is not None else DEFAULT_SEED
+        already = sum(high for (topic, _), (_, high) in held.items() if _domain(topic) is domain)
+        if seed is None and already:
+            # Same seed, same bytes: a rerun would add events whose ids are already landed.
+            domain_seed = int(time.time() * 1000) % 1_000_000_007
+            console.print(
+                f"   [dim]{domain}: the broker already holds {already:,} events from an "
+                f"earlier run; adding new ones with seed {domain_seed}[/]"
+            )
+        generator = make_generator(domain, seed=domain_seed)
+        result = produce(settings, generator, count, rate=None, progress=True)
+        report.seeds[domain.value] = domain_seed
+        for topic, produced in result.per_topic.items():
+            report.produced[topic] = report.produced.get(topic, 0) + produced
+        rate = result.total / max(result.seconds, 1e-9)
+        summary = ", ".join(f"{topic} {n:,}" for topic, n in result.per_topic.items())
+        console.print(
+            f"   [green]{domain}[/] {result.total:,} events in {result.seconds:.1f}s "
+            f"({rate:,.0f}/s): {summary}"
+        )
+
+
+def _ingest_all(settings: Settings, console: Console, report: DemoReport) -> None:
+    from lakehouse.logs import configure_logging
+    from streaming.ingest.runner import run_ingest
+    from streaming.ingest.worker import IngestOptions
+
+    configure_logging(level="WARNING", json=False)  # per-flush INFO lines would drown the demo
+    options = IngestOptions(topics=list(CATALOG.topics), until_idle=True)
+    with console.status("   joining the consumer group and landing until caught up..."):
+        result = run_ingest(settings, options)
+    report.landed = result.written
+    report.quarantined = result.quarantined
+    rate = result.consumed / max(result.seconds, 1e-9)
+    console.print(
+        f"   [green]ingested[/] {result.consumed:,} messages in {result.seconds:.1f}s "
+        f"({rate:,.0f}/s, group join included): {result.written:,} rows in "
+        f"{result.commits:,} commits, {result.quarantined:,} quarantined"
+    )
+
+
+# --- what landed ------------------------------------------------------------------------------
+
+
+def landing_sql() -> str:
+    """Rows and distinct event ids per bronze table: equal everywhere except IoT redeliveries."""
+    parts = [
+        f"SELECT '{spec.name}' AS \"table\", count(*) AS events, "
+        "count(DISTINCT event_id) AS unique_ids, min(event_time)::DATE AS day, "
+        "strftime(min(event_time), '%H:%M') AS first, strftime(max(event_time), '%H:%M') AS last "
+        f"FROM {spec.key}"
+        for spec in _bronze_event_tables()
+    ]
+    return "\nUNION ALL ".join(parts)
+
+
+DEMO_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "e-commerce: top categories by revenue",
+        "SELECT category, count(DISTINCT order_id) AS orders, sum(quantity) AS units, "
+        "round(sum(total_amount), 2) AS revenue FROM bronze.purchases "
+        "GROUP BY category ORDER BY revenue DESC LIMIT 5",
+    ),
+    (
+        "fraud: transactions by ground-truth pattern",
+        "SELECT coalesce(label_fraud_pattern, 'none') AS pattern, count(*) AS transactions, "
+        "round(avg(amount), 2) AS avg_amount FROM bronze.transactions "
+        "GROUP BY 1 ORDER BY transactions DESC",
+    ),
+)
+
+
+def _show_queries(settings: Settings, console: Console) -> None:
+    from lakehouse.query import connect
+
+    connection = connect(settings, layers=(Layer.BRONZE,))
+    try:
+        queries = (("exactly once: events vs distinct ids per table", landing_sql()), *DEMO_QUERIES)
+        for title, sql in queries:
+            result = connection.sql(sql).to_arrow_table()
+            console.print(arrow_view(result, title=f"{title}"))
+        console.print(
+            "   [dim]sensor_readings has more events than distinct ids on purpose: the IoT "
+            "generator injects redeliveries (same event_id), which bronze keeps as landed.[/]"
+        )
+    finally:
+        connection.close()
+
+
+def _next_steps(settings: Settings, console: Console, report: DemoReport) -> None:
+    total = sum(report.seconds.values())
+    running = broker.running_broker(settings)
+    where = settings.kafka_bootstrap_servers
+    console.rule("[bold]next")
+    if running:
+        kept = (
+            f"The broker keeps running at {where} (pid {running['pid']}): its topics live in "
+            "memory, the lake on disk. Try (with .venv/bin/ in front, or after "
+            "`source .venv/bin/activate`):"
+        )
+    else:
+        kept = f"Kafka at {where} was not started by the demo and is left as it was. Try:"
+    console.print(f"[bold green]Done in {total:.0f}s.[/] {kept}")
+    # soft_wrap: long commands stay on one logical line, so they copy and paste whole.
+    for command, why in NEXT_STEPS:
+        console.print(f"  [bold]{command}[/]", soft_wrap=True)
+        console.print(f"      [dim]{why}[/]")
+
+
+NEXT_STEPS: tuple[tuple[str, str], ...] = (
+    (
+        'lakehouse query "SELECT label_anomaly, count(*) FROM bronze.sensor_readings GROUP BY 1"',
+        "ask DuckDB anything over layer.table (--format csv|json for scripts)",
+    ),
+    (
+        "lakehouse generate fraud --events 20000 && lakehouse ingest --until-idle",
+        "more traffic, landed incrementally from where the Delta log says it stopped",
+    ),
+    ("lakehouse tables", "versions, files, rows and sizes of every table"),
+    ("lakehouse status", "what runs where"),
+    ("lakehouse down", "stop the broker (its in-memory topics go with it)"),
+    ("lakehouse reset --yes", "stop the broker and delete the local lake"),
+)
+
+
+# --- broker and lake state ----------------------------------------------------------------------
+
+
+def topic_watermarks(settings: Settings) -> dict[TopicPartitionKey, tuple[int, int]]:
+    """Low and high watermark of every partition of every catalogued topic on the broker."""
+    partitions = broker.describe_topics(settings)
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"{settings.ingest_group_id}-demo-probe",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        marks: dict[TopicPartitionKey, tuple[int, int]] = {}
+        for topic in CATALOG.topics:
+            for partition in range(partitions.get(topic, 0)):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+                marks[(topic, partition)] = (low, high)
+        return marks
+    finally:
+        consumer.close()
+
+
+def previous_lake(settings: Settings) -> Path:
+    """Where the demo moves a stale local lake: beside it, as `<root>.previous`."""
+    root = Path(settings.lake_root)
+    return root.with_name(f"{root.name}.previous")
+
+
+def reset_local(settings: Settings, console: Console) -> None:
+    """Stop the embedded broker and delete the local lake (and a set-aside previous one)."""
+    if settings.lake_is_s3:
+        raise RuntimeError(
+            f"reset only deletes local lakes; {settings.lake_root} is on S3: delete it there"
+        )
+    if broker.stop_local_broker(settings):
+        console.print("[green]broker stopped[/]")
+    else:
+        console.print("no broker started by `lakehouse up` is running")
+    for path in (Path(settings.lake_root), previous_lake(settings)):
+        if path.exists():
+            shutil.rmtree(path)
+            console.print(f"[green]deleted[/] {path}")
+        else:
+            console.print(f"[dim]{path} does not exist[/]")
+
+
+def _bronze_event_tables() -> list[TableSpec]:
+    return [spec for spec in CATALOG.in_layer(Layer.BRONZE) if spec.source_topic is not None]
+
+
+def _domain(topic: str) -> Domain:
+    return CATALOG.topic(topic).domain

@@ -1,0 +1,188 @@
+"""The `lakehouse` console script, run for real as a subprocess against real services.
+
+The CLI is the user's handle on everything outside the Dagster UI, so these tests go
+through the installed entry point (argument parsing, exit codes, what lands on stdout and
+stderr) rather than calling the functions behind it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from lakehouse.broker import free_port, pid_alive, running_broker, terminate_pid
+from lakehouse.catalog import CATALOG, topic_partitions
+from lakehouse.delta import ensure_table
+from lakehouse.settings import Settings
+from streaming.ingest.worker import IngestOptions, IngestWorker
+from tests.conftest import lakehouse_command, settings_env
+from tests.support.traffic import click_event, produce
+
+
+def lakehouse(
+    settings: Settings, *args: str, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `lakehouse ARGS` with the test's settings; wide output so rich does not wrap."""
+    env = {**settings_env(settings), "COLUMNS": "200", "NO_COLOR": "1"}
+    result = subprocess.run(
+        lakehouse_command(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"lakehouse {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def landed(settings: Settings) -> Settings:
+    """1,000 clickstream events (ids c0..c999) landed in bronze by an in-process worker."""
+    produce(settings, "clickstream", map(click_event, range(1_000)))
+    options = IngestOptions(topics=["clickstream"], until_idle=True, handle_signals=False)
+    report = IngestWorker(settings, options).run()
+    assert report.written == 1_000
+    return settings
+
+
+def test_up_is_idempotent_status_lists_topics_and_down_stops_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # A free port where no broker runs, so `up` has to start its own.
+    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    try:
+        first = lakehouse(settings, "up").stdout
+        assert "broker started" in first
+        for topic in CATALOG.topics:
+            assert topic in first.split("created:")[1]
+        state = running_broker(settings)
+        assert state is not None and pid_alive(int(state["pid"]))
+
+        second = lakehouse(settings, "up").stdout
+        assert "already running" in second
+        assert "none (all exist)" in second
+        assert running_broker(settings) == state  # the same process, not a second one
+
+        status = lakehouse(settings, "status").stdout
+        assert f"pid {state['pid']}" in status
+        for topic in CATALOG.topics.values():
+            wanted = topic_partitions(topic, settings)
+            line = next(line for line in status.splitlines() if f"topic {topic.name} " in line)
+            assert f"{wanted} partitions" in line, line
+    finally:
+        down = lakehouse(settings, "down", check=False)
+        leftover = running_broker(settings)
+        if leftover is not None:  # never leave a broker behind, even if `down` is broken
+            terminate_pid(int(leftover["pid"]))
+    assert down.returncode == 0 and "broker stopped" in down.stdout
+    assert not pid_alive(int(state["pid"]))
+    after = lakehouse(settings, "status").stdout
+    assert "down" in next(line for line in after.splitlines() if "kafka" in line)
+
+
+def test_tables_lists_every_catalogued_table(landed: Settings) -> None:
+    output = lakehouse(landed, "tables").stdout
+    for key in CATALOG.tables:
+        assert key in output, f"{key} missing from `lakehouse tables`"
+    clickstream = next(line for line in output.splitlines() if "bronze.clickstream" in line)
+    assert "1,000" in clickstream  # rows
+    assert "not created" not in clickstream
+
+
+def test_query_answers_as_json_and_csv(landed: Settings) -> None:
+    sql = (
+        "SELECT count(*) AS events, count(DISTINCT event_id) AS ids, "
+        "min(_kafka_offset) >= 0 AS has_offsets FROM bronze.clickstream"
+    )
+    as_json = orjson.loads(lakehouse(landed, "query", sql, "--format", "json").stdout)
+    assert as_json == [{"events": 1_000, "ids": 1_000, "has_offsets": True}]
+
+    sql = (
+        "SELECT event_id, user_id FROM bronze.clickstream "
+        "WHERE event_id IN ('c1', 'c2', 'c998') ORDER BY event_id"
+    )
+    rows = list(csv.reader(io.StringIO(lakehouse(landed, "query", sql, "-f", "csv").stdout)))
+    assert rows == [["event_id", "user_id"], ["c1", "1"], ["c2", "2"], ["c998", "1"]]
+
+
+@pytest.mark.parametrize(
+    ("sql", "hint"),
+    [
+        ("SELEC nonsense", "syntax error"),
+        ("SELECT * FROM bronze.no_such_table", "no_such_table"),
+    ],
+)
+def test_bad_sql_fails_with_a_clear_message(
+    make_settings: Callable[..., Settings], sql: str, hint: str
+) -> None:
+    result = lakehouse(make_settings(), "query", sql, check=False)  # DuckDB needs no broker
+    assert result.returncode == 1
+    assert "query failed" in result.stderr
+    assert hint in result.stderr.lower()
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("domain", ["retail", "platform"])
+def test_generate_rejects_an_unknown_domain(
+    make_settings: Callable[..., Settings], domain: str
+) -> None:
+    # Rejected before any connection is made: no broker needed.
+    result = lakehouse(make_settings(), "generate", domain, "--events", "10", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Invalid value" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_ingest_command_lands_until_idle(settings: Settings) -> None:
+    produce(settings, "clickstream", map(click_event, range(500)))
+    output = lakehouse(settings, "ingest", "--topics", "clickstream", "--until-idle").stdout
+    assert "ingested" in output and "500 rows landed" in output
+    answer = lakehouse(
+        settings, "query", "SELECT count(*) AS n FROM bronze.clickstream", "-f", "json"
+    )
+    assert orjson.loads(answer.stdout) == [{"n": 500}]
+
+
+def test_demo_runs_end_to_end_and_survives_a_broker_restart(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    lake = Path(settings.lake_root)
+    try:
+        first = lakehouse(settings, "demo", "--scale", "0.01", timeout=120).stdout
+        assert "broker started" in first and "Done in" in first
+        assert "17,500 messages" in first  # 10K e-commerce + 2.5K fraud + 5K IoT
+        assert "quarantined" in first and "moved the old lake" not in first
+
+        # The in-memory topics die with the broker while the lake stays: the next demo
+        # must notice the lake is ahead of the new topics and move it aside.
+        lakehouse(settings, "down")
+        second = lakehouse(settings, "demo", "--scale", "0.01", timeout=120).stdout
+        assert "moved the old lake" in second, second
+        assert (lake.parent / f"{lake.name}.previous").is_dir()
+        assert "17,500 messages" in second
+    finally:
+        lakehouse(settings, "reset", "--yes", check=False)
+        leftover = running_broker(settings)
+        if leftover is not None:
+            terminate_pid(int(leftover["pid"]))
+    assert not lake.exists()
+
+
+def test_reset_asks_before_deleting(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    ensure_table(CATALOG.table("bronze.clickstream"), settings)
+    refused = lakehouse(settings, "reset", check=False)  # stdin is closed: no confirmation
+    assert refused.returncode == 1
+    assert Path(settings.lake_root, "bronze", "clickstream", "_delta_log").is_dir()
