@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 JOIN_WARNING_SECONDS = 60.0
+TRANSIT_CREDIT_SECONDS = 1.0
 
 
 class LakeAheadOfBrokerError(RuntimeError):
@@ -410,13 +411,17 @@ class IngestWorker:
                 self._submit(buffer.take(topic))
 
     def _flush_deadline(self, first: Message, now: float) -> float:
-        """When a buffer opened by `first` must be flushed: INGEST_FLUSH_SECONDS after the
-        message was produced (its Kafka timestamp), so that time spent in the broker and in
-        the fetch counts too; never later than that long after it arrived here."""
+        """When a buffer opened by `first` must be flushed for freshness.
+
+        INGEST_FLUSH_SECONDS after the message arrived, less the time it spent in transit
+        (broker and fetch, from its Kafka timestamp) up to `TRANSIT_CREDIT_SECONDS`: a
+        longer transit means we are catching up on a backlog, where batches should fill to
+        INGEST_FLUSH_ROWS rather than be cut by the clock.
+        """
         interval = self.settings.ingest_flush_seconds
         kind, millis = first.timestamp()
-        waited = time.time() - millis / 1000 if kind and millis > 0 else 0.0
-        return now + interval - min(max(waited, 0.0), interval)
+        transit = time.time() - millis / 1000 if kind and millis > 0 else 0.0
+        return now + interval - min(max(transit, 0.0), TRANSIT_CREDIT_SECONDS, interval)
 
     def _submit(self, batch: Batch) -> None:
         # At most two batches queued behind the writer: bounded memory, and backpressure.
