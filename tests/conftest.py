@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port, port_open
 from lakehouse.settings import Settings
@@ -112,16 +113,20 @@ def moto_server() -> Iterator[str]:
     process.wait(timeout=10)
 
 
-@pytest.fixture
-def s3_bucket(moto_server: str) -> str:
-    """A fresh bucket on the local S3; yields its name."""
-    name = f"lake-{uuid.uuid4().hex[:10]}"
-    client = boto3.client(
+def s3_client(endpoint: str) -> BaseClient:
+    """A boto3 S3 client for the local moto_server (its credentials are accepted as is)."""
+    return boto3.client(
         "s3",
-        endpoint_url=moto_server,
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    client.create_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> str:
+    """A fresh bucket on the local S3; yields its name."""
+    name = f"lake-{uuid.uuid4().hex[:10]}"
+    s3_client(moto_server).create_bucket(Bucket=name)
     return name

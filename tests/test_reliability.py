@@ -11,7 +11,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -34,15 +34,32 @@ from tests.support.traffic import (
 KILL_ROUNDS = int(os.environ.get("LAKEHOUSE_KILL_ROUNDS", "20"))
 
 
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_processes() -> Iterator[None]:
+    """A failing test must not leave ingest processes running behind it."""
+    yield
+    while _SPAWNED:
+        process = _SPAWNED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait()
+
+
 def start_ingest(settings: Settings, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`lakehouse ingest` for the clickstream topic, logging JSON lines to `log`."""
     with log.open("ab") as sink:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             lakehouse_command("ingest", "--topics", "clickstream", *extra),
             env=settings_env(settings),
             stdout=sink,
             stderr=sink,
         )
+    _SPAWNED.append(process)
+    return process
 
 
 def drain(settings: Settings, log: Path) -> None:

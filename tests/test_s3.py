@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import boto3
 import orjson
 import pyarrow.compute as pc
 
@@ -22,6 +21,7 @@ from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
+from tests.conftest import s3_client
 from tests.support.traffic import bronze, produce
 
 EVENTS = {Domain.ECOMMERCE: 4_000, Domain.FRAUD: 2_000, Domain.IOT: 3_000}
@@ -82,13 +82,9 @@ def test_every_event_lands_once_on_s3_and_a_rerun_lands_nothing(
     )
 
     # The Delta logs are really in the bucket, not in a local folder.
-    objects = boto3.client(
-        "s3",
-        endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).list_objects_v2(Bucket=s3_bucket, Prefix="lake/bronze/clickstream/_delta_log/")
+    objects = s3_client(moto_server).list_objects_v2(
+        Bucket=s3_bucket, Prefix="lake/bronze/clickstream/_delta_log/"
+    )
     assert objects.get("KeyCount", 0) > 0
 
     # DuckDB reads the S3 tables through the query layer.

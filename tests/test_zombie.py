@@ -58,26 +58,30 @@ def test_a_zombie_writer_is_fenced_and_its_successor_lands_everything(
     zombie = IngestWorker(settings, options)
     gated = GatedWriter("clickstream", settings)
     zombie.writers["clickstream"] = gated
-    zombie_thread = run_in_thread(zombie)
-    assert gated.holding.wait(timeout=60), "the zombie never started a flush"
-
-    # With its writer stuck, the zombie soon stops polling and is expelled from the group;
-    # then the successor takes every partition and lands the offsets the zombie holds.
-    # (It joins after the expulsion: the embedded broker wedges a group whose member
-    # leaves during a rebalance.)
-    time.sleep(7 + 5)
     successor = IngestWorker(settings, options)
-    successor_thread = run_in_thread(successor)
-    wait_for_rows(settings, "clickstream", 20_000, timeout=90)
+    threads: list[threading.Thread] = []
+    try:
+        threads.append(run_in_thread(zombie))
+        assert gated.holding.wait(timeout=60), "the zombie never started a flush"
 
-    gated.gate.set()
-    time.sleep(3)
-    traffic.finish()
-    wait_for_rows(settings, "clickstream", traffic.produced, timeout=90)
-    zombie.stop()
-    zombie_thread.join(timeout=60)
-    successor.stop()
-    successor_thread.join(timeout=60)
+        # With its writer stuck, the zombie soon stops polling and is expelled from the
+        # group; then the successor takes every partition and lands the offsets the zombie
+        # holds. (It joins after the expulsion: the embedded broker wedges a group whose
+        # member leaves during a rebalance.)
+        time.sleep(7 + 5)
+        threads.append(run_in_thread(successor))
+        wait_for_rows(settings, "clickstream", 20_000, timeout=90)
+
+        gated.gate.set()
+        time.sleep(3)
+        traffic.finish()
+        wait_for_rows(settings, "clickstream", traffic.produced, timeout=90)
+    finally:
+        gated.gate.set()
+        traffic.finish()
+        for worker, thread in zip((zombie, successor), threads, strict=False):
+            worker.stop()
+            thread.join(timeout=60)
 
     assert zombie.report.fenced >= 1
     assert successor.report.written > 0

@@ -94,6 +94,7 @@ class PartitionedDeltaSink:
         self.offset_column = offset_column
         self._table: DeltaTable = ensure_table(spec, settings)
         self._backoff = retry_backoff or _exponential_backoff
+        self._failures = 0  # consecutive transient failures, for the backoff
 
     def app_id(self, partition: int) -> str:
         """The Delta txn app id recording this topic-partition's landed offset."""
@@ -108,7 +109,6 @@ class PartitionedDeltaSink:
         """Append rows covering exactly `ranges`, or fence the partitions someone else moved."""
         result = CommitResult()
         live = dict(ranges)
-        attempt = 0
         while True:
             self._refresh()
             for partition, span in list(live.items()):
@@ -119,27 +119,13 @@ class PartitionedDeltaSink:
             if not live:
                 return result
             batch = self._only_partitions(rows, live)
-            try:
-                self._append(batch, {p: span.last for p, span in live.items()})
-            except CommitFailedError as error:
-                # Someone committed one of our app ids after our snapshot: re-check all.
-                log.info("commit conflict on %s, re-checking offsets: %s", self.spec.key, error)
-                continue
-            except Exception as error:  # storage or network: retry, nothing is acknowledged
-                if not _is_transient(error):
-                    raise
-                attempt += 1
-                self._sleep_after_failure(attempt, error)
-                continue
-            result.committed = {p: span.last for p, span in live.items()}
-            result.version = self._table.version()
-            result.rows = batch.num_rows
-            return result
+            marks = {p: span.last for p, span in live.items()}
+            if self._try_append(batch, marks):
+                return self._committed(result, batch, marks)
 
     def commit_above_watermark(self, rows: pa.Table, last: dict[int, int]) -> CommitResult:
         """Append the rows not yet recorded for their partition; idempotent under replay."""
         result = CommitResult()
-        attempt = 0
         while True:
             self._refresh()
             recorded = {p: self._table.transaction_version(self.app_id(p)) for p in last}
@@ -148,32 +134,42 @@ class PartitionedDeltaSink:
                 return result
             present = set(pc.unique(batch.column(self.partition_column)).to_pylist())
             marks = {p: offset for p, offset in last.items() if p in present}
-            try:
-                self._append(batch, marks)
-            except CommitFailedError:
-                continue
-            except Exception as error:
-                if not _is_transient(error):
-                    raise
-                attempt += 1
-                self._sleep_after_failure(attempt, error)
-                continue
-            result.committed = marks
-            result.version = self._table.version()
-            result.rows = batch.num_rows
-            return result
+            if self._try_append(batch, marks):
+                return self._committed(result, batch, marks)
+
+    def _try_append(self, rows: pa.Table, marks: dict[int, int]) -> bool:
+        """Commit once; False when the caller must re-read the table and decide again.
+
+        That is the case after a conflict (someone committed one of our app ids after our
+        snapshot) and after a transient storage failure (the commit may or may not have
+        landed: the re-read tells). Anything else is a bug and is raised.
+        """
+        try:
+            self._append(rows, marks)
+        except CommitFailedError as error:
+            log.info("commit conflict on %s, re-checking offsets: %s", self.spec.key, error)
+            return False
+        except Exception as error:
+            self._after_failure(error)
+            return False
+        self._failures = 0
+        return True
+
+    def _committed(
+        self, result: CommitResult, batch: pa.Table, marks: dict[int, int]
+    ) -> CommitResult:
+        result.committed = marks
+        result.version = self._table.version()
+        result.rows = batch.num_rows
+        return result
 
     def _refresh(self) -> None:
-        attempt = 0
         while True:
             try:
                 self._table.update_incremental()
                 return
             except Exception as error:
-                if not _is_transient(error):
-                    raise
-                attempt += 1
-                self._sleep_after_failure(attempt, error)
+                self._after_failure(error)
 
     def _append(self, rows: pa.Table, marks: dict[int, int]) -> None:
         transactions = [Transaction(app_id=self.app_id(p), version=o) for p, o in marks.items()]
@@ -203,12 +199,16 @@ class PartitionedDeltaSink:
         keep = offsets > floor
         return rows if keep.all() else rows.filter(pa.array(keep))
 
-    def _sleep_after_failure(self, attempt: int, error: Exception) -> None:
-        delay = self._backoff(attempt)
+    def _after_failure(self, error: Exception) -> None:
+        """Back off after a transient storage failure; raise anything else."""
+        if not _is_transient(error):
+            raise error
+        self._failures += 1
+        delay = self._backoff(self._failures)
         log.warning(
             "write to %s failed (attempt %d), retrying in %.1fs: %s",
             self.spec.key,
-            attempt,
+            self._failures,
             delay,
             error,
         )
