@@ -185,6 +185,56 @@ QUARANTINE = CATALOG.add_table(
 )
 
 
+# Silver: one deduplicated, rule-checked table per topic, partitioned by event date and
+# z-ordered by the columns its lookups filter on (the seed's (device_id, sensor_id) for IoT).
+_SILVER_ZORDER = {
+    "clickstream": ("user_id", "product_id"),
+    "cart_events": ("user_id", "product_id"),
+    "search": ("user_id",),
+    "purchases": ("user_id", "product_id"),
+    "transactions": ("user_id", "merchant_id"),
+    "sensor_readings": ("device_id", "sensor_id"),
+}
+for _topic in CATALOG.topics.values():
+    CATALOG.add_table(
+        TableSpec(
+            name=_topic.name,
+            layer=Layer.SILVER,
+            domain=_topic.domain,
+            schema=schemas.silver_schema(_topic.name),
+            description=f"{_topic.name}: typed, one row per event id, rule breakers set aside.",
+            partition_by=("event_date",),
+            zorder_by=_SILVER_ZORDER[_topic.name],
+            retention_days=7 * 365 if _topic.domain is Domain.FRAUD else 2 * 365,
+        )
+    )
+
+CATALOG.add_table(
+    TableSpec(
+        name="rejected_rows",
+        layer=Layer.SILVER,
+        domain=Domain.PLATFORM,
+        schema=schemas.REJECTED_ROWS,
+        description="Rows silver set aside, with the rules they broke and the row as JSON.",
+        partition_by=("event_date",),
+        retention_days=90,
+    )
+)
+
+CATALOG.add_table(
+    TableSpec(
+        name="sensor_hourly",
+        layer=Layer.GOLD,
+        domain=Domain.IOT,
+        schema=schemas.SENSOR_HOURLY,
+        description="Per sensor and hour: readings, average, minimum, maximum, standard deviation.",
+        partition_by=("event_date",),
+        zorder_by=("device_id", "sensor_id"),
+        retention_days=5 * 365,
+    )
+)
+
+
 def table_uri(table: TableSpec, settings: Settings) -> str:
     """Where a table lives under the configured root: `<root>/<layer>/<name>`."""
     return f"{settings.lake_root}/{table.layer}/{table.name}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from deltalake import DeltaTable
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lakehouse.catalog import TableSpec, table_uri
@@ -43,6 +44,24 @@ def open_table(spec: TableSpec, settings: Settings) -> DeltaTable | None:
         return DeltaTable(table_uri(spec, settings), storage_options=settings.storage_options())
     except TableNotFoundError:
         return None
+
+
+def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predicate: str) -> int:
+    """Atomically replace the rows matching `predicate` with `rows`; return the new version.
+
+    Re-running with the same rows leaves the table's contents as they were: this is what
+    makes a partition's materialization idempotent. `rows` must all match `predicate`
+    (delta-rs refuses the commit otherwise), so nothing outside it is touched.
+    """
+    table = ensure_table(spec, settings)
+    write_deltalake(
+        table,
+        rows,
+        mode="overwrite",
+        predicate=predicate,
+        partition_by=list(spec.partition_by) or None,
+    )
+    return table.version()
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,21 @@ SENSOR_READINGS = EventSchema(
     ),
 )
 
+# Closed vocabularies of categorical fields: part of the event contract. The generators
+# draw from them and silver rejects rows outside them (docs/events.md lists them).
+VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
+    "clickstream": {
+        "event_type": ("page_view", "product_view"),
+        "page": ("home", "category", "product", "cart", "checkout"),
+        "device": ("web", "ios", "android"),
+        "variant": ("control", "treatment"),
+    },
+    "cart_events": {"action": ("add", "remove"), "variant": ("control", "treatment")},
+    "purchases": {"variant": ("control", "treatment")},
+    "transactions": {"channel": ("pos", "online", "mobile")},
+    "sensor_readings": {"sensor_type": ("temperature", "vibration", "pressure", "current")},
+}
+
 EVENT_SCHEMAS: dict[str, EventSchema] = {
     schema.name: schema
     for schema in (CLICKSTREAM, CART_EVENTS, SEARCH, PURCHASES, TRANSACTIONS, SENSOR_READINGS)
@@ -212,4 +227,38 @@ QUARANTINE = _fields(
     ("detail", pa.string()),
     ("quarantined_at", TIMESTAMP),
     ("quarantine_date", pa.date32()),
+)
+
+
+def silver_schema(topic: str) -> pa.Schema:
+    """A silver table: the event's fields, when it landed, and its event date."""
+    event = EVENT_SCHEMAS[topic].schema
+    return pa.schema(
+        [*event, pa.field("_ingested_at", TIMESTAMP), pa.field("event_date", pa.date32())]
+    )
+
+
+# Rows silver set aside: which table, which event, the rules broken and the row as JSON.
+REJECTED_ROWS = _fields(
+    ("table", pa.string()),
+    ("event_id", pa.string()),
+    ("event_date", pa.date32()),
+    ("broken_rules", pa.list_(pa.string())),
+    ("row", pa.string()),
+    ("rejected_at", TIMESTAMP),
+)
+
+# Hourly aggregates per sensor (gold, IoT): the seed's avg/min/max/stddev per sensor-hour.
+SENSOR_HOURLY = _fields(
+    ("device_id", pa.string()),
+    ("sensor_id", pa.string()),
+    ("sensor_type", pa.string()),
+    ("plant", pa.string()),
+    ("hour", TIMESTAMP),
+    ("event_date", pa.date32()),
+    ("readings", pa.int64()),
+    ("avg_value", pa.float64()),
+    ("min_value", pa.float64()),
+    ("max_value", pa.float64()),
+    ("stddev_value", pa.float64()),
 )

@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from lakehouse.catalog import Domain
+from lakehouse.schemas import VOCABULARIES
 from streaming.generators import jsonl
 from streaming.generators.common import (
     US,
@@ -55,21 +56,21 @@ CATEGORIES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
 )
 CATEGORY_NAMES = Vocabulary(tuple(name for name, _, _ in CATEGORIES))
 QUERY_FORMS = ("{}", "{}", "best {}", "cheap {}", "{} sale", "new {}")
-EVENT_TYPES = Vocabulary(("page_view", "product_view"))
-PAGES = Vocabulary(("home", "category", "product", "cart", "checkout"))
-DEVICES = Vocabulary(("web", "ios", "android"))
+EVENT_TYPES = Vocabulary(VOCABULARIES["clickstream"]["event_type"])
+PAGES = Vocabulary(VOCABULARIES["clickstream"]["page"])
+DEVICES = Vocabulary(VOCABULARIES["clickstream"]["device"])
 DEVICE_WEIGHTS = np.array([0.5, 0.32, 0.18])
 MOBILE = (1, 2)  # ios, android
 MOBILE_SHARE = 0.5
 REFERRERS = Vocabulary(("www.google.com", "www.bing.com", "www.facebook.com",
                         "www.instagram.com", "newsletter", "affiliate"))
 REFERRER_WEIGHTS = np.array([0.35, 0.05, 0.08, 0.07, 0.1, 0.05])  # the rest (0.30): direct
-CART_ACTIONS = Vocabulary(("add", "remove"))
+CART_ACTIONS = Vocabulary(VOCABULARIES["cart_events"]["action"])
 PAYMENT_METHODS = Vocabulary(("card", "paypal", "apple_pay", "google_pay", "gift_card"))
 PAYMENT_WEIGHTS = np.array([0.58, 0.2, 0.11, 0.08, 0.03])
 CURRENCIES = Vocabulary(("USD",))
 EXPERIMENTS = Vocabulary(("recs-carousel-v2",))
-VARIANTS = Vocabulary(("control", "treatment"))
+VARIANTS = Vocabulary(VOCABULARIES["clickstream"]["variant"])
 EXPERIMENT_SALT = 20_261_123
 
 # Funnel parameters (per session), chosen so that about 3-4% of sessions convert.

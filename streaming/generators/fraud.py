@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from lakehouse.catalog import Domain
+from lakehouse.schemas import VOCABULARIES
 from streaming.generators.common import (
     US,
     Chunk,
@@ -121,7 +122,7 @@ MERCHANTS = Vocabulary(tuple(
     f"m-{category[:4]}-{k:04d}" for category in CATEGORIES.values
     for k in range(MERCHANTS_PER_CATEGORY)
 ))
-CHANNELS = Vocabulary(("pos", "online", "mobile"))
+CHANNELS = Vocabulary(VOCABULARIES["transactions"]["channel"])
 POS, ONLINE, MOBILE = 0, 1, 2
 PATTERNS = Vocabulary(("velocity_burst", "impossible_travel", "amount_spike",
                        "compromised_device"))

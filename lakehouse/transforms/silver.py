@@ -1,0 +1,170 @@
+"""Bronze to silver: deduplicate by event id, enforce row rules, drop ingest plumbing.
+
+Bronze holds every message that decoded, redeliveries included. Silver keeps the first
+copy of each event (by landing order), and sets aside rows that break the domain's rules
+(with the names of the rules they break) instead of dropping them silently. The rules are
+SQL predicates over one row; a NULL verdict counts as broken, so a rule that tolerates a
+missing value must say so (`x IS NULL OR ...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import open_table, replace_partition
+from lakehouse.schemas import REJECTED_ROWS, VOCABULARIES, silver_schema
+from lakehouse.settings import Settings
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named predicate every silver row must satisfy."""
+
+    name: str
+    predicate: str
+
+
+def _one_of(topic: str, column: str, nullable: bool = False) -> Rule:
+    allowed = ", ".join(f"'{value}'" for value in VOCABULARIES[topic][column])
+    test = f"{column} IN ({allowed})"
+    return Rule(f"{column}_known", f"{column} IS NULL OR {test}" if nullable else test)
+
+
+_SESSION = (Rule("user_id_positive", "user_id > 0"),)
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "clickstream": (
+        *_SESSION,
+        _one_of("clickstream", "event_type"),
+        _one_of("clickstream", "page"),
+        _one_of("clickstream", "device", nullable=True),
+        _one_of("clickstream", "variant", nullable=True),
+        Rule("price_non_negative", "price IS NULL OR price >= 0"),
+        Rule("product_view_has_product", "event_type <> 'product_view' OR product_id IS NOT NULL"),
+    ),
+    "cart_events": (
+        *_SESSION,
+        _one_of("cart_events", "action"),
+        _one_of("cart_events", "variant", nullable=True),
+        Rule("quantity_positive", "quantity > 0"),
+        Rule("price_non_negative", "price >= 0"),
+    ),
+    "search": (
+        *_SESSION,
+        Rule("query_not_blank", "length(trim(query)) > 0"),
+        Rule("results_count_non_negative", "results_count >= 0"),
+    ),
+    "purchases": (
+        *_SESSION,
+        _one_of("purchases", "variant", nullable=True),
+        Rule("quantity_positive", "quantity > 0"),
+        Rule("unit_price_non_negative", "unit_price >= 0"),
+        Rule("total_matches_lines", "abs(total_amount - unit_price * quantity) < 0.01"),
+        Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
+    ),
+    "transactions": (
+        *_SESSION,
+        _one_of("transactions", "channel"),
+        Rule("amount_positive", "amount > 0"),
+        Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
+        Rule("latitude_in_range", "latitude BETWEEN -90 AND 90"),
+        Rule("longitude_in_range", "longitude BETWEEN -180 AND 180"),
+    ),
+    "sensor_readings": (
+        _one_of("sensor_readings", "sensor_type"),
+        Rule("value_finite", "isfinite(value)"),
+        Rule("sequence_non_negative", "sequence >= 0"),
+    ),
+}
+
+# Landing order: the first copy of an event to reach bronze is the one silver keeps.
+_LANDING_ORDER = "_ingested_at, _kafka_partition, _kafka_offset"
+_PLUMBING = ("_kafka_partition", "_kafka_offset")
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    """The clean rows, the rows that broke rules, and how many duplicates were dropped."""
+
+    rows: pa.Table
+    rejected: pa.Table
+    duplicates: int
+
+
+def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
+    """Deduplicate `bronze` rows of one topic by event id and split them by the rules."""
+    rules = RULES[topic]
+    verdicts = ", ".join(
+        f"CASE WHEN coalesce(({rule.predicate}), false) THEN NULL ELSE '{rule.name}' END"
+        for rule in rules
+    )
+    connection = duckdb.connect()
+    try:
+        connection.register("bronze", bronze)
+        connection.execute(
+            f"""
+            CREATE TEMP TABLE checked AS
+            WITH ranked AS (
+                SELECT *, row_number() OVER (
+                    PARTITION BY event_id ORDER BY {_LANDING_ORDER}) AS _copy
+                FROM bronze
+            )
+            SELECT * EXCLUDE (_copy, {", ".join(_PLUMBING)}),
+                   list_filter([{verdicts}], lambda name: name IS NOT NULL) AS _broken
+            FROM ranked WHERE _copy = 1
+            """
+        )
+        names = silver_schema(topic).names
+        columns = ", ".join(f'"{name}"' for name in names)
+        as_struct = ", ".join(f'"{name}" := "{name}"' for name in names)
+        rows = connection.sql(
+            f"SELECT {columns} FROM checked WHERE len(_broken) = 0 ORDER BY event_time, event_id"
+        ).to_arrow_table()
+        rejected = connection.sql(
+            f"""
+            SELECT '{topic}' AS "table", event_id, event_date, _broken AS broken_rules,
+                   to_json(struct_pack({as_struct}))::VARCHAR AS "row",
+                   now() AS rejected_at
+            FROM checked WHERE len(_broken) > 0 ORDER BY event_id
+            """
+        ).to_arrow_table()
+    finally:
+        connection.close()
+    return SilverResult(
+        rows=rows.cast(silver_schema(topic)),
+        rejected=rejected.cast(REJECTED_ROWS),
+        duplicates=bronze.num_rows - rows.num_rows - rejected.num_rows,
+    )
+
+
+def build_silver_partition(settings: Settings, topic: str, day: date) -> SilverResult:
+    """Rebuild one event-date partition of a silver table (and its rejected rows) from bronze.
+
+    Reads only that partition of bronze, so a late duplicate landed in a later bronze
+    commit is deduplicated against its original; replaces the silver partition atomically,
+    so running it twice gives the same table.
+    """
+    bronze = open_table(CATALOG.bronze_for_topic(topic), settings)
+    source = (
+        bronze.to_pyarrow_dataset().to_table(filter=pc.field("event_date") == day)
+        if bronze is not None
+        else pa.Table.from_batches([], schema=CATALOG.bronze_for_topic(topic).schema)
+    )
+    result = to_silver(source, topic)
+    stamp = day.isoformat()
+    replace_partition(
+        CATALOG.table(f"silver.{topic}"), settings, result.rows, f"event_date = '{stamp}'"
+    )
+    replace_partition(
+        CATALOG.table("silver.rejected_rows"),
+        settings,
+        result.rejected,
+        f"event_date = '{stamp}' AND \"table\" = '{topic}'",
+    )
+    return result
