@@ -24,6 +24,7 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per existing table in `layers`."""
     connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")  # the lake's timestamps and dates are UTC
     wanted = set(layers)
     for layer in wanted:
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')

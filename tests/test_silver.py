@@ -13,6 +13,7 @@ from lakehouse.catalog import CATALOG, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.schemas import SENSOR_READINGS, VOCABULARIES, bronze_schema
 from lakehouse.settings import Settings
+from lakehouse.transforms.iot import sensor_hourly
 from lakehouse.transforms.silver import build_silver_partition, to_silver
 from streaming.generators.iot import SENSOR_TYPES
 
@@ -131,3 +132,37 @@ def test_a_late_duplicate_in_a_later_bronze_commit_does_not_reach_silver_twice(
     assert silver_ids(settings) == [(DAY, "a"), (DAY, "c")]
     rejected = DeltaTable(table_uri(CATALOG.table("silver.rejected_rows"), settings))
     assert rejected.to_pyarrow_table().column("event_id").to_pylist() == ["bad"]
+
+
+def test_hourly_aggregates_per_sensor_match_a_hand_computation() -> None:
+    ten = NOON.replace(hour=10)
+    readings = to_silver(
+        bronze(
+            reading("a", value=50.0, when=ten, offset=1),
+            reading("b", value=52.0, when=ten + timedelta(minutes=20), offset=2),
+            reading("c", value=57.0, when=ten + timedelta(minutes=59), offset=3),
+            reading("d", value=60.0, when=ten + timedelta(hours=1), offset=4),
+            reading("v", value=2.5, sensor_type="vibration", when=ten, offset=5),
+        ),
+        "sensor_readings",
+    ).rows
+    rows = sensor_hourly(readings).to_pylist()
+    summary = [
+        (
+            r["sensor_type"],
+            r["hour"].hour,
+            r["readings"],
+            r["avg_value"],
+            r["min_value"],
+            r["max_value"],
+            None if r["stddev_value"] is None else round(r["stddev_value"], 6),
+        )
+        for r in rows
+    ]
+    # 50, 52, 57: mean 53, sample variance ((9 + 1 + 16) / 2) = 13.
+    assert summary == [
+        ("temperature", 10, 3, 53.0, 50.0, 57.0, round(13**0.5, 6)),
+        ("vibration", 10, 1, 2.5, 2.5, 2.5, None),
+        ("temperature", 11, 1, 60.0, 60.0, 60.0, None),
+    ]
+    assert {r["event_date"] for r in rows} == {DAY}
