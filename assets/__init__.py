@@ -1,1 +1,2 @@
-"""assets: arrives with later steps."""
+"""Dagster software-defined assets, one module per domain and layer; thin wrappers over
+lakehouse.transforms."""

@@ -1,1 +1,1 @@
-"""orchestration: arrives with later steps."""
+"""Dagster Definitions, resources, jobs, schedules and sensors."""

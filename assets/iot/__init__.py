@@ -1,0 +1,1 @@
+"""IoT telemetry assets: silver readings and gold hourly aggregates."""
