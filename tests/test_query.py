@@ -1,0 +1,64 @@
+"""DuckDB sees exactly the live rows of each Delta table, whichever reader serves it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from lakehouse.catalog import CATALOG, table_uri
+from lakehouse.delta import replace_partition
+from lakehouse.query import run_query
+from lakehouse.schemas import SENSOR_HOURLY
+from lakehouse.settings import Settings
+
+SPEC = CATALOG.table("gold.sensor_hourly")
+
+
+def hourly(day: date, sensors: list[str], avg: float) -> pa.Table:
+    rows = [
+        {
+            "device_id": "m1",
+            "sensor_id": sensor,
+            "sensor_type": "temperature",
+            "plant": "p",
+            "hour": None,
+            "event_date": day,
+            "readings": 1,
+            "avg_value": avg,
+            "min_value": avg,
+            "max_value": avg,
+            "stddev_value": None,
+        }
+        for sensor in sensors
+    ]
+    return pa.Table.from_pylist(rows, schema=SENSOR_HOURLY)
+
+
+def test_only_live_files_are_read_with_typed_partition_values(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    first, second = date(2026, 11, 22), date(2026, 11, 23)
+    replace_partition(SPEC, settings, hourly(first, ["a", "b"], 1.0), f"event_date = '{first}'")
+    replace_partition(SPEC, settings, hourly(second, ["a"], 2.0), f"event_date = '{second}'")
+    # Rewriting a partition leaves its old file on disk, no longer live in the Delta log.
+    replace_partition(SPEC, settings, hourly(second, ["c"], 3.0), f"event_date = '{second}'")
+
+    answer = run_query(
+        settings,
+        "SELECT event_date, sensor_id, avg_value FROM gold.sensor_hourly ORDER BY 1, 2",
+    )
+    assert answer.to_pylist() == [
+        {"event_date": first, "sensor_id": "a", "avg_value": 1.0},
+        {"event_date": first, "sensor_id": "b", "avg_value": 1.0},
+        {"event_date": second, "sensor_id": "c", "avg_value": 3.0},
+    ]
+    live = DeltaTable(table_uri(SPEC, settings)).to_pyarrow_table()
+    assert answer.num_rows == live.num_rows
+    pruned = run_query(
+        settings, f"SELECT count(*) AS n FROM gold.sensor_hourly WHERE event_date = '{second}'"
+    )
+    assert pruned.column("n").to_pylist() == [1]
