@@ -16,35 +16,11 @@ import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse.catalog import Domain, Layer, TableSpec, table_uri
+from lakehouse.catalog import CATALOG, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 
-# The gold table as step 2 declares it; local here so the bench does not depend on the
-# catalog change landing first. Same name, layer and schema, so `lakehouse.query` sees it.
-SCHEMA = pa.schema(
-    [
-        ("device_id", pa.string()),
-        ("sensor_id", pa.string()),
-        ("sensor_type", pa.string()),
-        ("plant", pa.string()),
-        ("hour", pa.timestamp("us", tz="UTC")),
-        ("event_date", pa.date32()),
-        ("readings", pa.int64()),
-        ("avg_value", pa.float64()),
-        ("min_value", pa.float64()),
-        ("max_value", pa.float64()),
-        ("stddev_value", pa.float64()),
-    ]
-)
-SPEC = TableSpec(
-    name="sensor_hourly",
-    layer=Layer.GOLD,
-    domain=Domain.IOT,
-    schema=SCHEMA,
-    description="Per sensor and hour: readings, average, minimum, maximum, standard deviation.",
-    partition_by=("event_date",),
-)
+SPEC = CATALOG.table("gold.sensor_hourly")
 
 SENSOR_TYPES = ("temperature", "vibration", "pressure", "current")
 # (low, high) of a healthy sensor's mean, and its typical within-hour stddev.
@@ -162,7 +138,7 @@ def generate_days(
             "max_value": pa.array(max_value.ravel()),
             "stddev_value": pa.array(stddev.ravel()),
         },
-        schema=SCHEMA,
+        schema=SPEC.schema,
     )
 
 
