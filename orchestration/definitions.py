@@ -1,15 +1,18 @@
 """The Dagster code location: assembles assets and resources, holds no logic."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.bronze import bronze_tables
-from assets.iot.gold import gold_sensor_hourly
-from assets.iot.silver import silver_sensor_readings
+from assets.ecommerce import silver as ecommerce_silver
+from assets.fraud import silver as fraud_silver
+from assets.iot import gold as iot_gold
+from assets.iot import silver as iot_silver
 from orchestration.resources import LakehouseResource
 
 defs = dg.Definitions(
-    assets=[bronze_tables, silver_sensor_readings, gold_sensor_hourly],
+    assets=[
+        bronze_tables,
+        *dg.load_assets_from_modules([ecommerce_silver, fraud_silver, iot_silver, iot_gold]),
+    ],
     resources={"lakehouse": LakehouseResource()},
 )

@@ -1,0 +1,1 @@
+"""Payment fraud detection assets."""
