@@ -7,10 +7,10 @@ what landed with DuckDB. Two situations need care because the local broker keeps
 memory while the lake is on disk:
 
 - The broker was restarted since the last demo: its topics are empty, but the lake still
-  records offsets from the old topics. Ingest would resume after those offsets and skip
-  the new traffic, so the demo detects it (a recorded offset at or beyond the topic's high
-  watermark) and moves the old lake aside first.
-- The broker still holds an earlier demo's traffic: producing the same seed again would
+  records offsets from the old topics, which ingest would (rightly) refuse. The demo starts
+  the broker itself, so it knows: a lake that has landed data when the broker is started
+  fresh is moved aside first.
+- The lake already holds an earlier demo's events: producing the same seed again would
   add byte-identical events (same event ids), so the demo picks a fresh seed and says so.
 """
 
@@ -23,11 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, Layer, TableSpec
+from lakehouse.runtime import bring_up, lake_has_landed
 from lakehouse.settings import Settings
 from lakehouse.views import arrow_view, tables_view
 
@@ -39,8 +39,6 @@ DEFAULT_EVENTS: dict[Domain, int] = {
 """Events per domain at scale 1: a simulated day, about 20 s end to end on two cores."""
 
 DEFAULT_SEED = 42
-
-TopicPartitionKey = tuple[str, int]
 
 
 @dataclass
@@ -100,8 +98,6 @@ def _bring_up(settings: Settings, console: Console, report: DemoReport) -> None:
     A broker started just now has empty in-memory topics: a lake that landed data from an
     earlier broker is moved aside first, or ingest would rightly refuse it.
     """
-    from lakehouse.runtime import bring_up, lake_has_landed
-
     fresh_broker = broker.is_local_kafka(settings) and broker.running_broker(settings) is None
     if fresh_broker and lake_has_landed(settings):
         report.set_aside = _set_aside_stale_lake(settings, console)
@@ -147,17 +143,15 @@ def _generate_all(
     from streaming.generators import make_generator
     from streaming.producer import produce
 
-    held = topic_watermarks(settings)
     for domain, events in DEFAULT_EVENTS.items():
         count = max(1, round(events * scale))
         domain_seed = seed if seed is not None else DEFAULT_SEED
-        already = sum(high for (topic, _), (_, high) in held.items() if _domain(topic) is domain)
-        if seed is None and already:
+        if seed is None and lake_has_landed(settings, domain):
             # Same seed, same bytes: a rerun would add events whose ids are already landed.
             domain_seed = int(time.time() * 1000) % 1_000_000_007
             console.print(
-                f"   [dim]{domain}: the broker already holds {already:,} events from an "
-                f"earlier run; adding new ones with seed {domain_seed}[/]"
+                f"   [dim]{domain}: the lake already holds an earlier run's events; "
+                f"adding new ones with seed {domain_seed}[/]"
             )
         generator = make_generator(domain, seed=domain_seed)
         result = produce(settings, generator, count, rate=None, progress=True)
@@ -278,29 +272,6 @@ NEXT_STEPS: tuple[tuple[str, str], ...] = (
 # --- broker and lake state ----------------------------------------------------------------------
 
 
-def topic_watermarks(settings: Settings) -> dict[TopicPartitionKey, tuple[int, int]]:
-    """Low and high watermark of every partition of every catalogued topic on the broker."""
-    partitions = broker.describe_topics(settings)
-    consumer = Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": f"{settings.ingest_group_id}-demo-probe",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        marks: dict[TopicPartitionKey, tuple[int, int]] = {}
-        for topic in CATALOG.topics:
-            for partition in range(partitions.get(topic, 0)):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10, cached=False
-                )
-                marks[(topic, partition)] = (low, high)
-        return marks
-    finally:
-        consumer.close()
-
-
 def previous_lake(settings: Settings) -> Path:
     """Where the demo moves a stale local lake: beside it, as `<root>.previous`."""
     root = Path(settings.lake_root)
@@ -327,7 +298,3 @@ def reset_local(settings: Settings, console: Console) -> None:
 
 def _bronze_event_tables() -> list[TableSpec]:
     return [spec for spec in CATALOG.in_layer(Layer.BRONZE) if spec.source_topic is not None]
-
-
-def _domain(topic: str) -> Domain:
-    return CATALOG.topic(topic).domain

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lakehouse import broker
-from lakehouse.catalog import CATALOG, Layer
+from lakehouse.catalog import CATALOG, Domain, Layer
 from lakehouse.delta import ensure_table, open_table
 from lakehouse.settings import Settings
 
@@ -37,12 +37,16 @@ def bring_up(settings: Settings) -> Runtime:
     return Runtime(settings.kafka_bootstrap_servers, managed, started, created)
 
 
-def lake_has_landed(settings: Settings) -> bool:
-    """Whether any bronze table records Kafka offsets, i.e. belongs to some broker's topics.
+def lake_has_landed(settings: Settings, domain: Domain | None = None) -> bool:
+    """Whether any bronze table (of `domain`, if given) records landed Kafka offsets.
 
-    A broker started just now holds empty in-memory topics, so such a lake is ahead of it.
+    A table committed past its creation belongs to some broker's topics: a broker started
+    just now holds empty in-memory topics, so such a lake is ahead of it; and the same
+    generator seed would land the same event ids again.
     """
     for spec in CATALOG.in_layer(Layer.BRONZE):
+        if domain is not None and spec.domain is not domain:
+            continue
         table = open_table(spec, settings)
         if table is not None and table.version() > 0:
             return True
