@@ -1,9 +1,11 @@
 """One silver asset per topic, all built the same way from `lakehouse.transforms.silver`."""
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from assets.metadata import table_metadata
-from assets.partitions import DAILY, partition_day
+from assets.metadata import bar_chart, table_metadata
+from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
 from lakehouse.catalog import CATALOG
 from lakehouse.transforms.silver import build_silver_partition
 from orchestration.resources import LakehouseResource
@@ -18,6 +20,7 @@ def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
         description=spec.description,
         deps=[dg.AssetKey(["bronze", topic])],
         partitions_def=DAILY,
+        backfill_policy=SINGLE_RUN,
         group_name=spec.domain.value,
         kinds={"deltalake", "duckdb"},
         owners=[owner],
@@ -26,10 +29,28 @@ def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
     )
     def _silver(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
         settings = lakehouse.settings()
-        result = build_silver_partition(settings, topic, partition_day(context))
-        metadata = table_metadata(spec, settings, result.rows)
-        metadata["duplicates_dropped"] = dg.MetadataValue.int(result.duplicates)
-        metadata["rows_rejected"] = dg.MetadataValue.int(result.rejected.num_rows)
+        days = partition_days(context)
+        rows = duplicates = rejected = 0
+        for day in days:
+            result = build_silver_partition(settings, topic, day)
+            rows += result.rows.num_rows
+            duplicates += result.duplicates
+            rejected += result.rejected.num_rows
+            context.log.info(f"{spec.key} {day}: {result.rows.num_rows:,} rows")
+        metadata = table_metadata(spec, settings, rows, partition_label(days))
+        metadata["duplicates_dropped"] = dg.MetadataValue.int(duplicates)
+        metadata["rows_rejected"] = dg.MetadataValue.int(rejected)
+        metadata["events_by_hour"] = hourly_volume(result.rows, days[-1].isoformat())
         return dg.MaterializeResult(metadata=metadata)
 
     return _silver
+
+
+def hourly_volume(rows: pa.Table, day: str) -> dg.MetadataValue:
+    """Events per UTC hour of one day, as a bar chart: gaps and spikes show at a glance."""
+    hours = pc.hour(rows["event_time"]) if rows.num_rows else pa.array([], pa.int64())
+    counts = pa.table({"hour": hours}).group_by("hour").aggregate([("hour", "count")])
+    by_hour = dict(zip(counts["hour"].to_pylist(), counts["hour_count"].to_pylist(), strict=True))
+    labels = [f"{hour:02d}:00" for hour in range(24)]
+    values = [by_hour.get(hour, 0) for hour in range(24)]
+    return bar_chart(f"Events per hour, {day} (UTC)", labels, values)

@@ -234,6 +234,122 @@ CATALOG.add_table(
     )
 )
 
+# E-commerce gold (lakehouse.transforms.ecommerce). Snapshots (user_features,
+# product_trending) are partitioned by their "as of" day, so every gold table shares the
+# daily partitions. Per-user tables are large and z-ordered by user_id; the activity base
+# is kept 2 years, the 30-day feature snapshots 180 days (enough for point-in-time training
+# sets), the small product and experiment tables longer.
+for _name, _schema, _description, _zorder, _retention in (
+    (
+        "user_activity_daily",
+        schemas.USER_ACTIVITY_DAILY,
+        "Per user and day: sessions, page and product views, cart adds, orders, units, "
+        "revenue, viewed price range, searches, product views per category.",
+        ("user_id",),
+        2 * 365,
+    ),
+    (
+        "user_features",
+        schemas.USER_FEATURES,
+        "Per user as of each day, over the last 30 days: sessions, views, cart adds, orders, "
+        "revenue, viewed price range, top 3 categories, days active, last active date.",
+        ("user_id",),
+        180,
+    ),
+    (
+        "product_daily",
+        schemas.PRODUCT_DAILY,
+        "Per product and day: views, viewers, cart adds, orders, buyers, units, revenue, "
+        "view-to-purchase conversion.",
+        ("product_id",),
+        5 * 365,
+    ),
+    (
+        "product_trending",
+        schemas.PRODUCT_TRENDING,
+        "Per product as of each day: the day's views, orders, revenue, popularity score and "
+        "rank, and a trending score against its mean daily views of the previous 7 days.",
+        ("product_id",),
+        365,
+    ),
+    (
+        "ab_test_daily",
+        schemas.AB_TEST_DAILY,
+        "Per experiment, day and variant: active users, sessions, conversion, revenue per "
+        "user, and a two-proportion z-test of each variant against control.",
+        ("experiment_id",),
+        5 * 365,
+    ),
+):
+    CATALOG.add_table(
+        TableSpec(
+            name=_name,
+            layer=Layer.GOLD,
+            domain=Domain.ECOMMERCE,
+            schema=_schema,
+            description=_description,
+            partition_by=("event_date",),
+            zorder_by=_zorder,
+            retention_days=_retention,
+        )
+    )
+
+CATALOG.add_table(
+    TableSpec(
+        name="device_health_daily",
+        layer=Layer.GOLD,
+        domain=Domain.IOT,
+        schema=schemas.DEVICE_HEALTH_DAILY,
+        description="Per device and day: coverage, per-sensor-type stats and drift, health "
+        "score and status, failure ground truth.",
+        partition_by=("event_date",),
+        zorder_by=("device_id",),
+        retention_days=5 * 365,
+    )
+)
+
+# Fraud gold: kept 7 years like the rest of the fraud audit trail. Snapshots (profiles)
+# are partitioned by their "as of" day so every gold table shares the daily partitions.
+CATALOG.add_table(
+    TableSpec(
+        name="fraud_user_daily",
+        layer=Layer.GOLD,
+        domain=Domain.FRAUD,
+        schema=schemas.FRAUD_USER_DAILY,
+        description="Per card holder and day: additive amount sums, distinct countries, "
+        "merchants, devices, cards and channels, fraud count.",
+        partition_by=("event_date",),
+        zorder_by=("user_id",),
+        retention_days=7 * 365,
+    )
+)
+CATALOG.add_table(
+    TableSpec(
+        name="fraud_user_profiles",
+        layer=Layer.GOLD,
+        domain=Domain.FRAUD,
+        schema=schemas.FRAUD_USER_PROFILES,
+        description="Lifetime profile per card holder as of each day: amount mean and "
+        "stddev, home country, known devices and merchants, confirmed fraud.",
+        partition_by=("event_date",),
+        zorder_by=("user_id",),
+        retention_days=7 * 365,
+    )
+)
+CATALOG.add_table(
+    TableSpec(
+        name="fraud_daily_stats",
+        layer=Layer.GOLD,
+        domain=Domain.FRAUD,
+        schema=schemas.FRAUD_DAILY_STATS,
+        description="Per day, merchant category and channel: transactions, fraud rate, "
+        "amounts, distinct holders and counts per fraud pattern.",
+        partition_by=("event_date",),
+        zorder_by=("merchant_category",),
+        retention_days=7 * 365,
+    )
+)
+
 
 def table_uri(table: TableSpec, settings: Settings) -> str:
     """Where a table lives under the configured root: `<root>/<layer>/<name>`."""

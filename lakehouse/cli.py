@@ -216,6 +216,46 @@ def tables() -> None:
 
 
 @app.command()
+def materialize(
+    first: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (default: first landed)"),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (default: last landed)"),
+    ] = None,
+) -> None:
+    """Rebuild silver and gold through Dagster for a range of days (one `medallion` run)."""
+    from lakehouse.runtime import landed_days
+    from orchestration.materialize import observe_bronze, rebuild_days
+
+    settings = get_settings()
+    days = landed_days(settings)
+    if not days and (first is None or last is None):
+        err_console.print("[red]bronze holds no data yet:[/] land some, or give --from and --to")
+        raise typer.Exit(code=1)
+    start = first.date() if first else days[0]
+    end = last.date() if last else days[-1]
+    if end < start:
+        raise typer.BadParameter(f"--to {end} is before --from {start}", param_hint="--to")
+    observe_bronze()
+    with console.status(f"materializing silver and gold for {start}..{end}"):
+        try:
+            run = rebuild_days(start, end)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--from/--to") from None
+    colour = "green" if run.success else "red"
+    console.print(
+        f"[{colour}]run {run.run_id} {'succeeded' if run.success else 'FAILED'}[/]: "
+        f"{len(run.assets)} assets materialized for {start}..{end}"
+    )
+    if not run.success:
+        err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def demo(
     scale: Annotated[
         float, typer.Option(help="Multiply the default event counts (1M/250K/500K)")

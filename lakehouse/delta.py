@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.settings import Settings
@@ -90,3 +92,33 @@ def table_stats(spec: TableSpec, settings: Settings) -> TableStats | None:
         rows=sum(n or 0 for n in num_records),
         bytes=sum(sizes),
     )
+
+
+def partitions_added_since(
+    spec: TableSpec, settings: Settings, version: int | None, column: str = "event_date"
+) -> list[date]:
+    """The partition values of live files added after `version` (all live files if None).
+
+    This is how the bronze sensor learns which event days new commits touched without
+    reading any data: the files live now but not in the snapshot at `version` are exactly
+    what those commits added, whichever writer made them and whatever the clocks said.
+    A compaction rewrites files and so reports their days again; the downstream rebuild is
+    idempotent, so that costs work, never correctness. If `version` is no longer in the
+    log (cleaned up after the log retention), every live file counts as new.
+    """
+    table = open_table(spec, settings)
+    if table is None:
+        return []
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if version is not None and actions.num_rows:
+        try:
+            uri, options = table_uri(spec, settings), settings.storage_options()
+            before = DeltaTable(uri, version=version, storage_options=options)
+        except DeltaError:
+            before = None
+        if before is not None:
+            known = pa.table(before.get_add_actions(flatten=True))["path"]
+            actions = actions.filter(pc.invert(pc.is_in(actions["path"], value_set=known)))
+    if actions.num_rows == 0:
+        return []
+    return sorted(pc.unique(actions[f"partition.{column}"]).drop_null().to_pylist())

@@ -51,6 +51,8 @@ class DemoReport:
     produced: dict[str, int] = field(default_factory=dict)
     landed: int = 0
     quarantined: int = 0
+    days: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -63,16 +65,19 @@ def run_demo(
     report = DemoReport()
     console.rule("[bold]lakehouse demo")
 
-    with _stage(console, report, "up", "1/4 starting the broker, topics and bronze tables"):
+    with _stage(console, report, "up", "1/5 starting the broker, topics and bronze tables"):
         _bring_up(settings, console, report)
 
-    with _stage(console, report, "generate", "2/4 producing a simulated day of traffic"):
+    with _stage(console, report, "generate", "2/5 producing a simulated day of traffic"):
         _generate_all(settings, console, report, scale=scale, seed=seed)
 
-    with _stage(console, report, "ingest", "3/4 landing every topic in bronze, exactly once"):
+    with _stage(console, report, "ingest", "3/5 landing every topic in bronze, exactly once"):
         _ingest_all(settings, console, report)
 
-    with _stage(console, report, "query", "4/4 what landed"):
+    with _stage(console, report, "materialize", "4/5 silver and gold through Dagster"):
+        _materialize_all(settings, console, report)
+
+    with _stage(console, report, "query", "5/5 what the lake holds, and what it answers"):
         console.print(tables_view(settings))
         _show_queries(settings, console)
 
@@ -182,6 +187,33 @@ def _ingest_all(settings: Settings, console: Console, report: DemoReport) -> Non
         f"   [green]ingested[/] {result.consumed:,} messages in {result.seconds:.1f}s "
         f"({rate:,.0f}/s, group join included): {result.written:,} rows in "
         f"{result.commits:,} commits, {result.quarantined:,} quarantined"
+    )
+
+
+def _materialize_all(settings: Settings, console: Console, report: DemoReport) -> None:
+    """Observe bronze, then rebuild every landed day's silver and gold in one Dagster run."""
+    from lakehouse.runtime import landed_days
+    from orchestration.instance import dagster_home, dagster_instance
+    from orchestration.materialize import observe_bronze, rebuild_days
+
+    days = landed_days(settings)
+    instance = dagster_instance(settings)
+    observed = observe_bronze(instance)
+    console.print(
+        f"   [green]observed[/] {len(observed.assets)} bronze tables (run {observed.run_id})"
+    )
+    with console.status(f"   materializing silver and gold for {days[0]}..{days[-1]}..."):
+        run = rebuild_days(days[0], days[-1], instance)
+    if not run.success:
+        raise RuntimeError(
+            f"Dagster run {run.run_id} failed; its logs are in the UI (`dagster dev`) "
+            f"and under {dagster_home(settings)}"
+        )
+    report.days = [day.isoformat() for day in days]
+    report.runs = [observed.run_id, run.run_id]
+    console.print(
+        f"   [green]materialized[/] {len(run.assets)} assets for "
+        f"{', '.join(report.days)} in run {run.run_id}"
     )
 
 

@@ -7,10 +7,11 @@ missing topics are created and the lake's bronze tables made ready.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, Layer
-from lakehouse.delta import ensure_table, open_table
+from lakehouse.delta import ensure_table, open_table, partitions_added_since
 from lakehouse.settings import Settings
 
 
@@ -51,3 +52,12 @@ def lake_has_landed(settings: Settings, domain: Domain | None = None) -> bool:
         if table is not None and table.version() > 0:
             return True
     return False
+
+
+def landed_days(settings: Settings) -> list[date]:
+    """Every event day any bronze event table holds, from the Delta logs alone."""
+    days: set[date] = set()
+    for spec in CATALOG.in_layer(Layer.BRONZE):
+        if spec.source_topic is not None:
+            days.update(partitions_added_since(spec, settings, version=None))
+    return sorted(days)

@@ -262,3 +262,206 @@ SENSOR_HOURLY = _fields(
     ("max_value", pa.float64()),
     ("stddev_value", pa.float64()),
 )
+
+# --- E-commerce gold (lakehouse.transforms.ecommerce) -----------------------------------
+# Per user and day with any event on any topic. page_views counts every clickstream event
+# (product pages included), product_views the product views; purchases counts distinct
+# orders; viewed prices are list prices of product views, their sum and count kept so a
+# window's average is exact; category_views: product views per category, most viewed first.
+USER_ACTIVITY_DAILY = _fields(
+    ("event_date", pa.date32()),
+    ("user_id", pa.int64()),
+    ("sessions", pa.int64()),
+    ("page_views", pa.int64()),
+    ("product_views", pa.int64()),
+    ("cart_adds", pa.int64()),
+    ("purchases", pa.int64()),
+    ("units", pa.int64()),
+    ("revenue", pa.float64()),
+    ("searches", pa.int64()),
+    ("min_viewed_price", pa.float64()),
+    ("max_viewed_price", pa.float64()),
+    ("viewed_price_sum", pa.float64()),
+    ("priced_views", pa.int64()),
+    ("category_views", pa.list_(pa.struct([("category", pa.string()), ("views", pa.int64())]))),
+)
+
+# Per user as of event_date D (a snapshot): user_activity_daily summed over D-29..D, for
+# users active in that window; top_categories: the three most viewed, ties by name. The
+# recommendation service (step 5) loads the latest partition.
+USER_FEATURES = _fields(
+    ("event_date", pa.date32()),
+    ("user_id", pa.int64()),
+    ("sessions_30d", pa.int64()),
+    ("page_views_30d", pa.int64()),
+    ("views_30d", pa.int64()),
+    ("cart_adds_30d", pa.int64()),
+    ("purchases_30d", pa.int64()),
+    ("units_30d", pa.int64()),
+    ("revenue_30d", pa.float64()),
+    ("searches_30d", pa.int64()),
+    ("min_viewed_price_30d", pa.float64()),
+    ("max_viewed_price_30d", pa.float64()),
+    ("avg_viewed_price_30d", pa.float64()),
+    ("top_categories", pa.list_(pa.string())),
+    ("days_active_30d", pa.int64()),
+    ("last_active_date", pa.date32()),
+)
+
+# Per product and day: the funnel. purchases = distinct orders, buyers = distinct users
+# who bought; view_to_purchase = share of the day's viewers who bought it that day.
+PRODUCT_DAILY = _fields(
+    ("event_date", pa.date32()),
+    ("product_id", pa.int64()),
+    ("category", pa.string()),
+    ("views", pa.int64()),
+    ("viewers", pa.int64()),
+    ("cart_adds", pa.int64()),
+    ("purchases", pa.int64()),
+    ("buyers", pa.int64()),
+    ("units", pa.int64()),
+    ("revenue", pa.float64()),
+    ("view_to_purchase", pa.float64()),
+)
+
+# Per product seen on day D (= event_date): popularity_score = views + 5 cart_adds +
+# 20 purchases, ranked 1 = most popular; baseline_views = mean daily views over the days
+# of D-7..D-1 that product_daily holds (baseline_days of them); trending_score =
+# (views - baseline_views) / sqrt(baseline_views + 1), a Poisson z-score (above 2: rising
+# beyond day-to-day noise), ranked 1 = most trending; NULL without any baseline day.
+PRODUCT_TRENDING = _fields(
+    ("event_date", pa.date32()),
+    ("product_id", pa.int64()),
+    ("category", pa.string()),
+    ("views", pa.int64()),
+    ("cart_adds", pa.int64()),
+    ("purchases", pa.int64()),
+    ("revenue", pa.float64()),
+    ("popularity_score", pa.int64()),
+    ("popularity_rank", pa.int64()),
+    ("baseline_days", pa.int64()),
+    ("baseline_views", pa.float64()),
+    ("trending_score", pa.float64()),
+    ("trending_rank", pa.int64()),
+)
+
+# One row per experiment, day and variant: enrolled users active that day, sessions,
+# users with an order, conversion_rate = converting_users / users, revenue per user.
+# Each non-control variant's row also carries its pooled two-proportion z-test against
+# the same day's control: absolute_diff (p_variant - p_control), relative_lift (over
+# p_control), z_score, two-sided p_value, 95% CI of the difference (unpooled) and
+# significant (p < 0.05); these are NULL on the control row.
+AB_TEST_DAILY = _fields(
+    ("event_date", pa.date32()),
+    ("experiment_id", pa.string()),
+    ("variant", pa.string()),
+    ("users", pa.int64()),
+    ("sessions", pa.int64()),
+    ("converting_users", pa.int64()),
+    ("conversion_rate", pa.float64()),
+    ("orders", pa.int64()),
+    ("revenue", pa.float64()),
+    ("revenue_per_user", pa.float64()),
+    ("absolute_diff", pa.float64()),
+    ("relative_lift", pa.float64()),
+    ("z_score", pa.float64()),
+    ("p_value", pa.float64()),
+    ("diff_ci_low", pa.float64()),
+    ("diff_ci_high", pa.float64()),
+    ("significant", pa.bool_()),
+)
+
+# --- Fraud and IoT gold ---------------------------------------------------------------
+# The fraud patterns named in `label_fraud_pattern` (docs/events.md): one count column each
+# in gold.fraud_daily_stats.
+FRAUD_PATTERNS = ("velocity_burst", "impossible_travel", "amount_spike", "compromised_device")
+
+# Per card holder and day: additive sums (the lifetime profile is rebuilt by summing them),
+# the day's distinct values, and transactions per country (for the home country).
+FRAUD_USER_DAILY = _fields(
+    ("user_id", pa.int64()),
+    ("event_date", pa.date32()),
+    ("transactions", pa.int64()),
+    ("amount_sum", pa.float64()),
+    ("amount_sq_sum", pa.float64()),
+    ("amount_min", pa.float64()),
+    ("amount_max", pa.float64()),
+    ("first_txn_at", TIMESTAMP),
+    ("last_txn_at", TIMESTAMP),
+    ("countries", pa.list_(pa.string())),
+    (
+        "country_transactions",
+        pa.list_(pa.struct([("country", pa.string()), ("transactions", pa.int64())])),
+    ),
+    ("merchants", pa.list_(pa.string())),
+    ("devices", pa.list_(pa.string())),
+    ("cards", pa.list_(pa.string())),
+    ("channels", pa.list_(pa.string())),
+    ("fraud_transactions", pa.int64()),
+    ("fraud_amount", pa.float64()),
+)
+
+# Lifetime profile per card holder as of `event_date` (inclusive): what the online fraud
+# service loads. Counts are exact; the lists keep the most recently used values.
+FRAUD_USER_PROFILES = _fields(
+    ("user_id", pa.int64()),
+    ("event_date", pa.date32()),
+    ("transactions", pa.int64()),
+    ("amount_sum", pa.float64()),
+    ("avg_amount", pa.float64()),
+    ("stddev_amount", pa.float64()),
+    ("max_amount", pa.float64()),
+    ("first_seen", TIMESTAMP),
+    ("last_seen", TIMESTAMP),
+    ("days_active", pa.int64()),
+    ("home_country", pa.string()),
+    ("distinct_countries", pa.int64()),
+    ("distinct_devices", pa.int64()),
+    ("distinct_merchants", pa.int64()),
+    ("distinct_cards", pa.int64()),
+    ("countries", pa.list_(pa.string())),
+    ("devices", pa.list_(pa.string())),
+    ("merchants", pa.list_(pa.string())),
+    ("cards", pa.list_(pa.string())),
+    ("fraud_transactions", pa.int64()),
+)
+
+# Per day, merchant category and channel: volumes, fraud and one count per fraud pattern.
+FRAUD_DAILY_STATS = _fields(
+    ("event_date", pa.date32()),
+    ("merchant_category", pa.string()),
+    ("channel", pa.string()),
+    ("transactions", pa.int64()),
+    ("fraud_transactions", pa.int64()),
+    ("fraud_rate", pa.float64()),
+    ("amount", pa.float64()),
+    ("fraud_amount", pa.float64()),
+    ("avg_amount", pa.float64()),
+    ("distinct_users", pa.int64()),
+    *((f"{pattern}_transactions", pa.int64()) for pattern in FRAUD_PATTERNS),
+)
+
+# Per device and day: coverage, per sensor type mean / max / max hourly stddev / drift,
+# a health score and status, and the failure ground truth (lakehouse.transforms.iot).
+DEVICE_HEALTH_DAILY = _fields(
+    ("device_id", pa.string()),
+    ("plant", pa.string()),
+    ("event_date", pa.date32()),
+    ("readings", pa.int64()),
+    ("hours_reporting", pa.int64()),
+    ("sensors_reporting", pa.int64()),
+    ("first_reading_at", TIMESTAMP),
+    ("last_reading_at", TIMESTAMP),
+    *(
+        (f"{sensor_type}_{stat}", pa.float64())
+        for sensor_type in VOCABULARIES["sensor_readings"]["sensor_type"]
+        for stat in ("mean", "max", "max_hourly_stddev", "drift")
+    ),
+    ("drift_score", pa.float64()),
+    ("volatility_score", pa.float64()),
+    ("health_score", pa.float64()),
+    ("status", pa.string()),
+    ("anomalous_readings", pa.int64()),
+    ("failed", pa.bool_()),
+    ("hours_to_failure", pa.float64()),
+)

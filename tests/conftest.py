@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
+import psycopg2
 import pytest
 from botocore.client import BaseClient
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port, port_open
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "INGEST_FLUSH_ROWS": str(settings.ingest_flush_rows),
         "KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.kafka_heartbeat_interval_ms),
+        "LAKEHOUSE_PROFILE": settings.lakehouse_profile.value,
         "AWS_REGION": settings.aws_region,
         "AWS_ALLOW_HTTP": "true" if settings.aws_allow_http else "false",
     }
@@ -82,6 +84,43 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if secret is not None:
             env[name.upper()] = secret.get_secret_value()
     return env
+
+
+@pytest.fixture
+def activate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Settings], None]]:
+    """Make given settings the process's own, as Dagster's resources read them (from the
+    environment), for code that runs in this process: schedules, sensors, runs."""
+
+    def apply(settings: Settings) -> None:
+        for name, value in settings_env(settings).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL; yields its SQLAlchemy URL."""
+    name = f"dagster_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN, connect_timeout=5)
+    except psycopg2.OperationalError as error:
+        raise RuntimeError(f"PostgreSQL is not reachable at {POSTGRES_ADMIN}: {error}") from error
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def lakehouse_command(*args: str) -> list[str]:

@@ -1,0 +1,212 @@
+"""`python -m bench.medallion`: bronze to gold for one day of e-commerce traffic.
+
+1. Generate a day of e-commerce traffic holding `--clickstream` clickstream events (plus
+   the carts, searches and purchases that come with them), decode it with the ingest
+   sidecar's own decoder and append it to bronze in 250K-row commits, as ingest would.
+2. Run the `medallion` job for that day over the e-commerce silver and gold assets,
+   in process through Dagster (an ephemeral instance), and read each step's duration
+   from the run's events.
+Results go to bench/results/medallion-<UTC time>.json; docs/benchmarks.md records them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import typer
+from deltalake import write_deltalake
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.ingest.report import machine
+from lakehouse import schemas
+from lakehouse.catalog import CATALOG, Domain
+from lakehouse.delta import ensure_table, table_stats
+from lakehouse.settings import Settings, get_settings
+from orchestration.definitions import defs
+from streaming.generators import make_generator
+from streaming.ingest.decode import BatchDecoder
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+app = typer.Typer(add_completion=False, help=__doc__)
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+TARGET_S = 60.0
+FLUSH_ROWS = 250_000
+CLICKSTREAM_SHARE = 0.888  # of e-commerce events, measured from the generator's output
+
+
+@app.command()
+def main(
+    clickstream: Annotated[int, typer.Option(help="Clickstream events in the day")] = 10_000_000,
+    seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary lake")] = False,
+) -> None:
+    """Land a day in bronze, then time the e-commerce silver and gold assets for it."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-medallion-"))
+    # The job's resources read the environment, as under `dagster dev`: point it at the lake.
+    os.environ["LAKEHOUSE_ROOT"] = str(workdir / "lake")
+    os.environ["LAKEHOUSE_HOME"] = str(workdir / "home")
+    get_settings.cache_clear()
+    settings = get_settings()
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    try:
+        landed = _land(settings, day, clickstream, seed)
+        run = _materialize(settings, day)
+    finally:
+        if keep:
+            console.print(f"lake kept at {settings.lake_root}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    document = {
+        "benchmark": "medallion",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.medallion", *sys.argv[1:]]),
+        "config": {"clickstream": clickstream, "seed": seed, "day": day.isoformat()},
+        "machine": machine(),
+        "bronze": landed,
+        "run": run,
+        "target_s": TARGET_S,
+        "met": run["seconds"] <= TARGET_S,
+    }
+    _print(document)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"medallion-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+    if not run["success"]:
+        raise typer.Exit(1)
+
+
+def _land(settings: Settings, day: Any, clickstream: int, seed: int) -> dict[str, Any]:
+    """Generate, decode and append to bronze in ingest-sized commits; return what landed."""
+    events = round(clickstream / CLICKSTREAM_SHARE)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    generator = make_generator(Domain.ECOMMERCE, seed=seed, start=start)
+    decoders = {
+        topic.name: BatchDecoder(topic.event, settings.ingest_max_message_bytes)
+        for topic in CATALOG.topics_of(Domain.ECOMMERCE)
+    }
+    buffers: dict[str, list[pa.Table]] = {topic: [] for topic in decoders}
+    offsets = dict.fromkeys(decoders, 0)
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generate + decode + land in bronze", total=events)
+        for batch in generator.batches(events, 200_000):
+            rows = _bronze_rows(decoders[batch.topic], batch.values, offsets[batch.topic])
+            offsets[batch.topic] += len(batch.values)
+            buffers[batch.topic].append(rows)
+            if sum(part.num_rows for part in buffers[batch.topic]) >= FLUSH_ROWS:
+                _flush(settings, batch.topic, buffers)
+            progress.advance(task, len(batch.values))
+        for topic in buffers:
+            _flush(settings, topic, buffers)
+    seconds = time.perf_counter() - started
+    tables = {}
+    for topic in decoders:
+        stats = table_stats(CATALOG.bronze_for_topic(topic), settings)
+        assert stats is not None
+        tables[topic] = {"rows": stats.rows, "files": stats.files, "bytes": stats.bytes}
+    console.print(f"bronze: {tables} in {seconds:.1f} s")
+    return {"events": events, "seconds": seconds, "tables": tables}
+
+
+def _bronze_rows(decoder: BatchDecoder, values: list[bytes], first_offset: int) -> pa.Table:
+    """The rows ingest would land: the decoded event plus Kafka provenance columns."""
+    decoded = decoder.decode(values)
+    table = decoded.table
+    assert not decoded.rejects, "generated traffic is clean"
+    return table.append_column(
+        "_kafka_partition", pa.array(np.zeros(table.num_rows, np.int32))
+    ).append_column(
+        "_kafka_offset", pa.array(first_offset + decoded.indices.astype(np.int64))
+    ).append_column(
+        "_ingested_at", pa.repeat(pa.scalar(datetime.now(UTC), schemas.TIMESTAMP), table.num_rows)
+    ).append_column("event_date", pc.cast(table["event_time"], pa.date32()))
+
+
+def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -> None:
+    if not buffers[topic]:
+        return
+    spec = CATALOG.bronze_for_topic(topic)
+    rows = pa.concat_tables(buffers[topic]).cast(spec.schema)
+    write_deltalake(
+        ensure_table(spec, settings), rows, mode="append", partition_by=list(spec.partition_by)
+    )
+    buffers[topic] = []
+
+
+def _materialize(settings: Settings, day: Any) -> dict[str, Any]:
+    """One medallion run for the day over the e-commerce silver and gold assets."""
+    graph = defs.resolve_asset_graph()
+    selection = sorted(
+        (
+            key
+            for key in graph.materializable_asset_keys
+            if graph.get(key).group_name == Domain.ECOMMERCE.value
+        ),
+        key=lambda key: key.to_user_string(),
+    )
+    job = defs.resolve_job_def("medallion")
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with console.status(f"materializing {len(selection)} e-commerce assets for {day}"):
+        result = job.execute_in_process(
+            partition_key=day.isoformat(),
+            asset_selection=selection,
+            instance=dg.DagsterInstance.ephemeral(),
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    seconds = time.perf_counter() - started
+    steps = {
+        event.step_key: event.event_specific_data.duration_ms / 1000
+        for event in result.all_events
+        if event.event_type_value == "STEP_SUCCESS"
+    }
+    rows = {}
+    for key in selection:
+        stats = table_stats(CATALOG.table(".".join(key.path)), settings)
+        rows[key.to_user_string()] = stats.rows if stats else None
+    return {
+        "success": result.success,
+        "seconds": seconds,
+        "steps_s": steps,
+        "rows": rows,
+        "peak_rss_mib": max(peak_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024,
+    }
+
+
+def _print(document: dict[str, Any]) -> None:
+    run = document["run"]
+    table = Table(title=f"bronze to gold, {document['config']['clickstream']:,} clickstream events")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("rows out", justify="right")
+    for step, seconds in sorted(run["steps_s"].items(), key=lambda item: -item[1]):
+        key = step.replace("__", "/")
+        rows = run["rows"].get(key)
+        table.add_row(step, f"{seconds:.1f}", f"{rows:,}" if rows is not None else "")
+    table.add_row("[bold]whole run", f"[bold]{run['seconds']:.1f}", "")
+    console.print(table)
+    verdict = "[green]met" if document["met"] else "[red]missed"
+    console.print(
+        f"target <= {TARGET_S:.0f} s: {verdict}[/]; peak RSS {run['peak_rss_mib']:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    app()

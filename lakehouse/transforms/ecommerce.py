@@ -1,0 +1,550 @@
+"""E-commerce gold: what the recommendation service, merchandisers and the A/B readout read.
+
+Five daily tables, each partitioned by `event_date` (for snapshots, the "as of" day):
+
+- `user_activity_daily`: per user and day, what the user did on every topic; the small,
+  additive base the windowed user features are summed from.
+- `user_features`: per user as of day D, the 30-day window D-29..D of user_activity_daily
+  (what step 5's online service loads into Redis).
+- `product_daily`: per product and day, the funnel: views, viewers, cart adds, orders,
+  units, revenue, view-to-purchase conversion.
+- `product_trending`: per product seen on day D, its popularity on D and how D's views
+  compare with its mean daily views over D-7..D-1.
+- `ab_test_daily`: per experiment, day and variant, user conversion and revenue, and the
+  pooled two-proportion z-test of each variant against control.
+
+Each table has a pure function over Arrow tables (DuckDB does the relational work) and a
+`build_*_partition(settings, day)` that reads its inputs with a partition filter and
+replaces exactly one partition, so re-running a day gives the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+from statistics import NormalDist
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import open_table, replace_partition
+from lakehouse.schemas import (
+    AB_TEST_DAILY,
+    PRODUCT_DAILY,
+    PRODUCT_TRENDING,
+    USER_ACTIVITY_DAILY,
+    USER_FEATURES,
+)
+from lakehouse.settings import Settings
+
+FEATURE_WINDOW_DAYS = 30  # user_features as of D sum user_activity_daily over D-29..D
+TRENDING_BASELINE_DAYS = 7  # product_trending compares D with D-7..D-1
+# Popularity of a product on a day: a view counts 1, a cart add 5, an order 20 (each step
+# deeper into the funnel is rarer and says more about demand).
+POPULARITY_WEIGHTS = {"views": 1, "cart_adds": 5, "purchases": 20}
+# Trending is a Poisson z-score: daily views of a steady product vary by about the square
+# root of their mean, so (views - baseline) / sqrt(baseline + 1) is how many of those
+# standard deviations D is above the usual (|score| < 2 is noise). The 1 keeps a new
+# product (baseline 0) finite: 5 views from nothing score 5.
+TRENDING_SMOOTHING = 1.0
+CONTROL = "control"
+ALPHA = 0.05
+
+_TOPICS = ("clickstream", "cart_events", "search", "purchases")
+_SESSION = "event_date user_id session_id"
+_EXPERIMENT = "experiment_id variant"
+_COLUMNS = {
+    "clickstream": f"{_SESSION} event_type product_id category price {_EXPERIMENT}".split(),
+    "cart_events": f"{_SESSION} action product_id category quantity {_EXPERIMENT}".split(),
+    "search": _SESSION.split(),
+    "purchases": (
+        f"{_SESSION} order_id product_id category quantity total_amount {_EXPERIMENT}".split()
+    ),
+}
+
+
+# --- user_activity_daily -------------------------------------------------------------
+
+_USER_ACTIVITY_SQL = """
+WITH touches AS (
+    SELECT event_date, user_id, session_id FROM clickstream
+    UNION ALL SELECT event_date, user_id, session_id FROM cart_events
+    UNION ALL SELECT event_date, user_id, session_id FROM search
+    UNION ALL SELECT event_date, user_id, session_id FROM purchases
+),
+active AS (
+    SELECT event_date, user_id, count(DISTINCT session_id) AS sessions
+    FROM touches GROUP BY ALL
+),
+clicks AS (
+    SELECT event_date, user_id,
+           count(*) AS page_views,
+           count(*) FILTER (event_type = 'product_view') AS product_views,
+           min(price) FILTER (event_type = 'product_view') AS min_viewed_price,
+           max(price) FILTER (event_type = 'product_view') AS max_viewed_price,
+           sum(price) FILTER (event_type = 'product_view') AS viewed_price_sum,
+           count(price) FILTER (event_type = 'product_view') AS priced_views
+    FROM clickstream GROUP BY ALL
+),
+category_counts AS (
+    SELECT event_date, user_id, category, count(*) AS views
+    FROM clickstream
+    WHERE event_type = 'product_view' AND category IS NOT NULL
+    GROUP BY ALL
+),
+categories AS (
+    SELECT event_date, user_id,
+           list({'category': category, 'views': views} ORDER BY views DESC, category)
+               AS category_views
+    FROM category_counts GROUP BY ALL
+),
+carts AS (
+    SELECT event_date, user_id, count(*) FILTER (action = 'add') AS cart_adds
+    FROM cart_events GROUP BY ALL
+),
+orders AS (
+    SELECT event_date, user_id, count(DISTINCT order_id) AS purchases,
+           sum(quantity) AS units, sum(total_amount) AS revenue
+    FROM purchases GROUP BY ALL
+),
+searches AS (
+    SELECT event_date, user_id, count(*) AS searches FROM search GROUP BY ALL
+)
+SELECT event_date, user_id, sessions,
+       coalesce(page_views, 0) AS page_views,
+       coalesce(product_views, 0) AS product_views,
+       coalesce(cart_adds, 0) AS cart_adds,
+       coalesce(purchases, 0) AS purchases,
+       coalesce(units, 0) AS units,
+       round(coalesce(revenue, 0), 2) AS revenue,
+       coalesce(searches, 0) AS searches,
+       min_viewed_price, max_viewed_price,
+       coalesce(viewed_price_sum, 0) AS viewed_price_sum,
+       coalesce(priced_views, 0) AS priced_views,
+       coalesce(category_views, []) AS category_views
+FROM active
+LEFT JOIN clicks USING (event_date, user_id)
+LEFT JOIN categories USING (event_date, user_id)
+LEFT JOIN carts USING (event_date, user_id)
+LEFT JOIN orders USING (event_date, user_id)
+LEFT JOIN searches USING (event_date, user_id)
+ORDER BY event_date, user_id
+"""
+
+
+def user_activity_daily(
+    clickstream: pa.Table, cart_events: pa.Table, search: pa.Table, purchases: pa.Table
+) -> pa.Table:
+    """One row per user and day with any event on any of the four topics.
+
+    `sessions` counts distinct session ids across the topics; `page_views` every
+    clickstream event (product pages included), `product_views` the product views, whose
+    list prices give the viewed price range; `purchases` distinct orders; `category_views`
+    product views per category, most viewed first, ties by name.
+    """
+    return _sql(
+        _USER_ACTIVITY_SQL,
+        USER_ACTIVITY_DAILY,
+        clickstream=clickstream,
+        cart_events=cart_events,
+        search=search,
+        purchases=purchases,
+    )
+
+
+def build_user_activity_daily_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
+    inputs = {topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in _TOPICS}
+    rows = user_activity_daily(**inputs)
+    _replace(settings, "gold.user_activity_daily", rows, day)
+    return rows
+
+
+# --- user_features ---------------------------------------------------------------------
+
+_USER_FEATURES_SQL = """
+WITH recent AS (
+    SELECT * FROM activity
+    WHERE event_date BETWEEN CAST($first AS DATE) AND CAST($as_of AS DATE)
+),
+totals AS (
+    SELECT user_id,
+           sum(sessions) AS sessions_30d,
+           sum(page_views) AS page_views_30d,
+           sum(product_views) AS views_30d,
+           sum(cart_adds) AS cart_adds_30d,
+           sum(purchases) AS purchases_30d,
+           sum(units) AS units_30d,
+           round(sum(revenue), 2) AS revenue_30d,
+           sum(searches) AS searches_30d,
+           min(min_viewed_price) AS min_viewed_price_30d,
+           max(max_viewed_price) AS max_viewed_price_30d,
+           sum(viewed_price_sum) / nullif(sum(priced_views), 0) AS avg_viewed_price_30d,
+           count(DISTINCT event_date) AS days_active_30d,
+           max(event_date) AS last_active_date
+    FROM recent GROUP BY user_id
+),
+category_totals AS (
+    SELECT user_id, item.category AS category, sum(item.views) AS views
+    FROM (SELECT user_id, unnest(category_views) AS item FROM recent)
+    GROUP BY ALL
+),
+top AS (
+    SELECT user_id, list(category ORDER BY views DESC, category)[1:3] AS top_categories
+    FROM category_totals GROUP BY user_id
+)
+SELECT CAST($as_of AS DATE) AS event_date, user_id,
+       sessions_30d, page_views_30d, views_30d, cart_adds_30d, purchases_30d, units_30d,
+       revenue_30d, searches_30d,
+       min_viewed_price_30d, max_viewed_price_30d, avg_viewed_price_30d,
+       coalesce(top_categories, []) AS top_categories,
+       days_active_30d, last_active_date
+FROM totals LEFT JOIN top USING (user_id)
+ORDER BY user_id
+"""
+
+
+def user_features(activity: pa.Table, as_of: date) -> pa.Table:
+    """Per user active in D-29..D (D = `as_of`): the window's user_activity_daily summed.
+
+    Rows of `activity` outside the window are ignored. Sessions are summed per day (a
+    session across midnight counts on both days); the average viewed price weighs every
+    product view alike; `top_categories` are the three most viewed categories of the
+    window, ties by name. A user idle for 30 days drops out, as the seed's Redis TTL does.
+    """
+    first = as_of - timedelta(days=FEATURE_WINDOW_DAYS - 1)
+    return _sql(
+        _USER_FEATURES_SQL, USER_FEATURES, {"first": first, "as_of": as_of}, activity=activity
+    )
+
+
+def build_user_features_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild gold.user_features as of `day` from user_activity_daily's 30-day window.
+
+    A missing earlier day of user_activity_daily contributes nothing.
+    """
+    first = day - timedelta(days=FEATURE_WINDOW_DAYS - 1)
+    activity = _read(
+        settings, "gold.user_activity_daily", USER_ACTIVITY_DAILY.names, first, last=day
+    )
+    rows = user_features(activity, day)
+    _replace(settings, "gold.user_features", rows, day)
+    return rows
+
+
+# --- product_daily ---------------------------------------------------------------------
+
+_PRODUCT_DAILY_SQL = """
+WITH touches AS (
+    SELECT event_date, product_id, category, user_id,
+           1 AS views, 0 AS cart_adds, NULL::VARCHAR AS order_id, 0 AS units, 0.0 AS revenue
+    FROM clickstream WHERE event_type = 'product_view' AND product_id IS NOT NULL
+    UNION ALL
+    SELECT event_date, product_id, category, user_id, 0, 1, NULL, 0, 0.0
+    FROM cart_events WHERE action = 'add'
+    UNION ALL
+    SELECT event_date, product_id, category, user_id, 0, 0, order_id, quantity, total_amount
+    FROM purchases
+),
+per_user AS (
+    SELECT event_date, product_id, user_id, max(category) AS category,
+           sum(views) AS views, sum(cart_adds) AS cart_adds,
+           count(DISTINCT order_id) AS orders, sum(units) AS units, sum(revenue) AS revenue
+    FROM touches GROUP BY event_date, product_id, user_id
+)
+SELECT event_date, product_id, max(category) AS category,
+       sum(views) AS views,
+       count(*) FILTER (views > 0) AS viewers,
+       sum(cart_adds) AS cart_adds,
+       sum(orders) AS purchases,
+       count(*) FILTER (orders > 0) AS buyers,
+       sum(units) AS units,
+       round(sum(revenue), 2) AS revenue,
+       count(*) FILTER (views > 0 AND orders > 0) / nullif(count(*) FILTER (views > 0), 0)
+           AS view_to_purchase
+FROM per_user
+GROUP BY event_date, product_id
+ORDER BY event_date, product_id
+"""
+
+
+def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table) -> pa.Table:
+    """One row per product and day with a view, a cart add or an order line.
+
+    `purchases` counts distinct orders, `buyers` distinct purchasing users;
+    `view_to_purchase` is the share of the day's viewers who also bought it that day
+    (NULL without viewers).
+    """
+    return _sql(
+        _PRODUCT_DAILY_SQL,
+        PRODUCT_DAILY,
+        clickstream=clickstream,
+        cart_events=cart_events,
+        purchases=purchases,
+    )
+
+
+def build_product_daily_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild one day of gold.product_daily from the day's silver tables."""
+    inputs = {
+        topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day)
+        for topic in ("clickstream", "cart_events", "purchases")
+    }
+    rows = product_daily(**inputs)
+    _replace(settings, "gold.product_daily", rows, day)
+    return rows
+
+
+# --- product_trending ------------------------------------------------------------------
+
+_PRODUCT_TRENDING_SQL = """
+WITH today AS (
+    SELECT * FROM product_daily WHERE event_date = CAST($as_of AS DATE)
+),
+before AS (
+    SELECT * FROM product_daily
+    WHERE event_date BETWEEN CAST($as_of AS DATE) - $baseline_days
+                         AND CAST($as_of AS DATE) - 1
+),
+span AS (SELECT count(DISTINCT event_date) AS baseline_days FROM before),
+prior AS (SELECT product_id, sum(views) AS prior_views FROM before GROUP BY product_id),
+scored AS (
+    SELECT today.*,
+           $w_views * views + $w_cart_adds * cart_adds + $w_purchases * purchases
+               AS popularity_score,
+           span.baseline_days,
+           CASE WHEN span.baseline_days > 0
+                THEN coalesce(prior.prior_views, 0) / span.baseline_days END AS baseline_views
+    FROM today CROSS JOIN span LEFT JOIN prior USING (product_id)
+),
+trending AS (
+    SELECT *, (views - baseline_views) / sqrt(baseline_views + $smoothing) AS trending_score
+    FROM scored
+)
+SELECT event_date, product_id, category, views, cart_adds, purchases, revenue,
+       popularity_score,
+       row_number() OVER (ORDER BY popularity_score DESC, product_id) AS popularity_rank,
+       baseline_days, baseline_views, trending_score,
+       CASE WHEN trending_score IS NOT NULL THEN row_number() OVER (
+           ORDER BY trending_score DESC NULLS LAST, views DESC, product_id) END
+           AS trending_rank
+FROM trending
+ORDER BY popularity_rank
+"""
+
+
+def product_trending(product_daily_rows: pa.Table, as_of: date) -> pa.Table:
+    """Per product seen on D (= `as_of`): its popularity on D and its trend against D-7..D-1.
+
+    popularity_score = views + 5 * cart_adds + 20 * purchases (orders); rank 1 is the most
+    popular, ties by product id. baseline_views is the product's mean daily views over the
+    days of D-7..D-1 that product_daily holds (a product absent on such a day had 0 views;
+    a day missing from the table is unknown, not zero). trending_score =
+    (views - baseline_views) / sqrt(baseline_views + 1), a Poisson z-score: above 2 the
+    product is rising beyond day-to-day noise, below -2 cooling; rank 1 is the most
+    trending, ties by views then product id. NULL (and no trending_rank) when none of
+    D-7..D-1 is in the table.
+    """
+    params = {
+        "as_of": as_of,
+        "baseline_days": TRENDING_BASELINE_DAYS,
+        "smoothing": TRENDING_SMOOTHING,
+        **{f"w_{name}": weight for name, weight in POPULARITY_WEIGHTS.items()},
+    }
+    return _sql(_PRODUCT_TRENDING_SQL, PRODUCT_TRENDING, params, product_daily=product_daily_rows)
+
+
+def build_product_trending_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild gold.product_trending as of `day` from product_daily's D-7..D."""
+    first = day - timedelta(days=TRENDING_BASELINE_DAYS)
+    daily = _read(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
+    rows = product_trending(daily, day)
+    _replace(settings, "gold.product_trending", rows, day)
+    return rows
+
+
+# --- ab_test_daily ---------------------------------------------------------------------
+
+_AB_VARIANTS_SQL = """
+WITH touches AS (
+    SELECT event_date, experiment_id, variant, user_id, session_id,
+           NULL::VARCHAR AS order_id, 0.0 AS amount
+    FROM clickstream WHERE experiment_id IS NOT NULL AND variant IS NOT NULL
+    UNION ALL
+    SELECT event_date, experiment_id, variant, user_id, session_id, NULL, 0.0
+    FROM cart_events WHERE experiment_id IS NOT NULL AND variant IS NOT NULL
+    UNION ALL
+    SELECT event_date, experiment_id, variant, user_id, session_id, order_id, total_amount
+    FROM purchases WHERE experiment_id IS NOT NULL AND variant IS NOT NULL
+),
+per_user AS (
+    SELECT event_date, experiment_id, variant, user_id,
+           count(DISTINCT order_id) AS orders, sum(amount) AS revenue
+    FROM touches GROUP BY ALL
+),
+sessions AS (
+    SELECT event_date, experiment_id, variant, count(DISTINCT session_id) AS sessions
+    FROM touches GROUP BY ALL
+),
+variants AS (
+    SELECT event_date, experiment_id, variant,
+           count(*) AS users,
+           count(*) FILTER (orders > 0) AS converting_users,
+           sum(orders) AS orders,
+           sum(revenue) AS revenue
+    FROM per_user GROUP BY ALL
+)
+SELECT v.event_date, v.experiment_id, v.variant, v.users, s.sessions, v.converting_users,
+       v.converting_users / v.users AS conversion_rate,
+       v.orders, round(v.revenue, 2) AS revenue, v.revenue / v.users AS revenue_per_user,
+       c.users AS control_users, c.converting_users AS control_converting_users
+FROM variants v
+JOIN sessions s USING (event_date, experiment_id, variant)
+LEFT JOIN variants c
+       ON c.event_date = v.event_date AND c.experiment_id = v.experiment_id
+      AND c.variant = $control AND v.variant <> $control
+ORDER BY v.event_date, v.experiment_id, v.variant <> $control, v.variant
+"""
+
+
+@dataclass(frozen=True)
+class ZTest:
+    """A pooled two-proportion z-test of treatment against control conversion.
+
+    `absolute_diff` is p_treatment - p_control, `relative_lift` that over p_control (None
+    when control never converts); `z_score` uses the pooled standard error and is None when
+    it is 0 (nobody or everybody converted); the confidence interval of the difference uses
+    the unpooled (Wald) standard error.
+    """
+
+    absolute_diff: float
+    relative_lift: float | None
+    z_score: float | None
+    p_value: float | None
+    ci_low: float
+    ci_high: float
+    significant: bool
+
+
+def two_proportion_ztest(
+    control_successes: int,
+    control_total: int,
+    treatment_successes: int,
+    treatment_total: int,
+    alpha: float = ALPHA,
+) -> ZTest:
+    """Two-sided pooled z-test of p_treatment = p_control, with a (1 - alpha) CI of the diff."""
+    if control_total <= 0 or treatment_total <= 0:
+        raise ValueError("both groups need at least one user")
+    p_control = control_successes / control_total
+    p_treatment = treatment_successes / treatment_total
+    diff = p_treatment - p_control
+    pooled = (control_successes + treatment_successes) / (control_total + treatment_total)
+    pooled_se = math.sqrt(pooled * (1 - pooled) * (1 / control_total + 1 / treatment_total))
+    z = diff / pooled_se if pooled_se > 0 else None
+    p_value = math.erfc(abs(z) / math.sqrt(2)) if z is not None else None
+    wald_se = math.sqrt(
+        p_control * (1 - p_control) / control_total
+        + p_treatment * (1 - p_treatment) / treatment_total
+    )
+    margin = NormalDist().inv_cdf(1 - alpha / 2) * wald_se
+    return ZTest(
+        absolute_diff=diff,
+        relative_lift=diff / p_control if p_control > 0 else None,
+        z_score=z,
+        p_value=p_value,
+        ci_low=diff - margin,
+        ci_high=diff + margin,
+        significant=p_value is not None and p_value < alpha,
+    )
+
+
+def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table) -> pa.Table:
+    """Per experiment, day and variant: enrolled users active that day (on clickstream,
+    cart or purchases), their sessions, converting users (with an order), conversion rate,
+    orders, revenue and revenue per user; each non-control variant's row also carries its
+    z-test against the same day's control (NULL on the control row)."""
+    variants = _sql(
+        _AB_VARIANTS_SQL,
+        None,
+        {"control": CONTROL},
+        clickstream=clickstream,
+        cart_events=cart_events,
+        purchases=purchases,
+    )
+    tests = [
+        two_proportion_ztest(n_conv_c, n_c, n_conv_t, n_t) if n_c else None
+        for n_c, n_conv_c, n_t, n_conv_t in zip(
+            variants["control_users"].to_pylist(),
+            variants["control_converting_users"].to_pylist(),
+            variants["users"].to_pylist(),
+            variants["converting_users"].to_pylist(),
+            strict=True,
+        )
+    ]
+    columns = {
+        "absolute_diff": "absolute_diff",
+        "relative_lift": "relative_lift",
+        "z_score": "z_score",
+        "p_value": "p_value",
+        "diff_ci_low": "ci_low",
+        "diff_ci_high": "ci_high",
+        "significant": "significant",
+    }
+    result = variants.drop_columns(["control_users", "control_converting_users"])
+    for column, attribute in columns.items():
+        values = [None if test is None else getattr(test, attribute) for test in tests]
+        result = result.append_column(column, pa.array(values, AB_TEST_DAILY.field(column).type))
+    return result.select(AB_TEST_DAILY.names).cast(AB_TEST_DAILY)
+
+
+def build_ab_test_daily_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
+    inputs = {
+        topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day)
+        for topic in ("clickstream", "cart_events", "purchases")
+    }
+    rows = ab_test_daily(**inputs)
+    _replace(settings, "gold.ab_test_daily", rows, day)
+    return rows
+
+
+# --- shared ----------------------------------------------------------------------------
+
+
+def _sql(
+    sql: str,
+    schema: pa.Schema | None,
+    params: dict[str, object] | None = None,
+    **tables: pa.Table,
+) -> pa.Table:
+    """Run `sql` over the given Arrow tables in a fresh UTC DuckDB session."""
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        for name, table in tables.items():
+            connection.register(name, table)
+        result = connection.sql(sql, params=params or None).to_arrow_table()
+    finally:
+        connection.close()
+    return result if schema is None else result.cast(schema)
+
+
+def _read(
+    settings: Settings, key: str, columns: list[str], first: date, last: date | None = None
+) -> pa.Table:
+    """The event-date partitions first..last (inclusive) of a table; empty if it is absent."""
+    spec = CATALOG.table(key)
+    table = open_table(spec, settings)
+    if table is None:
+        return pa.schema([spec.schema.field(name) for name in columns]).empty_table()
+    last = first if last is None else last
+    window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
+    return table.to_pyarrow_dataset().to_table(columns=columns, filter=window)
+
+
+def _replace(settings: Settings, key: str, rows: pa.Table, day: date) -> None:
+    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")

@@ -1,0 +1,277 @@
+"""Fraud gold: per card holder and day, lifetime profiles "as of" a day, daily fraud stats.
+
+- `fraud_user_daily`: one row per holder and day with additive sums (count, amount, squared
+  amount, fraud count), min/max, first/last time and the day's distinct countries,
+  merchants, devices, cards and channels, plus transactions per country.
+- `fraud_user_profiles`: the lifetime profile of every holder seen up to and including a
+  day D, rebuilt from all `fraud_user_daily` rows up to D (never from later ones), so a
+  backfilled profile is exactly what the fraud service would have loaded that night.
+  Counts are exact; the value lists keep the `PROFILE_LIST_CAPS` most recently used values
+  (most recent first, ties by value), which bounds the row a service keeps per holder.
+- `fraud_daily_stats`: per day, merchant category and channel: volumes, fraud rate and one
+  count per fraud pattern (wide columns: the patterns are a closed set, `FRAUD_PATTERNS`).
+
+The fraud label (`label_is_fraud`) is the generators' ground truth; in production it is
+where confirmed chargebacks would come in.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import open_table, replace_partition
+from lakehouse.schemas import (
+    FRAUD_DAILY_STATS,
+    FRAUD_PATTERNS,
+    FRAUD_USER_DAILY,
+    FRAUD_USER_PROFILES,
+)
+from lakehouse.settings import Settings
+
+# Most recently used values a profile keeps per list; the distinct counts stay exact.
+# 20 countries and devices and 10 cards cover every honest holder (the generator gives
+# each one or two of each); 50 merchants is about two months of a busy holder's shopping.
+PROFILE_LIST_CAPS = {"countries": 20, "devices": 20, "merchants": 50, "cards": 10}
+
+_DAILY_SQL = """
+WITH per_country AS (
+    SELECT user_id, event_date,
+           list(struct_pack(country := country, transactions := n) ORDER BY country)
+               AS country_transactions
+    FROM (SELECT user_id, event_date, country, count(*) AS n FROM txns GROUP BY ALL)
+    GROUP BY ALL
+)
+SELECT user_id, event_date,
+       count(*) AS transactions,
+       sum(amount) AS amount_sum,
+       sum(amount * amount) AS amount_sq_sum,
+       min(amount) AS amount_min,
+       max(amount) AS amount_max,
+       min(event_time) AS first_txn_at,
+       max(event_time) AS last_txn_at,
+       list_sort(list_distinct(list(country))) AS countries,
+       any_value(country_transactions) AS country_transactions,
+       list_sort(list_distinct(list(merchant_id))) AS merchants,
+       list_sort(list_distinct(list(device_id))) AS devices,
+       list_sort(list_distinct(list(card_id))) AS cards,
+       list_sort(list_distinct(list(channel))) AS channels,
+       count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
+       coalesce(sum(amount) FILTER (WHERE label_is_fraud), 0) AS fraud_amount
+FROM txns JOIN per_country USING (user_id, event_date)
+GROUP BY user_id, event_date
+ORDER BY event_date, user_id
+"""
+
+_LIST_KINDS = tuple(PROFILE_LIST_CAPS)
+_ITEMS = "\nUNION ALL\n".join(
+    f"SELECT user_id, event_date, '{kind}' AS kind, unnest({kind}) AS value FROM upto"
+    for kind in _LIST_KINDS
+)
+_LISTS = ",\n".join(
+    f"list(value ORDER BY recency) FILTER (WHERE kind = '{kind}' AND recency <= {cap}) AS {kind}, "
+    f"count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
+    for kind, cap in PROFILE_LIST_CAPS.items()
+)
+
+# The lifetime spread is combined from the days' sums (Chan et al.): the sum of squared
+# deviations is the days' own (sum of squares - sum^2 / n) plus n * (day mean - lifetime
+# mean)^2 per day, which cancels far less than one global sum-of-squares formula.
+_PROFILE_SQL = f"""
+WITH upto AS (SELECT * FROM daily WHERE event_date <= $as_of),
+totals AS (
+    SELECT user_id,
+           sum(transactions)::BIGINT AS transactions,
+           sum(amount_sum) AS amount_sum,
+           max(amount_max) AS max_amount,
+           min(first_txn_at) AS first_seen,
+           max(last_txn_at) AS last_seen,
+           count(*) AS days_active,
+           sum(fraud_transactions)::BIGINT AS fraud_transactions
+    FROM upto GROUP BY user_id
+),
+spread AS (
+    SELECT d.user_id,
+           greatest(sum(
+               (d.amount_sq_sum - d.amount_sum * d.amount_sum / d.transactions)
+               + d.transactions * pow(d.amount_sum / d.transactions
+                                      - t.amount_sum / t.transactions, 2)
+           ), 0) AS m2
+    FROM upto AS d JOIN totals AS t USING (user_id)
+    GROUP BY d.user_id
+),
+home AS (
+    SELECT user_id, first(country ORDER BY n DESC, country) AS home_country
+    FROM (
+        SELECT user_id, c.country AS country, sum(c.transactions) AS n
+        FROM (SELECT user_id, unnest(country_transactions) AS c FROM upto)
+        GROUP BY ALL
+    )
+    GROUP BY user_id
+),
+used AS (
+    SELECT user_id, kind, value, max(event_date) AS last_used
+    FROM ({_ITEMS})
+    GROUP BY ALL
+),
+ranked AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY user_id, kind ORDER BY last_used DESC, value) AS recency
+    FROM used
+),
+lists AS (
+    SELECT user_id,
+{_LISTS}
+    FROM ranked GROUP BY user_id
+)
+SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
+       t.amount_sum / t.transactions AS avg_amount,
+       CASE WHEN t.transactions > 1 THEN sqrt(s.m2 / (t.transactions - 1)) END AS stddev_amount,
+       t.max_amount, t.first_seen, t.last_seen, t.days_active, h.home_country,
+       l.distinct_countries, l.distinct_devices, l.distinct_merchants, l.distinct_cards,
+       coalesce(l.countries, []) AS countries, coalesce(l.devices, []) AS devices,
+       coalesce(l.merchants, []) AS merchants, coalesce(l.cards, []) AS cards,
+       t.fraud_transactions
+FROM totals AS t
+JOIN spread AS s USING (user_id)
+JOIN home AS h USING (user_id)
+JOIN lists AS l USING (user_id)
+ORDER BY t.user_id
+"""
+
+_PATTERN_COUNTS = ",\n".join(
+    f"count(*) FILTER (WHERE label_fraud_pattern = '{pattern}') AS {pattern}_transactions"
+    for pattern in FRAUD_PATTERNS
+)
+
+_STATS_SQL = f"""
+SELECT event_date, merchant_category, channel,
+       count(*) AS transactions,
+       count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
+       count(*) FILTER (WHERE label_is_fraud) / count(*) AS fraud_rate,
+       sum(amount) AS amount,
+       coalesce(sum(amount) FILTER (WHERE label_is_fraud), 0) AS fraud_amount,
+       avg(amount) AS avg_amount,
+       count(DISTINCT user_id) AS distinct_users,
+{_PATTERN_COUNTS}
+FROM txns
+GROUP BY event_date, merchant_category, channel
+ORDER BY event_date, merchant_category, channel
+"""
+
+_BY_CATEGORY_SQL = """
+SELECT merchant_category,
+       sum(transactions)::BIGINT AS transactions,
+       sum(fraud_transactions)::BIGINT AS fraud_transactions,
+       sum(fraud_transactions) / sum(transactions) AS fraud_rate,
+       sum(fraud_amount) AS fraud_amount
+FROM stats
+GROUP BY merchant_category
+ORDER BY fraud_rate DESC, merchant_category
+"""
+
+_TXN_COLUMNS = [
+    "event_time",
+    "event_date",
+    "user_id",
+    "card_id",
+    "merchant_id",
+    "merchant_category",
+    "amount",
+    "country",
+    "device_id",
+    "channel",
+    "label_is_fraud",
+    "label_fraud_pattern",
+]
+
+
+def _run(
+    sql: str, schema: pa.Schema | None, params: dict[str, object] | None = None, **tables: pa.Table
+) -> pa.Table:
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        # One thread: floating-point sums then add up in the same order every time, so a
+        # rebuilt partition is bit-for-bit what it was (threads reorder the additions).
+        connection.execute("SET threads = 1")
+        for name, table in tables.items():
+            connection.register(name, table)
+        result = connection.sql(sql, params=params).to_arrow_table()
+        return result if schema is None else result.cast(schema)
+    finally:
+        connection.close()
+
+
+def fraud_user_daily(transactions: pa.Table) -> pa.Table:
+    """One row per card holder and event date of silver `transactions`."""
+    return _run(_DAILY_SQL, FRAUD_USER_DAILY, txns=transactions)
+
+
+def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:
+    """The lifetime profile, as of `as_of` (inclusive), of every holder in `daily`.
+
+    Rows of `daily` after `as_of` are ignored, so passing more than needed is harmless.
+    `stddev_amount` is the sample standard deviation over all of a holder's transactions,
+    NULL for a holder with one.
+    """
+    return _run(_PROFILE_SQL, FRAUD_USER_PROFILES, {"as_of": as_of}, daily=daily)
+
+
+def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
+    """Per event date, merchant category and channel: volumes, fraud and fraud patterns.
+
+    `distinct_users` counts holders within the row: do not add it across rows.
+    """
+    return _run(_STATS_SQL, FRAUD_DAILY_STATS, txns=transactions)
+
+
+def read_rows(key: str, settings: Settings, columns: list[str], where: pc.Expression) -> pa.Table:
+    """The `columns` of a catalogued table's rows matching `where`; empty if it is absent."""
+    spec = CATALOG.table(key)
+    table = open_table(spec, settings)
+    if table is None:
+        return spec.schema.empty_table().select(columns)
+    return table.to_pyarrow_dataset().to_table(columns=columns, filter=where)
+
+
+def _replace_day(key: str, settings: Settings, rows: pa.Table, day: date) -> pa.Table:
+    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")
+    return rows
+
+
+def _transactions_of(settings: Settings, day: date) -> pa.Table:
+    return read_rows("silver.transactions", settings, _TXN_COLUMNS, pc.field("event_date") == day)
+
+
+def build_fraud_user_daily_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild one event-date partition of gold.fraud_user_daily from silver; idempotent."""
+    rows = fraud_user_daily(_transactions_of(settings, day))
+    return _replace_day("gold.fraud_user_daily", settings, rows, day)
+
+
+def build_fraud_user_profiles_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild the profiles as of `day` from every gold.fraud_user_daily day up to it."""
+    daily = read_rows(
+        "gold.fraud_user_daily",
+        settings,
+        FRAUD_USER_DAILY.names,
+        pc.field("event_date") <= day,
+    )
+    rows = fraud_user_profiles(daily, day)
+    return _replace_day("gold.fraud_user_profiles", settings, rows, day)
+
+
+def build_fraud_daily_stats_partition(settings: Settings, day: date) -> pa.Table:
+    """Rebuild one event-date partition of gold.fraud_daily_stats from silver; idempotent."""
+    rows = fraud_daily_stats(_transactions_of(settings, day))
+    return _replace_day("gold.fraud_daily_stats", settings, rows, day)
+
+
+def fraud_rate_by_category(stats: pa.Table) -> pa.Table:
+    """gold.fraud_daily_stats rows summed over days and channels, riskiest category first."""
+    return _run(_BY_CATEGORY_SQL, None, stats=stats)

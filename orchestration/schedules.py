@@ -1,0 +1,53 @@
+"""Schedules: the nightly rebuild of yesterday and the weekly full reprocessing.
+
+Both run in UTC, the lake's calendar. The weekly run is one ranged run over every day that
+has bronze data (the assets' single-run backfill policy walks the days in order), so a
+changed rule or transform reaches all history within a week.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from lakehouse.runtime import landed_days
+from orchestration.jobs import medallion_job
+from orchestration.resources import LakehouseResource
+
+_RANGE_START = "dagster/asset_partition_range_start"
+_RANGE_END = "dagster/asset_partition_range_end"
+
+
+@dg.schedule(
+    job=medallion_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At 00:30 UTC, rebuild silver and gold for the day that just ended.",
+)
+def nightly_medallion(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Yesterday's partition, run key'd by day so a re-evaluated tick never runs it twice."""
+    yesterday = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
+    return dg.RunRequest(run_key=f"nightly-{yesterday}", partition_key=yesterday)
+
+
+@dg.schedule(
+    job=medallion_job,
+    cron_schedule="0 3 * * 0",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Sundays at 03:00 UTC, reprocess every day that has bronze data.",
+)
+def weekly_full_reprocessing(
+    context: dg.ScheduleEvaluationContext, lakehouse: LakehouseResource
+) -> dg.RunRequest | dg.SkipReason:
+    """One ranged run from the first bronze day to yesterday."""
+    days = landed_days(lakehouse.settings())
+    yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
+    days = [day for day in days if day <= yesterday]
+    if not days:
+        return dg.SkipReason("no bronze data yet")
+    first, last = days[0].isoformat(), yesterday.isoformat()
+    return dg.RunRequest(
+        run_key=f"weekly-{first}-{last}",
+        tags={_RANGE_START: first, _RANGE_END: last},
+    )

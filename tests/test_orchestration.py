@@ -1,0 +1,135 @@
+"""Schedules, the bronze sensor and ranged runs, evaluated against real Delta tables and a
+real Dagster instance (the in-process equivalents of what the daemon does)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from lakehouse.settings import Settings
+from orchestration.definitions import defs
+from orchestration.materialize import rebuild_days
+from orchestration.resources import LakehouseResource
+from tests.test_silver import DAY, NOON, land, reading, silver_ids
+
+# The default resource reads the environment, which the `lake` fixture points at a temp lake.
+RESOURCES = {"lakehouse": LakehouseResource()}
+IOT_DOWNSTREAM = {
+    key
+    for key in defs.resolve_asset_graph().get_all_asset_keys()
+    if key.path[0] in ("silver", "gold")
+    and defs.resolve_asset_graph().get(key).group_name == "iot"
+}
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def lake(make_settings: Callable[..., Settings], activate: Callable[[Settings], None]) -> Settings:
+    """A local lake, made the settings Dagster's resources read."""
+    settings = make_settings()
+    activate(settings)
+    return settings
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, definitions=defs, cursor=cursor, resources=RESOURCES
+    )
+    return defs.resolve_sensor_def("bronze_advanced")(context)
+
+
+def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_moved(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    assert tick(instance, None).run_requests == []  # no bronze tables yet: nothing to do
+
+    land(lake, reading("a", offset=1), reading("b", offset=2))
+    first = tick(instance, None)
+    (request,) = first.run_requests
+    assert request.partition_key == DAY.isoformat()
+    assert set(request.asset_selection) == IOT_DOWNSTREAM
+    assert json.loads(first.cursor)["bronze.sensor_readings"] == 1
+
+    assert tick(instance, first.cursor).run_requests == []  # nothing new: nothing requested
+
+    two_days_ago = NOON - timedelta(days=2)
+    land(lake, reading("late", offset=3, when=two_days_ago))
+    later = tick(instance, first.cursor)
+    assert [r.partition_key for r in later.run_requests] == [two_days_ago.date().isoformat()]
+    assert later.run_requests[0].run_key != request.run_key
+
+
+def test_the_sensor_skips_days_outside_the_partitions(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    land(lake, reading("old", offset=1, when=datetime(2024, 6, 1, 12, tzinfo=UTC)))
+    assert tick(instance, None).run_requests == []
+
+
+def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
+    instance: dg.DagsterInstance,
+) -> None:
+    context = dg.build_schedule_context(
+        instance=instance,
+        repository_def=defs.get_repository_def(),
+        scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=UTC),
+    )
+    (request,) = defs.resolve_schedule_def("nightly_medallion").evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-11-23"
+    assert request.run_key == "nightly-2026-11-23"
+
+
+def test_the_weekly_schedule_reprocesses_every_landed_day_in_one_ranged_run(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    schedule = defs.resolve_schedule_def("weekly_full_reprocessing")
+
+    def evaluate(when: datetime) -> dg.ScheduleExecutionData:
+        context = dg.build_schedule_context(
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            scheduled_execution_time=when,
+            resources=RESOURCES,
+        )
+        return schedule.evaluate_tick(context)
+
+    sunday = datetime(2026, 11, 29, 3, tzinfo=UTC)
+    assert evaluate(sunday).skip_message == "no bronze data yet"
+
+    land(lake, reading("a", offset=1, when=NOON - timedelta(days=3)), reading("b", offset=2))
+    (request,) = evaluate(sunday).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-28"
+
+
+def test_a_ranged_run_rebuilds_every_day_of_the_range(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    earlier = NOON - timedelta(days=2)
+    land(lake, reading("a", offset=1, when=earlier), reading("b", offset=2))
+    run = rebuild_days(earlier.date(), DAY, instance=instance)
+    assert run.success
+    assert {"silver/sensor_readings", "gold/sensor_hourly"} <= set(run.assets)
+    assert silver_ids(lake) == [(earlier.date(), "a"), (DAY, "b")]
+    (recorded,) = instance.get_runs()
+    assert recorded.job_name == "medallion"
+    assert recorded.tags["dagster/asset_partition_range_start"] == earlier.date().isoformat()
+
+
+def test_a_range_outside_the_partitions_is_refused_before_any_run(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    with pytest.raises(ValueError, match="outside the daily partitions"):
+        rebuild_days(datetime(2024, 12, 31).date(), DAY, instance=instance)
+    with pytest.raises(ValueError, match="before it starts"):
+        rebuild_days(DAY, DAY - timedelta(days=1), instance=instance)
+    assert instance.get_runs() == []
