@@ -16,6 +16,7 @@ memory while the lake is on disk:
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -234,16 +235,33 @@ def landing_sql() -> str:
 
 DEMO_QUERIES: tuple[tuple[str, str], ...] = (
     (
-        "e-commerce: top categories by revenue",
-        "SELECT category, count(DISTINCT order_id) AS orders, sum(quantity) AS units, "
-        "round(sum(total_amount), 2) AS revenue FROM bronze.purchases "
-        "GROUP BY category ORDER BY revenue DESC LIMIT 5",
+        "e-commerce gold: top products yesterday",
+        "SELECT popularity_rank AS rank, product_id, category, views, cart_adds, purchases, "
+        "round(revenue, 2) AS revenue FROM gold.product_trending "
+        "WHERE event_date = current_date - 1 ORDER BY popularity_rank LIMIT 5",
     ),
     (
-        "fraud: transactions by ground-truth pattern",
-        "SELECT coalesce(label_fraud_pattern, 'none') AS pattern, count(*) AS transactions, "
-        "round(avg(amount), 2) AS avg_amount FROM bronze.transactions "
-        "GROUP BY 1 ORDER BY transactions DESC",
+        "e-commerce gold: the A/B test yesterday (treatment vs control)",
+        "SELECT experiment_id, variant, users, converting_users, "
+        "round(100 * conversion_rate, 2) AS conversion_pct, "
+        "round(100 * relative_lift, 1) AS lift_pct, printf('%.4f', p_value) AS p_value, "
+        "significant FROM gold.ab_test_daily WHERE event_date = current_date - 1 "
+        "ORDER BY experiment_id, variant",
+    ),
+    (
+        "fraud gold: fraud rate by merchant category yesterday",
+        "SELECT merchant_category, sum(transactions) AS transactions, "
+        "sum(fraud_transactions) AS fraudulent, "
+        "round(100 * sum(fraud_transactions) / sum(transactions), 3) AS fraud_rate_pct "
+        "FROM gold.fraud_daily_stats WHERE event_date = current_date - 1 "
+        "GROUP BY 1 ORDER BY fraud_rate_pct DESC LIMIT 5",
+    ),
+    (
+        "IoT gold: device health yesterday",
+        "SELECT status, count(*) AS devices, round(avg(health_score), 2) AS avg_health, "
+        "count(*) FILTER (WHERE failed) AS failed_that_day "
+        "FROM gold.device_health_daily WHERE event_date = current_date - 1 "
+        "GROUP BY status ORDER BY min(health_score) DESC",
     ),
 )
 
@@ -251,16 +269,18 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
 def _show_queries(settings: Settings, console: Console) -> None:
     from lakehouse.query import connect
 
-    connection = connect(settings, layers=(Layer.BRONZE,))
+    connection = connect(settings)
     try:
         queries = (("exactly once: events vs distinct ids per table", landing_sql()), *DEMO_QUERIES)
         for title, sql in queries:
             result = connection.sql(sql).to_arrow_table()
             console.print(arrow_view(result, title=f"{title}"))
-        console.print(
-            "   [dim]sensor_readings has more events than distinct ids on purpose: the IoT "
-            "generator injects redeliveries (same event_id), which bronze keeps as landed.[/]"
-        )
+            if title.startswith("exactly once"):
+                console.print(
+                    "   [dim]sensor_readings has more events than distinct ids on purpose: "
+                    "the IoT generator injects redeliveries (same event_id), which bronze "
+                    "keeps as landed and silver drops.[/]"
+                )
     finally:
         connection.close()
 
@@ -270,6 +290,13 @@ def _next_steps(settings: Settings, console: Console, report: DemoReport) -> Non
     running = broker.running_broker(settings)
     where = settings.kafka_bootstrap_servers
     console.rule("[bold]next")
+    console.print(
+        f"[bold]See it in Dagster:[/] run [bold]{ui_command(settings)}[/] and open "
+        "http://127.0.0.1:3000: the asset graph by domain (Assets > Lineage), the demo's "
+        "runs (Runs), schedules and the bronze sensor (Automation). Select a partition "
+        "of any silver or gold asset there to rebuild it.",
+        soft_wrap=True,
+    )
     if running:
         kept = (
             f"The broker keeps running at {where} (pid {running['pid']}): its topics live in "
@@ -285,10 +312,27 @@ def _next_steps(settings: Settings, console: Console, report: DemoReport) -> Non
         console.print(f"      [dim]{why}[/]")
 
 
+def ui_command(settings: Settings) -> str:
+    """The command that opens the UI on the instance the demo recorded its runs in."""
+    from orchestration.instance import dagster_home
+
+    if os.environ.get("DAGSTER_HOME"):
+        return "dagster dev"
+    home = dagster_home(settings)
+    if Path("dagster.yaml").exists() and home == Path(".lakehouse/dagster").resolve():
+        return "dagster dev"  # the repository root: its dagster.yaml names these folders
+    return f"DAGSTER_HOME={home} dagster dev -m orchestration.definitions"
+
+
 NEXT_STEPS: tuple[tuple[str, str], ...] = (
     (
-        'lakehouse query "SELECT label_anomaly, count(*) FROM bronze.sensor_readings GROUP BY 1"',
-        "ask DuckDB anything over layer.table (--format csv|json for scripts)",
+        'lakehouse query "SELECT * FROM gold.user_features ORDER BY revenue_30d DESC LIMIT 5"',
+        "ask DuckDB anything over layer.table (--format csv|json for scripts); "
+        "docs/queries.md has questions per domain",
+    ),
+    (
+        "lakehouse materialize --from 2026-11-01 --to 2026-11-23",
+        "rebuild silver and gold for a range of days through Dagster (default: all landed)",
     ),
     (
         "lakehouse generate fraud --events 20000 && lakehouse ingest --until-idle",

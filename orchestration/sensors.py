@@ -4,6 +4,11 @@ days those commits touched, for the silver and gold assets downstream of that ta
 The cursor holds each bronze table's last seen Delta version. The touched days are the
 partition values of the files added since that version (`partitions_added_since`): exact
 whichever writer committed and whatever the clocks said, and no data is read.
+
+The sensor's very first tick only takes the baseline: what bronze held before the sensor
+was switched on is history, for a backfill or the weekly reprocessing to cover, not a
+flood of runs the moment someone opens the UI. A bronze table created later is new in
+full, so everything it holds counts.
 """
 
 import json
@@ -15,6 +20,7 @@ import dagster as dg
 from assets.partitions import DAILY
 from lakehouse.catalog import CATALOG, Layer
 from lakehouse.delta import open_table, partitions_added_since
+from lakehouse.settings import Settings
 from orchestration.jobs import MEDALLION, medallion_job
 from orchestration.resources import LakehouseResource
 
@@ -30,7 +36,11 @@ def bronze_advanced(
 ) -> dg.SensorResult:
     """One run per touched day, over the assets downstream of the bronze tables that moved."""
     settings = lakehouse.settings()
-    seen: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    if context.cursor is None:
+        baseline = _versions(settings)
+        context.log.info(f"first tick: baseline {baseline}; earlier data is left to backfills")
+        return dg.SensorResult(run_requests=[], cursor=json.dumps(baseline, sort_keys=True))
+    seen: dict[str, int] = json.loads(context.cursor)
     touched: dict[date, set[dg.AssetKey]] = defaultdict(set)
     for spec in CATALOG.in_layer(Layer.BRONZE):
         if spec.source_topic is None:
@@ -58,6 +68,16 @@ def bronze_advanced(
         if _in_partitions(day, context)
     ]
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+def _versions(settings: Settings) -> dict[str, int]:
+    """The current Delta version of every existing bronze event table."""
+    versions = {}
+    for spec in CATALOG.in_layer(Layer.BRONZE):
+        table = open_table(spec, settings) if spec.source_topic is not None else None
+        if table is not None:
+            versions[spec.key] = table.version()
+    return versions
 
 
 def _in_partitions(day: date, context: dg.SensorEvaluationContext) -> bool:

@@ -50,10 +50,12 @@ def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
 def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_moved(
     lake: Settings, instance: dg.DagsterInstance
 ) -> None:
-    assert tick(instance, None).run_requests == []  # no bronze tables yet: nothing to do
+    baseline = tick(instance, None)  # before any bronze table exists
+    assert baseline.run_requests == []
+    assert json.loads(baseline.cursor) == {}
 
     land(lake, reading("a", offset=1), reading("b", offset=2))
-    first = tick(instance, None)
+    first = tick(instance, baseline.cursor)  # a table that appeared is new in full
     (request,) = first.run_requests
     assert request.partition_key == DAY.isoformat()
     assert set(request.asset_selection) == IOT_DOWNSTREAM
@@ -68,11 +70,24 @@ def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_m
     assert later.run_requests[0].run_key != request.run_key
 
 
+def test_the_sensor_first_tick_takes_a_baseline_and_leaves_history_to_backfills(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    land(lake, reading("history", offset=1))
+    baseline = tick(instance, None)
+    assert baseline.run_requests == []
+    assert json.loads(baseline.cursor) == {"bronze.sensor_readings": 1}
+    land(lake, reading("new", offset=2, when=NOON - timedelta(days=1)))
+    (request,) = tick(instance, baseline.cursor).run_requests
+    assert request.partition_key == (DAY - timedelta(days=1)).isoformat()
+
+
 def test_the_sensor_skips_days_outside_the_partitions(
     lake: Settings, instance: dg.DagsterInstance
 ) -> None:
+    baseline = tick(instance, None)
     land(lake, reading("old", offset=1, when=datetime(2024, 6, 1, 12, tzinfo=UTC)))
-    assert tick(instance, None).run_requests == []
+    assert tick(instance, baseline.cursor).run_requests == []
 
 
 def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
