@@ -4,8 +4,9 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.daily import daily_table
 from assets.metadata import bar_chart, table_metadata
-from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
+from assets.partitions import partition_days, partition_label
 from lakehouse.catalog import CATALOG
 from lakehouse.transforms.silver import build_silver_partition
 from orchestration.resources import LakehouseResource
@@ -15,18 +16,7 @@ def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
     """The daily-partitioned silver asset of one topic, downstream of its bronze table."""
     spec = CATALOG.table(f"silver.{topic}")
 
-    @dg.asset(
-        key=["silver", topic],
-        description=spec.description,
-        deps=[dg.AssetKey(["bronze", topic])],
-        partitions_def=DAILY,
-        backfill_policy=SINGLE_RUN,
-        group_name=spec.domain.value,
-        kinds={"deltalake", "duckdb"},
-        owners=[owner],
-        tags={"layer": "silver"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
-    )
+    @dg.asset(**daily_table(spec.key, owner, deps=[dg.AssetKey(["bronze", topic])]))
     def _silver(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
         settings = lakehouse.settings()
         days = partition_days(context)

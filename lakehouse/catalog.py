@@ -221,133 +221,127 @@ CATALOG.add_table(
     )
 )
 
-CATALOG.add_table(
-    TableSpec(
-        name="sensor_hourly",
-        layer=Layer.GOLD,
-        domain=Domain.IOT,
-        schema=schemas.SENSOR_HOURLY,
-        description="Per sensor and hour: readings, average, minimum, maximum, standard deviation.",
-        partition_by=("event_date",),
-        zorder_by=("device_id", "sensor_id"),
-        retention_days=5 * 365,
-    )
-)
 
-# E-commerce gold (lakehouse.transforms.ecommerce). Snapshots (user_features,
-# product_trending) are partitioned by their "as of" day, so every gold table shares the
-# daily partitions. Per-user tables are large and z-ordered by user_id; the activity base
-# is kept 2 years, the 30-day feature snapshots 180 days (enough for point-in-time training
-# sets), the small product and experiment tables longer.
-for _name, _schema, _description, _zorder, _retention in (
-    (
-        "user_activity_daily",
-        schemas.USER_ACTIVITY_DAILY,
-        "Per user and day: sessions, page and product views, cart adds, orders, units, "
-        "revenue, viewed price range, searches, product views per category.",
-        ("user_id",),
-        2 * 365,
-    ),
-    (
-        "user_features",
-        schemas.USER_FEATURES,
-        "Per user as of each day, over the last 30 days: sessions, views, cart adds, orders, "
-        "revenue, viewed price range, top 3 categories, days active, last active date.",
-        ("user_id",),
-        180,
-    ),
-    (
-        "product_daily",
-        schemas.PRODUCT_DAILY,
-        "Per product and day: views, viewers, cart adds, orders, buyers, units, revenue, "
-        "view-to-purchase conversion.",
-        ("product_id",),
-        5 * 365,
-    ),
-    (
-        "product_trending",
-        schemas.PRODUCT_TRENDING,
-        "Per product as of each day: the day's views, orders, revenue, popularity score and "
-        "rank, and a trending score against its mean daily views of the previous 7 days.",
-        ("product_id",),
-        365,
-    ),
-    (
-        "ab_test_daily",
-        schemas.AB_TEST_DAILY,
-        "Per experiment, day and variant: active users, sessions, conversion, revenue per "
-        "user, and a two-proportion z-test of each variant against control.",
-        ("experiment_id",),
-        5 * 365,
-    ),
-):
-    CATALOG.add_table(
+def _gold(
+    name: str,
+    domain: Domain,
+    schema: pa.Schema,
+    description: str,
+    zorder_by: tuple[str, ...],
+    retention_days: int,
+) -> TableSpec:
+    """A gold table: partitioned by event_date (for snapshots, the day they are as of), so
+    every gold table shares the daily partitions of the assets that build them."""
+    return CATALOG.add_table(
         TableSpec(
-            name=_name,
+            name=name,
             layer=Layer.GOLD,
-            domain=Domain.ECOMMERCE,
-            schema=_schema,
-            description=_description,
+            domain=domain,
+            schema=schema,
+            description=description,
             partition_by=("event_date",),
-            zorder_by=_zorder,
-            retention_days=_retention,
+            zorder_by=zorder_by,
+            retention_days=retention_days,
         )
     )
 
-CATALOG.add_table(
-    TableSpec(
-        name="device_health_daily",
-        layer=Layer.GOLD,
-        domain=Domain.IOT,
-        schema=schemas.DEVICE_HEALTH_DAILY,
-        description="Per device and day: coverage, per-sensor-type stats and drift, health "
-        "score and status, failure ground truth.",
-        partition_by=("event_date",),
-        zorder_by=("device_id",),
-        retention_days=5 * 365,
-    )
+
+# IoT gold (lakehouse.transforms.iot): kept 5 years, the failure models' history.
+_gold(
+    "sensor_hourly",
+    Domain.IOT,
+    schemas.SENSOR_HOURLY,
+    "Per sensor and hour: readings, average, minimum, maximum, standard deviation.",
+    ("device_id", "sensor_id"),
+    5 * 365,
+)
+_gold(
+    "device_health_daily",
+    Domain.IOT,
+    schemas.DEVICE_HEALTH_DAILY,
+    "Per device and day: coverage, per-sensor-type stats and drift, health score and "
+    "status, failure ground truth.",
+    ("device_id",),
+    5 * 365,
 )
 
-# Fraud gold: kept 7 years like the rest of the fraud audit trail. Snapshots (profiles)
-# are partitioned by their "as of" day so every gold table shares the daily partitions.
-CATALOG.add_table(
-    TableSpec(
-        name="fraud_user_daily",
-        layer=Layer.GOLD,
-        domain=Domain.FRAUD,
-        schema=schemas.FRAUD_USER_DAILY,
-        description="Per card holder and day: additive amount sums, distinct countries, "
-        "merchants, devices, cards and channels, fraud count.",
-        partition_by=("event_date",),
-        zorder_by=("user_id",),
-        retention_days=7 * 365,
-    )
+# E-commerce gold (lakehouse.transforms.ecommerce). Per-user tables are large and z-ordered
+# by user_id; the activity base is kept 2 years, the 30-day feature snapshots 180 days
+# (enough for point-in-time training sets), the small product and experiment tables longer.
+_gold(
+    "user_activity_daily",
+    Domain.ECOMMERCE,
+    schemas.USER_ACTIVITY_DAILY,
+    "Per user and day: sessions, page and product views, cart adds, orders, units, "
+    "revenue, viewed price range, searches, product views per category.",
+    ("user_id",),
+    2 * 365,
 )
-CATALOG.add_table(
-    TableSpec(
-        name="fraud_user_profiles",
-        layer=Layer.GOLD,
-        domain=Domain.FRAUD,
-        schema=schemas.FRAUD_USER_PROFILES,
-        description="Lifetime profile per card holder as of each day: amount mean and "
-        "stddev, home country, known devices and merchants, confirmed fraud.",
-        partition_by=("event_date",),
-        zorder_by=("user_id",),
-        retention_days=7 * 365,
-    )
+_gold(
+    "user_features",
+    Domain.ECOMMERCE,
+    schemas.USER_FEATURES,
+    "Per user as of each day, over the last 30 days: sessions, views, cart adds, orders, "
+    "revenue, viewed price range, top 3 categories, days active, last active date.",
+    ("user_id",),
+    180,
 )
-CATALOG.add_table(
-    TableSpec(
-        name="fraud_daily_stats",
-        layer=Layer.GOLD,
-        domain=Domain.FRAUD,
-        schema=schemas.FRAUD_DAILY_STATS,
-        description="Per day, merchant category and channel: transactions, fraud rate, "
-        "amounts, distinct holders and counts per fraud pattern.",
-        partition_by=("event_date",),
-        zorder_by=("merchant_category",),
-        retention_days=7 * 365,
-    )
+_gold(
+    "product_daily",
+    Domain.ECOMMERCE,
+    schemas.PRODUCT_DAILY,
+    "Per product and day: views, viewers, cart adds, orders, buyers, units, revenue, "
+    "view-to-purchase conversion.",
+    ("product_id",),
+    5 * 365,
+)
+_gold(
+    "product_trending",
+    Domain.ECOMMERCE,
+    schemas.PRODUCT_TRENDING,
+    "Per product as of each day: the day's views, orders, revenue, popularity score and "
+    "rank, and a trending score against its mean daily views of the previous 7 days.",
+    ("product_id",),
+    365,
+)
+_gold(
+    "ab_test_daily",
+    Domain.ECOMMERCE,
+    schemas.AB_TEST_DAILY,
+    "Per experiment, day and variant: active users, sessions, conversion, revenue per "
+    "user, and a two-proportion z-test of each variant against control.",
+    ("experiment_id",),
+    5 * 365,
+)
+
+# Fraud gold (lakehouse.transforms.fraud): kept 7 years like the rest of the fraud audit
+# trail.
+_gold(
+    "fraud_user_daily",
+    Domain.FRAUD,
+    schemas.FRAUD_USER_DAILY,
+    "Per card holder and day: additive amount sums, distinct countries, merchants, "
+    "devices, cards and channels, fraud count.",
+    ("user_id",),
+    7 * 365,
+)
+_gold(
+    "fraud_user_profiles",
+    Domain.FRAUD,
+    schemas.FRAUD_USER_PROFILES,
+    "Lifetime profile per card holder as of each day: amount mean and stddev, home "
+    "country, known devices and merchants, confirmed fraud.",
+    ("user_id",),
+    7 * 365,
+)
+_gold(
+    "fraud_daily_stats",
+    Domain.FRAUD,
+    schemas.FRAUD_DAILY_STATS,
+    "Per day, merchant category and channel: transactions, fraud rate, amounts, distinct "
+    "holders and counts per fraud pattern.",
+    ("merchant_category",),
+    7 * 365,
 )
 
 

@@ -5,53 +5,25 @@ Thin assets over `lakehouse.transforms.ecommerce`: each rebuilds its daily parti
 the days before theirs through a time-window partition mapping.
 """
 
-from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.daily import build_each_day, daily_table
 from assets.ecommerce.silver import (
     silver_cart_events,
     silver_clickstream,
     silver_purchases,
     silver_search,
 )
-from assets.metadata import bar_chart, preview, table_metadata
-from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
-from lakehouse.catalog import CATALOG
-from lakehouse.settings import Settings
+from assets.metadata import bar_chart, preview
+from assets.partitions import partition_days
 from lakehouse.transforms import ecommerce
 from orchestration.resources import LakehouseResource
 
-_COMMON = {
-    "partitions_def": DAILY,
-    "backfill_policy": SINGLE_RUN,
-    "group_name": "ecommerce",
-    "kinds": {"deltalake", "duckdb"},
-    "owners": ["team:personalization"],
-    "tags": {"layer": "gold"},
-    "retry_policy": dg.RetryPolicy(max_retries=2, delay=10),
-}
-
-
-def _build(
-    context: dg.AssetExecutionContext,
-    settings: Settings,
-    name: str,
-    build: Callable[[Settings, date], pa.Table],
-) -> tuple[dict[str, object], pa.Table]:
-    """Build every day of the run in order; the metadata, and the last day's rows."""
-    days = partition_days(context)
-    written = 0
-    rows = pa.table({})
-    for day in days:
-        rows = build(settings, day)
-        written += rows.num_rows
-        context.log.info(f"gold.{name} {day}: {rows.num_rows:,} rows")
-    spec = CATALOG.table(f"gold.{name}")
-    return table_metadata(spec, settings, written, partition_label(days)), rows
+_OWNER = "team:personalization"
 
 
 def _window(days: int) -> dg.TimeWindowPartitionMapping:
@@ -62,38 +34,40 @@ def _window(days: int) -> dg.TimeWindowPartitionMapping:
 
 
 @dg.asset(
-    key=["gold", "user_activity_daily"],
-    description=CATALOG.table("gold.user_activity_daily").description,
-    deps=[silver_clickstream, silver_cart_events, silver_search, silver_purchases],
-    **_COMMON,
+    **daily_table(
+        "gold.user_activity_daily",
+        _OWNER,
+        deps=[silver_clickstream, silver_cart_events, silver_search, silver_purchases],
+    )
 )
 def gold_user_activity_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     settings = lakehouse.settings()
-    metadata, _ = _build(
-        context, settings, "user_activity_daily", ecommerce.build_user_activity_daily_partition
+    metadata, _ = build_each_day(
+        context, settings, "gold.user_activity_daily", ecommerce.build_user_activity_daily_partition
     )
     return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
-    key=["gold", "user_features"],
-    description=CATALOG.table("gold.user_features").description,
-    deps=[
-        dg.AssetDep(
-            gold_user_activity_daily,
-            partition_mapping=_window(ecommerce.FEATURE_WINDOW_DAYS),
-        )
-    ],
-    **_COMMON,
+    **daily_table(
+        "gold.user_features",
+        _OWNER,
+        deps=[
+            dg.AssetDep(
+                gold_user_activity_daily,
+                partition_mapping=_window(ecommerce.FEATURE_WINDOW_DAYS),
+            )
+        ],
+    )
 )
 def gold_user_features(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     settings = lakehouse.settings()
-    metadata, rows = _build(
-        context, settings, "user_features", ecommerce.build_user_features_partition
+    metadata, rows = build_each_day(
+        context, settings, "gold.user_features", ecommerce.build_user_features_partition
     )
     if rows.num_rows:
         favourites = pc.list_flatten(pc.list_slice(rows["top_categories"], 0, 1))
@@ -112,17 +86,18 @@ def gold_user_features(
 
 
 @dg.asset(
-    key=["gold", "product_daily"],
-    description=CATALOG.table("gold.product_daily").description,
-    deps=[silver_clickstream, silver_cart_events, silver_purchases],
-    **_COMMON,
+    **daily_table(
+        "gold.product_daily",
+        _OWNER,
+        deps=[silver_clickstream, silver_cart_events, silver_purchases],
+    )
 )
 def gold_product_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     settings = lakehouse.settings()
-    metadata, rows = _build(
-        context, settings, "product_daily", ecommerce.build_product_daily_partition
+    metadata, rows = build_each_day(
+        context, settings, "gold.product_daily", ecommerce.build_product_daily_partition
     )
     top = rows.sort_by([("views", "descending"), ("product_id", "ascending")]).slice(0, 10)
     metadata["top_products_by_views"] = bar_chart(
@@ -137,22 +112,23 @@ def gold_product_daily(
 
 
 @dg.asset(
-    key=["gold", "product_trending"],
-    description=CATALOG.table("gold.product_trending").description,
-    deps=[
-        dg.AssetDep(
-            gold_product_daily,
-            partition_mapping=_window(ecommerce.TRENDING_BASELINE_DAYS + 1),
-        )
-    ],
-    **_COMMON,
+    **daily_table(
+        "gold.product_trending",
+        _OWNER,
+        deps=[
+            dg.AssetDep(
+                gold_product_daily,
+                partition_mapping=_window(ecommerce.TRENDING_BASELINE_DAYS + 1),
+            )
+        ],
+    )
 )
 def gold_product_trending(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     settings = lakehouse.settings()
-    metadata, rows = _build(
-        context, settings, "product_trending", ecommerce.build_product_trending_partition
+    metadata, rows = build_each_day(
+        context, settings, "gold.product_trending", ecommerce.build_product_trending_partition
     )
     shown = [
         "popularity_rank",
@@ -175,17 +151,18 @@ def gold_product_trending(
 
 
 @dg.asset(
-    key=["gold", "ab_test_daily"],
-    description=CATALOG.table("gold.ab_test_daily").description,
-    deps=[silver_clickstream, silver_cart_events, silver_purchases],
-    **_COMMON,
+    **daily_table(
+        "gold.ab_test_daily",
+        _OWNER,
+        deps=[silver_clickstream, silver_cart_events, silver_purchases],
+    )
 )
 def gold_ab_test_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     settings = lakehouse.settings()
-    metadata, rows = _build(
-        context, settings, "ab_test_daily", ecommerce.build_ab_test_daily_partition
+    metadata, rows = build_each_day(
+        context, settings, "gold.ab_test_daily", ecommerce.build_ab_test_daily_partition
     )
     metadata["result"] = preview(
         rows.select(

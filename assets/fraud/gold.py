@@ -3,10 +3,10 @@
 import dagster as dg
 import pyarrow.compute as pc
 
+from assets.daily import build_each_day, daily_table
 from assets.fraud.silver import silver_transactions
-from assets.metadata import bar_chart, preview, table_metadata
-from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
-from lakehouse.catalog import CATALOG
+from assets.metadata import bar_chart, preview
+from assets.partitions import partition_days
 from lakehouse.transforms.fraud import (
     build_fraud_daily_stats_partition,
     build_fraud_user_daily_partition,
@@ -15,33 +15,20 @@ from lakehouse.transforms.fraud import (
 )
 from orchestration.resources import LakehouseResource
 
-_GOLD = {
-    "partitions_def": DAILY,
-    "backfill_policy": SINGLE_RUN,
-    "group_name": "fraud",
-    "kinds": {"deltalake", "duckdb"},
-    "owners": ["team:risk"],
-    "tags": {"layer": "gold"},
-    "retry_policy": dg.RetryPolicy(max_retries=2, delay=10),
-}
+_OWNER = "team:risk"
 
 
-@dg.asset(key=["gold", "fraud_user_daily"], deps=[silver_transactions], **_GOLD)
+@dg.asset(**daily_table("gold.fraud_user_daily", _OWNER, deps=[silver_transactions]))
 def gold_fraud_user_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     """Per card holder and day: amount sums, distinct countries/merchants/devices/cards, fraud."""
     settings = lakehouse.settings()
-    days = partition_days(context)
-    written = fraud = 0
-    for day in days:
-        rows = build_fraud_user_daily_partition(settings, day)
-        written += rows.num_rows
-        fraud += pc.sum(rows["fraud_transactions"]).as_py() or 0
-    metadata = table_metadata(
-        CATALOG.table("gold.fraud_user_daily"), settings, written, partition_label(days)
+    metadata, rows = build_each_day(
+        context, settings, "gold.fraud_user_daily", build_fraud_user_daily_partition
     )
-    metadata["fraud_transactions"] = dg.MetadataValue.int(fraud)
+    fraud = pc.sum(rows["fraud_transactions"]).as_py() or 0
+    metadata["fraud_transactions_last_day"] = dg.MetadataValue.int(fraud)
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -53,22 +40,20 @@ _UP_TO_THIS_DAY = dg.TimeWindowPartitionMapping(start_offset=-100_000, end_offse
 
 
 @dg.asset(
-    key=["gold", "fraud_user_profiles"],
-    deps=[dg.AssetDep(gold_fraud_user_daily, partition_mapping=_UP_TO_THIS_DAY)],
-    **_GOLD,
+    **daily_table(
+        "gold.fraud_user_profiles",
+        _OWNER,
+        deps=[dg.AssetDep(gold_fraud_user_daily, partition_mapping=_UP_TO_THIS_DAY)],
+    )
 )
 def gold_fraud_user_profiles(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     """Lifetime profile per card holder as of each day, for the online fraud service."""
     settings = lakehouse.settings()
-    days = partition_days(context)
-    written = 0
-    for day in days:  # in order: each day's profiles read only the daily rows up to it
-        profiles = build_fraud_user_profiles_partition(settings, day)
-        written += profiles.num_rows
-    metadata = table_metadata(
-        CATALOG.table("gold.fraud_user_profiles"), settings, written, partition_label(days)
+    # In order: each day's profiles read only the daily rows up to it.
+    metadata, profiles = build_each_day(
+        context, settings, "gold.fraud_user_profiles", build_fraud_user_profiles_partition
     )
     with_fraud = profiles.filter(pc.field("fraud_transactions") > 0)
     metadata["holders"] = dg.MetadataValue.int(profiles.num_rows)
@@ -91,20 +76,16 @@ def gold_fraud_user_profiles(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(key=["gold", "fraud_daily_stats"], deps=[silver_transactions], **_GOLD)
+@dg.asset(**daily_table("gold.fraud_daily_stats", _OWNER, deps=[silver_transactions]))
 def gold_fraud_daily_stats(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     """Per day, merchant category and channel: volumes, fraud rate, counts per fraud pattern."""
     settings = lakehouse.settings()
-    days = partition_days(context)
-    written = 0
-    for day in days:
-        stats = build_fraud_daily_stats_partition(settings, day)
-        written += stats.num_rows
-    metadata = table_metadata(
-        CATALOG.table("gold.fraud_daily_stats"), settings, written, partition_label(days)
+    metadata, stats = build_each_day(
+        context, settings, "gold.fraud_daily_stats", build_fraud_daily_stats_partition
     )
+    days = partition_days(context)
     by_category = fraud_rate_by_category(stats)  # the last day of the run
     metadata["riskiest_categories"] = preview(by_category, limit=5)
     metadata["fraud_rate_by_category"] = bar_chart(

@@ -3,37 +3,25 @@
 import dagster as dg
 import pyarrow.compute as pc
 
+from assets.daily import build_each_day, daily_table
 from assets.iot.silver import silver_sensor_readings
-from assets.metadata import bar_chart, preview, table_metadata
-from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
-from lakehouse.catalog import CATALOG
+from assets.metadata import bar_chart, preview
+from assets.partitions import partition_days
 from lakehouse.transforms.iot import build_device_health_partition, build_sensor_hourly_partition
 from orchestration.resources import LakehouseResource
 
+_OWNER = "team:iot"
 
-@dg.asset(
-    key=["gold", "sensor_hourly"],
-    deps=[silver_sensor_readings],
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-    group_name="iot",
-    kinds={"deltalake", "duckdb"},
-    owners=["team:iot"],
-    tags={"layer": "gold"},
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
-)
+
+@dg.asset(**daily_table("gold.sensor_hourly", _OWNER, deps=[silver_sensor_readings]))
 def gold_sensor_hourly(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     """Per sensor and UTC hour: readings, average, minimum, maximum, standard deviation."""
-    settings = lakehouse.settings()
-    days = partition_days(context)
-    written = sum(build_sensor_hourly_partition(settings, day).num_rows for day in days)
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            CATALOG.table("gold.sensor_hourly"), settings, written, partition_label(days)
-        )
+    metadata, _ = build_each_day(
+        context, lakehouse.settings(), "gold.sensor_hourly", build_sensor_hourly_partition
     )
+    return dg.MaterializeResult(metadata=metadata)
 
 
 # The failure ground truth of day D is read from the precursor readings of D and D - 1.
@@ -42,32 +30,23 @@ _STATUSES = ("ok", "warn", "critical")
 
 
 @dg.asset(
-    key=["gold", "device_health_daily"],
-    deps=[
-        gold_sensor_hourly,
-        dg.AssetDep(silver_sensor_readings, partition_mapping=_THIS_DAY_AND_THE_DAY_BEFORE),
-    ],
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-    group_name="iot",
-    kinds={"deltalake", "duckdb"},
-    owners=["team:iot"],
-    tags={"layer": "gold"},
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
+    **daily_table(
+        "gold.device_health_daily",
+        _OWNER,
+        deps=[
+            gold_sensor_hourly,
+            dg.AssetDep(silver_sensor_readings, partition_mapping=_THIS_DAY_AND_THE_DAY_BEFORE),
+        ],
+    )
 )
 def gold_device_health_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
     """Per device and day: coverage, per-sensor stats and drift, health score, failure truth."""
-    settings = lakehouse.settings()
-    days = partition_days(context)
-    written = 0
-    for day in days:
-        health = build_device_health_partition(settings, day)
-        written += health.num_rows
-    metadata = table_metadata(
-        CATALOG.table("gold.device_health_daily"), settings, written, partition_label(days)
+    metadata, health = build_each_day(
+        context, lakehouse.settings(), "gold.device_health_daily", build_device_health_partition
     )
+    days = partition_days(context)
     statuses = health["status"].to_pylist()  # the last day of the run
     metadata["devices_by_status"] = bar_chart(
         f"Devices by status, {days[-1].isoformat()}",

@@ -4,8 +4,10 @@
    the carts, searches and purchases that come with them), decode it with the ingest
    sidecar's own decoder and append it to bronze in 250K-row commits, as ingest would.
 2. Run the `medallion` job for that day over the e-commerce silver and gold assets,
-   in process through Dagster (an ephemeral instance), and read each step's duration
-   from the run's events.
+   in process through Dagster (an ephemeral instance), `--runs` times (the first run
+   creates the tables, later ones replace the day's partitions), and read each step's
+   duration from the run's events. A run counts only if silver holds every clickstream
+   event once, nothing was rejected and every gold table has rows.
 Results go to bench/results/medallion-<UTC time>.json; docs/benchmarks.md records them.
 """
 
@@ -15,6 +17,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -54,6 +57,7 @@ CLICKSTREAM_SHARE = 0.888  # of e-commerce events, measured from the generator's
 def main(
     clickstream: Annotated[int, typer.Option(help="Clickstream events in the day")] = 10_000_000,
     seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
+    runs: Annotated[int, typer.Option(help="Medallion runs over the same day")] = 3,
     keep: Annotated[bool, typer.Option(help="Keep the temporary lake")] = False,
 ) -> None:
     """Land a day in bronze, then time the e-commerce silver and gold assets for it."""
@@ -66,7 +70,7 @@ def main(
     day = datetime.now(UTC).date() - timedelta(days=2)
     try:
         landed = _land(settings, day, clickstream, seed)
-        run = _materialize(settings, day)
+        results = [_materialize(settings, day, landed) for _ in range(runs)]
     finally:
         if keep:
             console.print(f"lake kept at {settings.lake_root}")
@@ -76,18 +80,19 @@ def main(
         "benchmark": "medallion",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.medallion", *sys.argv[1:]]),
-        "config": {"clickstream": clickstream, "seed": seed, "day": day.isoformat()},
+        "config": {"clickstream": clickstream, "seed": seed, "day": day.isoformat(), "runs": runs},
         "machine": machine(),
         "bronze": landed,
-        "run": run,
+        "runs": results,
+        "median_s": statistics.median(run["seconds"] for run in results),
         "target_s": TARGET_S,
-        "met": run["seconds"] <= TARGET_S,
     }
+    document["met"] = document["median_s"] <= TARGET_S and all(r["success"] for r in results)
     _print(document)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"medallion-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
-    if not run["success"]:
+    if not all(run["success"] for run in results):
         raise typer.Exit(1)
 
 
@@ -149,7 +154,7 @@ def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -
     buffers[topic] = []
 
 
-def _materialize(settings: Settings, day: Any) -> dict[str, Any]:
+def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[str, Any]:
     """One medallion run for the day over the e-commerce silver and gold assets."""
     graph = defs.resolve_asset_graph()
     selection = sorted(
@@ -180,9 +185,20 @@ def _materialize(settings: Settings, day: Any) -> dict[str, Any]:
     rows = {}
     for key in selection:
         stats = table_stats(CATALOG.table(".".join(key.path)), settings)
-        rows[key.to_user_string()] = stats.rows if stats else None
+        rows[key.to_user_string()] = stats.rows if stats else 0
+    rejected = table_stats(CATALOG.table("silver.rejected_rows"), settings)
+    checks = {
+        "silver keeps every clickstream event once": rows["silver/clickstream"]
+        == landed["tables"]["clickstream"]["rows"],
+        "no row rejected": rejected is not None and rejected.rows == 0,
+        "every gold table has rows": all(n > 0 for k, n in rows.items() if k[:4] == "gold"),
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        console.print(f"[red]run not counted, checks failed:[/] {failed}; rows {rows}")
+    console.print(f"run: {seconds:.1f} s")
     return {
-        "success": result.success,
+        "success": result.success and not failed,
         "seconds": seconds,
         "steps_s": steps,
         "rows": rows,
@@ -191,7 +207,8 @@ def _materialize(settings: Settings, day: Any) -> dict[str, Any]:
 
 
 def _print(document: dict[str, Any]) -> None:
-    run = document["run"]
+    runs = sorted(document["runs"], key=lambda run: run["seconds"])
+    run = runs[len(runs) // 2]
     table = Table(title=f"bronze to gold, {document['config']['clickstream']:,} clickstream events")
     table.add_column("step")
     table.add_column("seconds", justify="right")
@@ -200,11 +217,13 @@ def _print(document: dict[str, Any]) -> None:
         key = step.replace("__", "/")
         rows = run["rows"].get(key)
         table.add_row(step, f"{seconds:.1f}", f"{rows:,}" if rows is not None else "")
-    table.add_row("[bold]whole run", f"[bold]{run['seconds']:.1f}", "")
+    table.add_row("[bold]whole run (median)", f"[bold]{run['seconds']:.1f}", "")
     console.print(table)
     verdict = "[green]met" if document["met"] else "[red]missed"
+    every = ", ".join(f"{r['seconds']:.1f}" for r in document["runs"])
     console.print(
-        f"target <= {TARGET_S:.0f} s: {verdict}[/]; peak RSS {run['peak_rss_mib']:.0f} MiB"
+        f"runs: {every} s; target <= {TARGET_S:.0f} s: {verdict}[/]; "
+        f"peak RSS {max(r['peak_rss_mib'] for r in runs):.0f} MiB"
     )
 
 

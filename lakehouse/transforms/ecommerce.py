@@ -25,12 +25,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from statistics import NormalDist
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
-from lakehouse.delta import open_table, replace_partition
 from lakehouse.schemas import (
     AB_TEST_DAILY,
     PRODUCT_DAILY,
@@ -39,6 +35,7 @@ from lakehouse.schemas import (
     USER_FEATURES,
 )
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days, replace_day, run_sql
 
 FEATURE_WINDOW_DAYS = 30  # user_features as of D sum user_activity_daily over D-29..D
 TRENDING_BASELINE_DAYS = 7  # product_trending compares D with D-7..D-1
@@ -145,7 +142,7 @@ def user_activity_daily(
     list prices give the viewed price range; `purchases` distinct orders; `category_views`
     product views per category, most viewed first, ties by name.
     """
-    return _sql(
+    return run_sql(
         _USER_ACTIVITY_SQL,
         USER_ACTIVITY_DAILY,
         clickstream=clickstream,
@@ -157,9 +154,11 @@ def user_activity_daily(
 
 def build_user_activity_daily_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
-    inputs = {topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in _TOPICS}
+    inputs = {
+        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in _TOPICS
+    }
     rows = user_activity_daily(**inputs)
-    _replace(settings, "gold.user_activity_daily", rows, day)
+    replace_day(settings, "gold.user_activity_daily", rows, day)
     return rows
 
 
@@ -216,7 +215,7 @@ def user_features(activity: pa.Table, as_of: date) -> pa.Table:
     window, ties by name. A user idle for 30 days drops out, as the seed's Redis TTL does.
     """
     first = as_of - timedelta(days=FEATURE_WINDOW_DAYS - 1)
-    return _sql(
+    return run_sql(
         _USER_FEATURES_SQL, USER_FEATURES, {"first": first, "as_of": as_of}, activity=activity
     )
 
@@ -227,11 +226,11 @@ def build_user_features_partition(settings: Settings, day: date) -> pa.Table:
     A missing earlier day of user_activity_daily contributes nothing.
     """
     first = day - timedelta(days=FEATURE_WINDOW_DAYS - 1)
-    activity = _read(
+    activity = read_days(
         settings, "gold.user_activity_daily", USER_ACTIVITY_DAILY.names, first, last=day
     )
     rows = user_features(activity, day)
-    _replace(settings, "gold.user_features", rows, day)
+    replace_day(settings, "gold.user_features", rows, day)
     return rows
 
 
@@ -278,7 +277,7 @@ def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     `view_to_purchase` is the share of the day's viewers who also bought it that day
     (NULL without viewers).
     """
-    return _sql(
+    return run_sql(
         _PRODUCT_DAILY_SQL,
         PRODUCT_DAILY,
         clickstream=clickstream,
@@ -290,11 +289,11 @@ def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
 def build_product_daily_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one day of gold.product_daily from the day's silver tables."""
     inputs = {
-        topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day)
+        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
         for topic in ("clickstream", "cart_events", "purchases")
     }
     rows = product_daily(**inputs)
-    _replace(settings, "gold.product_daily", rows, day)
+    replace_day(settings, "gold.product_daily", rows, day)
     return rows
 
 
@@ -354,15 +353,17 @@ def product_trending(product_daily_rows: pa.Table, as_of: date) -> pa.Table:
         "smoothing": TRENDING_SMOOTHING,
         **{f"w_{name}": weight for name, weight in POPULARITY_WEIGHTS.items()},
     }
-    return _sql(_PRODUCT_TRENDING_SQL, PRODUCT_TRENDING, params, product_daily=product_daily_rows)
+    return run_sql(
+        _PRODUCT_TRENDING_SQL, PRODUCT_TRENDING, params, product_daily=product_daily_rows
+    )
 
 
 def build_product_trending_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild gold.product_trending as of `day` from product_daily's D-7..D."""
     first = day - timedelta(days=TRENDING_BASELINE_DAYS)
-    daily = _read(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
+    daily = read_days(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
     rows = product_trending(daily, day)
-    _replace(settings, "gold.product_trending", rows, day)
+    replace_day(settings, "gold.product_trending", rows, day)
     return rows
 
 
@@ -467,7 +468,7 @@ def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     cart or purchases), their sessions, converting users (with an order), conversion rate,
     orders, revenue and revenue per user; each non-control variant's row also carries its
     z-test against the same day's control (NULL on the control row)."""
-    variants = _sql(
+    variants = run_sql(
         _AB_VARIANTS_SQL,
         None,
         {"control": CONTROL},
@@ -504,47 +505,9 @@ def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
 def build_ab_test_daily_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
     inputs = {
-        topic: _read(settings, f"silver.{topic}", _COLUMNS[topic], day)
+        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
         for topic in ("clickstream", "cart_events", "purchases")
     }
     rows = ab_test_daily(**inputs)
-    _replace(settings, "gold.ab_test_daily", rows, day)
+    replace_day(settings, "gold.ab_test_daily", rows, day)
     return rows
-
-
-# --- shared ----------------------------------------------------------------------------
-
-
-def _sql(
-    sql: str,
-    schema: pa.Schema | None,
-    params: dict[str, object] | None = None,
-    **tables: pa.Table,
-) -> pa.Table:
-    """Run `sql` over the given Arrow tables in a fresh UTC DuckDB session."""
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        for name, table in tables.items():
-            connection.register(name, table)
-        result = connection.sql(sql, params=params or None).to_arrow_table()
-    finally:
-        connection.close()
-    return result if schema is None else result.cast(schema)
-
-
-def _read(
-    settings: Settings, key: str, columns: list[str], first: date, last: date | None = None
-) -> pa.Table:
-    """The event-date partitions first..last (inclusive) of a table; empty if it is absent."""
-    spec = CATALOG.table(key)
-    table = open_table(spec, settings)
-    if table is None:
-        return pa.schema([spec.schema.field(name) for name in columns]).empty_table()
-    last = first if last is None else last
-    window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
-    return table.to_pyarrow_dataset().to_table(columns=columns, filter=window)
-
-
-def _replace(settings: Settings, key: str, rows: pa.Table, day: date) -> None:
-    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
-from lakehouse.delta import open_table, replace_partition
 from lakehouse.schemas import (
     FRAUD_DAILY_STATS,
     FRAUD_PATTERNS,
@@ -32,6 +28,7 @@ from lakehouse.schemas import (
     FRAUD_USER_PROFILES,
 )
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days, replace_day, run_sql
 
 # Most recently used values a profile keeps per list; the distinct counts stay exact.
 # 20 countries and devices and 10 cards cover every honest holder (the generator gives
@@ -190,26 +187,9 @@ _TXN_COLUMNS = [
 ]
 
 
-def _run(
-    sql: str, schema: pa.Schema | None, params: dict[str, object] | None = None, **tables: pa.Table
-) -> pa.Table:
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        # One thread: floating-point sums then add up in the same order every time, so a
-        # rebuilt partition is bit-for-bit what it was (threads reorder the additions).
-        connection.execute("SET threads = 1")
-        for name, table in tables.items():
-            connection.register(name, table)
-        result = connection.sql(sql, params=params).to_arrow_table()
-        return result if schema is None else result.cast(schema)
-    finally:
-        connection.close()
-
-
 def fraud_user_daily(transactions: pa.Table) -> pa.Table:
     """One row per card holder and event date of silver `transactions`."""
-    return _run(_DAILY_SQL, FRAUD_USER_DAILY, txns=transactions)
+    return run_sql(_DAILY_SQL, FRAUD_USER_DAILY, deterministic=True, txns=transactions)
 
 
 def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:
@@ -219,7 +199,9 @@ def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:
     `stddev_amount` is the sample standard deviation over all of a holder's transactions,
     NULL for a holder with one.
     """
-    return _run(_PROFILE_SQL, FRAUD_USER_PROFILES, {"as_of": as_of}, daily=daily)
+    return run_sql(
+        _PROFILE_SQL, FRAUD_USER_PROFILES, {"as_of": as_of}, deterministic=True, daily=daily
+    )
 
 
 def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
@@ -227,51 +209,32 @@ def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
 
     `distinct_users` counts holders within the row: do not add it across rows.
     """
-    return _run(_STATS_SQL, FRAUD_DAILY_STATS, txns=transactions)
-
-
-def read_rows(key: str, settings: Settings, columns: list[str], where: pc.Expression) -> pa.Table:
-    """The `columns` of a catalogued table's rows matching `where`; empty if it is absent."""
-    spec = CATALOG.table(key)
-    table = open_table(spec, settings)
-    if table is None:
-        return spec.schema.empty_table().select(columns)
-    return table.to_pyarrow_dataset().to_table(columns=columns, filter=where)
-
-
-def _replace_day(key: str, settings: Settings, rows: pa.Table, day: date) -> pa.Table:
-    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")
-    return rows
+    return run_sql(_STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
 
 
 def _transactions_of(settings: Settings, day: date) -> pa.Table:
-    return read_rows("silver.transactions", settings, _TXN_COLUMNS, pc.field("event_date") == day)
+    return read_days(settings, "silver.transactions", _TXN_COLUMNS, day)
 
 
 def build_fraud_user_daily_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_user_daily from silver; idempotent."""
     rows = fraud_user_daily(_transactions_of(settings, day))
-    return _replace_day("gold.fraud_user_daily", settings, rows, day)
+    return replace_day(settings, "gold.fraud_user_daily", rows, day)
 
 
 def build_fraud_user_profiles_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild the profiles as of `day` from every gold.fraud_user_daily day up to it."""
-    daily = read_rows(
-        "gold.fraud_user_daily",
-        settings,
-        FRAUD_USER_DAILY.names,
-        pc.field("event_date") <= day,
-    )
+    daily = read_days(settings, "gold.fraud_user_daily", FRAUD_USER_DAILY.names, date.min, day)
     rows = fraud_user_profiles(daily, day)
-    return _replace_day("gold.fraud_user_profiles", settings, rows, day)
+    return replace_day(settings, "gold.fraud_user_profiles", rows, day)
 
 
 def build_fraud_daily_stats_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_daily_stats from silver; idempotent."""
     rows = fraud_daily_stats(_transactions_of(settings, day))
-    return _replace_day("gold.fraud_daily_stats", settings, rows, day)
+    return replace_day(settings, "gold.fraud_daily_stats", rows, day)
 
 
 def fraud_rate_by_category(stats: pa.Table) -> pa.Table:
     """gold.fraud_daily_stats rows summed over days and channels, riskiest category first."""
-    return _run(_BY_CATEGORY_SQL, None, stats=stats)
+    return run_sql(_BY_CATEGORY_SQL, deterministic=True, stats=stats)

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
-from lakehouse.delta import open_table, replace_partition
 from lakehouse.schemas import DEVICE_HEALTH_DAILY, SENSOR_HOURLY, VOCABULARIES
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days, replace_day, run_sql
 
 _HOURLY_SQL = """
 SELECT device_id, sensor_id, sensor_type, plant,
@@ -35,28 +33,14 @@ def sensor_hourly(readings: pa.Table) -> pa.Table:
 
     `stddev_value` is the sample standard deviation: NULL for an hour with one reading.
     """
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")  # hours are UTC hours, whatever the host
-        connection.register("readings", readings)
-        return connection.sql(_HOURLY_SQL).to_arrow_table().cast(SENSOR_HOURLY)
-    finally:
-        connection.close()
+    return run_sql(_HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
 
 
 def build_sensor_hourly_partition(settings: Settings, day: date) -> pa.Table:
     """Rebuild one event-date partition of gold.sensor_hourly from silver; idempotent."""
-    silver = open_table(CATALOG.table("silver.sensor_readings"), settings)
     columns = ["device_id", "sensor_id", "sensor_type", "plant", "event_time", "value"]
-    readings = (
-        silver.to_pyarrow_dataset().to_table(columns=columns, filter=pc.field("event_date") == day)
-        if silver is not None
-        else pa.table({name: [] for name in columns})
-    )
-    hourly = sensor_hourly(readings)
-    spec = CATALOG.table("gold.sensor_hourly")
-    replace_partition(spec, settings, hourly, f"event_date = '{day.isoformat()}'")
-    return hourly
+    readings = read_days(settings, "silver.sensor_readings", columns, day)
+    return replace_day(settings, "gold.sensor_hourly", sensor_hourly(readings), day)
 
 
 # --- gold.device_health_daily ------------------------------------------------------------
@@ -190,16 +174,14 @@ def device_health_daily(hourly: pa.Table, readings: pa.Table, day: date) -> pa.T
     device's first reading of the day to the next known failure at or after it (NULL when
     none is known; a failure on the next day is known only once its precursor has begun).
     """
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        connection.execute("SET threads = 1")  # the same float sums on every rebuild
-        connection.register("hourly", hourly.filter(pc.field("event_date") == day))
-        connection.register("labels", readings)
-        result = connection.sql(_HEALTH_SQL, params={"day": day}).to_arrow_table()
-    finally:
-        connection.close()
-    return result.select(DEVICE_HEALTH_DAILY.names).cast(DEVICE_HEALTH_DAILY)
+    return run_sql(
+        _HEALTH_SQL,
+        DEVICE_HEALTH_DAILY,
+        {"day": day},
+        deterministic=True,
+        hourly=hourly.filter(pc.field("event_date") == day),
+        labels=readings,
+    )
 
 
 _LABEL_COLUMNS = ["device_id", "event_time", "event_date", "label_anomaly", "label_failure_at"]
@@ -211,22 +193,9 @@ def build_device_health_partition(settings: Settings, day: date) -> pa.Table:
     Reads gold.sensor_hourly of `day` and the label columns of silver readings of `day`
     and the day before.
     """
-    hourly_spec = CATALOG.table("gold.sensor_hourly")
-    hourly_table = open_table(hourly_spec, settings)
-    hourly = (
-        hourly_table.to_pyarrow_dataset().to_table(filter=pc.field("event_date") == day)
-        if hourly_table is not None
-        else hourly_spec.schema.empty_table()
+    hourly = read_days(settings, "gold.sensor_hourly", None, day)
+    labels = read_days(
+        settings, "silver.sensor_readings", _LABEL_COLUMNS, day - timedelta(days=1), day
     )
-    silver_spec = CATALOG.table("silver.sensor_readings")
-    silver = open_table(silver_spec, settings)
-    window = (pc.field("event_date") >= day - timedelta(days=1)) & (pc.field("event_date") <= day)
-    readings = (
-        silver.to_pyarrow_dataset().to_table(columns=_LABEL_COLUMNS, filter=window)
-        if silver is not None
-        else silver_spec.schema.empty_table().select(_LABEL_COLUMNS)
-    )
-    health = device_health_daily(hourly, readings, day)
-    spec = CATALOG.table("gold.device_health_daily")
-    replace_partition(spec, settings, health, f"event_date = '{day.isoformat()}'")
-    return health
+    health = device_health_daily(hourly, labels, day)
+    return replace_day(settings, "gold.device_health_daily", health, day)

@@ -14,12 +14,12 @@ from datetime import date
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakehouse.catalog import CATALOG
-from lakehouse.delta import open_table, replace_partition
+from lakehouse.delta import replace_partition
 from lakehouse.schemas import REJECTED_ROWS, VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days, replace_day
 
 
 @dataclass(frozen=True)
@@ -150,21 +150,13 @@ def build_silver_partition(settings: Settings, topic: str, day: date) -> SilverR
     commit is deduplicated against its original; replaces the silver partition atomically,
     so running it twice gives the same table.
     """
-    bronze = open_table(CATALOG.bronze_for_topic(topic), settings)
-    source = (
-        bronze.to_pyarrow_dataset().to_table(filter=pc.field("event_date") == day)
-        if bronze is not None
-        else pa.Table.from_batches([], schema=CATALOG.bronze_for_topic(topic).schema)
-    )
+    source = read_days(settings, CATALOG.bronze_for_topic(topic).key, None, day)
     result = to_silver(source, topic)
-    stamp = day.isoformat()
-    replace_partition(
-        CATALOG.table(f"silver.{topic}"), settings, result.rows, f"event_date = '{stamp}'"
-    )
+    replace_day(settings, f"silver.{topic}", result.rows, day)
     replace_partition(
         CATALOG.table("silver.rejected_rows"),
         settings,
         result.rejected,
-        f"event_date = '{stamp}' AND \"table\" = '{topic}'",
+        f"event_date = '{day.isoformat()}' AND \"table\" = '{topic}'",
     )
     return result

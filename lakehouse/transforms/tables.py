@@ -1,0 +1,72 @@
+"""What every transform does around its SQL: read some days of a catalogued table, run
+DuckDB over Arrow tables, and replace one day of the output table.
+
+One home for these so that every silver and gold table is read, computed and written the
+same way: in UTC, with empty (typed) inputs when a table does not exist yet, and a day's
+replacement as one atomic Delta predicate overwrite.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import open_table, replace_partition
+from lakehouse.settings import Settings
+
+
+def read_days(
+    settings: Settings,
+    key: str,
+    columns: list[str] | None,
+    first: date,
+    last: date | None = None,
+) -> pa.Table:
+    """The event-date partitions `first`..`last` (inclusive; `last` defaults to `first`) of
+    a catalogued table, only `columns` (all if None); typed and empty if it is absent."""
+    spec = CATALOG.table(key)
+    table = open_table(spec, settings)
+    if table is None:
+        empty = spec.schema.empty_table()
+        return empty if columns is None else empty.select(columns)
+    last = first if last is None else last
+    window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
+    return table.to_pyarrow_dataset().to_table(columns=columns, filter=window)
+
+
+def run_sql(
+    sql: str,
+    schema: pa.Schema | None = None,
+    params: dict[str, object] | None = None,
+    *,
+    deterministic: bool = False,
+    **tables: pa.Table,
+) -> pa.Table:
+    """Run `sql` over the given Arrow tables (by name) in a fresh UTC DuckDB session.
+
+    `deterministic` runs on one thread: floating-point sums then add up in the same order
+    every time, so a rebuilt partition is bit-for-bit what it was (parallel aggregation
+    reorders the additions). Worth it for small outputs that are compared across
+    rebuilds; the large scans stay parallel.
+    """
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        if deterministic:
+            connection.execute("SET threads = 1")
+        for name, table in tables.items():
+            connection.register(name, table)
+        result = connection.sql(sql, params=params or None).to_arrow_table()
+    finally:
+        connection.close()
+    return result if schema is None else result.select(schema.names).cast(schema)
+
+
+def replace_day(settings: Settings, key: str, rows: pa.Table, day: date) -> pa.Table:
+    """Replace one event-date partition of a catalogued table with `rows`; return them."""
+    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")
+    return rows
