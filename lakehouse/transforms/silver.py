@@ -104,34 +104,43 @@ def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
         f"CASE WHEN coalesce(({rule.predicate}), false) THEN NULL ELSE '{rule.name}' END"
         for rule in rules
     )
+    plumbing = ", ".join(_PLUMBING)
     connection = duckdb.connect()
     try:
         connection.register("bronze", bronze)
+        # Only the ids that occur more than once pay for the window that picks the first
+        # landed copy; every other row passes straight through (4x faster on a clean day
+        # of 10M clicks than windowing every row, see docs/benchmarks.md).
+        connection.execute(
+            "CREATE TEMP TABLE duplicated AS "
+            "SELECT event_id FROM bronze GROUP BY event_id HAVING count(*) > 1"
+        )
         connection.execute(
             f"""
-            CREATE TEMP TABLE checked AS
-            WITH ranked AS (
+            CREATE TEMP VIEW firsts AS
+            SELECT * EXCLUDE ({plumbing}) FROM bronze ANTI JOIN duplicated USING (event_id)
+            UNION ALL
+            SELECT * EXCLUDE (_copy, {plumbing}) FROM (
                 SELECT *, row_number() OVER (
                     PARTITION BY event_id ORDER BY {_LANDING_ORDER}) AS _copy
-                FROM bronze
-            )
-            SELECT * EXCLUDE (_copy, {", ".join(_PLUMBING)}),
-                   list_filter([{verdicts}], lambda name: name IS NOT NULL) AS _broken
-            FROM ranked WHERE _copy = 1
+                FROM bronze SEMI JOIN duplicated USING (event_id)
+            ) WHERE _copy = 1
             """
         )
+        keeps = " AND ".join(f"coalesce(({rule.predicate}), false)" for rule in rules)
         names = silver_schema(topic).names
         columns = ", ".join(f'"{name}"' for name in names)
         as_struct = ", ".join(f'"{name}" := "{name}"' for name in names)
         rows = connection.sql(
-            f"SELECT {columns} FROM checked WHERE len(_broken) = 0 ORDER BY event_time, event_id"
+            f"SELECT {columns} FROM firsts WHERE {keeps} ORDER BY event_time, event_id"
         ).to_arrow_table()
         rejected = connection.sql(
             f"""
-            SELECT '{topic}' AS "table", event_id, event_date, _broken AS broken_rules,
+            SELECT '{topic}' AS "table", event_id, event_date,
+                   list_filter([{verdicts}], lambda name: name IS NOT NULL) AS broken_rules,
                    to_json(struct_pack({as_struct}))::VARCHAR AS "row",
                    now() AS rejected_at
-            FROM checked WHERE len(_broken) > 0 ORDER BY event_id
+            FROM firsts WHERE NOT ({keeps}) ORDER BY event_id
             """
         ).to_arrow_table()
     finally:
