@@ -1,13 +1,20 @@
 """Bronze tables as observed external assets: the ingest sidecar writes them, Dagster
-records their Delta version (the data version), row count and last commit time."""
+records their Delta version (the data version), row count and last commit time.
+
+Two paths record the same observation: the `observe_bronze` job (this observable source,
+run by the demo, the CLI or the UI's "Observe sources"), and the bronze sensor, which
+reports an observation for every table that advanced as it ticks, so the asset pages stay
+current without a run every few minutes.
+"""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from lakehouse.catalog import CATALOG, Layer
+from lakehouse.catalog import CATALOG, Layer, TableSpec
 from lakehouse.delta import open_table, table_stats
+from lakehouse.settings import Settings
 from orchestration.resources import LakehouseResource
 
 BRONZE_SPECS = [
@@ -23,6 +30,27 @@ BRONZE_SPECS = [
 ]
 
 
+def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservation:
+    """A bronze table's state from its Delta log: version (as data version), rows, files,
+    last commit; `exists: False` for a table not created yet."""
+    key = dg.AssetKey(["bronze", spec.name])
+    table = open_table(spec, settings)
+    stats = table_stats(spec, settings)
+    if table is None or stats is None:
+        return dg.AssetObservation(asset_key=key, metadata={"exists": False})
+    committed = table.history(1)[0]["timestamp"] / 1000
+    return dg.AssetObservation(
+        asset_key=key,
+        tags={"dagster/data_version": str(stats.version)},
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(stats.rows),
+            "delta_version": dg.MetadataValue.int(stats.version),
+            "table_files": dg.MetadataValue.int(stats.files),
+            "last_commit": dg.MetadataValue.timestamp(datetime.fromtimestamp(committed, UTC)),
+        },
+    )
+
+
 @dg.multi_observable_source_asset(specs=BRONZE_SPECS, can_subset=True)
 def bronze_tables(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
@@ -30,20 +58,10 @@ def bronze_tables(
     """Observe each selected bronze table's Delta version, rows and last commit."""
     settings = lakehouse.settings()
     for key in context.selected_asset_keys:
-        spec = CATALOG.table(".".join(key.path))
-        table = open_table(spec, settings)
-        stats = table_stats(spec, settings)
-        if table is None or stats is None:
-            yield dg.ObserveResult(asset_key=key, metadata={"exists": False})
-            continue
-        committed = table.history(1)[0]["timestamp"] / 1000
+        observation = bronze_observation(CATALOG.table(".".join(key.path)), settings)
+        version = observation.tags.get("dagster/data_version")
         yield dg.ObserveResult(
             asset_key=key,
-            data_version=dg.DataVersion(str(stats.version)),
-            metadata={
-                "dagster/row_count": dg.MetadataValue.int(stats.rows),
-                "delta_version": dg.MetadataValue.int(stats.version),
-                "table_files": dg.MetadataValue.int(stats.files),
-                "last_commit": dg.MetadataValue.timestamp(datetime.fromtimestamp(committed, UTC)),
-            },
+            data_version=dg.DataVersion(version) if version is not None else None,
+            metadata=observation.metadata,
         )

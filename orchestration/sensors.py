@@ -1,5 +1,6 @@
 """The bronze sensor: when the ingest sidecar commits to a bronze table, rebuild the event
-days those commits touched, for the silver and gold assets downstream of that table.
+days those commits touched, for the silver and gold assets downstream of that table, and
+record the table's new state as an observation of its bronze asset.
 
 The cursor holds each bronze table's last seen Delta version. The touched days are the
 partition values of the files added since that version (`partitions_added_since`): exact
@@ -17,6 +18,7 @@ from datetime import date
 
 import dagster as dg
 
+from assets.bronze import bronze_observation
 from assets.partitions import DAILY
 from lakehouse.catalog import CATALOG, Layer
 from lakehouse.delta import open_table, partitions_added_since
@@ -42,6 +44,7 @@ def bronze_advanced(
         return dg.SensorResult(run_requests=[], cursor=json.dumps(baseline, sort_keys=True))
     seen: dict[str, int] = json.loads(context.cursor)
     touched: dict[date, set[dg.AssetKey]] = defaultdict(set)
+    observations: list[dg.AssetObservation] = []
     for spec in CATALOG.in_layer(Layer.BRONZE):
         if spec.source_topic is None:
             continue
@@ -51,6 +54,7 @@ def bronze_advanced(
         for day in partitions_added_since(spec, settings, seen.get(spec.key)):
             touched[day].add(dg.AssetKey(["bronze", spec.name]))
         seen[spec.key] = table.version()
+        observations.append(bronze_observation(spec, settings))
 
     graph = context.repository_def.asset_graph
     medallion = MEDALLION.resolve(graph)
@@ -67,7 +71,11 @@ def bronze_advanced(
         for day, sources in sorted(touched.items())
         if _in_partitions(day, context)
     ]
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+    return dg.SensorResult(
+        run_requests=requests,
+        asset_events=observations,
+        cursor=json.dumps(seen, sort_keys=True),
+    )
 
 
 def _versions(settings: Settings) -> dict[str, int]:

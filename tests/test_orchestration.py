@@ -41,10 +41,12 @@ def lake(make_settings: Callable[..., Settings], activate: Callable[[Settings], 
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
+    # As a context manager: the context builds its resources inside an instance scope, and
+    # only leaving it resets Dagster's process-wide state for the next test.
+    with dg.build_sensor_context(
         instance=instance, definitions=defs, cursor=cursor, resources=RESOURCES
-    )
-    return defs.resolve_sensor_def("bronze_advanced")(context)
+    ) as context:
+        return defs.resolve_sensor_def("bronze_advanced")(context)
 
 
 def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_moved(
@@ -60,6 +62,10 @@ def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_m
     assert request.partition_key == DAY.isoformat()
     assert set(request.asset_selection) == IOT_DOWNSTREAM
     assert json.loads(first.cursor)["bronze.sensor_readings"] == 1
+    (observation,) = first.asset_events  # the table that moved is observed, no run needed
+    assert observation.asset_key == dg.AssetKey(["bronze", "sensor_readings"])
+    assert observation.tags["dagster/data_version"] == "1"
+    assert observation.metadata["dagster/row_count"].value == 2
 
     assert tick(instance, first.cursor).run_requests == []  # nothing new: nothing requested
 
@@ -93,12 +99,13 @@ def test_the_sensor_skips_days_outside_the_partitions(
 def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
     instance: dg.DagsterInstance,
 ) -> None:
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=instance,
         repository_def=defs.get_repository_def(),
         scheduled_execution_time=datetime(2026, 11, 24, 0, 30, tzinfo=UTC),
-    )
-    (request,) = defs.resolve_schedule_def("nightly_medallion").evaluate_tick(context).run_requests
+    ) as context:
+        tick = defs.resolve_schedule_def("nightly_medallion").evaluate_tick(context)
+    (request,) = tick.run_requests
     assert request.partition_key == "2026-11-23"
     assert request.run_key == "nightly-2026-11-23"
 
@@ -109,13 +116,13 @@ def test_the_weekly_schedule_reprocesses_every_landed_day_in_one_ranged_run(
     schedule = defs.resolve_schedule_def("weekly_full_reprocessing")
 
     def evaluate(when: datetime) -> dg.ScheduleExecutionData:
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance,
             repository_def=defs.get_repository_def(),
             scheduled_execution_time=when,
             resources=RESOURCES,
-        )
-        return schedule.evaluate_tick(context)
+        ) as context:
+            return schedule.evaluate_tick(context)
 
     sunday = datetime(2026, 11, 29, 3, tzinfo=UTC)
     assert evaluate(sunday).skip_message == "no bronze data yet"
