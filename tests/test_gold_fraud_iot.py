@@ -51,7 +51,6 @@ from lakehouse.transforms.iot import (
 from lakehouse.transforms.silver import build_silver_partition
 from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
-from streaming.generators.fraud import PATTERNS
 from streaming.ingest.decode import BatchDecoder
 from tests.test_silver import DAY, land, reading
 
@@ -228,10 +227,6 @@ def test_daily_stats_match_a_hand_computation() -> None:
         "restaurants",
     ]
     assert by_category.column("fraud_rate").to_pylist() == [1.0, 0.0, 0.0]
-
-
-def test_the_fraud_generator_names_the_catalogued_patterns() -> None:
-    assert PATTERNS.values == FRAUD_PATTERNS
 
 
 def random_transactions(seed: int, days: list[date], users: int, n: int) -> pa.Table:

@@ -1,1 +1,1 @@
-"""IoT telemetry assets: silver readings and gold hourly aggregates."""
+"""IoT telemetry assets: silver readings, gold hourly aggregates and daily device health."""

@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from lakehouse.catalog import Domain
-from lakehouse.schemas import VOCABULARIES
+from lakehouse.schemas import FRAUD_PATTERNS, VOCABULARIES
 from streaming.generators.common import (
     US,
     Chunk,
@@ -124,8 +124,7 @@ MERCHANTS = Vocabulary(tuple(
 ))
 CHANNELS = Vocabulary(VOCABULARIES["transactions"]["channel"])
 POS, ONLINE, MOBILE = 0, 1, 2
-PATTERNS = Vocabulary(("velocity_burst", "impossible_travel", "amount_spike",
-                       "compromised_device"))
+PATTERNS = Vocabulary(FRAUD_PATTERNS)
 PATTERN_SHARE = np.array([0.3, 0.2, 0.2, 0.3])  # of fraudulent transactions
 DEFAULT_USERS = 10_000
 TXNS_PER_USER_DAY = 5.0
