@@ -29,4 +29,3 @@ def partition_label(days: list[date]) -> str:
     if len(days) == 1:
         return days[0].isoformat()
     return f"{days[0].isoformat()}..{days[-1].isoformat()}"
-

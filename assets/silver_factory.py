@@ -1,14 +1,18 @@
 """One silver asset per topic, all built the same way from `lakehouse.transforms.silver`."""
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.daily import daily_table
-from assets.metadata import bar_chart, table_metadata
-from assets.partitions import partition_days, partition_label
+from assets.daily import daily_table, materialize_days
+from assets.metadata import bar_chart
 from lakehouse.catalog import CATALOG
+from lakehouse.settings import Settings
 from lakehouse.transforms.silver import build_silver_partition
+from lakehouse.transforms.tables import Guard
 from orchestration.resources import LakehouseResource
 
 
@@ -17,21 +21,24 @@ def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
     spec = CATALOG.table(f"silver.{topic}")
 
     @dg.asset(**daily_table(spec.key, owner, deps=[dg.AssetKey(["bronze", topic])]))
-    def _silver(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
-        settings = lakehouse.settings()
-        days = partition_days(context)
-        rows = duplicates = rejected = 0
-        for day in days:
-            result = build_silver_partition(settings, topic, day)
-            rows += result.rows.num_rows
-            duplicates += result.duplicates
-            rejected += result.rejected.num_rows
-            context.log.info(f"{spec.key} {day}: {result.rows.num_rows:,} rows")
-        metadata = table_metadata(spec, settings, rows, partition_label(days))
-        metadata["duplicates_dropped"] = dg.MetadataValue.int(duplicates)
-        metadata["rows_rejected"] = dg.MetadataValue.int(rejected)
-        metadata["events_by_hour"] = hourly_volume(result.rows, days[-1].isoformat())
-        return dg.MaterializeResult(metadata=metadata)
+    def _silver(
+        context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        dropped = {"duplicates_dropped": 0, "rows_rejected": 0}
+
+        def build(settings: Settings, day: date, guard: Guard) -> pa.Table:
+            result = build_silver_partition(settings, topic, day, guard)
+            dropped["duplicates_dropped"] += result.duplicates
+            dropped["rows_rejected"] += result.rejected.num_rows
+            return result.rows
+
+        def describe(rows: pa.Table, days: list[date]) -> dict[str, object]:
+            return {
+                **{name: dg.MetadataValue.int(count) for name, count in dropped.items()},
+                "events_by_hour": hourly_volume(rows, days[-1].isoformat()),
+            }
+
+        yield from materialize_days(context, lakehouse.settings(), spec.key, build, describe)
 
     return _silver
 

@@ -122,17 +122,28 @@ def generate(
         datetime | None, typer.Option(help="Start of simulated time (default: yesterday 00:00 UTC)")
     ] = None,
     live: Annotated[bool, typer.Option(help="Stamp events with the wall clock instead")] = False,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Inject data quality faults, e.g. nulls=0.05,out_of_range=0.01,"
+            "duplicates=0.02,schema_drift=0.05 (shares of each topic's messages)"
+        ),
+    ] = "",
 ) -> None:
     """Produce seeded synthetic traffic for one domain to its Kafka topics."""
-    from streaming.generators import make_generator
+    from streaming.generators import Faults, make_generator
     from streaming.producer import produce
 
     if domain is Domain.PLATFORM:
         raise typer.BadParameter("choose ecommerce, fraud or iot")
+    try:
+        injected = Faults.parse(faults)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--faults") from None
     settings = get_settings()
     if start is not None and start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    generator = make_generator(domain, seed=seed, start=start, live=live)
+    generator = make_generator(domain, seed=seed, start=start, live=live, faults=injected)
     report = produce(settings, generator, events, rate=rate, progress=True)
     summary = ", ".join(f"{topic}={count:,}" for topic, count in report.per_topic.items())
     console.print(

@@ -122,3 +122,24 @@ def partitions_added_since(
     if actions.num_rows == 0:
         return []
     return sorted(pc.unique(actions[f"partition.{column}"]).drop_null().to_pylist())
+
+
+def partition_rows(
+    spec: TableSpec, settings: Settings, column: str = "event_date"
+) -> dict[date, int]:
+    """Rows per partition value, from the Delta log's file statistics alone (no data read).
+
+    What volume checks compare a new day with: the same table's recent days.
+    """
+    table = open_table(spec, settings)
+    if table is None:
+        return {}
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return {}
+    per_day = actions.group_by(f"partition.{column}").aggregate([("num_records", "sum")])
+    days = per_day[f"partition.{column}"].to_pylist()
+    counts = per_day["num_records_sum"].to_pylist()
+    return {
+        day: int(count or 0) for day, count in zip(days, counts, strict=True) if day is not None
+    }

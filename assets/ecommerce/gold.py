@@ -5,13 +5,14 @@ Thin assets over `lakehouse.transforms.ecommerce`: each rebuilds its daily parti
 the days before theirs through a time-window partition mapping.
 """
 
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.daily import build_each_day, daily_table
+from assets.daily import daily_table, materialize_days
 from assets.ecommerce.silver import (
     silver_cart_events,
     silver_clickstream,
@@ -19,7 +20,6 @@ from assets.ecommerce.silver import (
     silver_search,
 )
 from assets.metadata import bar_chart, preview
-from assets.partitions import partition_days
 from lakehouse.transforms import ecommerce
 from orchestration.resources import LakehouseResource
 
@@ -33,6 +33,9 @@ def _window(days: int) -> dg.TimeWindowPartitionMapping:
     )
 
 
+_Results = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
+
+
 @dg.asset(
     **daily_table(
         "gold.user_activity_daily",
@@ -42,12 +45,13 @@ def _window(days: int) -> dg.TimeWindowPartitionMapping:
 )
 def gold_user_activity_daily(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
-    settings = lakehouse.settings()
-    metadata, _ = build_each_day(
-        context, settings, "gold.user_activity_daily", ecommerce.build_user_activity_daily_partition
+) -> _Results:
+    yield from materialize_days(
+        context,
+        lakehouse.settings(),
+        "gold.user_activity_daily",
+        ecommerce.build_user_activity_daily_partition,
     )
-    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -62,27 +66,33 @@ def gold_user_activity_daily(
         ],
     )
 )
-def gold_user_features(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
-    settings = lakehouse.settings()
-    metadata, rows = build_each_day(
-        context, settings, "gold.user_features", ecommerce.build_user_features_partition
+def gold_user_features(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
+    yield from materialize_days(
+        context,
+        lakehouse.settings(),
+        "gold.user_features",
+        ecommerce.build_user_features_partition,
+        _favourite_categories,
     )
-    if rows.num_rows:
-        favourites = pc.list_flatten(pc.list_slice(rows["top_categories"], 0, 1))
-        counts = (
-            pa.table({"category": favourites})
-            .group_by("category")
-            .aggregate([("category", "count")])
-            .sort_by([("category_count", "descending"), ("category", "ascending")])
-        )
-        metadata["favourite_categories"] = bar_chart(
-            f"Users by most viewed category over 30 days, as of {_last_day(context)}",
+
+
+def _favourite_categories(rows: pa.Table, days: list[date]) -> dict[str, object]:
+    if not rows.num_rows:
+        return {}
+    favourites = pc.list_flatten(pc.list_slice(rows["top_categories"], 0, 1))
+    counts = (
+        pa.table({"category": favourites})
+        .group_by("category")
+        .aggregate([("category", "count")])
+        .sort_by([("category_count", "descending"), ("category", "ascending")])
+    )
+    return {
+        "favourite_categories": bar_chart(
+            f"Users by most viewed category over 30 days, as of {days[-1]}",
             counts["category"].to_pylist(),
             counts["category_count"].to_pylist(),
         )
-    return dg.MaterializeResult(metadata=metadata)
+    }
 
 
 @dg.asset(
@@ -92,23 +102,29 @@ def gold_user_features(
         deps=[silver_clickstream, silver_cart_events, silver_purchases],
     )
 )
-def gold_product_daily(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
-    settings = lakehouse.settings()
-    metadata, rows = build_each_day(
-        context, settings, "gold.product_daily", ecommerce.build_product_daily_partition
+def gold_product_daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
+    yield from materialize_days(
+        context,
+        lakehouse.settings(),
+        "gold.product_daily",
+        ecommerce.build_product_daily_partition,
+        _top_products,
     )
+
+
+def _top_products(rows: pa.Table, days: list[date]) -> dict[str, object]:
     top = rows.sort_by([("views", "descending"), ("product_id", "ascending")]).slice(0, 10)
-    metadata["top_products_by_views"] = bar_chart(
-        f"Top 10 products by views, {_last_day(context)}",
-        [
-            f"{p} ({c})"
-            for p, c in zip(top["product_id"].to_pylist(), top["category"].to_pylist(), strict=True)
-        ],
-        top["views"].to_pylist(),
-    )
-    return dg.MaterializeResult(metadata=metadata)
+    labels = [
+        f"{product} ({category})"
+        for product, category in zip(
+            top["product_id"].to_pylist(), top["category"].to_pylist(), strict=True
+        )
+    ]
+    return {
+        "top_products_by_views": bar_chart(
+            f"Top 10 products by views, {days[-1]}", labels, top["views"].to_pylist()
+        )
+    }
 
 
 @dg.asset(
@@ -125,11 +141,17 @@ def gold_product_daily(
 )
 def gold_product_trending(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
-    settings = lakehouse.settings()
-    metadata, rows = build_each_day(
-        context, settings, "gold.product_trending", ecommerce.build_product_trending_partition
+) -> _Results:
+    yield from materialize_days(
+        context,
+        lakehouse.settings(),
+        "gold.product_trending",
+        ecommerce.build_product_trending_partition,
+        _popular_and_trending,
     )
+
+
+def _popular_and_trending(rows: pa.Table, days: list[date]) -> dict[str, object]:
     shown = [
         "popularity_rank",
         "product_id",
@@ -140,14 +162,22 @@ def gold_product_trending(
         "popularity_score",
         "trending_score",
     ]
-    metadata["most_popular"] = preview(rows.select(shown))  # rows come in popularity order
     trending = rows.filter(pc.is_valid(rows["trending_rank"])).sort_by("trending_rank")
-    metadata["trending"] = preview(
-        trending.select(
-            ["trending_rank", "product_id", "category", "views", "baseline_views", "trending_score"]
-        )
-    )
-    return dg.MaterializeResult(metadata=metadata)
+    return {
+        "most_popular": preview(rows.select(shown)),  # rows come in popularity order
+        "trending": preview(
+            trending.select(
+                [
+                    "trending_rank",
+                    "product_id",
+                    "category",
+                    "views",
+                    "baseline_views",
+                    "trending_score",
+                ]
+            )
+        ),
+    }
 
 
 @dg.asset(
@@ -157,39 +187,39 @@ def gold_product_trending(
         deps=[silver_clickstream, silver_cart_events, silver_purchases],
     )
 )
-def gold_ab_test_daily(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
-    settings = lakehouse.settings()
-    metadata, rows = build_each_day(
-        context, settings, "gold.ab_test_daily", ecommerce.build_ab_test_daily_partition
+def gold_ab_test_daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
+    yield from materialize_days(
+        context,
+        lakehouse.settings(),
+        "gold.ab_test_daily",
+        ecommerce.build_ab_test_daily_partition,
+        _experiment_readout,
     )
-    metadata["result"] = preview(
-        rows.select(
-            [
-                "experiment_id",
-                "variant",
-                "users",
-                "converting_users",
-                "conversion_rate",
-                "revenue_per_user",
-                "relative_lift",
-                "p_value",
-                "significant",
-            ]
-        )
-    )
-    labels = [
-        f"{e} / {v}"
-        for e, v in zip(rows["experiment_id"].to_pylist(), rows["variant"].to_pylist(), strict=True)
+
+
+def _experiment_readout(rows: pa.Table, days: list[date]) -> dict[str, object]:
+    columns = [
+        "experiment_id",
+        "variant",
+        "users",
+        "converting_users",
+        "conversion_rate",
+        "revenue_per_user",
+        "relative_lift",
+        "p_value",
+        "significant",
     ]
-    metadata["conversion_by_variant"] = bar_chart(
-        f"Users who ordered, % of active enrolled users, {_last_day(context)}",
-        labels,
-        [round(100 * rate, 2) for rate in rows["conversion_rate"].to_pylist()],
-    )
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def _last_day(context: dg.AssetExecutionContext) -> date:
-    return partition_days(context)[-1]
+    labels = [
+        f"{experiment} / {variant}"
+        for experiment, variant in zip(
+            rows["experiment_id"].to_pylist(), rows["variant"].to_pylist(), strict=True
+        )
+    ]
+    return {
+        "result": preview(rows.select(columns)),
+        "conversion_by_variant": bar_chart(
+            f"Users who ordered, % of active enrolled users, {days[-1]}",
+            labels,
+            [round(100 * rate, 2) for rate in rows["conversion_rate"].to_pylist()],
+        ),
+    }

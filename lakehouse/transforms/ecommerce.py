@@ -35,7 +35,7 @@ from lakehouse.schemas import (
     USER_FEATURES,
 )
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import read_days, replace_day, run_sql
+from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 
 FEATURE_WINDOW_DAYS = 30  # user_features as of D sum user_activity_daily over D-29..D
 TRENDING_BASELINE_DAYS = 7  # product_trending compares D with D-7..D-1
@@ -152,13 +152,15 @@ def user_activity_daily(
     )
 
 
-def build_user_activity_daily_partition(settings: Settings, day: date) -> pa.Table:
+def build_user_activity_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
     inputs = {
         topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in _TOPICS
     }
     rows = user_activity_daily(**inputs)
-    replace_day(settings, "gold.user_activity_daily", rows, day)
+    replace_day(settings, "gold.user_activity_daily", rows, day, guard)
     return rows
 
 
@@ -220,7 +222,9 @@ def user_features(activity: pa.Table, as_of: date) -> pa.Table:
     )
 
 
-def build_user_features_partition(settings: Settings, day: date) -> pa.Table:
+def build_user_features_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild gold.user_features as of `day` from user_activity_daily's 30-day window.
 
     A missing earlier day of user_activity_daily contributes nothing.
@@ -230,7 +234,7 @@ def build_user_features_partition(settings: Settings, day: date) -> pa.Table:
         settings, "gold.user_activity_daily", USER_ACTIVITY_DAILY.names, first, last=day
     )
     rows = user_features(activity, day)
-    replace_day(settings, "gold.user_features", rows, day)
+    replace_day(settings, "gold.user_features", rows, day, guard)
     return rows
 
 
@@ -286,14 +290,16 @@ def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     )
 
 
-def build_product_daily_partition(settings: Settings, day: date) -> pa.Table:
+def build_product_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one day of gold.product_daily from the day's silver tables."""
     inputs = {
         topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
         for topic in ("clickstream", "cart_events", "purchases")
     }
     rows = product_daily(**inputs)
-    replace_day(settings, "gold.product_daily", rows, day)
+    replace_day(settings, "gold.product_daily", rows, day, guard)
     return rows
 
 
@@ -358,12 +364,14 @@ def product_trending(product_daily_rows: pa.Table, as_of: date) -> pa.Table:
     )
 
 
-def build_product_trending_partition(settings: Settings, day: date) -> pa.Table:
+def build_product_trending_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild gold.product_trending as of `day` from product_daily's D-7..D."""
     first = day - timedelta(days=TRENDING_BASELINE_DAYS)
     daily = read_days(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
     rows = product_trending(daily, day)
-    replace_day(settings, "gold.product_trending", rows, day)
+    replace_day(settings, "gold.product_trending", rows, day, guard)
     return rows
 
 
@@ -502,12 +510,14 @@ def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     return result.select(AB_TEST_DAILY.names).cast(AB_TEST_DAILY)
 
 
-def build_ab_test_daily_partition(settings: Settings, day: date) -> pa.Table:
+def build_ab_test_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
     inputs = {
         topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
         for topic in ("clickstream", "cart_events", "purchases")
     }
     rows = ab_test_daily(**inputs)
-    replace_day(settings, "gold.ab_test_daily", rows, day)
+    replace_day(settings, "gold.ab_test_daily", rows, day, guard)
     return rows

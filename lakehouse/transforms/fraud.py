@@ -28,7 +28,7 @@ from lakehouse.schemas import (
     FRAUD_USER_PROFILES,
 )
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import read_days, replace_day, run_sql
+from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 
 # Most recently used values a profile keeps per list; the distinct counts stay exact.
 # 20 countries and devices and 10 cards cover every honest holder (the generator gives
@@ -216,23 +216,29 @@ def _transactions_of(settings: Settings, day: date) -> pa.Table:
     return read_days(settings, "silver.transactions", _TXN_COLUMNS, day)
 
 
-def build_fraud_user_daily_partition(settings: Settings, day: date) -> pa.Table:
+def build_fraud_user_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_user_daily from silver; idempotent."""
     rows = fraud_user_daily(_transactions_of(settings, day))
-    return replace_day(settings, "gold.fraud_user_daily", rows, day)
+    return replace_day(settings, "gold.fraud_user_daily", rows, day, guard)
 
 
-def build_fraud_user_profiles_partition(settings: Settings, day: date) -> pa.Table:
+def build_fraud_user_profiles_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild the profiles as of `day` from every gold.fraud_user_daily day up to it."""
     daily = read_days(settings, "gold.fraud_user_daily", FRAUD_USER_DAILY.names, date.min, day)
     rows = fraud_user_profiles(daily, day)
-    return replace_day(settings, "gold.fraud_user_profiles", rows, day)
+    return replace_day(settings, "gold.fraud_user_profiles", rows, day, guard)
 
 
-def build_fraud_daily_stats_partition(settings: Settings, day: date) -> pa.Table:
+def build_fraud_daily_stats_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_daily_stats from silver; idempotent."""
     rows = fraud_daily_stats(_transactions_of(settings, day))
-    return replace_day(settings, "gold.fraud_daily_stats", rows, day)
+    return replace_day(settings, "gold.fraud_daily_stats", rows, day, guard)
 
 
 def fraud_rate_by_category(stats: pa.Table) -> pa.Table:

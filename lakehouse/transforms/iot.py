@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from lakehouse.schemas import DEVICE_HEALTH_DAILY, SENSOR_HOURLY, VOCABULARIES
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import read_days, replace_day, run_sql
+from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 
 _HOURLY_SQL = """
 SELECT device_id, sensor_id, sensor_type, plant,
@@ -36,11 +36,13 @@ def sensor_hourly(readings: pa.Table) -> pa.Table:
     return run_sql(_HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
 
 
-def build_sensor_hourly_partition(settings: Settings, day: date) -> pa.Table:
+def build_sensor_hourly_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one event-date partition of gold.sensor_hourly from silver; idempotent."""
     columns = ["device_id", "sensor_id", "sensor_type", "plant", "event_time", "value"]
     readings = read_days(settings, "silver.sensor_readings", columns, day)
-    return replace_day(settings, "gold.sensor_hourly", sensor_hourly(readings), day)
+    return replace_day(settings, "gold.sensor_hourly", sensor_hourly(readings), day, guard)
 
 
 # --- gold.device_health_daily ------------------------------------------------------------
@@ -187,7 +189,9 @@ def device_health_daily(hourly: pa.Table, readings: pa.Table, day: date) -> pa.T
 _LABEL_COLUMNS = ["device_id", "event_time", "event_date", "label_anomaly", "label_failure_at"]
 
 
-def build_device_health_partition(settings: Settings, day: date) -> pa.Table:
+def build_device_health_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Rebuild one event-date partition of gold.device_health_daily; idempotent.
 
     Reads gold.sensor_hourly of `day` and the label columns of silver readings of `day`
@@ -198,4 +202,4 @@ def build_device_health_partition(settings: Settings, day: date) -> pa.Table:
         settings, "silver.sensor_readings", _LABEL_COLUMNS, day - timedelta(days=1), day
     )
     health = device_health_daily(hourly, labels, day)
-    return replace_day(settings, "gold.device_health_daily", health, day)
+    return replace_day(settings, "gold.device_health_daily", health, day, guard)

@@ -19,7 +19,7 @@ from lakehouse.catalog import CATALOG
 from lakehouse.delta import replace_partition
 from lakehouse.schemas import REJECTED_ROWS, VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import read_days, replace_day
+from lakehouse.transforms.tables import Guard, read_days, replace_day
 
 
 @dataclass(frozen=True)
@@ -152,16 +152,19 @@ def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
     )
 
 
-def build_silver_partition(settings: Settings, topic: str, day: date) -> SilverResult:
+def build_silver_partition(
+    settings: Settings, topic: str, day: date, guard: Guard | None = None
+) -> SilverResult:
     """Rebuild one event-date partition of a silver table (and its rejected rows) from bronze.
 
     Reads only that partition of bronze, so a late duplicate landed in a later bronze
     commit is deduplicated against its original; replaces the silver partition atomically,
-    so running it twice gives the same table.
+    so running it twice gives the same table. A `guard` that refuses the rows leaves both
+    the silver day and its rejected rows as they were.
     """
     source = read_days(settings, CATALOG.bronze_for_topic(topic).key, None, day)
     result = to_silver(source, topic)
-    replace_day(settings, f"silver.{topic}", result.rows, day)
+    replace_day(settings, f"silver.{topic}", result.rows, day, guard)
     replace_partition(
         CATALOG.table("silver.rejected_rows"),
         settings,

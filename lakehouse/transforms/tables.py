@@ -8,6 +8,7 @@ replacement as one atomic Delta predicate overwrite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import duckdb
@@ -66,7 +67,19 @@ def run_sql(
     return result if schema is None else result.select(schema.names).cast(schema)
 
 
-def replace_day(settings: Settings, key: str, rows: pa.Table, day: date) -> pa.Table:
-    """Replace one event-date partition of a catalogued table with `rows`; return them."""
+Guard = Callable[[str, date, pa.Table], None]
+"""Called with (table key, day, rows) before a day is replaced; raises to refuse the write.
+
+The data quality checks (`quality/`) are guards: rows that fail a blocking check never
+replace the day's good rows, so a bad batch costs freshness, never correctness."""
+
+
+def replace_day(
+    settings: Settings, key: str, rows: pa.Table, day: date, guard: Guard | None = None
+) -> pa.Table:
+    """Replace one event-date partition of a catalogued table with `rows` once `guard`
+    (if any) has accepted them; return the rows."""
+    if guard is not None:
+        guard(key, day, rows)
     replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")
     return rows

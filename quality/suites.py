@@ -1,0 +1,413 @@
+"""The expectation suites: what must hold for every silver and gold table, and which
+failures block the data from flowing on.
+
+How to add an expectation: find the table's `Suite` below and add an `Expect` (any class
+of `great_expectations.expectations`, by name, with its arguments) to an existing
+`Check`, or add a new `Check` with a name, a one-line reason and `blocking=True` if bad
+rows must never be written. The check appears in the Dagster UI on the table's asset the
+next time the code location loads; `tests/test_quality.py` shows how to prove it fires.
+
+Blocking, by rule of thumb: the table's key is unique, the columns consumers cannot do
+without are present, values are possible at all (a negative price, a 10^6 degC reading)
+and categorical values are known. Warnings: volumes unlike recent days, fields that are
+usually present, references to things we have not seen, natural-key duplicates where a
+retry is harmless downstream.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from statistics import median
+
+import pyarrow.compute as pc
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import partition_rows
+from lakehouse.schemas import EVENT_SCHEMAS, VOCABULARIES
+from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days
+from quality.checks import Check, Expect, Suite
+
+# Physically possible values per sensor type (units in docs/events.md): far wider than
+# any healthy or failing machine, so only broken data falls outside.
+SENSOR_LIMITS = {
+    "temperature": (-40.0, 200.0),
+    "vibration": (0.0, 100.0),
+    "pressure": (0.0, 100.0),
+    "current": (0.0, 500.0),
+}
+VOLUME_HISTORY_DAYS = 7
+VOLUME_BAND = (0.5, 2.0)  # a day within half to twice the median of the recent days
+
+
+# --- building blocks ---------------------------------------------------------------------
+
+
+def columns_match(key: str) -> Check:
+    """The table's columns, in order: what its readers were written against."""
+    names = CATALOG.table(key).schema.names
+    return Check(
+        "schema_matches",
+        "The columns and their order are exactly the catalogued schema.",
+        (Expect("ExpectTableColumnsToMatchOrderedList", {"column_list": names}),),
+        blocking=True,
+    )
+
+
+def unique(*columns: str, name: str = "key_unique", blocking: bool = True) -> Check:
+    """One row per key."""
+    if len(columns) == 1:
+        expect = Expect("ExpectColumnValuesToBeUnique", {"column": columns[0]})
+    else:
+        expect = Expect("ExpectCompoundColumnsToBeUnique", {"column_list": list(columns)})
+    return Check(name, f"One row per ({', '.join(columns)}).", (expect,), blocking=blocking)
+
+
+def present(
+    *columns: str, name: str = "required_fields_present", mostly: float = 1.0, blocking: bool = True
+) -> Check:
+    """No nulls in `columns` (or at most 1 - `mostly` of them)."""
+    kwargs = {} if mostly >= 1.0 else {"mostly": mostly}
+    return Check(
+        name,
+        f"{', '.join(columns)}: present"
+        + ("." if mostly >= 1.0 else f" in at least {mostly:.0%} of rows."),
+        tuple(Expect("ExpectColumnValuesToNotBeNull", {"column": c, **kwargs}) for c in columns),
+        blocking=blocking,
+    )
+
+
+def between(
+    name: str,
+    description: str,
+    *ranges: tuple[str, float | None, float | None],
+    blocking: bool = True,
+) -> Check:
+    """Each (column, min, max) within its bounds (None: unbounded on that side)."""
+    return Check(
+        name,
+        description,
+        tuple(
+            Expect(
+                "ExpectColumnValuesToBeBetween",
+                {"column": column, "min_value": low, "max_value": high},
+            )
+            for column, low, high in ranges
+        ),
+        blocking=blocking,
+    )
+
+
+def known_values(topic: str) -> Check:
+    """Categorical columns hold only values of the event contract's vocabularies."""
+    vocabularies = VOCABULARIES.get(topic, {})
+    return Check(
+        "categories_known",
+        f"{', '.join(vocabularies)}: only the values docs/events.md lists.",
+        tuple(
+            Expect("ExpectColumnValuesToBeInSet", {"column": column, "value_set": list(values)})
+            for column, values in vocabularies.items()
+        ),
+        blocking=True,
+    )
+
+
+def usual_volume(key: str) -> Check:
+    """The day's row count against the median of the table's previous days."""
+
+    def expectations(settings: Settings, day: date) -> tuple[Expect, ...]:
+        counts = partition_rows(CATALOG.table(key), settings)
+        recent = [
+            counts[earlier]
+            for offset in range(1, VOLUME_HISTORY_DAYS + 1)
+            if (earlier := day - timedelta(days=offset)) in counts and counts[earlier] > 0
+        ]
+        if len(recent) < 3:  # too little history to call a day unusual: ask only for rows
+            return (Expect("ExpectTableRowCountToBeBetween", {"min_value": 1}),)
+        typical = median(recent)
+        low, high = VOLUME_BAND
+        return (
+            Expect(
+                "ExpectTableRowCountToBeBetween",
+                {"min_value": int(typical * low), "max_value": int(typical * high)},
+            ),
+        )
+
+    return Check(
+        "volume_as_usual",
+        f"Rows within {VOLUME_BAND[0]}x-{VOLUME_BAND[1]}x the median of the previous "
+        f"{VOLUME_HISTORY_DAYS} days (at least one row while there are under 3 such days).",
+        expectations,
+    )
+
+
+def _known_products(settings: Settings, day: date) -> tuple[Expect, ...]:
+    """Products shoppers viewed that day or the day before, from bronze clickstream."""
+    views = read_days(settings, "bronze.clickstream", ["product_id"], day - timedelta(days=1), day)
+    products = pc.unique(views["product_id"]).drop_null().to_pylist()
+    return (Expect("ExpectColumnValuesToBeInSet", {"column": "product_id", "value_set": products}),)
+
+
+def _silver(
+    topic: str,
+    *checks: Check,
+    natural_key: tuple[str, ...],
+    natural_blocking: bool,
+    expected: tuple[str, ...] = (),
+    expected_mostly: float = 0.99,
+) -> Suite:
+    key = f"silver.{topic}"
+    suite_checks = [
+        columns_match(key),
+        unique("event_id", name="event_id_unique"),
+        present(*EVENT_SCHEMAS[topic].required),
+        unique(*natural_key, name="natural_key_unique", blocking=natural_blocking),
+        *checks,
+        usual_volume(key),
+    ]
+    if topic in VOCABULARIES:
+        suite_checks.insert(3, known_values(topic))
+    if expected:
+        suite_checks.append(
+            present(
+                *expected, name="expected_fields_present", mostly=expected_mostly, blocking=False
+            )
+        )
+    return Suite(key, tuple(suite_checks), id_columns=("event_id",))
+
+
+def _gold(name: str, key_columns: tuple[str, ...], *checks: Check) -> Suite:
+    key = f"gold.{name}"
+    return Suite(
+        key,
+        (columns_match(key), unique(*key_columns), *checks, usual_volume(key)),
+        id_columns=key_columns,
+    )
+
+
+# --- silver --------------------------------------------------------------------------------
+
+_SENSOR_RANGES = Check(
+    "value_physically_possible",
+    "Each reading within what its sensor type can physically report "
+    "(temperature -40..200 degC, vibration 0..100 mm/s, pressure 0..100 bar, current 0..500 A).",
+    tuple(
+        Expect(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "value", "min_value": low, "max_value": high},
+            where=("sensor_type", sensor_type),
+        )
+        for sensor_type, (low, high) in SENSOR_LIMITS.items()
+    ),
+    blocking=True,
+)
+
+_PRICE_ON_PRODUCT_VIEWS = Check(
+    "price_on_product_views",
+    "Every product view carries the product's price (the price-range features need it).",
+    (
+        Expect(
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "price"},
+            where=("event_type", "product_view"),
+        ),
+    ),
+    blocking=True,
+)
+
+SUITES: dict[str, Suite] = {
+    suite.table: suite
+    for suite in (
+        _silver(
+            "clickstream",
+            between("price_in_range", "Prices from 0 to 50,000.", ("price", 0, 50_000)),
+            _PRICE_ON_PRODUCT_VIEWS,
+            natural_key=("session_id", "event_time", "event_type", "page", "product_id"),
+            natural_blocking=False,
+            expected=("device",),
+        ),
+        _silver(
+            "cart_events",
+            between(
+                "quantity_in_range",
+                "1 to 100 units, prices 0 to 50,000.",
+                ("quantity", 1, 100),
+                ("price", 0, 50_000),
+            ),
+            natural_key=("session_id", "event_time", "action", "product_id"),
+            natural_blocking=False,
+            expected=("category",),
+        ),
+        _silver(
+            "search",
+            between(
+                "results_count_in_range", "0 to 100,000 results.", ("results_count", 0, 100_000)
+            ),
+            natural_key=("session_id", "event_time", "query"),
+            natural_blocking=False,
+            expected=("category",),
+            expected_mostly=0.85,  # about 6% of searches have no category by design
+        ),
+        _silver(
+            "purchases",
+            between(
+                "amounts_in_range",
+                "Unit prices 0 to 50,000; line totals 0 to 1,000,000.",
+                ("unit_price", 0, 50_000),
+                ("total_amount", 0, 1_000_000),
+                ("quantity", 1, 100),
+            ),
+            Check(
+                "products_known",
+                "Purchased products were viewed that day or the day "
+                "before (bronze clickstream): a purchase of an unknown product is a "
+                "broken reference.",
+                _known_products,
+            ),
+            # An order may hold the same product on two lines; each line has its own time.
+            natural_key=("order_id", "event_time", "product_id"),
+            natural_blocking=True,
+            expected=("payment_method",),
+        ),
+        _silver(
+            "transactions",
+            between(
+                "amount_in_range",
+                "Payments from 0.01 to 100,000; coordinates on Earth.",
+                ("amount", 0.01, 100_000),
+                ("latitude", -90, 90),
+                ("longitude", -180, 180),
+            ),
+            natural_key=("card_id", "event_time", "amount", "merchant_id"),
+            natural_blocking=True,
+            expected=("city",),
+        ),
+        _silver(
+            "sensor_readings",
+            _SENSOR_RANGES,
+            natural_key=("sensor_id", "sequence"),
+            natural_blocking=True,
+            expected=("plant",),
+        ),
+        # --- gold ---------------------------------------------------------------------------
+        _gold(
+            "sensor_hourly",
+            ("sensor_id", "hour"),
+            between(
+                "readings_positive", "Every hour has at least one reading.", ("readings", 1, None)
+            ),
+        ),
+        _gold(
+            "device_health_daily",
+            ("device_id",),
+            between(
+                "scores_in_range",
+                "Health score in [0, 1]; 0 to 24 hours reporting.",
+                ("health_score", 0, 1),
+                ("hours_reporting", 0, 24),
+            ),
+            Check(
+                "status_known",
+                "Status is ok, warn or critical.",
+                (
+                    Expect(
+                        "ExpectColumnValuesToBeInSet",
+                        {"column": "status", "value_set": ["ok", "warn", "critical"]},
+                    ),
+                ),
+                blocking=True,
+            ),
+        ),
+        _gold(
+            "user_activity_daily",
+            ("user_id",),
+            between(
+                "amounts_non_negative",
+                "Revenue and counts are never negative.",
+                ("revenue", 0, None),
+                ("page_views", 0, None),
+                ("purchases", 0, None),
+            ),
+        ),
+        _gold(
+            "user_features",
+            ("user_id",),
+            between(
+                "window_respected",
+                "Active on 1 to 30 of the last 30 days.",
+                ("days_active_30d", 1, 30),
+            ),
+        ),
+        _gold(
+            "product_daily",
+            ("product_id",),
+            between(
+                "conversion_is_a_share",
+                "View-to-purchase conversion in [0, 1].",
+                ("view_to_purchase", 0, 1),
+            ),
+        ),
+        _gold(
+            "product_trending",
+            ("product_id",),
+            between(
+                "ranks_positive",
+                "Ranks start at 1.",
+                ("popularity_rank", 1, None),
+                ("trending_rank", 1, None),
+            ),
+        ),
+        _gold(
+            "ab_test_daily",
+            ("experiment_id", "variant"),
+            between(
+                "rates_are_shares",
+                "Conversion rates and p-values in [0, 1].",
+                ("conversion_rate", 0, 1),
+                ("p_value", 0, 1),
+            ),
+        ),
+        _gold(
+            "fraud_user_daily",
+            ("user_id",),
+            Check(
+                "fraud_within_transactions",
+                "A holder's fraud count never exceeds their transaction count.",
+                (
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "transactions",
+                            "column_B": "fraud_transactions",
+                            "or_equal": True,
+                        },
+                    ),
+                ),
+                blocking=True,
+            ),
+        ),
+        _gold(
+            "fraud_user_profiles",
+            ("user_id",),
+            between(
+                "profile_in_range",
+                "Lifetime counts positive; spread non-negative.",
+                ("transactions", 1, None),
+                ("stddev_amount", 0, None),
+            ),
+        ),
+        _gold(
+            "fraud_daily_stats",
+            ("merchant_category", "channel"),
+            between("fraud_rate_is_a_share", "Fraud rate in [0, 1].", ("fraud_rate", 0, 1)),
+        ),
+    )
+}
+
+
+def suite_for(key: str) -> Suite:
+    """The suite of a catalogued table (`layer.name`), with a clear error if it has none."""
+    try:
+        return SUITES[key]
+    except KeyError:
+        raise KeyError(f"no quality suite for {key!r}; suites: {', '.join(SUITES)}") from None

@@ -1,0 +1,170 @@
+"""Run a table's suite over the rows about to be written, with Great Expectations 1.x.
+
+GX is imported here, lazily, on the first validation (it takes about 4.6 s to import);
+one ephemeral GX context per process serves every validation. Rows arrive as Arrow and
+only the columns the expectations name go to pandas, GX's in-memory engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.settings import Settings
+from quality.checks import Check, Expect, Suite
+
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's verdict and what GX observed."""
+
+    expect: Expect
+    success: bool
+    observed: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    failing_ids: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check's verdict for one day: passed only if all its expectations passed."""
+
+    check: Check
+    day: date
+    expectations: tuple[ExpectationOutcome, ...]
+    sample: pa.Table | None = None  # up to SAMPLE_ROWS failing rows
+
+    @property
+    def passed(self) -> bool:
+        return all(outcome.success for outcome in self.expectations)
+
+
+def validate(suite: Suite, rows: pa.Table, day: date, settings: Settings) -> list[CheckOutcome]:
+    """Every check of `suite` over `rows` (the table's day `day`), in the suite's order."""
+    planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
+    results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
+    outcomes, position = [], 0
+    for check, expects in planned:
+        mine = tuple(results[position : position + len(expects)])
+        position += len(expects)
+        ids = [row for outcome in mine for row in outcome.failing_ids]
+        outcomes.append(CheckOutcome(check, day, mine, _sample(rows, suite.id_columns, ids)))
+    return outcomes
+
+
+def _run_gx(suite: Suite, rows: pa.Table, expects: list[Expect]) -> list[ExpectationOutcome]:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
+
+    context = _context()
+    gx_suite = gx.ExpectationSuite(name=f"{suite.table}-{id(rows)}")
+    for index, expect in enumerate(expects):
+        kwargs = dict(expect.kwargs)
+        if expect.where is not None:
+            column, value = expect.where
+            kwargs["row_condition"] = Column(column) == value
+        # The index travels in `meta`: GX returns results in its own order, and would
+        # drop an expectation equal to one already in the suite.
+        gx_suite.add_expectation(getattr(gxe, expect.type)(**kwargs, meta={"at": index}))
+    columns = _columns(rows, suite, expects)
+    frame = rows.select(columns).to_pandas() if columns else rows.to_pandas()
+    batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
+    id_columns = [column for column in suite.id_columns if column in columns]
+    result = batch.validate(
+        gx_suite,
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": id_columns,
+            "partial_unexpected_count": SAMPLE_ROWS,
+        },
+    )
+    verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
+    outcomes = []
+    for index, expect in enumerate(expects):
+        verdict = verdicts[index]
+        details = verdict.result or {}
+        if verdict.exception_info and verdict.exception_info.get("raised_exception"):
+            message = verdict.exception_info.get("exception_message")
+            raise RuntimeError(f"{suite.table}: {expect.describe()} could not run: {message}")
+        outcomes.append(
+            ExpectationOutcome(
+                expect=expect,
+                success=bool(verdict.success),
+                observed=_plain(details.get("observed_value")),
+                unexpected_count=details.get("unexpected_count"),
+                unexpected_percent=details.get("unexpected_percent"),
+                failing_ids=[
+                    {column: _plain(row.get(column)) for column in id_columns}
+                    for row in details.get("partial_unexpected_index_list") or []
+                ],
+            )
+        )
+    return outcomes
+
+
+@cache
+def _context() -> Any:
+    """The process's ephemeral GX context, quiet (no progress bars on stderr)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@cache
+def _batch_definition(context: Any) -> Any:
+    """A whole-dataframe batch definition: each validation hands it that day's rows."""
+    source = context.data_sources.add_pandas("lakehouse")
+    return source.add_dataframe_asset("rows").add_batch_definition_whole_dataframe("day")
+
+
+def _columns(rows: pa.Table, suite: Suite, expects: list[Expect]) -> list[str]:
+    """The columns the expectations read, plus the id columns; all when a whole-table
+    expectation (the schema check) needs them."""
+    if any(expect.type.startswith("ExpectTableColumns") for expect in expects):
+        return rows.schema.names
+    wanted = set(suite.id_columns)
+    for expect in expects:
+        for key in ("column", "column_A", "column_B"):
+            if key in expect.kwargs:
+                wanted.add(expect.kwargs[key])
+        wanted.update(expect.kwargs.get("column_list", []))
+        if expect.where is not None:
+            wanted.add(expect.where[0])
+    return [name for name in rows.schema.names if name in wanted]
+
+
+def _sample(
+    rows: pa.Table, id_columns: tuple[str, ...], ids: list[dict[str, Any]]
+) -> pa.Table | None:
+    """Up to SAMPLE_ROWS whole failing rows, found again by their ids."""
+    if not ids or not id_columns:
+        return None
+    first = id_columns[0]
+    wanted = pa.array(list(dict.fromkeys(row[first] for row in ids if first in row)))
+    if len(wanted) == 0:
+        return None
+    matches = rows.filter(
+        pc.is_in(rows[first], value_set=wanted.cast(rows.schema.field(first).type))
+    )
+    return matches.slice(0, SAMPLE_ROWS)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and NaN to plain Python, so metadata serializes."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
