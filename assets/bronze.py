@@ -4,18 +4,21 @@ records their Delta version (the data version), row count and last commit time.
 Two paths record the same observation: the `observe_bronze` job (this observable source,
 run by the demo, the CLI or the UI's "Observe sources"), and the bronze sensor, which
 reports an observation for every table that advanced as it ticks, so the asset pages stay
-current without a run every few minutes.
+current without a run every few minutes. A freshness check (`bronze_freshness`: GX over
+the newest rows' `_ingested_at`) warns when a table stops receiving data.
 """
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from lakehouse.catalog import CATALOG, Layer, TableSpec
 from lakehouse.delta import open_table, table_stats
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import read_days
 from orchestration.resources import LakehouseResource
+from quality.gate import QualityGate, check_specs
 
 BRONZE_SPECS = [
     dg.AssetSpec(
@@ -65,3 +68,28 @@ def bronze_tables(
             data_version=dg.DataVersion(version) if version is not None else None,
             metadata=observation.metadata,
         )
+
+
+FRESHNESS_SPECS = [
+    spec
+    for table in CATALOG.in_layer(Layer.BRONZE)
+    if table.source_topic is not None
+    for spec in check_specs(table.key)
+]
+
+
+@dg.multi_asset_check(specs=FRESHNESS_SPECS, can_subset=True)
+def bronze_freshness(
+    context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource
+) -> Iterator[dg.AssetCheckResult]:
+    """Each selected bronze table's newest row (last two event days) landed recently."""
+    settings = lakehouse.settings()
+    today = datetime.now(UTC).date()
+    gate = QualityGate(settings)
+    for check_key in context.selected_asset_check_keys:
+        key = ".".join(check_key.asset_key.path)
+        rows = read_days(
+            settings, key, ["event_id", "_ingested_at"], today - timedelta(days=1), today
+        )
+        gate(key, today, rows)  # warnings only: never raises
+        yield from gate.results(key)

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     )
     ingest_metrics_port: int | None = Field(None, description="Prometheus port; off if unset.")
 
+    # --- data quality ------------------------------------------------------------------------
+    bronze_freshness_minutes: int = Field(
+        60,
+        description="Bronze tables whose newest row landed longer ago than this fail their "
+        "freshness check (a warning: ingest may be down).",
+    )
+
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"

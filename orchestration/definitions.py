@@ -3,7 +3,7 @@ holds no logic."""
 
 import dagster as dg
 
-from assets.bronze import bronze_tables
+from assets.bronze import bronze_freshness, bronze_tables
 from assets.ecommerce import gold as ecommerce_gold
 from assets.ecommerce import silver as ecommerce_silver
 from assets.fraud import gold as fraud_gold
@@ -29,6 +29,7 @@ defs = dg.Definitions(
             ]
         ),
     ],
+    asset_checks=[bronze_freshness],
     jobs=[medallion_job, observe_bronze_job],
     schedules=[nightly_medallion, weekly_full_reprocessing],
     sensors=[bronze_advanced],

@@ -16,7 +16,7 @@ retry is harmless downstream.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from statistics import median
 
 import pyarrow.compute as pc
@@ -141,6 +141,26 @@ def usual_volume(key: str) -> Check:
     )
 
 
+def fresh_bronze() -> Check:
+    """The newest row of a bronze table landed recently: ingest is running."""
+
+    def expectations(settings: Settings, day: date) -> tuple[Expect, ...]:
+        oldest_fresh = datetime.now(UTC) - timedelta(minutes=settings.bronze_freshness_minutes)
+        return (
+            Expect("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+            Expect(
+                "ExpectColumnMaxToBeBetween", {"column": "_ingested_at", "min_value": oldest_fresh}
+            ),
+        )
+
+    return Check(
+        "fresh",
+        "The newest row of the last two event days landed within BRONZE_FRESHNESS_MINUTES "
+        "(default 60): if not, ingest is behind or down.",
+        expectations,
+    )
+
+
 def _known_products(settings: Settings, day: date) -> tuple[Expect, ...]:
     """Products shoppers viewed that day or the day before, from bronze clickstream."""
     views = read_days(settings, "bronze.clickstream", ["product_id"], day - timedelta(days=1), day)
@@ -218,6 +238,10 @@ _PRICE_ON_PRODUCT_VIEWS = Check(
 SUITES: dict[str, Suite] = {
     suite.table: suite
     for suite in (
+        *(
+            Suite(f"bronze.{topic}", (fresh_bronze(),), id_columns=("event_id",))
+            for topic in EVENT_SCHEMAS
+        ),
         _silver(
             "clickstream",
             between("price_in_range", "Prices from 0 to 50,000.", ("price", 0, 50_000)),
