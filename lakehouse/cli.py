@@ -261,6 +261,9 @@ def materialize(
         f"[{colour}]run {run.run_id} {'succeeded' if run.success else 'FAILED'}[/]: "
         f"{len(run.assets)} assets materialized for {start}..{end}"
     )
+    for failed in run.failed_checks:
+        style = "red" if failed.endswith("(error)") else "yellow"
+        console.print(f"  [{style}]check failed:[/] {failed}")
     if not run.success:
         err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
         raise typer.Exit(code=1)

@@ -206,9 +206,10 @@ def _materialize_all(settings: Settings, console: Console, report: DemoReport) -
     with console.status(f"   materializing silver and gold for {days[0]}..{days[-1]}..."):
         run = rebuild_days(days[0], days[-1], instance)
     if not run.success:
+        checks = "; ".join(run.failed_checks) or "no data quality check failed"
         raise RuntimeError(
-            f"Dagster run {run.run_id} failed; its logs are in the UI (`dagster dev`) "
-            f"and under {dagster_home(settings)}"
+            f"Dagster run {run.run_id} failed ({checks}); its logs are in the UI "
+            f"(`dagster dev`) and under {dagster_home(settings)}"
         )
     report.days = [day.isoformat() for day in days]
     report.runs = [observed.run_id, run.run_id]

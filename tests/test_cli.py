@@ -171,6 +171,27 @@ def test_materialize_rebuilds_silver_and_gold_through_dagster(landed: Settings) 
     assert orjson.loads(answer.stdout) == [{"kept": 998, "rejected": 2}]
 
 
+def test_faulty_traffic_is_stopped_by_its_quality_check_end_to_end(settings: Settings) -> None:
+    """generate --faults -> Kafka -> ingest -> materialize: the blocking check fires."""
+    lakehouse(
+        settings,
+        "generate",
+        "iot",
+        "--events",
+        "3000",
+        "--start",
+        "2026-11-23",
+        "--faults",
+        "out_of_range=0.05",
+    )
+    lakehouse(settings, "ingest", "--until-idle", "--no-json-logs", timeout=120)
+    failed = lakehouse(settings, "materialize", check=False, timeout=180)
+    assert failed.returncode == 1
+    assert "silver/sensor_readings:value_physically_possible (error)" in failed.stdout
+    bad = lakehouse(settings, "generate", "iot", "--faults", "typos=0.1", check=False)
+    assert bad.returncode == 2 and "unknown fault 'typos'" in bad.stderr
+
+
 def test_materialize_refuses_days_it_cannot_run(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     empty = lakehouse(settings, "materialize", check=False)
