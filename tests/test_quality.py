@@ -23,7 +23,9 @@ from lakehouse.delta import ensure_table
 from lakehouse.schemas import TIMESTAMP
 from lakehouse.settings import Settings, get_settings
 from lakehouse.transforms.silver import to_silver
+from lakehouse.transforms.tables import read_days
 from orchestration.definitions import defs
+from quality.checks import Expect, Suite
 from quality.suites import SUITES, suite_for
 from quality.validate import validate
 from streaming.generators import Faults, make_generator
@@ -336,3 +338,82 @@ def test_faults_are_seeded_and_their_switch_explains_mistakes() -> None:
         Faults.parse("nulls=lots")
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
         Faults.parse("nulls=1.5")
+
+
+def broken(rows: pa.Table, expect: Expect) -> pa.Table:
+    """`rows` changed so that exactly this expectation no longer holds."""
+    kind, kwargs = expect.type, expect.kwargs
+    if kind == "ExpectTableColumnsToMatchOrderedList":
+        return rows.drop_columns([rows.schema.names[-1]])
+    if kind in ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"):
+        return pa.concat_tables([rows, rows.slice(0, 1)])
+    first = 0
+    if expect.where is not None:  # damage a row the expectation applies to
+        column, value = expect.where
+        first = rows[column].to_pylist().index(value)
+    column = kwargs.get("column") or kwargs.get("column_B")
+    values = rows[column].to_pylist()
+    if kind == "ExpectColumnValuesToBeBetween":
+        bad = (
+            kwargs["max_value"] + 1 if kwargs["max_value"] is not None else kwargs["min_value"] - 1
+        )
+    elif kind == "ExpectColumnValuesToBeInSet":
+        bad = "not-a-known-value" if isinstance(values[first], str) else -987654321
+    elif kind == "ExpectColumnValuesToNotBeNull":
+        share = 1.0 - kwargs.get("mostly", 1.0)  # a "mostly" check needs more than its allowance
+        count = int(len(values) * share) + 1
+        values[first : first + count] = [None] * count
+        bad = None
+    elif kind == "ExpectColumnPairValuesAToBeGreaterThanB":
+        bad = rows[kwargs["column_A"]][first].as_py() + 1
+    else:
+        raise AssertionError(f"no way to break {kind} yet: add one here")
+    values[first] = bad
+    field = rows.schema.field(column)
+    return rows.set_column(rows.schema.get_field_index(column), field, pa.array(values, field.type))
+
+
+@pytest.fixture(scope="module")
+def every_table(tmp_path_factory: pytest.TempPathFactory, clean: dict[str, pa.Table]) -> Settings:
+    """A lake with a clean day in every silver and gold table, built by the real job."""
+    root = tmp_path_factory.mktemp("quality-lake")
+    settings = Settings(lakehouse_root=str(root / "lake"), lakehouse_home=root / "home")
+    land_bronze(settings, clean)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEHOUSE_ROOT", settings.lakehouse_root)
+        get_settings.cache_clear()
+        with dg.instance_for_test() as instance:
+            run = defs.resolve_job_def("medallion").execute_in_process(
+                partition_key=DAY.isoformat(), instance=instance
+            )
+        get_settings.cache_clear()
+    assert run.success
+    return settings
+
+
+CHECKED = [
+    (table, check.name)
+    for table, suite in SUITES.items()
+    if not table.startswith("bronze.")
+    for check in suite.checks
+    if check.name not in ("volume_as_usual", "products_known")  # tested on their own above
+]
+
+
+@pytest.mark.parametrize(("table", "check_name"), CHECKED)
+def test_every_check_passes_the_clean_day_and_fails_when_its_rule_is_broken(
+    every_table: Settings, table: str, check_name: str
+) -> None:
+    suite = suite_for(table)
+    check = suite.check(check_name)
+    rows = read_days(every_table, table, None, DAY)
+    assert rows.num_rows > 0
+
+    def verdict(candidate: pa.Table) -> bool:
+        one = Suite(table, (check,), suite.id_columns)
+        (outcome,) = validate(one, candidate, DAY, every_table)
+        return outcome.passed
+
+    assert verdict(rows), f"{table}:{check_name} fails on clean data"
+    for expect in check.expectations_for(every_table, DAY):
+        assert not verdict(broken(rows, expect)), f"{table}:{check_name} missed {expect.describe()}"
