@@ -215,8 +215,11 @@ def _materialize_all(settings: Settings, console: Console, report: DemoReport) -
     report.runs = [observed.run_id, run.run_id]
     console.print(
         f"   [green]materialized[/] {len(run.assets)} assets for "
-        f"{', '.join(report.days)} in run {run.run_id}"
+        f"{', '.join(report.days)} in run {run.run_id}; "
+        f"{run.checks_run - len(run.failed_checks)} of {run.checks_run} quality checks passed"
     )
+    for failed in run.failed_checks:
+        console.print(f"   [yellow]check failed:[/] {failed}")
 
 
 # --- what landed ------------------------------------------------------------------------------

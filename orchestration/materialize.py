@@ -33,6 +33,7 @@ class RunSummary:
     job: str
     success: bool
     assets: tuple[str, ...]
+    checks_run: int = 0
     failed_checks: tuple[str, ...] = ()  # `asset:check (severity)` of every check that failed
 
 
@@ -72,19 +73,16 @@ def rebuild_days(
     materialized = sorted(
         {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     )
-    return RunSummary(
-        result.run_id, "medallion", result.success, tuple(materialized), _failed_checks(result)
-    )
-
-
-def _failed_checks(result: dg.ExecuteInProcessResult) -> tuple[str, ...]:
     evaluations = [
         event.event_specific_data
         for event in result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
-    return tuple(
+    failed = tuple(
         f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value.lower()})"
         for e in evaluations
         if not e.passed
+    )
+    return RunSummary(
+        result.run_id, "medallion", result.success, tuple(materialized), len(evaluations), failed
     )
