@@ -417,3 +417,39 @@ def test_every_check_passes_the_clean_day_and_fails_when_its_rule_is_broken(
     assert verdict(rows), f"{table}:{check_name} fails on clean data"
     for expect in check.expectations_for(every_table, DAY):
         assert not verdict(broken(rows, expect)), f"{table}:{check_name} missed {expect.describe()}"
+
+
+@pytest.mark.parametrize(
+    ("fault", "check_name", "blocks"),
+    [
+        ("nulls", "expected_fields_present", False),
+        ("out_of_range", "value_physically_possible", True),
+        ("duplicates", "natural_key_unique", True),
+        ("schema_drift", "expected_fields_present", False),
+    ],
+)
+def test_each_fault_is_caught_by_its_check_in_a_real_run(
+    make_settings: Callable[..., Settings],
+    activate: Callable[[Settings], None],
+    fault: str,
+    check_name: str,
+    blocks: bool,
+) -> None:
+    settings = make_settings()
+    activate(settings)
+    faults = FAULTS[fault][0]
+    seed_bronze(settings, bronze_rows("iot", faults)["sensor_readings"])
+    with dg.instance_for_test() as instance:
+        result = run_iot_day(instance)
+    failed = {
+        event.event_specific_data.check_name
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not event.event_specific_data.passed
+    }
+    assert failed == {check_name}
+    assert result.success is not blocks
+    gold_built = dg.AssetKey(["gold", "sensor_hourly"]) in {
+        event.asset_key for event in result.get_asset_materialization_events()
+    }
+    assert gold_built is not blocks
