@@ -211,13 +211,18 @@ def test_an_s3_outage_is_retried_until_the_commit_lands(
 
         proxy.cut()
         produce(settings, "clickstream", map(click_event, range(10_000, 20_000)))
+        # The outage lasts until the sidecar has seen a commit fail (at least 10 s): the S3
+        # client retries inside delta-rs first, for a time that varies with the load.
+        deadline = time.monotonic() + 120
         time.sleep(10)
+        while not any("failed" in m for m in log_messages(log)):
+            assert time.monotonic() < deadline, "the outage was never noticed"
+            time.sleep(1)
         assert ingest.poll() is None, "ingest died during the S3 outage"
         proxy.restore()
 
         wait_for_rows(settings, "clickstream", 20_000, timeout=180)
         assert stop(ingest) == 0
         assert_exactly_once(settings, "clickstream", {f"c{i}" for i in range(20_000)})
-        assert any("failed" in m for m in log_messages(log)), "the outage was never noticed"
     finally:
         proxy.cut()
