@@ -18,11 +18,13 @@ from lakehouse.settings import Settings
 
 
 class Layer(StrEnum):
-    """Medallion layers; the layer is also the table's folder and its DuckDB schema."""
+    """Medallion layers, and the models' registry beside them; the layer is also the
+    table's folder and its DuckDB schema."""
 
     BRONZE = "bronze"
     SILVER = "silver"
     GOLD = "gold"
+    MODELS = "models"
 
 
 class Domain(StrEnum):
@@ -342,6 +344,19 @@ _gold(
     "holders and counts per fraud pattern.",
     ("merchant_category",),
     7 * 365,
+)
+
+
+CATALOG.add_table(
+    TableSpec(
+        name="registry",
+        layer=Layer.MODELS,
+        domain=Domain.PLATFORM,
+        schema=schemas.MODEL_REGISTRY,
+        description="Every trained model version: parameters, metrics, the Delta versions "
+        "of its training data, its artifact and the promotion decision.",
+        partition_by=("model_name",),
+    )
 )
 
 

@@ -465,3 +465,23 @@ DEVICE_HEALTH_DAILY = _fields(
     ("failed", pa.bool_()),
     ("hours_to_failure", pa.float64()),
 )
+
+
+# The model registry (lakehouse.models.registry): one row per trained model version.
+# `params`, `metrics` and `training_data` are JSON objects (parameters, held-out metrics,
+# and the Delta version of every input table), so each model keeps its own shape.
+MODEL_REGISTRY = _fields(
+    ("model_name", pa.string()),
+    ("version", pa.int64()),
+    ("registered_at", TIMESTAMP),
+    ("artifact_uri", pa.string()),
+    ("artifact_sha256", pa.string()),
+    ("params", pa.string()),
+    ("metrics", pa.string()),
+    ("training_data", pa.string()),
+    ("promotion_metric", pa.string()),
+    ("promotion_value", pa.float64()),
+    ("champion_version", pa.int64()),
+    ("promoted", pa.bool_()),
+    ("decision", pa.string()),
+)

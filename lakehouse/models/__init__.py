@@ -1,0 +1,1 @@
+"""Models: the registry in the lake (later: shared features, training, scoring)."""

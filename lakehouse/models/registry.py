@@ -1,0 +1,215 @@
+"""The model registry, kept in the lake: every trained model version with what it was
+trained on, how it scored, and whether it replaced the champion.
+
+The registry is a Delta table (`models.registry`, one row per version) beside the model
+artifacts, which are stored content-addressed (`models/artifacts/<model>/<sha256>`) under
+the same root, so a folder or an S3 prefix holds everything and a lost race never leaves
+an orphan. Promotion is decided when a version is registered: it becomes the champion
+only if it beats the current champion on the same held-out metric. The online services
+load the champion (`champion`, `load_artifact`).
+
+Registering is safe under concurrency: the new row is merged in only if its (model,
+version) is still free, and a writer that lost the race takes the next version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
+from pyarrow import fs
+
+from lakehouse.catalog import CATALOG
+from lakehouse.delta import ensure_table, open_table
+from lakehouse.schemas import MODEL_REGISTRY
+from lakehouse.settings import Settings
+
+REGISTRY = CATALOG.table("models.registry")
+_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model."""
+
+    model_name: str
+    version: int
+    registered_at: datetime
+    artifact_uri: str
+    artifact_sha256: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    training_data: dict[str, int]
+    promotion_metric: str
+    promotion_value: float
+    champion_version: int | None
+    promoted: bool
+    decision: str
+
+
+def register(
+    settings: Settings,
+    model_name: str,
+    artifact: bytes,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    training_data: dict[str, int],
+    promotion_metric: str,
+    higher_is_better: bool = True,
+) -> ModelVersion:
+    """Store `artifact`, record the version and decide its promotion; return the record.
+
+    `training_data` maps each input table (`layer.name`) to the Delta version trained on,
+    so any model can be traced to, and retrained from, exactly its data.
+    """
+    if promotion_metric not in metrics:
+        raise ValueError(
+            f"promotion metric {promotion_metric!r} is not among the metrics {sorted(metrics)}"
+        )
+    digest = hashlib.sha256(artifact).hexdigest()
+    uri = _write_artifact(settings, model_name, digest, artifact)
+    table = ensure_table(REGISTRY, settings)
+    for _ in range(_ATTEMPTS):
+        history = versions(settings, model_name)
+        current = next((v for v in reversed(history) if v.promoted), None)
+        promoted, decision = _decide(current, promotion_metric, metrics, higher_is_better)
+        record = ModelVersion(
+            model_name=model_name,
+            version=(history[-1].version + 1) if history else 1,
+            registered_at=datetime.now(UTC),
+            artifact_uri=uri,
+            artifact_sha256=digest,
+            params=params,
+            metrics=metrics,
+            training_data=training_data,
+            promotion_metric=promotion_metric,
+            promotion_value=float(metrics[promotion_metric]),
+            champion_version=current.version if current else None,
+            promoted=promoted,
+            decision=decision,
+        )
+        try:
+            inserted = (
+                table.merge(
+                    source=_row(record),
+                    predicate="t.model_name = s.model_name AND t.version = s.version",
+                    source_alias="s",
+                    target_alias="t",
+                )
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        except CommitFailedError:
+            inserted = {"num_target_rows_inserted": 0}  # a concurrent commit won
+        if inserted["num_target_rows_inserted"] == 1:
+            return record
+        # The version was taken meanwhile: back off a little (jittered, so racing writers
+        # spread out) and take the next one.
+        time.sleep(random.uniform(0.01, 0.1))
+        table.update_incremental()
+    raise RuntimeError(f"could not register {model_name} after {_ATTEMPTS} concurrent attempts")
+
+
+def versions(settings: Settings, model_name: str) -> list[ModelVersion]:
+    """Every registered version of a model, oldest first."""
+    table = open_table(REGISTRY, settings)
+    if table is None:
+        return []
+    rows = table.to_pyarrow_dataset().to_table(filter=pc.field("model_name") == model_name)
+    return sorted((_record(row) for row in rows.to_pylist()), key=lambda v: v.version)
+
+
+def champion(settings: Settings, model_name: str) -> ModelVersion | None:
+    """The version the services should load: the latest promoted one (None if none is)."""
+    return next((v for v in reversed(versions(settings, model_name)) if v.promoted), None)
+
+
+def load_artifact(settings: Settings, version: ModelVersion) -> bytes:
+    """The stored artifact of a version, checked against its recorded digest."""
+    filesystem, path = _filesystem(settings, version.artifact_uri)
+    with filesystem.open_input_stream(path) as stream:
+        data = stream.read()
+    if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
+        raise RuntimeError(f"{version.artifact_uri} does not match its recorded digest")
+    return data
+
+
+def _decide(
+    current: ModelVersion | None,
+    metric: str,
+    metrics: dict[str, float],
+    higher_is_better: bool,
+) -> tuple[bool, str]:
+    """Promote only a version that beats the champion on the champion's own metric."""
+    value = float(metrics[metric])
+    if current is None:
+        return True, f"first version: promoted with {metric}={value:.6g}"
+    if current.promotion_metric != metric:
+        return False, (
+            f"not comparable: the champion (v{current.version}) was judged on "
+            f"{current.promotion_metric}, this version on {metric}; champion kept"
+        )
+    better = (
+        value > current.promotion_value if higher_is_better else value < current.promotion_value
+    )
+    verdict = "beats" if better else "does not beat"
+    action = "promoted" if better else "champion kept"
+    return better, (
+        f"{metric}={value:.6g} {verdict} the champion v{current.version} "
+        f"({current.promotion_value:.6g}): {action}"
+    )
+
+
+def _row(record: ModelVersion) -> pa.Table:
+    row = {
+        **record.__dict__,
+        "params": json.dumps(record.params, sort_keys=True, default=str),
+        "metrics": json.dumps(record.metrics, sort_keys=True),
+        "training_data": json.dumps(record.training_data, sort_keys=True),
+    }
+    return pa.Table.from_pylist([row], schema=MODEL_REGISTRY)
+
+
+def _record(row: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        **{
+            **row,
+            "params": json.loads(row["params"]),
+            "metrics": json.loads(row["metrics"]),
+            "training_data": json.loads(row["training_data"]),
+        }
+    )
+
+
+def _write_artifact(settings: Settings, model_name: str, digest: str, artifact: bytes) -> str:
+    uri = f"{settings.lake_root}/models/artifacts/{model_name}/{digest}"
+    filesystem, path = _filesystem(settings, uri)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(artifact)
+    return uri
+
+
+def _filesystem(settings: Settings, uri: str) -> tuple[fs.FileSystem, str]:
+    """pyarrow's filesystem for a lake URI (local folder or S3 with the lake's settings)."""
+    if not uri.startswith("s3://"):
+        return fs.LocalFileSystem(), uri
+    options: dict[str, Any] = {"region": settings.aws_region}
+    if settings.aws_endpoint_url:
+        scheme, _, endpoint = settings.aws_endpoint_url.partition("://")
+        options.update(endpoint_override=endpoint, scheme=scheme)
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        options.update(
+            access_key=settings.aws_access_key_id.get_secret_value(),
+            secret_key=settings.aws_secret_access_key.get_secret_value(),
+        )
+    return fs.S3FileSystem(**options), uri.removeprefix("s3://")
