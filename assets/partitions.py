@@ -29,3 +29,12 @@ def partition_label(days: list[date]) -> str:
     if len(days) == 1:
         return days[0].isoformat()
     return f"{days[0].isoformat()}..{days[-1].isoformat()}"
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    """The run tags that make one run cover the days `first`..`last` (single-run backfill):
+    what schedules and the CLI put on a ranged `medallion` run."""
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }

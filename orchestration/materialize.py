@@ -14,15 +14,13 @@ from datetime import date
 
 import dagster as dg
 
-from assets.partitions import DAILY
+from assets.partitions import DAILY, range_tags
 from lakehouse.settings import get_settings
 from orchestration.definitions import defs
 from orchestration.instance import dagster_instance
 
 # The CLI prints its own progress; Dagster's per-event console lines stay in the run's log.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-_RANGE_START = "dagster/asset_partition_range_start"
-_RANGE_END = "dagster/asset_partition_range_end"
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def rebuild_days(
     result = defs.resolve_job_def("medallion").execute_in_process(
         run_config=_QUIET,
         instance=instance or dagster_instance(get_settings()),
-        tags={_RANGE_START: first.isoformat(), _RANGE_END: last.isoformat()},
+        tags=range_tags(first, last),
         raise_on_error=False,
     )
     materialized = sorted(

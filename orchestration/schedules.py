@@ -9,12 +9,10 @@ from datetime import timedelta
 
 import dagster as dg
 
+from assets.partitions import range_tags
 from lakehouse.runtime import landed_days
 from orchestration.jobs import medallion_job
 from orchestration.resources import LakehouseResource
-
-_RANGE_START = "dagster/asset_partition_range_start"
-_RANGE_END = "dagster/asset_partition_range_end"
 
 
 @dg.schedule(
@@ -46,8 +44,7 @@ def weekly_full_reprocessing(
     days = [day for day in days if day <= yesterday]
     if not days:
         return dg.SkipReason("no bronze data yet")
-    first, last = days[0].isoformat(), yesterday.isoformat()
     return dg.RunRequest(
-        run_key=f"weekly-{first}-{last}",
-        tags={_RANGE_START: first, _RANGE_END: last},
+        run_key=f"weekly-{days[0].isoformat()}-{yesterday.isoformat()}",
+        tags=range_tags(days[0], yesterday),
     )

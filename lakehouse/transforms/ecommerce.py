@@ -51,6 +51,7 @@ CONTROL = "control"
 ALPHA = 0.05
 
 _TOPICS = ("clickstream", "cart_events", "search", "purchases")
+_FUNNEL = ("clickstream", "cart_events", "purchases")  # views, carts, orders: no searches
 _SESSION = "event_date user_id session_id"
 _EXPERIMENT = "experiment_id variant"
 _COLUMNS = {
@@ -156,12 +157,8 @@ def build_user_activity_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
-    inputs = {
-        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in _TOPICS
-    }
-    rows = user_activity_daily(**inputs)
-    replace_day(settings, "gold.user_activity_daily", rows, day, guard)
-    return rows
+    rows = user_activity_daily(**_silver_day(settings, day, _TOPICS))
+    return replace_day(settings, "gold.user_activity_daily", rows, day, guard)
 
 
 # --- user_features ---------------------------------------------------------------------
@@ -234,8 +231,7 @@ def build_user_features_partition(
         settings, "gold.user_activity_daily", USER_ACTIVITY_DAILY.names, first, last=day
     )
     rows = user_features(activity, day)
-    replace_day(settings, "gold.user_features", rows, day, guard)
-    return rows
+    return replace_day(settings, "gold.user_features", rows, day, guard)
 
 
 # --- product_daily ---------------------------------------------------------------------
@@ -294,13 +290,8 @@ def build_product_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.product_daily from the day's silver tables."""
-    inputs = {
-        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
-        for topic in ("clickstream", "cart_events", "purchases")
-    }
-    rows = product_daily(**inputs)
-    replace_day(settings, "gold.product_daily", rows, day, guard)
-    return rows
+    rows = product_daily(**_silver_day(settings, day, _FUNNEL))
+    return replace_day(settings, "gold.product_daily", rows, day, guard)
 
 
 # --- product_trending ------------------------------------------------------------------
@@ -371,8 +362,7 @@ def build_product_trending_partition(
     first = day - timedelta(days=TRENDING_BASELINE_DAYS)
     daily = read_days(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
     rows = product_trending(daily, day)
-    replace_day(settings, "gold.product_trending", rows, day, guard)
-    return rows
+    return replace_day(settings, "gold.product_trending", rows, day, guard)
 
 
 # --- ab_test_daily ---------------------------------------------------------------------
@@ -514,10 +504,10 @@ def build_ab_test_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
-    inputs = {
-        topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day)
-        for topic in ("clickstream", "cart_events", "purchases")
-    }
-    rows = ab_test_daily(**inputs)
-    replace_day(settings, "gold.ab_test_daily", rows, day, guard)
-    return rows
+    rows = ab_test_daily(**_silver_day(settings, day, _FUNNEL))
+    return replace_day(settings, "gold.ab_test_daily", rows, day, guard)
+
+
+def _silver_day(settings: Settings, day: date, topics: tuple[str, ...]) -> dict[str, pa.Table]:
+    """One day of each e-commerce silver table, only the columns the transforms read."""
+    return {topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in topics}
