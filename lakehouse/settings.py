@@ -86,6 +86,21 @@ class Settings(BaseSettings):
         "freshness check (a warning: ingest may be down).",
     )
 
+    # --- models --------------------------------------------------------------------------
+    fraud_training_days: int = Field(
+        14,
+        description="Days of transactions the daily fraud retrain learns from (the weekly "
+        "full retrain takes every day there is); the last two are validation and test.",
+    )
+    fraud_block_fpr: float = Field(
+        0.001,
+        description="False-positive budget of the fraud model's BLOCK threshold (the seed's "
+        "0.1%), chosen on validation days and reported on the test day.",
+    )
+    recommendation_history_days: int = Field(
+        30, description="Days of interactions the recommender learns from (the last is held out)."
+    )
+
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
