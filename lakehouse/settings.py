@@ -11,7 +11,7 @@ import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         0.001,
         description="False-positive budget of the fraud model's BLOCK threshold (the seed's "
         "0.1%), chosen on validation days and reported on the test day.",
+    )
+    training_backend: Literal["local", "sagemaker"] = Field(
+        "local",
+        description="Where the fraud model is fitted: in process, or as a SageMaker training "
+        "job (the `sagemaker` extra; docs/sagemaker.md). Evaluation always runs here.",
     )
     recommendation_history_days: int = Field(
         30, description="Days of interactions the recommender learns from (the last is held out)."

@@ -9,7 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lakehouse.models.registry import champion, load_artifact, register, versions
+from lakehouse.models.registry import (
+    ModelVersion,
+    champion,
+    load_artifact,
+    register,
+    versions,
+)
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
 
@@ -123,3 +129,24 @@ def test_the_registry_works_on_s3(
     version = fraud_model(settings, 0.61, b"on-s3")
     assert version.artifact_uri.startswith(f"s3://{s3_bucket}/lake/models/artifacts/fraud/")
     assert load_artifact(settings, champion(settings, "fraud")) == b"on-s3"
+
+
+def test_a_champion_rescored_on_the_new_held_out_data_is_compared_there(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A daily retrain tests on a newer day: the champion is judged on that day too."""
+    settings = make_settings()
+    fraud_model(settings, 0.90, b"champion")  # scored 0.90 on its own, easier, test day
+    rescored: list[int] = []
+
+    def on_todays_rows(current: ModelVersion) -> float:
+        rescored.append(current.version)
+        return 0.70  # the champion on the new test day
+
+    challenger = register(
+        settings, "fraud", b"challenger", params={}, metrics={"pr_auc": 0.80},
+        training_data=DATA, promotion_metric="pr_auc", rescore_champion=on_todays_rows,
+    )
+    assert rescored == [1]
+    assert challenger.promoted
+    assert "beats the champion v1 (0.7 on the same held-out data)" in challenger.decision

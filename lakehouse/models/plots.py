@@ -17,7 +17,7 @@ import numpy as np
 _SIZE = (5.0, 3.6)
 
 
-def _figure():  # noqa: ANN202 - matplotlib types stay out of the module's import time
+def _figure():  # matplotlib types stay unannotated: the module must not import it eagerly
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +27,7 @@ def _figure():  # noqa: ANN202 - matplotlib types stay out of the module's impor
     return plt, figure, axes
 
 
-def _png(plt, figure) -> bytes:  # noqa: ANN001
+def _png(plt, figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png")

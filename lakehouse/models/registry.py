@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,11 +66,17 @@ def register(
     training_data: dict[str, int],
     promotion_metric: str,
     higher_is_better: bool = True,
+    rescore_champion: Callable[[ModelVersion], float] | None = None,
 ) -> ModelVersion:
     """Store `artifact`, record the version and decide its promotion; return the record.
 
     `training_data` maps each input table (`layer.name`) to the Delta version trained on,
     so any model can be traced to, and retrained from, exactly its data.
+
+    `rescore_champion(champion)` returns the champion's `promotion_metric` on this
+    version's own held-out data. Give it whenever the held-out data moves with time (a
+    daily retrain tests on the newest day): the two models are then compared on the same
+    rows, not each on its own test day. Without it, the champion's recorded value is used.
     """
     if promotion_metric not in metrics:
         raise ValueError(
@@ -78,10 +85,18 @@ def register(
     digest = hashlib.sha256(artifact).hexdigest()
     uri = _write_artifact(settings, model_name, digest, artifact)
     table = ensure_table(REGISTRY, settings)
+    rescored: dict[int, float] = {}
     for _ in range(_ATTEMPTS):
         history = versions(settings, model_name)
         current = next((v for v in reversed(history) if v.promoted), None)
-        promoted, decision = _decide(current, promotion_metric, metrics, higher_is_better)
+        if (current is not None and rescore_champion is not None
+                and current.promotion_metric == promotion_metric
+                and current.version not in rescored):
+            rescored[current.version] = float(rescore_champion(current))
+        baseline = rescored.get(current.version) if current is not None else None
+        promoted, decision = _decide(
+            current, promotion_metric, metrics, higher_is_better, baseline
+        )
         record = ModelVersion(
             model_name=model_name,
             version=(history[-1].version + 1) if history else 1,
@@ -148,8 +163,10 @@ def _decide(
     metric: str,
     metrics: dict[str, float],
     higher_is_better: bool,
+    rescored: float | None = None,
 ) -> tuple[bool, str]:
-    """Promote only a version that beats the champion on the champion's own metric."""
+    """Promote only a version that beats the champion on the champion's own metric (its
+    score on the same held-out data when `rescored` is given)."""
     value = float(metrics[metric])
     if current is None:
         return True, f"first version: promoted with {metric}={value:.6g}"
@@ -158,14 +175,14 @@ def _decide(
             f"not comparable: the champion (v{current.version}) was judged on "
             f"{current.promotion_metric}, this version on {metric}; champion kept"
         )
-    better = (
-        value > current.promotion_value if higher_is_better else value < current.promotion_value
-    )
+    reference = current.promotion_value if rescored is None else rescored
+    better = value > reference if higher_is_better else value < reference
     verdict = "beats" if better else "does not beat"
     action = "promoted" if better else "champion kept"
+    where = "" if rescored is None else " on the same held-out data"
     return better, (
         f"{metric}={value:.6g} {verdict} the champion v{current.version} "
-        f"({current.promotion_value:.6g}): {action}"
+        f"({reference:.6g}{where}): {action}"
     )
 
 
