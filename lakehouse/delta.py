@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,7 +12,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from lakehouse.catalog import TableSpec, table_uri
+from lakehouse.catalog import CATALOG, TableSpec, table_uri
 from lakehouse.settings import Settings
 
 
@@ -143,3 +144,22 @@ def partition_rows(
     return {
         day: int(count or 0) for day, count in zip(days, counts, strict=True) if day is not None
     }
+
+
+def current_versions(keys: Iterable[str], settings: Settings) -> dict[str, int]:
+    """The Delta version of each catalogued table (`layer.name`) that exists: what a model
+    trained now learns from, recorded in the registry so it can be retrained exactly."""
+    versions = {}
+    for key in keys:
+        table = open_table(CATALOG.table(key), settings)
+        if table is not None:
+            versions[key] = table.version()
+    return versions
+
+
+def first_partition(
+    spec: TableSpec, settings: Settings, column: str = "event_date"
+) -> date | None:
+    """The earliest partition value with rows, from the Delta log alone (None if empty)."""
+    days = partition_rows(spec, settings, column)
+    return min(days) if days else None

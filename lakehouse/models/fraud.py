@@ -4,9 +4,9 @@ split, judged against the rules-only baseline at the seed's false-positive budge
 Days are split in time, never shuffled: the last day is the test day nobody tuned on, the
 one or two days before it (two once there are six days or more) are validation (early
 stopping, and the BLOCK threshold: the lowest score whose false-positive rate there is
-within half of `fraud_block_fpr`), and every earlier day trains. Both the model and the rules are scored on the test day at thresholds
-chosen on validation. Probabilities are left uncalibrated-by-construction: no class
-re-weighting, so the logistic output stays a probability (calibration is reported).
+within half of `fraud_block_fpr`), and every earlier day trains. The model and the rules
+are both scored on the test day at thresholds chosen on validation. Classes are not
+re-weighted, so the logistic output stays a probability (its calibration is reported).
 
 The daily retrain learns from `fraud_training_days`; the weekly full retrain from every
 day in silver. Training runs in process, or on SageMaker's built-in XGBoost container when
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.catalog import CATALOG
-from lakehouse.delta import open_table
+from lakehouse.delta import current_versions, first_partition
 from lakehouse.features.fraud import (
     FEATURES,
     RISK_DAYS,
@@ -42,7 +42,7 @@ from lakehouse.features.fraud import (
 )
 from lakehouse.models import evaluation, plots
 from lakehouse.models.registry import ModelVersion, load_artifact
-from lakehouse.models.trained import TrainedModel
+from lakehouse.models.trained import TrainedModel, zip_artifact
 from lakehouse.schemas import FRAUD_PATTERNS
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
@@ -131,12 +131,11 @@ class FraudModel:
 
     def to_bytes(self) -> bytes:
         """A zip of the booster (XGBoost JSON) and the threshold and feature names."""
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("model.json", bytes(self.booster.save_raw("json")))
-            archive.writestr("meta.json", json.dumps(
-                {"threshold": self.threshold, "features": list(self.features)}))
-        return buffer.getvalue()
+        meta = {"threshold": self.threshold, "features": list(self.features)}
+        return zip_artifact({
+            "model.json": bytes(self.booster.save_raw("json")),
+            "meta.json": json.dumps(meta, sort_keys=True).encode(),
+        })
 
     @classmethod
     def from_bytes(cls, artifact: bytes) -> FraudModel:
@@ -161,21 +160,16 @@ def load_fraud_model(settings: Settings, version: ModelVersion) -> FraudModel:
 
 
 def training_data_versions(settings: Settings) -> dict[str, int]:
-    """The Delta version of each input table now (what a model trained now learnt from)."""
-    versions = {}
-    for key in INPUTS:
-        table = open_table(CATALOG.table(key), settings)
-        versions[key] = -1 if table is None else table.version()
-    return versions
+    """The Delta version of each input table now (what a model trained now learns from)."""
+    return current_versions(INPUTS, settings)
 
 
 def first_transaction_day(settings: Settings) -> date:
     """The earliest event date in silver transactions (the weekly full retrain's start)."""
-    table = open_table(CATALOG.table("silver.transactions"), settings)
-    if table is None:
-        raise ValueError("silver.transactions does not exist yet: nothing to train on")
-    dates = table.to_pyarrow_dataset().to_table(columns=["event_date"])["event_date"]
-    return pc.min(dates).as_py()
+    first = first_partition(CATALOG.table("silver.transactions"), settings)
+    if first is None:
+        raise ValueError("silver.transactions holds no rows yet: nothing to train on")
+    return first
 
 
 @dataclass(frozen=True)

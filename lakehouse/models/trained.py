@@ -4,6 +4,8 @@ metadata; the benchmark prints the same numbers."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,3 +28,14 @@ class TrainedModel:
     seconds: float
     charts: dict[str, bytes] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def zip_artifact(files: dict[str, bytes]) -> bytes:
+    """A deflated zip of `files` with fixed timestamps: an identical model gives identical
+    bytes, so the registry's content address stores a retrain that changed nothing once."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(entry, data, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
