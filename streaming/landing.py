@@ -23,8 +23,6 @@ from lakehouse.settings import Settings
 from streaming.generators.common import DomainGenerator
 from streaming.ingest.decode import BatchDecoder
 
-FLUSH_ROWS = 1_000_000
-
 
 def land_in_bronze(
     settings: Settings,
@@ -35,7 +33,8 @@ def land_in_bronze(
     on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Generate `events` events, decode them and append them to their bronze tables in
-    ingest-sized commits; return the rows landed per topic. `on_batch(n)` reports progress.
+    commits of `ingest_flush_rows` (as ingest sizes them); return the events landed per
+    topic. `on_batch(n)` reports progress.
 
     Generated traffic is clean, so a decoding reject is a bug and raises.
     """
@@ -54,7 +53,7 @@ def land_in_bronze(
         offsets[topic] = first + len(batch.values)
         buffers.setdefault(topic, []).append(_with_provenance(decoded.table, decoded.indices,
                                                               first))
-        if sum(part.num_rows for part in buffers[topic]) >= FLUSH_ROWS:
+        if sum(part.num_rows for part in buffers[topic]) >= settings.ingest_flush_rows:
             _flush(settings, topic, buffers)
         if on_batch is not None:
             on_batch(len(batch.values))

@@ -2,7 +2,8 @@
 
 1. Generate a day of e-commerce traffic holding `--clickstream` clickstream events (plus
    the carts, searches and purchases that come with them), decode it with the ingest
-   sidecar's own decoder and append it to bronze in 250K-row commits, as ingest would.
+   sidecar's own decoder and append it to bronze in commits of `INGEST_FLUSH_ROWS`
+   (250K) rows, as ingest would (`streaming.landing`).
 2. Run the `medallion` job for that day over the e-commerce silver and gold assets,
    in process through Dagster (an ephemeral instance), `--runs` times (the first run
    creates the tables, later ones replace the day's partitions), and read each step's
@@ -26,30 +27,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import typer
-from deltalake import write_deltalake
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from bench.ingest.report import machine
-from lakehouse import schemas
 from lakehouse.catalog import CATALOG, Domain
-from lakehouse.delta import ensure_table, table_stats
+from lakehouse.delta import table_stats
 from lakehouse.settings import Settings, get_settings
 from orchestration.definitions import defs
 from streaming.generators import make_generator
-from streaming.ingest.decode import BatchDecoder
+from streaming.landing import land_in_bronze
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 TARGET_S = 60.0
-FLUSH_ROWS = 250_000
 CLICKSTREAM_SHARE = 0.888  # of e-commerce events, measured from the generator's output
 
 
@@ -101,57 +96,18 @@ def _land(settings: Settings, day: Any, clickstream: int, seed: int) -> dict[str
     events = round(clickstream / CLICKSTREAM_SHARE)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     generator = make_generator(Domain.ECOMMERCE, seed=seed, start=start)
-    decoders = {
-        topic.name: BatchDecoder(topic.event, settings.ingest_max_message_bytes)
-        for topic in CATALOG.topics_of(Domain.ECOMMERCE)
-    }
-    buffers: dict[str, list[pa.Table]] = {topic: [] for topic in decoders}
-    offsets = dict.fromkeys(decoders, 0)
     started = time.perf_counter()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("generate + decode + land in bronze", total=events)
-        for batch in generator.batches(events, 200_000):
-            rows = _bronze_rows(decoders[batch.topic], batch.values, offsets[batch.topic])
-            offsets[batch.topic] += len(batch.values)
-            buffers[batch.topic].append(rows)
-            if sum(part.num_rows for part in buffers[batch.topic]) >= FLUSH_ROWS:
-                _flush(settings, batch.topic, buffers)
-            progress.advance(task, len(batch.values))
-        for topic in buffers:
-            _flush(settings, topic, buffers)
+        land_in_bronze(settings, generator, events, on_batch=lambda n: progress.advance(task, n))
     seconds = time.perf_counter() - started
     tables = {}
-    for topic in decoders:
-        stats = table_stats(CATALOG.bronze_for_topic(topic), settings)
+    for topic in CATALOG.topics_of(Domain.ECOMMERCE):
+        stats = table_stats(CATALOG.bronze_for_topic(topic.name), settings)
         assert stats is not None
-        tables[topic] = {"rows": stats.rows, "files": stats.files, "bytes": stats.bytes}
+        tables[topic.name] = {"rows": stats.rows, "files": stats.files, "bytes": stats.bytes}
     console.print(f"bronze: {tables} in {seconds:.1f} s")
     return {"events": events, "seconds": seconds, "tables": tables}
-
-
-def _bronze_rows(decoder: BatchDecoder, values: list[bytes], first_offset: int) -> pa.Table:
-    """The rows ingest would land: the decoded event plus Kafka provenance columns."""
-    decoded = decoder.decode(values)
-    table = decoded.table
-    assert not decoded.rejects, "generated traffic is clean"
-    return table.append_column(
-        "_kafka_partition", pa.array(np.zeros(table.num_rows, np.int32))
-    ).append_column(
-        "_kafka_offset", pa.array(first_offset + decoded.indices.astype(np.int64))
-    ).append_column(
-        "_ingested_at", pa.repeat(pa.scalar(datetime.now(UTC), schemas.TIMESTAMP), table.num_rows)
-    ).append_column("event_date", pc.cast(table["event_time"], pa.date32()))
-
-
-def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -> None:
-    if not buffers[topic]:
-        return
-    spec = CATALOG.bronze_for_topic(topic)
-    rows = pa.concat_tables(buffers[topic]).cast(spec.schema)
-    write_deltalake(
-        ensure_table(spec, settings), rows, mode="append", partition_by=list(spec.partition_by)
-    )
-    buffers[topic] = []
 
 
 def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[str, Any]:

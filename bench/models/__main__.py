@@ -1,0 +1,188 @@
+"""`python -m bench.models`: train the three models on generated days and report the time
+and the held-out figures of each, against its baseline.
+
+For each model: generate its domain's traffic for `--days` days straight into bronze (the
+ingest decoder, no broker), build silver and the gold tables it learns from, day by day,
+then train as the Dagster asset does (the same function), and record the wall time of
+the whole training (features, fit, evaluation) and of the fit alone, with every metric.
+
+- recommender: ALS on the e-commerce interactions; the target is a fit of <= 60 s on 1M
+  interactions and precision@10 >= 2x the popularity baseline;
+- fraud: XGBoost against the rules; the target is a false-positive rate <= 0.1% at the
+  BLOCK threshold on the test day, with recall and PR-AUC against the rules;
+- failure: XGBoost against a sensor-deviation threshold, per failure and per device-hour.
+
+Results go to bench/results/models-<UTC time>.json; docs/benchmarks.md records them.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.ingest.report import machine
+from lakehouse.settings import Settings
+from lakehouse.transforms import fraud, iot
+from lakehouse.transforms.silver import build_silver_partition
+from streaming.generators import make_generator
+from streaming.landing import land_in_bronze
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+app = typer.Typer(add_completion=False, help=__doc__)
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+START = date(2026, 1, 5)
+MODELS = ("recommender", "fraud", "failure")
+
+
+@app.command()
+def main(
+    only: Annotated[list[str] | None, typer.Option(help="Models to run (repeatable)")] = None,
+    sessions_events: Annotated[
+        int, typer.Option(help="E-commerce events per day (recommender)")
+    ] = 400_000,
+    ecommerce_days: Annotated[int, typer.Option(help="Days of e-commerce traffic")] = 8,
+    holders: Annotated[int, typer.Option(help="Card holders (fraud)")] = 10_000,
+    fraud_days: Annotated[int, typer.Option(help="Days of transactions")] = 14,
+    machines: Annotated[int, typer.Option(help="Machines (failure)")] = 200,
+    iot_days: Annotated[int, typer.Option(help="Days of telemetry")] = 14,
+    failure_rate: Annotated[float, typer.Option(help="Share of machines that fail")] = 0.3,
+    seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
+) -> None:
+    """Generate, build and train each model; print and save the figures."""
+    chosen = only or list(MODELS)
+    unknown = set(chosen) - set(MODELS)
+    if unknown:
+        raise typer.BadParameter(f"unknown models {sorted(unknown)}; choose from {MODELS}")
+    runs = {
+        "recommender": lambda s: _recommender(s, sessions_events, ecommerce_days, seed),
+        "fraud": lambda s: _fraud(s, holders, fraud_days, seed),
+        "failure": lambda s: _failure(s, machines, iot_days, failure_rate, seed),
+    }
+    results = {}
+    for name in chosen:
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-models-{name}-"))
+        try:
+            settings = Settings(lakehouse_root=str(workdir / "lake"),
+                                lakehouse_home=workdir / "home")
+            results[name] = runs[name](settings)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        _print(name, results[name])
+    document = {
+        "benchmark": "models",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.models", *sys.argv[1:]]),
+        "machine": machine(),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "models": results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"models-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _recommender(settings: Settings, events: int, days: int, seed: int) -> dict[str, Any]:
+    from lakehouse.models import recommender
+
+    generator = make_generator("ecommerce", seed=seed, start=_midnight(START),
+                               span=timedelta(days=days))
+    built = _build(settings, generator, events * days, days, (
+        lambda day: [build_silver_partition(settings, topic, day)
+                     for topic in ("clickstream", "cart_events", "purchases")]
+    ))
+    last = START + timedelta(days=days - 1)
+    started = time.perf_counter()
+    trained, _ = recommender.train_recommender(settings, last)
+    return {**built, "train_seconds": time.perf_counter() - started,
+            "fit_seconds": trained.seconds, "metrics": trained.metrics}
+
+
+def _fraud(settings: Settings, holders: int, days: int, seed: int) -> dict[str, Any]:
+    from lakehouse.models.fraud import train_fraud_model
+
+    generator = make_generator("fraud", seed=seed, start=_midnight(START),
+                               span=timedelta(days=days), n_users=holders)
+
+    def gold(day: date) -> None:
+        build_silver_partition(settings, "transactions", day)
+        fraud.build_fraud_user_daily_partition(settings, day)
+        fraud.build_fraud_user_profiles_partition(settings, day)
+        fraud.build_fraud_daily_stats_partition(settings, day)
+
+    built = _build(settings, generator, holders * 5 * days, days, gold)
+    started = time.perf_counter()
+    trained = train_fraud_model(settings, START + timedelta(days=days - 1), days)
+    return {**built, "train_seconds": time.perf_counter() - started,
+            "fit_seconds": trained.seconds, "metrics": trained.metrics,
+            "params": {k: trained.params[k] for k in ("num_rounds", "threshold",
+                                                      "validation_days", "test_day")}}
+
+
+def _failure(settings: Settings, machines: int, days: int, failure_rate: float,
+             seed: int) -> dict[str, Any]:
+    from lakehouse.models.failure import train_failure_model
+
+    generator = make_generator("iot", seed=seed, start=_midnight(START),
+                               span=timedelta(days=days), n_machines=machines,
+                               failure_rate=failure_rate)
+
+    def gold(day: date) -> None:
+        build_silver_partition(settings, "sensor_readings", day)
+        iot.build_sensor_hourly_partition(settings, day)
+
+    # About 26 readings per sensor and hour, the demo's rate.
+    built = _build(settings, generator, machines * 4 * 26 * 24 * days, days, gold)
+    started = time.perf_counter()
+    trained = train_failure_model(settings, START + timedelta(days=1),
+                                  START + timedelta(days=days - 1))
+    return {**built, "train_seconds": time.perf_counter() - started,
+            "fit_seconds": trained.seconds, "metrics": trained.metrics}
+
+
+def _build(settings: Settings, generator: Any, events: int, days: int,
+           build_day: Callable[[date], object]) -> dict[str, Any]:
+    """Land `events` in bronze, then build each day's silver and gold; time both."""
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generate + land in bronze", total=events)
+        landed = land_in_bronze(settings, generator, events,
+                                on_batch=lambda n: progress.advance(task, n))
+        land_seconds = time.perf_counter() - started
+        task = progress.add_task("silver + gold, day by day", total=days)
+        for offset in range(days):
+            build_day(START + timedelta(days=offset))
+            progress.advance(task)
+    return {"events": landed, "days": days, "land_seconds": land_seconds,
+            "build_seconds": time.perf_counter() - started - land_seconds}
+
+
+def _print(name: str, result: dict[str, Any]) -> None:
+    table = Table(title=f"{name}: {result['days']} days, {sum(result['events'].values()):,} "
+                        f"events; training {result['train_seconds']:.1f} s "
+                        f"(fit {result['fit_seconds']:.1f} s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in sorted(result["metrics"].items()):
+        table.add_row(metric, f"{value:.4g}")
+    console.print(table)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+if __name__ == "__main__":
+    app()
