@@ -106,6 +106,29 @@ class Settings(BaseSettings):
         30, description="Days of interactions the recommender learns from (the last is held out)."
     )
 
+    # --- SageMaker training (TRAINING_BACKEND=sagemaker; docs/sagemaker.md) ----------------
+    sagemaker_role_arn: str | None = Field(
+        None, description="IAM role the training job runs as; required for the sagemaker backend."
+    )
+    sagemaker_region: str | None = Field(
+        None, description="Region of the training jobs; unset: AWS_REGION (the bucket's region)."
+    )
+    sagemaker_instance_type: str = Field("ml.m5.xlarge", description="Training instance type.")
+    sagemaker_instance_count: int = Field(
+        1, ge=1, description="Training instances; above 1 the training set is sharded by file."
+    )
+    sagemaker_volume_gb: int = Field(30, ge=1, description="EBS volume per training instance.")
+    sagemaker_max_runtime_seconds: int = Field(
+        3600, ge=1, description="SageMaker stops a training job that runs longer than this."
+    )
+    sagemaker_xgboost_version: Literal["3.2-0", "3.0-5"] = Field(
+        "3.2-0",
+        description="Built-in XGBoost container version; only 3.x save models XGBoost 3 loads.",
+    )
+    sagemaker_xgboost_image: str | None = Field(
+        None, description="Full training image URI; overrides the per-region lookup."
+    )
+
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"

@@ -275,14 +275,18 @@ def _fit(settings: Settings, matrix: np.ndarray, labels: np.ndarray, split: _Spl
     if settings.training_backend == "sagemaker":
         from lakehouse.models.sagemaker import train_on_sagemaker
 
+        # The container sizes its threads to the instance: no `nthread` there.
+        hyperparameters = {key: value for key, value in HYPERPARAMETERS.items()
+                           if key != "nthread"}
         raw = train_on_sagemaker(
             settings, matrix[split.train], labels[split.train], matrix[split.validation],
             labels[split.validation],
-            {**HYPERPARAMETERS, "num_round": NUM_ROUNDS,
+            {**hyperparameters, "num_round": NUM_ROUNDS,
              "early_stopping_rounds": EARLY_STOPPING_ROUNDS},
         )
-        booster = xgboost.Booster()
+        booster = xgboost.Booster(params={"nthread": HYPERPARAMETERS["nthread"]})
         booster.load_model(bytearray(raw))
+        booster.feature_names = list(FEATURES)  # CSV training data carries no names
         return booster, booster.num_boosted_rounds()
     names = list(FEATURES)
     train = xgboost.DMatrix(matrix[split.train], labels[split.train], feature_names=names)
