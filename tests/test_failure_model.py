@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from assets.iot.models import failure_model
 from lakehouse.features.iot import FEATURES, HOURLY_COLUMNS, LOOKBACK_HOURS, device_hour_features
 from lakehouse.models.evaluation import evaluate_binary
 from lakehouse.models.failure import (
@@ -21,6 +23,7 @@ from lakehouse.models.failure import (
     HORIZON_HOURS,
     INPUTS,
     LABEL_COLUMNS,
+    MODEL_NAME,
     event_recall,
     failure_labels,
     labelled_device_hours,
@@ -29,12 +32,14 @@ from lakehouse.models.failure import (
     train_failure_model,
     training_data,
 )
+from lakehouse.models.registry import champion
 from lakehouse.models.trained import TrainedModel
 from lakehouse.schemas import SENSOR_HOURLY, TIMESTAMP
 from lakehouse.settings import Settings
 from lakehouse.transforms.iot import build_sensor_hourly_partition
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
+from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
 
@@ -212,7 +217,8 @@ def test_the_model_warns_of_the_injected_failures_and_beats_the_threshold_baseli
     assert trained.params["features"] == list(FEATURES)
     assert all(png.startswith(b"\x89PNG") for png in trained.charts.values())
     assert len(trained.charts) == 3
-    comparison = {row["metric"]: row for row in trained.tables["Model vs threshold baseline"]}
+    table = trained.tables["model vs threshold baseline (test hours)"]
+    comparison = {row["metric"]: row for row in table}
     assert comparison["pr_auc"]["model"] == m["model_pr_auc"]
 
 
@@ -270,3 +276,25 @@ def test_training_without_a_failure_to_learn_from_is_refused(
     land_generated_fleet(settings, machines=10, failure_rate=0.0, readings_per_hour=2)
     with pytest.raises(ValueError, match="no failure within the horizon in the train and test"):
         train_failure_model(settings, FIRST, LAST)
+
+
+def test_the_asset_registers_a_model_and_keeps_the_champion_when_a_retrain_only_ties(
+    fleet: Settings,
+) -> None:
+    resources = {"lakehouse": LakehouseResource(lakehouse_root=fleet.lakehouse_root)}
+    runs = [
+        dg.materialize([failure_model], partition_key=LAST.isoformat(), resources=resources)
+        for _ in range(2)
+    ]
+    assert all(run.success for run in runs)
+    first, second = (run.asset_materializations_for_node("models__iot_failure")[0].metadata
+                     for run in runs)
+    assert first["model_version"].value == 1 and first["promoted"].value is True
+    assert first["model_pr_auc"].value > first["baseline_pr_auc"].value
+    assert "base64," in first["chart: precision-recall"].value
+    assert "table: model vs threshold baseline (test hours)" in first
+    assert first["training_data"].value["gold.sensor_hourly"] >= 0
+    # The retrain is the same model on the same rows: a tie is not a win.
+    assert second["model_version"].value == 2 and second["promoted"].value is False
+    assert "on the same held-out data" in second["decision"].value
+    assert champion(fleet, MODEL_NAME).version == 1

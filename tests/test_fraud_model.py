@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from assets.fraud.models import fraud_model
 from lakehouse.features.fraud import (
     FEATURES,
     TRANSACTION_COLUMNS,
@@ -27,6 +29,7 @@ from lakehouse.settings import Settings
 from lakehouse.transforms import fraud as gold
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
+from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
 
@@ -206,3 +209,17 @@ def test_category_risk_is_smoothed_towards_the_overall_rate() -> None:
     # Ten frauds out of ten is not a 100% risk: shrunk close to the overall 0.1%.
     assert overall < risk["gift_cards"] < 0.01
     assert risk["grocery"] == pytest.approx((90 + overall * 2000) / (99_990 + 2000))
+
+
+def test_the_asset_trains_registers_and_shows_its_evaluation(lake: Settings) -> None:
+    resources = {"lakehouse": LakehouseResource(lakehouse_root=lake.lakehouse_root)}
+    run = dg.materialize([fraud_model], partition_key=LAST.isoformat(), resources=resources)
+    assert run.success
+    metadata = run.asset_materializations_for_node("models__fraud_xgboost")[0].metadata
+    assert metadata["model_version"].value == 1 and metadata["promoted"].value is True
+    assert metadata["model_pr_auc"].value > metadata["rules_pr_auc"].value
+    for chart in ("precision-recall", "lift", "calibration", "feature importance"):
+        assert "data:image/png;base64," in metadata[f"chart: {chart}"].value
+    assert "| velocity_burst |" in metadata["table: caught by pattern (test day)"].value
+    assert set(metadata["training_data"].value) == set(fraud.INPUTS)
+    assert champion(lake, fraud.MODEL_NAME).version == 1

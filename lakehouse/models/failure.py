@@ -266,8 +266,8 @@ def train_failure_model(
         seconds=seconds,
         charts=_charts(test, importance),
         tables={
-            "Model vs threshold baseline": _comparison(metrics),
-            "Feature importance (gain)": [
+            "model vs threshold baseline (test hours)": _comparison(metrics),
+            "feature importance (gain)": [
                 {"feature": name, "gain": gain}
                 for name, gain in sorted(importance.items(), key=lambda item: -item[1])
             ],
@@ -368,11 +368,11 @@ def _charts(
 ) -> dict[str, bytes]:
     """PR curves and lift of model and baseline on the test hours, and the gain per feature."""
     return {
-        "Precision-recall: model vs threshold baseline": plots.pr_curves(test),
-        "Lift: model vs threshold baseline": plots.lift(
+        "precision-recall": plots.pr_curves(test),
+        "lift": plots.lift(
             {name: evaluation.lift_table(*pair) for name, pair in test.items()}
         ),
-        "Feature importance (gain)": plots.importance(importance, "Feature importance (gain)"),
+        "feature importance": plots.importance(importance, "Feature importance (gain)"),
     }
 
 
