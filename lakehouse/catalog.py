@@ -359,6 +359,21 @@ CATALOG.add_table(
     )
 )
 
+# The models' batch outputs, beside the registry.
+CATALOG.add_table(
+    TableSpec(
+        name="user_recommendations",
+        layer=Layer.MODELS,
+        domain=Domain.ECOMMERCE,
+        schema=schemas.USER_RECOMMENDATIONS,
+        description="Per user as of each day: the recommender champion's top 10 unseen "
+        "products, the recommendation service's fallback.",
+        partition_by=("event_date",),
+        zorder_by=("user_id",),
+        retention_days=30,
+    )
+)
+
 
 def table_uri(table: TableSpec, settings: Settings) -> str:
     """Where a table lives under the configured root: `<root>/<layer>/<name>`."""
@@ -368,3 +383,4 @@ def table_uri(table: TableSpec, settings: Settings) -> str:
 def topic_partitions(topic: TopicSpec, settings: Settings) -> int:
     """The partition count for a topic, honouring KAFKA_TOPIC_PARTITIONS overrides."""
     return settings.kafka_topic_partitions.get(topic.name, topic.partitions)
+

@@ -467,6 +467,18 @@ DEVICE_HEALTH_DAILY = _fields(
 )
 
 
+# The batch top 10 of every user the recommender champion knows, as of a day: the
+# recommendation service's fallback when its online path is down (step 5). rank 1 is the
+# best; score is the ALS dot product; model_version names the registry version.
+USER_RECOMMENDATIONS = _fields(
+    ("event_date", pa.date32()),
+    ("user_id", pa.int64()),
+    ("rank", pa.int64()),
+    ("product_id", pa.int64()),
+    ("score", pa.float64()),
+    ("model_version", pa.int64()),
+)
+
 # The model registry (lakehouse.models.registry): one row per trained model version.
 # `params`, `metrics` and `training_data` are JSON objects (parameters, held-out metrics,
 # and the Delta version of every input table), so each model keeps its own shape.

@@ -5,14 +5,27 @@ import dagster as dg
 
 from assets.bronze import bronze_freshness, bronze_tables
 from assets.ecommerce import gold as ecommerce_gold
+from assets.ecommerce import models as ecommerce_models
 from assets.ecommerce import silver as ecommerce_silver
 from assets.fraud import gold as fraud_gold
+from assets.fraud import models as fraud_models
 from assets.fraud import silver as fraud_silver
 from assets.iot import gold as iot_gold
+from assets.iot import models as iot_models
 from assets.iot import silver as iot_silver
-from orchestration.jobs import medallion_job, observe_bronze_job
+from orchestration.jobs import (
+    daily_models_job,
+    medallion_job,
+    observe_bronze_job,
+    weekly_models_job,
+)
 from orchestration.resources import LakehouseResource
-from orchestration.schedules import nightly_medallion, weekly_full_reprocessing
+from orchestration.schedules import (
+    nightly_medallion,
+    nightly_models,
+    weekly_full_reprocessing,
+    weekly_models,
+)
 from orchestration.sensors import bronze_advanced
 
 defs = dg.Definitions(
@@ -26,12 +39,15 @@ defs = dg.Definitions(
                 fraud_gold,
                 iot_silver,
                 iot_gold,
+                ecommerce_models,
+                fraud_models,
+                iot_models,
             ]
         ),
     ],
     asset_checks=[bronze_freshness],
-    jobs=[medallion_job, observe_bronze_job],
-    schedules=[nightly_medallion, weekly_full_reprocessing],
+    jobs=[medallion_job, observe_bronze_job, daily_models_job, weekly_models_job],
+    schedules=[nightly_medallion, weekly_full_reprocessing, nightly_models, weekly_models],
     sensors=[bronze_advanced],
     resources={"lakehouse": LakehouseResource()},
 )

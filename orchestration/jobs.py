@@ -1,4 +1,5 @@
-"""Jobs: the medallion rebuild of silver and gold by day, and the bronze observation."""
+"""Jobs: the medallion rebuild of silver and gold by day, the bronze observation, and the
+model training (daily: recommender and fraud; weekly: fraud on all history and failure)."""
 
 import dagster as dg
 
@@ -18,4 +19,27 @@ observe_bronze_job = dg.define_asset_job(
     "observe_bronze",
     selection=dg.AssetSelection.assets(bronze_tables),
     description="Record every bronze table's Delta version, rows and last commit.",
+)
+
+# Model assets carry `layer: models`; each job names its own by key, since the fraud model
+# runs in both (daily on its window, weekly on all history) and failure prediction only
+# weekly.
+_RECOMMENDER = dg.AssetSelection.assets(
+    ["models", "recommender_als"], ["models", "user_recommendations"]
+)
+_FRAUD = dg.AssetSelection.assets(["models", "fraud_xgboost"])
+_FAILURE = dg.AssetSelection.assets(["models", "iot_failure"])
+
+daily_models_job = dg.define_asset_job(
+    "train_daily_models",
+    selection=_RECOMMENDER | _FRAUD,
+    description="Retrain the recommender and the fraud model as of a day; refresh the batch "
+    "recommendations from the recommender champion.",
+)
+
+weekly_models_job = dg.define_asset_job(
+    "train_weekly_models",
+    selection=_FRAUD | _FAILURE,
+    config={"ops": {"models__fraud_xgboost": {"config": {"full_history": True}}}},
+    description="Retrain the fraud model on every day there is, and the failure model.",
 )

@@ -105,7 +105,7 @@ def _recommender(settings: Settings, events: int, days: int, seed: int) -> dict[
     ))
     last = START + timedelta(days=days - 1)
     started = time.perf_counter()
-    trained, _ = recommender.train_recommender(settings, last)
+    trained = recommender.train_recommender(settings, last)
     return {**built, "train_seconds": time.perf_counter() - started,
             "fit_seconds": trained.seconds, "metrics": trained.metrics}
 
