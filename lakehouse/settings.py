@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         description="Where the fraud model is fitted: in process, or as a SageMaker training "
         "job (the `sagemaker` extra; docs/sagemaker.md). Evaluation always runs here.",
     )
+    real_data_dir: Path = Field(
+        Path("../shared/data/real"),
+        description="The public data sets (UCI Online Retail, C-MAPSS, NAB) that models are "
+        "also checked on.",
+    )
     recommendation_history_days: int = Field(
         30, description="Days of interactions the recommender learns from (the last is held out)."
     )

@@ -342,6 +342,33 @@ def batch_recommendations(
     )
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """ALS and the popularity baseline judged on the interactions after a cut."""
+
+    als: Evaluation
+    popularity: Evaluation
+    train_interactions: int
+    heldout_interactions: int
+    fit_seconds: float
+
+
+def compare_on_holdout(events: pa.Table, cut: datetime) -> Holdout:
+    """Fit ALS on the `INTERACTION_EVENTS` rows before `cut` and judge it, and popularity,
+    on the rows from `cut` on: the time-based split of every evaluation, generated or real."""
+    before = pc.less(events["event_time"], pa.scalar(cut, events["event_time"].type))
+    train = weigh_events(events.filter(before))
+    heldout = weigh_events(events.filter(pc.invert(before)))
+    model, seconds = fit_recommender(train)
+    return Holdout(
+        als=evaluate(model, heldout),
+        popularity=evaluate(model, heldout, popularity=True),
+        train_interactions=train.num_rows,
+        heldout_interactions=heldout.num_rows,
+        fit_seconds=seconds,
+    )
+
+
 def build_user_recommendations_partition(settings: Settings, day: date) -> pa.Table:
     """Replace `models.user_recommendations` for `day` with the champion's batch top 10
     (the promoted version, not merely the newest: the services serve the champion)."""
@@ -359,16 +386,8 @@ def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
     the whole history; return the model to serve with its figures."""
     first = as_of - timedelta(days=settings.recommendation_history_days - 1)
     events = interaction_events(*silver_events(settings, first, as_of))
-    before = pc.less(events["event_time"], pa.scalar(_midnight(as_of), events["event_time"].type))
-    train, heldout = (
-        weigh_events(events.filter(before)),
-        weigh_events(events.filter(pc.invert(before))),
-    )
-    evaluated, evaluation_seconds = fit_recommender(train)
-    judged = {
-        "ALS": evaluate(evaluated, heldout),
-        "popularity": evaluate(evaluated, heldout, popularity=True),
-    }
+    holdout = compare_on_holdout(events, _midnight(as_of))
+    judged = {"ALS": holdout.als, "popularity": holdout.popularity}
     served, seconds = fit_recommender(weigh_events(events))
     als, baseline = judged["ALS"], judged["popularity"]
     metrics = {
@@ -382,11 +401,11 @@ def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
             als.precision / baseline.precision if baseline.precision > 0 else float("inf")
         ),
         "evaluated_users": float(als.users),
-        "train_interactions": float(train.num_rows),
-        "heldout_interactions": float(heldout.num_rows),
+        "train_interactions": float(holdout.train_interactions),
+        "heldout_interactions": float(holdout.heldout_interactions),
         "users": float(served.user_ids.size),
         "products": float(served.item_ids.size),
-        "evaluation_fit_seconds": evaluation_seconds,
+        "evaluation_fit_seconds": holdout.fit_seconds,
         "fit_seconds": seconds,
     }
     return TrainedModel(
