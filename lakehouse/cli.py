@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,7 +19,7 @@ from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, topic_partitions
 from lakehouse.logs import configure_logging
 from lakehouse.settings import get_settings
-from lakehouse.views import arrow_view
+from lakehouse.views import arrow_view, models_view
 
 app = typer.Typer(
     name="lakehouse",
@@ -121,6 +121,9 @@ def generate(
     start: Annotated[
         datetime | None, typer.Option(help="Start of simulated time (default: yesterday 00:00 UTC)")
     ] = None,
+    days: Annotated[
+        int, typer.Option(help="Days of simulated time to spread the events over")
+    ] = 1,
     live: Annotated[bool, typer.Option(help="Stamp events with the wall clock instead")] = False,
     faults: Annotated[
         str,
@@ -140,10 +143,17 @@ def generate(
         injected = Faults.parse(faults)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--faults") from None
+    if days < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--days")
     settings = get_settings()
     if start is not None and start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    generator = make_generator(domain, seed=seed, start=start, live=live, faults=injected)
+    if start is None and days > 1 and not live:
+        # Several days end where one would: at the end of yesterday.
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = today - timedelta(days=days)
+    generator = make_generator(domain, seed=seed, start=start, live=live, faults=injected,
+                               span=timedelta(days=days))
     report = produce(settings, generator, events, rate=rate, progress=True)
     summary = ", ".join(f"{topic}={count:,}" for topic, count in report.per_topic.items())
     console.print(
@@ -265,6 +275,40 @@ def materialize(
         style = "red" if failed.endswith("(error)") else "yellow"
         console.print(f"  [{style}]check failed:[/] {failed}")
     if not run.success:
+        err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    day: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Train as of this day (default: last landed)"),
+    ] = None,
+    weekly: Annotated[
+        bool, typer.Option(help="The weekly models: fraud on all history, failure prediction")
+    ] = False,
+) -> None:
+    """Train the daily (recommender, fraud) or weekly (fraud on all history, failure)
+    models through Dagster, register them and print each registry decision."""
+    from lakehouse.runtime import landed_days
+    from orchestration.materialize import train_models
+
+    days = landed_days(get_settings())
+    if day is None and not days:
+        err_console.print("[red]bronze holds no data yet:[/] land and materialize some days first")
+        raise typer.Exit(code=1)
+    as_of = day.date() if day else days[-1]
+    with console.status(f"training the {'weekly' if weekly else 'daily'} models as of {as_of}"):
+        try:
+            run = train_models(as_of, weekly=weekly)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--day") from None
+    if run.models:
+        console.print(models_view(run.models))
+    if not run.success:
+        for failure in run.failures:
+            err_console.print(f"[red]{failure}[/]")
         err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
         raise typer.Exit(code=1)
 

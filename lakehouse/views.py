@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -46,6 +47,22 @@ def arrow_view(result: pa.Table, title: str | None = None, limit: int = 20) -> T
     for row in result.slice(0, limit).to_pylist():
         view.add_row(*(_cell(value) for value in row.values()))
     return view
+
+
+def models_view(models: Sequence[Mapping[str, object]]) -> Table:
+    """What a training run did per model asset: the registry version and its decision."""
+    table = Table(title="Models")
+    for column in ("asset", "version", "promoted", "decision"):
+        table.add_column(column, overflow="fold")
+    for model in models:
+        promoted = model.get("promoted")
+        table.add_row(
+            str(model["asset"]),
+            _cell(model.get("model_version")),
+            "" if promoted is None else ("[green]yes[/]" if promoted else "no"),
+            _cell(model.get("decision")),
+        )
+    return table
 
 
 def _cell(value: object) -> str:

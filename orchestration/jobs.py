@@ -37,9 +37,12 @@ daily_models_job = dg.define_asset_job(
     "recommendations from the recommender champion.",
 )
 
+# The weekly run's fraud model learns from every day there is.
+WEEKLY_MODELS_CONFIG = {"ops": {"models__fraud_xgboost": {"config": {"full_history": True}}}}
+
 weekly_models_job = dg.define_asset_job(
     "train_weekly_models",
     selection=_FRAUD | _FAILURE,
-    config={"ops": {"models__fraud_xgboost": {"config": {"full_history": True}}}},
+    config=WEEKLY_MODELS_CONFIG,
     description="Retrain the fraud model on every day there is, and the failure model.",
 )

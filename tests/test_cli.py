@@ -192,6 +192,34 @@ def test_faulty_traffic_is_stopped_by_its_quality_check_end_to_end(settings: Set
     assert bad.returncode == 2 and "unknown fault 'typos'" in bad.stderr
 
 
+def test_several_generated_days_train_and_register_the_daily_models(settings: Settings) -> None:
+    """generate --days -> Kafka -> ingest -> materialize -> train: both daily models are
+    registered and promoted (the registry is empty). Retrained on the same day, the fraud
+    model is compared with its champion on that test day; the recommender's champion was
+    refit on its held-out day, so it cannot be judged there and is kept."""
+    for domain, events in (("fraud", "40000"), ("ecommerce", "60000")):
+        lakehouse(settings, "generate", domain, "--events", events, "--days", "4",
+                  "--start", "2026-11-19")
+    lakehouse(settings, "ingest", "--until-idle", "--no-json-logs", timeout=180)
+    lakehouse(settings, "materialize", timeout=300)
+    first = lakehouse(settings, "train", "--day", "2026-11-22", timeout=300)
+    for model in ("models/recommender_als", "models/fraud_xgboost"):
+        assert model in first.stdout
+    assert first.stdout.count("first version: promoted") == 2
+    again = lakehouse(settings, "train", timeout=300)  # the last landed day: the same one
+    assert again.stdout.count("on the same held-out data") == 1
+    assert "not comparable: the champion v1 has learnt from" in again.stdout
+
+
+def test_training_without_data_is_refused_clearly(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    empty = lakehouse(settings, "train", check=False)
+    assert empty.returncode == 1 and "bronze holds no data yet" in empty.stderr
+    lakehouse_days = lakehouse(settings, "train", "--day", "2026-11-22", "--weekly", check=False)
+    assert lakehouse_days.returncode == 1
+    assert "silver.transactions holds no rows yet" in lakehouse_days.stderr
+
+
 def test_materialize_refuses_days_it_cannot_run(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
     empty = lakehouse(settings, "materialize", check=False)

@@ -110,6 +110,40 @@ def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
     assert request.run_key == "nightly-2026-11-23"
 
 
+@pytest.mark.parametrize(
+    ("schedule", "when", "job", "models"),
+    [
+        ("nightly_models", datetime(2026, 11, 24, 2, tzinfo=UTC), "train_daily_models",
+         {"models/recommender_als", "models/user_recommendations", "models/fraud_xgboost"}),
+        ("weekly_models", datetime(2026, 11, 29, 6, tzinfo=UTC), "train_weekly_models",
+         {"models/fraud_xgboost", "models/iot_failure"}),
+    ],
+)
+def test_the_model_schedules_train_as_of_yesterday(
+    instance: dg.DagsterInstance, schedule: str, when: datetime, job: str, models: set[str]
+) -> None:
+    with dg.build_schedule_context(
+        instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=when
+    ) as context:
+        tick = defs.resolve_schedule_def(schedule).evaluate_tick(context)
+    (request,) = tick.run_requests
+    assert request.partition_key == (when - timedelta(days=1)).date().isoformat()
+    definition = defs.resolve_job_def(job)
+    assert definition.name == defs.resolve_schedule_def(schedule).job_name
+    selected = {key.to_user_string() for key in definition.asset_layer.executable_asset_keys}
+    assert selected == models
+
+
+def test_only_the_weekly_run_trains_the_fraud_model_on_all_history() -> None:
+    def full_history(job: str) -> bool:
+        config = defs.resolve_job_def(job).get_run_config_for_partition_key("2026-11-23")
+        ops = config.get("ops", {})
+        return ops.get("models__fraud_xgboost", {}).get("config", {}).get("full_history", False)
+
+    assert full_history("train_weekly_models")
+    assert not full_history("train_daily_models")
+
+
 def test_the_weekly_schedule_reprocesses_every_landed_day_in_one_ranged_run(
     lake: Settings, instance: dg.DagsterInstance
 ) -> None:

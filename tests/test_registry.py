@@ -150,3 +150,17 @@ def test_a_champion_rescored_on_the_new_held_out_data_is_compared_there(
     assert rescored == [1]
     assert challenger.promoted
     assert "beats the champion v1 (0.7 on the same held-out data)" in challenger.decision
+
+
+def test_a_champion_that_learnt_from_the_held_out_data_is_not_compared(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    fraud_model(settings, 0.90, b"champion")
+    backfill = register(
+        settings, "fraud", b"older-day", params={}, metrics={"pr_auc": 0.99},
+        training_data=DATA, promotion_metric="pr_auc", rescore_champion=lambda current: None,
+    )
+    assert not backfill.promoted
+    assert "not comparable: the champion v1 has learnt from" in backfill.decision
+    assert champion(settings, "fraud").version == 1

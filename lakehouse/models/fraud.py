@@ -259,8 +259,11 @@ def train_fraud_model(settings: Settings, last: date, days: int | None = None) -
     )
 
 
-def rescore(settings: Settings, champion: ModelVersion, last: date) -> float:
-    """A registered model's PR-AUC on the test day `last` (to compare it on the same rows)."""
+def rescore(settings: Settings, champion: ModelVersion, last: date) -> float | None:
+    """A registered model's PR-AUC on the test day `last` (to compare it on the same rows),
+    or None when it was tested on a later day, so it may have trained on `last`."""
+    if date.fromisoformat(champion.params["test_day"]) > last:
+        return None
     data = fraud_dataset(settings, last, last)
     return evaluation.evaluate_binary(
         load_fraud_model(settings, champion).score(data.features), data.labels, 1.0, 0.0

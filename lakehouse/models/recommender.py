@@ -429,9 +429,12 @@ def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
     )
 
 
-def rescore(settings: Settings, champion: ModelVersion, as_of: date) -> float:
+def rescore(settings: Settings, champion: ModelVersion, as_of: date) -> float | None:
     """A registered model's precision@10 on the held-out day `as_of` (to compare it with a
-    new version on the same day; it judges the users it knows, against what it saw)."""
+    new version on the same day; it judges the users it knows, against what it saw), or
+    None when the served model was refit on that day already (it is its own answer key)."""
+    if date.fromisoformat(champion.params["heldout_day"]) >= as_of:
+        return None
     recommender = load_recommender(load_artifact(settings, champion))
     heldout = weigh_events(interaction_events(*silver_events(settings, as_of, as_of)))
     return evaluate(recommender, heldout).precision

@@ -66,7 +66,7 @@ def register(
     training_data: dict[str, int],
     promotion_metric: str,
     higher_is_better: bool = True,
-    rescore_champion: Callable[[ModelVersion], float] | None = None,
+    rescore_champion: Callable[[ModelVersion], float | None] | None = None,
 ) -> ModelVersion:
     """Store `artifact`, record the version and decide its promotion; return the record.
 
@@ -76,7 +76,9 @@ def register(
     `rescore_champion(champion)` returns the champion's `promotion_metric` on this
     version's own held-out data. Give it whenever the held-out data moves with time (a
     daily retrain tests on the newest day): the two models are then compared on the same
-    rows, not each on its own test day. Without it, the champion's recorded value is used.
+    rows, not each on its own test day. It returns None when the champion has learnt from
+    those rows (a backfill of an older day): the two cannot be compared fairly, and the
+    champion is kept. Without it, the champion's recorded value is used.
     """
     if promotion_metric not in metrics:
         raise ValueError(
@@ -85,18 +87,20 @@ def register(
     digest = hashlib.sha256(artifact).hexdigest()
     uri = _write_artifact(settings, model_name, digest, artifact)
     table = ensure_table(REGISTRY, settings)
-    rescored: dict[int, float] = {}
+    rescored: dict[int, float | None] = {}
     for _ in range(_ATTEMPTS):
         history = versions(settings, model_name)
         current = next((v for v in reversed(history) if v.promoted), None)
         if (current is not None and rescore_champion is not None
                 and current.promotion_metric == promotion_metric
                 and current.version not in rescored):
-            rescored[current.version] = float(rescore_champion(current))
-        baseline = rescored.get(current.version) if current is not None else None
-        promoted, decision = _decide(
-            current, promotion_metric, metrics, higher_is_better, baseline
-        )
+            rescored[current.version] = rescore_champion(current)
+        if current is not None and current.version in rescored:
+            promoted, decision = _decide_rescored(
+                current, promotion_metric, metrics, higher_is_better, rescored[current.version]
+            )
+        else:
+            promoted, decision = _decide(current, promotion_metric, metrics, higher_is_better)
         record = ModelVersion(
             model_name=model_name,
             version=(history[-1].version + 1) if history else 1,
@@ -163,10 +167,8 @@ def _decide(
     metric: str,
     metrics: dict[str, float],
     higher_is_better: bool,
-    rescored: float | None = None,
 ) -> tuple[bool, str]:
-    """Promote only a version that beats the champion on the champion's own metric (its
-    score on the same held-out data when `rescored` is given)."""
+    """Promote only a version that beats the champion on the champion's own metric."""
     value = float(metrics[metric])
     if current is None:
         return True, f"first version: promoted with {metric}={value:.6g}"
@@ -175,11 +177,32 @@ def _decide(
             f"not comparable: the champion (v{current.version}) was judged on "
             f"{current.promotion_metric}, this version on {metric}; champion kept"
         )
-    reference = current.promotion_value if rescored is None else rescored
+    return _verdict(current, metric, value, current.promotion_value, higher_is_better, "")
+
+
+def _decide_rescored(
+    current: ModelVersion,
+    metric: str,
+    metrics: dict[str, float],
+    higher_is_better: bool,
+    rescored: float | None,
+) -> tuple[bool, str]:
+    """Promote only a version that beats the champion on this version's held-out data."""
+    if rescored is None:
+        return False, (
+            f"not comparable: the champion v{current.version} has learnt from this version's "
+            "held-out data; champion kept"
+        )
+    value = float(metrics[metric])
+    return _verdict(current, metric, value, float(rescored), higher_is_better,
+                    " on the same held-out data")
+
+
+def _verdict(current: ModelVersion, metric: str, value: float, reference: float,
+             higher_is_better: bool, where: str) -> tuple[bool, str]:
     better = value > reference if higher_is_better else value < reference
     verdict = "beats" if better else "does not beat"
     action = "promoted" if better else "champion kept"
-    where = "" if rescored is None else " on the same held-out data"
     return better, (
         f"{metric}={value:.6g} {verdict} the champion v{current.version} "
         f"({reference:.6g}{where}): {action}"
