@@ -342,6 +342,13 @@ NEXT_STEPS: tuple[tuple[str, str], ...] = (
         "lakehouse generate fraud --events 20000 && lakehouse ingest --until-idle",
         "more traffic, landed incrementally from where the Delta log says it stopped",
     ),
+    (
+        "lakehouse generate fraud --events 200000 --days 5 && lakehouse generate ecommerce "
+        "--events 500000 --days 5 && lakehouse ingest --until-idle && lakehouse materialize "
+        "&& lakehouse train",
+        "several days of traffic, then the recommender and the fraud model trained, judged "
+        "and registered (docs/models.md)",
+    ),
     ("lakehouse tables", "versions, files, rows and sizes of every table"),
     ("lakehouse status", "what runs where"),
     ("lakehouse down", "stop the broker (its in-memory topics go with it)"),

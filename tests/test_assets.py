@@ -43,6 +43,10 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "gold/sensor_hourly",
         "gold/user_activity_daily",
         "gold/user_features",
+        "models/fraud_xgboost",
+        "models/iot_failure",
+        "models/recommender_als",
+        "models/user_recommendations",
         "silver/cart_events",
         "silver/clickstream",
         "silver/purchases",
@@ -59,6 +63,14 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         assert silver.parent_keys == {dg.AssetKey(["bronze", topic.name])}
         assert silver.group_name == topic.domain.value
         assert silver.partitions_def == DAILY
+    recommendations = graph.get(dg.AssetKey(["models", "user_recommendations"]))
+    assert recommendations.parent_keys == {dg.AssetKey(["models", "recommender_als"])}
+    fraud = graph.get(dg.AssetKey(["models", "fraud_xgboost"]))
+    assert fraud.parent_keys == {
+        dg.AssetKey(["silver", "transactions"]),
+        dg.AssetKey(["gold", "fraud_user_profiles"]),
+        dg.AssetKey(["gold", "fraud_daily_stats"]),
+    }
 
 
 def test_a_partition_materializes_bronze_to_gold_and_again_identically(
