@@ -3,8 +3,9 @@ and the held-out figures of each, against its baseline.
 
 For each model: generate its domain's traffic for `--days` days straight into bronze (the
 ingest decoder, no broker), build silver and the gold tables it learns from, day by day,
-then train as the Dagster asset does (the same function), and record the wall time of
-the whole training (features, fit, evaluation) and of the fit alone, with every metric.
+then train as the Dagster asset does (the same function), `--runs` times, and record
+the wall time of the whole training (features, fit, evaluation) and of the fit alone
+(median, min and max), with every metric (the same in every run: the fits are seeded).
 
 - recommender: ALS on the e-commerce interactions; the target is a fit of <= 60 s on 1M
   interactions and precision@10 >= 2x the popularity baseline;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +38,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.ingest.report import machine
+from lakehouse.models.trained import TrainedModel
 from lakehouse.settings import Settings
 from lakehouse.transforms import fraud, iot
 from lakehouse.transforms.silver import build_silver_partition
@@ -53,7 +56,7 @@ RETAIL_CUT = datetime(2011, 11, 9, tzinfo=UTC)
 @app.command()
 def main(
     only: Annotated[list[str] | None, typer.Option(help="Models to run (repeatable)")] = None,
-    sessions_events: Annotated[
+    ecommerce_events: Annotated[
         int, typer.Option(help="E-commerce events per day (recommender)")
     ] = 400_000,
     ecommerce_days: Annotated[int, typer.Option(help="Days of e-commerce traffic")] = 10,
@@ -63,6 +66,7 @@ def main(
     iot_days: Annotated[int, typer.Option(help="Days of telemetry")] = 14,
     failure_rate: Annotated[float, typer.Option(help="Share of machines that fail")] = 0.3,
     seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
+    runs: Annotated[int, typer.Option(help="Trainings per model (timing)")] = 3,
 ) -> None:
     """Generate, build and train each model; print and save the figures."""
     chosen = only or list(MODELS)
@@ -70,10 +74,10 @@ def main(
     if unknown:
         raise typer.BadParameter(f"unknown models {sorted(unknown)}; choose from {MODELS}")
     runs = {
-        "recommender": lambda s: _recommender(s, sessions_events, ecommerce_days, seed),
-        "retail": _retail,
-        "fraud": lambda s: _fraud(s, holders, fraud_days, seed),
-        "failure": lambda s: _failure(s, machines, iot_days, failure_rate, seed),
+        "recommender": lambda s: _recommender(s, ecommerce_events, ecommerce_days, seed, runs),
+        "retail": lambda s: _retail(s, runs),
+        "fraud": lambda s: _fraud(s, holders, fraud_days, seed, runs),
+        "failure": lambda s: _failure(s, machines, iot_days, failure_rate, seed, runs),
     }
     results = {}
     for name in chosen:
@@ -98,7 +102,8 @@ def main(
     (RESULTS / f"models-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
 
 
-def _recommender(settings: Settings, events: int, days: int, seed: int) -> dict[str, Any]:
+def _recommender(settings: Settings, events: int, days: int, seed: int, runs: int
+                 ) -> dict[str, Any]:
     from lakehouse.models import recommender
 
     generator = make_generator("ecommerce", seed=seed, start=_midnight(START),
@@ -108,25 +113,27 @@ def _recommender(settings: Settings, events: int, days: int, seed: int) -> dict[
                      for topic in ("clickstream", "cart_events", "purchases")]
     ))
     last = START + timedelta(days=days - 1)
-    started = time.perf_counter()
-    trained = recommender.train_recommender(settings, last)
-    return {**built, "train_seconds": time.perf_counter() - started,
-            "fit_seconds": trained.seconds, "metrics": trained.metrics}
+    return {**built, **_timed(lambda: recommender.train_recommender(settings, last), runs)}
 
 
-def _retail(settings: Settings) -> dict[str, Any]:
+def _retail(settings: Settings, runs: int) -> dict[str, Any]:
     from lakehouse.models.recommender import compare_on_holdout
     from lakehouse.realdata import online_retail_events
 
     started = time.perf_counter()
     events = online_retail_events(Settings())
     load_seconds = time.perf_counter() - started
-    holdout = compare_on_holdout(events, RETAIL_CUT)
+    holdouts, seconds = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        holdouts.append(compare_on_holdout(events, RETAIL_CUT))
+        seconds.append(time.perf_counter() - started)
+    holdout = holdouts[0]
     als, popularity = holdout.als, holdout.popularity
     return {
         "events": {"online_retail": events.num_rows}, "days": 374, "land_seconds": load_seconds,
-        "build_seconds": 0.0, "train_seconds": time.perf_counter() - started - load_seconds,
-        "fit_seconds": holdout.fit_seconds,
+        "build_seconds": 0.0, **_spread("train_seconds", seconds),
+        **_spread("fit_seconds", [h.fit_seconds for h in holdouts]),
         "metrics": {
             "precision_at_10": als.precision, "recall_at_10": als.recall,
             "coverage": als.coverage, "popularity_precision_at_10": popularity.precision,
@@ -140,7 +147,8 @@ def _retail(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _fraud(settings: Settings, holders: int, days: int, seed: int) -> dict[str, Any]:
+def _fraud(settings: Settings, holders: int, days: int, seed: int, runs: int
+           ) -> dict[str, Any]:
     from lakehouse.models.fraud import train_fraud_model
 
     generator = make_generator("fraud", seed=seed, start=_midnight(START),
@@ -153,16 +161,13 @@ def _fraud(settings: Settings, holders: int, days: int, seed: int) -> dict[str, 
         fraud.build_fraud_daily_stats_partition(settings, day)
 
     built = _build(settings, generator, holders * 5 * days, days, gold)
-    started = time.perf_counter()
-    trained = train_fraud_model(settings, START + timedelta(days=days - 1), days)
-    return {**built, "train_seconds": time.perf_counter() - started,
-            "fit_seconds": trained.seconds, "metrics": trained.metrics,
-            "params": {k: trained.params[k] for k in ("num_rounds", "threshold",
-                                                      "validation_days", "test_day")}}
+    last = START + timedelta(days=days - 1)
+    return {**built, **_timed(lambda: train_fraud_model(settings, last, days), runs,
+                              ("num_rounds", "threshold", "validation_days", "test_day"))}
 
 
 def _failure(settings: Settings, machines: int, days: int, failure_rate: float,
-             seed: int) -> dict[str, Any]:
+             seed: int, runs: int) -> dict[str, Any]:
     from lakehouse.models.failure import train_failure_model
 
     generator = make_generator("iot", seed=seed, start=_midnight(START),
@@ -175,11 +180,28 @@ def _failure(settings: Settings, machines: int, days: int, failure_rate: float,
 
     # About 26 readings per sensor and hour, the demo's rate.
     built = _build(settings, generator, machines * 4 * 26 * 24 * days, days, gold)
-    started = time.perf_counter()
-    trained = train_failure_model(settings, START + timedelta(days=1),
-                                  START + timedelta(days=days - 1))
-    return {**built, "train_seconds": time.perf_counter() - started,
-            "fit_seconds": trained.seconds, "metrics": trained.metrics}
+    last = START + timedelta(days=days - 1)
+    return {**built, **_timed(lambda: train_failure_model(settings, START, last), runs)}
+
+
+def _timed(train: Callable[[], TrainedModel], runs: int, params: tuple[str, ...] = ()
+           ) -> dict[str, Any]:
+    """Train `runs` times: the spread of the training and fit times, the first run's
+    metrics and chosen `params`."""
+    models, seconds = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        models.append(train())
+        seconds.append(time.perf_counter() - started)
+    first = models[0]
+    return {**_spread("train_seconds", seconds),
+            **_spread("fit_seconds", [model.seconds for model in models]),
+            "metrics": first.metrics, "params": {key: first.params[key] for key in params}}
+
+
+def _spread(name: str, values: list[float]) -> dict[str, float]:
+    return {name: statistics.median(values), f"{name}_min": min(values),
+            f"{name}_max": max(values)}
 
 
 def _build(settings: Settings, generator: Any, events: int, days: int,
@@ -201,8 +223,9 @@ def _build(settings: Settings, generator: Any, events: int, days: int,
 
 def _print(name: str, result: dict[str, Any]) -> None:
     table = Table(title=f"{name}: {result['days']} days, {sum(result['events'].values()):,} "
-                        f"events; training {result['train_seconds']:.1f} s "
-                        f"(fit {result['fit_seconds']:.1f} s)")
+                        f"events; training median {result['train_seconds']:.1f} s "
+                        f"(fit {result['fit_seconds']:.2f} s, "
+                        f"{result['fit_seconds_min']:.2f}-{result['fit_seconds_max']:.2f})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in sorted(result["metrics"].items()):
