@@ -425,6 +425,18 @@ SUITES: dict[str, Suite] = {
             ("merchant_category", "channel"),
             between("fraud_rate_is_a_share", "Fraud rate in [0, 1].", ("fraud_rate", 0, 1)),
         ),
+        # The service's fallback answer: ten distinct products per user, ranked 1..10.
+        Suite(
+            "models.user_recommendations",
+            (
+                columns_match("models.user_recommendations"),
+                unique("user_id", "rank"),
+                unique("user_id", "product_id", name="products_distinct_per_user"),
+                present("user_id", "product_id", "score", "model_version"),
+                between("ranks_in_top_10", "Ranks 1 to 10.", ("rank", 1, 10)),
+            ),
+            id_columns=("user_id", "rank"),
+        ),
     )
 }
 

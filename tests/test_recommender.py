@@ -47,6 +47,8 @@ from lakehouse.schemas import USER_RECOMMENDATIONS
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import build_silver_partition
 from orchestration.resources import LakehouseResource
+from quality.suites import suite_for
+from quality.validate import validate
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
 
@@ -278,6 +280,10 @@ def test_the_assets_register_a_model_and_write_the_champions_top_10(lake: Settin
     assert model["promoted"].value is (model["model_version"].value == current.version)
     table = run.asset_materializations_for_node("models__user_recommendations")[0].metadata
     assert table["model_version"].value == current.version
+    checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+    assert checks == dict.fromkeys(
+        [check.name for check in suite_for("models.user_recommendations").checks], True
+    )
 
     stored = run_query(
         lake,
@@ -301,3 +307,19 @@ def test_on_real_shoppers_als_more_than_doubles_popularity() -> None:
     assert holdout.als.precision >= 2 * holdout.popularity.precision
     assert holdout.als.recall >= 2 * holdout.popularity.recall
     assert holdout.als.coverage > 5 * holdout.popularity.coverage
+
+
+def test_a_batch_with_a_repeated_product_is_refused_by_its_quality_check(
+    lake: Settings, batch: pa.Table
+) -> None:
+    suite = suite_for("models.user_recommendations")
+    clean = {o.check.name: o.passed for o in validate(suite, batch, LAST, lake)}
+    assert all(clean.values()), clean
+    repeated = batch.set_column(
+        batch.schema.get_field_index("product_id"), "product_id",
+        pc.if_else(pc.equal(batch["rank"], 2), batch["product_id"].take(
+            pa.array(np.maximum(np.arange(batch.num_rows) - 1, 0))), batch["product_id"]),
+    )
+    broken = {o.check.name: o.passed for o in validate(suite, repeated, LAST, lake)}
+    assert broken["products_distinct_per_user"] is False
+    assert broken["key_unique"] is True

@@ -73,7 +73,7 @@ def main(
     unknown = set(chosen) - set(MODELS)
     if unknown:
         raise typer.BadParameter(f"unknown models {sorted(unknown)}; choose from {MODELS}")
-    runs = {
+    trainers = {
         "recommender": lambda s: _recommender(s, ecommerce_events, ecommerce_days, seed, runs),
         "retail": lambda s: _retail(s, runs),
         "fraud": lambda s: _fraud(s, holders, fraud_days, seed, runs),
@@ -85,7 +85,7 @@ def main(
         try:
             settings = Settings(lakehouse_root=str(workdir / "lake"),
                                 lakehouse_home=workdir / "home")
-            results[name] = runs[name](settings)
+            results[name] = trainers[name](settings)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         _print(name, results[name])

@@ -48,7 +48,7 @@ from lakehouse.models.registry import ModelVersion, champion, load_artifact
 from lakehouse.models.trained import TrainedModel, zip_artifact
 from lakehouse.schemas import USER_RECOMMENDATIONS
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import replace_day
+from lakehouse.transforms.tables import Guard, replace_day
 
 MODEL_NAME = "recommender_als"
 INPUTS = ("silver.clickstream", "silver.cart_events", "silver.purchases")
@@ -369,15 +369,18 @@ def compare_on_holdout(events: pa.Table, cut: datetime) -> Holdout:
     )
 
 
-def build_user_recommendations_partition(settings: Settings, day: date) -> pa.Table:
+def build_user_recommendations_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
     """Replace `models.user_recommendations` for `day` with the champion's batch top 10
-    (the promoted version, not merely the newest: the services serve the champion)."""
+    (the promoted version, not merely the newest: the services serve the champion), once
+    `guard` (the quality gate) has accepted the rows."""
     current = champion(settings, MODEL_NAME)
     if current is None:
         raise ValueError(f"no promoted {MODEL_NAME} in the registry yet: train it first")
     served = load_recommender(load_artifact(settings, current))
     rows = batch_recommendations(served, day, current.version)
-    replace_day(settings, "models.user_recommendations", rows, day)
+    replace_day(settings, "models.user_recommendations", rows, day, guard)
     return rows
 
 
