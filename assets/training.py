@@ -39,7 +39,8 @@ class TrainingConfig(dg.Config):
 def model_asset(name: str, domain: str, owner: str, description: str, **extra: Any
                 ) -> dict[str, Any]:
     """`@dg.asset` arguments for the model `name`: key `models/<name>`, daily partitions
-    with single-run backfills, tagged `layer: models` (the model jobs select on it)."""
+    with single-run backfills, tagged `layer: models`, which keeps it out of the
+    `medallion` job (that job selects silver and gold by the same tag)."""
     return {
         "key": ["models", name],
         "description": description,
@@ -58,7 +59,7 @@ def register_trained(
     settings: Settings,
     trained: TrainedModel,
     training_data: dict[str, int],
-    rescore_champion: Callable[[ModelVersion], float] | None = None,
+    rescore_champion: Callable[[ModelVersion], float | None] | None = None,
 ) -> dg.MaterializeResult:
     """Register `trained` (promotion decided by the registry) and describe the result."""
     version = register(

@@ -1,1 +1,3 @@
-"""Models: the registry in the lake (later: shared features, training, scoring)."""
+"""Models: training, evaluation, artifacts and loaders of the recommender, the fraud model
+and the failure model; the registry in the lake; the SageMaker training option. Their
+features live in `lakehouse.features`."""
