@@ -517,14 +517,21 @@ class IngestWorker:
         Uses the watermarks of the last fetch response (no broker round trip). Real Kafka
         answers a fetch past the end with OFFSET_OUT_OF_RANGE (see `auto.offset.reset`);
         the embedded broker just returns nothing, so the end offset is compared here.
+        A cached watermark can be older than the position: a process paused for a while
+        (a zombie) wakes with the watermarks of its last fetch while its fencing has moved
+        the position on to what another member landed since. So the broker is asked
+        afresh before a partition is refused.
         """
         for (topic, partition), position in self.positions.items():
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), cached=True
-            )
+            assigned = TopicPartition(topic, partition)
+            _, high = self._consumer.get_watermark_offsets(assigned, cached=True)
             if high < 0:
                 continue  # no fetch response yet
             landed = position + 1 if position is not None else 0
+            if landed > high:
+                _, high = self._consumer.get_watermark_offsets(
+                    assigned, timeout=10, cached=False
+                )
             if landed > high:
                 detail = f"the lake records offset {position}, the log ends at {high}"
                 raise LakeAheadOfBrokerError(topic, partition, detail)
