@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from lakehouse.catalog import CATALOG, Layer, TableSpec
-from lakehouse.delta import open_table, table_stats
+from lakehouse.delta import open_table, snapshot_stats
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
 from orchestration.resources import LakehouseResource
@@ -38,9 +38,11 @@ def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservati
     last commit; `exists: False` for a table not created yet."""
     key = dg.AssetKey(["bronze", spec.name])
     table = open_table(spec, settings)
-    stats = table_stats(spec, settings)
-    if table is None or stats is None:
+    if table is None:
         return dg.AssetObservation(asset_key=key, metadata={"exists": False})
+    # One snapshot for every figure: opening the table twice could pair one commit's
+    # version with another's row count.
+    stats = snapshot_stats(spec, table)
     committed = table.history(1)[0]["timestamp"] / 1000
     return dg.AssetObservation(
         asset_key=key,

@@ -81,8 +81,12 @@ class TableStats:
 def table_stats(spec: TableSpec, settings: Settings) -> TableStats | None:
     """Version, live file count, row count and size of a table, from the Delta log alone."""
     table = open_table(spec, settings)
-    if table is None:
-        return None
+    return None if table is None else snapshot_stats(spec, table)
+
+
+def snapshot_stats(spec: TableSpec, table: DeltaTable) -> TableStats:
+    """The same figures for a table already open: all of one snapshot, whatever commits
+    land meanwhile."""
     actions = table.get_add_actions(flatten=True)
     num_records = actions.column("num_records").to_pylist() if actions.num_rows else []
     sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
