@@ -118,6 +118,7 @@ def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[s
             key
             for key in graph.materializable_asset_keys
             if graph.get(key).group_name == Domain.ECOMMERCE.value
+            and key.path[0] in ("silver", "gold")  # the domain's models are not medallion
         ),
         key=lambda key: key.to_user_string(),
     )
