@@ -30,7 +30,7 @@ from lakehouse.models.failure import (
     load_failure_model,
     time_split,
     train_failure_model,
-    training_data,
+    training_data_versions,
 )
 from lakehouse.models.registry import champion
 from lakehouse.models.trained import TrainedModel
@@ -235,7 +235,7 @@ def test_the_artifact_round_trips_and_scores_the_test_hours_as_evaluated(
     labels = rows["label"].to_numpy(zero_copy_only=False)[split.test]
     evaluated = evaluate_binary(scores, labels, model.threshold, ALERT_FPR).metrics("model_")
     assert evaluated == {name: trained.metrics[name] for name in evaluated}
-    assert set(training_data(fleet)) == set(INPUTS)
+    assert set(training_data_versions(fleet)) == set(INPUTS)
 
 
 def test_one_devices_recent_hours_give_the_batch_features_and_an_alert_before_it_fails(

@@ -37,7 +37,7 @@ def failure_model(
             description=f"gold.sensor_hourly holds no day up to {last}: nothing to learn from",
             allow_retries=False,
         )
-    training_data = failure.training_data(settings)
+    training_data = failure.training_data_versions(settings)
     trained = failure.train_failure_model(settings, first, last)
     return register_trained(
         context, settings, trained, training_data,

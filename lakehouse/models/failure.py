@@ -137,7 +137,7 @@ def failure_labels(
     )
 
 
-def training_data(settings: Settings) -> dict[str, int]:
+def training_data_versions(settings: Settings) -> dict[str, int]:
     """The Delta version of each input table as it stands, for the registry."""
     return current_versions(INPUTS, settings)
 
