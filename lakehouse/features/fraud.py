@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.geo import haversine_km
 from lakehouse.transforms.tables import run_sql
 
 # What a transaction must carry (candidates and history alike).
@@ -87,7 +88,6 @@ RISK_DAYS = 30
 # A (category, channel) pair's fraud rate is shrunk towards the overall rate as if it had
 # this many more transactions at that rate: a quiet pair cannot look risky by chance.
 RISK_PRIOR_TRANSACTIONS = 2_000
-EARTH_RADIUS_KM = 6371.0
 
 
 def category_risk(stats: pa.Table, days: list[date]) -> pa.Table:
@@ -195,7 +195,7 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     found = previous >= 0
     row = by_user.order[np.where(found, previous, 0)]
     elapsed = np.where(found, now - seconds[row], np.nan)
-    distance = np.where(found, _haversine_km(
+    distance = np.where(found, haversine_km(
         _floats(candidates["latitude"]), _floats(candidates["longitude"]),
         _floats(history["latitude"])[row], _floats(history["longitude"])[row]), np.nan)
     features["seconds_since_last"] = elapsed
@@ -306,14 +306,6 @@ def _listed(candidates: pa.Table, column: str, lists: str) -> np.ndarray:
     found = np.zeros(candidates.num_rows, dtype=bool)
     np.logical_or.at(found, owner[hits], True)
     return found
-
-
-def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray,
-                  lon2: np.ndarray) -> np.ndarray:
-    lat1, lon1, lat2, lon2 = (np.radians(v) for v in (lat1, lon1, lat2, lon2))
-    a = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 # The rules-only baseline (and the decision service's rules): each a plain threshold on the

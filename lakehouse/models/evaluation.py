@@ -37,6 +37,14 @@ class BinaryEvaluation:
         return {f"{prefix}{name}": float(value) for name, value in asdict(self).items()}
 
 
+def pr_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The area under the precision-recall curve (average precision): the promotion metric
+    of the fraud and failure models, and what a champion is re-scored on."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(np.asarray(labels, dtype=bool), scores))
+
+
 def threshold_for_fpr(scores: np.ndarray, labels: np.ndarray, max_fpr: float) -> float:
     """The lowest threshold (flag when `score > threshold`) whose false-positive rate on
     these rows is at most `max_fpr`: the most recall the budget allows."""
@@ -57,7 +65,7 @@ def evaluate_binary(
     Brier and calibration error are meaningful for probabilities; for a rule count they
     are reported on the count scaled to [0, 1].
     """
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+    from sklearn.metrics import brier_score_loss, roc_auc_score
 
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
@@ -70,7 +78,7 @@ def evaluate_binary(
     return BinaryEvaluation(
         rows=int(labels.size),
         positives=int(labels.sum()),
-        pr_auc=float(average_precision_score(labels, scores)),
+        pr_auc=pr_auc(scores, labels),
         roc_auc=float(roc_auc_score(labels, scores)),
         threshold=float(threshold),
         recall=true_positives / int(labels.sum()),

@@ -480,12 +480,10 @@ def rescore(settings: Settings, champion: ModelVersion, first: date, last: date,
     """A registered model's PR-AUC on the test hours a model trained on `first`..`last`
     is judged on, so a challenger and the champion are compared on the same rows; None
     when the champion's own test hours began later (it learnt from some of these)."""
-    from sklearn.metrics import average_precision_score
-
     rows = labelled_device_hours(settings, first, last, horizon_hours)
     split = time_split(pc.cast(rows["hour"], pa.int64()).to_numpy(), first, last, horizon_hours)
     if datetime.fromisoformat(champion.params["split"]["test_start"]) > split.test_start:
         return None  # the champion trained on some of these test hours
     model = load_failure_model(load_artifact(settings, champion))
     labels = rows["label"].to_numpy(zero_copy_only=False)[split.test]
-    return float(average_precision_score(labels, model.score(rows)[split.test]))
+    return evaluation.pr_auc(model.score(rows)[split.test], labels)

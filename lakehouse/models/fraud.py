@@ -265,9 +265,8 @@ def rescore(settings: Settings, champion: ModelVersion, last: date) -> float | N
     if date.fromisoformat(champion.params["test_day"]) > last:
         return None
     data = fraud_dataset(settings, last, last)
-    return evaluation.evaluate_binary(
-        load_fraud_model(settings, champion).score(data.features), data.labels, 1.0, 0.0
-    ).pr_auc
+    return evaluation.pr_auc(load_fraud_model(settings, champion).score(data.features),
+                             data.labels)
 
 
 def _fit(settings: Settings, matrix: np.ndarray, labels: np.ndarray, split: _Split

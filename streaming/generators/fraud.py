@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from lakehouse.catalog import Domain
+from lakehouse.geo import haversine_km
 from lakehouse.schemas import FRAUD_PATTERNS, VOCABULARIES
 from streaming.generators.common import (
     US,
@@ -33,7 +34,6 @@ from streaming.generators.common import (
     ChunkedGenerator,
     Timeline,
     TimeOrder,
-    haversine_km,
 )
 from streaming.generators.jsonl import (
     Bools,
