@@ -1,7 +1,8 @@
 # The README's two commands, each doing all of its set-up from a fresh clone:
 #
 #   make demo   create .venv (if needed), install the project, run `lakehouse demo`
-#   make test   create .venv (if needed), install the project, ruff, then the whole test suite
+#   make test   create .venv (if needed), install the project, ruff, the import layers
+#               (import-linter, pyproject.toml), then the whole test suite
 #
 # The install is keyed on pyproject.toml's content: a stamp file named after its hash lives
 # in .venv, so a second run skips straight to the work and an edited pyproject.toml
@@ -43,11 +44,13 @@ $(STAMP):
 demo: $(STAMP) ## Set up, then run the end-to-end demo (broker, traffic, ingest, queries)
 	$(BIN)/lakehouse demo
 
-lint: $(STAMP) ## ruff over the whole repository
+lint: $(STAMP) ## ruff over the whole repository, and the import layers (lint-imports)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
-test: $(STAMP) ## Set up, then ruff and the whole test suite
+test: $(STAMP) ## Set up, then ruff, the import layers and the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean: ## Stop the embedded broker and remove .venv and local state (.lakehouse)

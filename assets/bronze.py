@@ -13,21 +13,23 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from assets.checks import check_results
+from assets.resources import LakehouseResource
+from assets.tables import asset_key, check_specs
 from lakehouse.catalog import CATALOG, Layer, TableSpec
 from lakehouse.delta import open_table, snapshot_stats
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
-from orchestration.resources import LakehouseResource
-from quality.gate import QualityGate, check_specs
+from quality.gate import QualityGate
 
 BRONZE_SPECS = [
     dg.AssetSpec(
-        key=["bronze", spec.name],
+        key=asset_key(spec),
         description=spec.description,
         group_name=spec.domain.value,
         kinds={"deltalake", "kafka"},
-        owners=["team:data-platform"],
-        tags={"layer": "bronze"},
+        owners=[spec.domain.owner],
+        tags={"layer": spec.layer.value},
     )
     for spec in CATALOG.in_layer(Layer.BRONZE)
 ]
@@ -36,7 +38,7 @@ BRONZE_SPECS = [
 def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservation:
     """A bronze table's state from its Delta log: version (as data version), rows, files,
     last commit; `exists: False` for a table not created yet."""
-    key = dg.AssetKey(["bronze", spec.name])
+    key = asset_key(spec)
     table = open_table(spec, settings)
     if table is None:
         return dg.AssetObservation(asset_key=key, metadata={"exists": False})
@@ -72,12 +74,7 @@ def bronze_tables(
         )
 
 
-FRESHNESS_SPECS = [
-    spec
-    for table in CATALOG.in_layer(Layer.BRONZE)
-    if table.source_topic is not None
-    for spec in check_specs(table.key)
-]
+FRESHNESS_SPECS = [spec for table in CATALOG.landed_tables() for spec in check_specs(table)]
 
 
 @dg.multi_asset_check(specs=FRESHNESS_SPECS, can_subset=True)
@@ -89,9 +86,9 @@ def bronze_freshness(
     today = datetime.now(UTC).date()
     gate = QualityGate(settings)
     for check_key in context.selected_asset_check_keys:
-        key = ".".join(check_key.asset_key.path)
+        table = CATALOG.table(".".join(check_key.asset_key.path))
         rows = read_days(
-            settings, key, ["event_id", "_ingested_at"], today - timedelta(days=1), today
+            settings, table, ["event_id", "_ingested_at"], today - timedelta(days=1), today
         )
-        gate(key, today, rows)  # warnings only: never raises
-        yield from gate.results(key)
+        gate(table, today, rows)  # warnings only: never raises
+        yield from check_results(gate, table)

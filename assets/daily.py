@@ -1,5 +1,5 @@
-"""What every daily table asset shares: its decorator settings, its quality checks, and
-the walk over the days.
+"""What every daily table asset shares: its decorator settings, its quality checks, the
+walk over the days, and the factory that makes a table's asset from its transform.
 
 A silver or gold asset rebuilds each day of its run in order (one day, or a backfill's
 range under the single-run policy). Each day's rows pass the table's quality gate before
@@ -9,51 +9,74 @@ downstream runs on it. Otherwise the materialization carries the table's metadat
 asset's own previews and charts of the last day, and the check results.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 
+from assets.checks import check_results
 from assets.metadata import table_metadata
 from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
-from lakehouse.catalog import CATALOG
+from assets.resources import LakehouseResource
+from assets.tables import asset_key, check_specs
+from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard
-from quality.gate import BlockedWrite, QualityGate, check_specs
+from quality.gate import BlockedWrite, QualityGate
 
 Build = Callable[[Settings, date, Guard], pa.Table]
 Describe = Callable[[pa.Table, list[date]], dict[str, object]]
+Upstream = TableSpec | dg.AssetDep
+"""A dependency: a catalogued table (its asset, same day), or an `AssetDep` with a
+partition mapping for the windowed snapshots."""
+
+Results = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
 
 
-def daily_table(key: str, owner: str, **extra: Any) -> dict[str, Any]:
-    """`@dg.asset` arguments for the catalogued table `key` (`layer.name`)."""
-    spec = CATALOG.table(key)
+def daily_table(table: TableSpec, deps: Sequence[Upstream] = (), **extra: Any) -> dict[str, Any]:
+    """`@dg.asset` arguments for the catalogued `table`: its key, description, owner,
+    daily partitions with single-run backfills, and its quality checks."""
     return {
-        "key": [spec.layer.value, spec.name],
-        "description": spec.description,
+        "key": asset_key(table),
+        "description": table.description,
         "partitions_def": DAILY,
         "backfill_policy": SINGLE_RUN,
-        "group_name": spec.domain.value,
+        "group_name": table.domain.value,
         "kinds": {"deltalake", "duckdb"},
-        "owners": [owner],
-        "tags": {"layer": spec.layer.value},
+        "owners": [table.domain.owner],
+        "tags": {"layer": table.layer.value},
         "retry_policy": dg.RetryPolicy(max_retries=2, delay=10),
-        "check_specs": check_specs(key),
+        "check_specs": check_specs(table),
+        "deps": [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in deps],
         **extra,
     }
+
+
+def daily_asset(
+    table: TableSpec,
+    build: Build,
+    deps: Sequence[Upstream],
+    describe: Describe | None = None,
+) -> dg.AssetsDefinition:
+    """The asset that keeps `table` built: each day of a run is `build(settings, day,
+    guard)`, then `describe(rows of the last day, days)` adds the asset's own metadata."""
+
+    @dg.asset(**daily_table(table, deps))
+    def _daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> Results:
+        yield from materialize_days(context, lakehouse.settings(), table, build, describe)
+
+    return _daily
 
 
 def materialize_days(
     context: dg.AssetExecutionContext,
     settings: Settings,
-    key: str,
+    table: TableSpec,
     build: Build,
     describe: Describe | None = None,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+) -> Results:
     """Build, check and write every day of the run in order; yield the materialization
     with its check results, or the failed checks and a non-retried failure."""
     days = partition_days(context)
@@ -64,11 +87,11 @@ def materialize_days(
         for day in days:
             rows = build(settings, day, gate)
             written += rows.num_rows
-            context.log.info(f"{key} {day}: {rows.num_rows:,} rows")
+            context.log.info(f"{table.key} {day}: {rows.num_rows:,} rows")
     except BlockedWrite as blocked:
-        yield from gate.results(key)
+        yield from check_results(gate, table)
         raise dg.Failure(description=str(blocked), allow_retries=False) from blocked
-    metadata = table_metadata(CATALOG.table(key), settings, written, partition_label(days))
+    metadata = table_metadata(table, settings, written, partition_label(days))
     if describe is not None:
         metadata.update(describe(rows, days))
-    yield dg.MaterializeResult(metadata=metadata, check_results=gate.results(key))
+    yield dg.MaterializeResult(metadata=metadata, check_results=check_results(gate, table))

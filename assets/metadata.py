@@ -50,13 +50,19 @@ def table_metadata(
 
 def preview(rows: pa.Table, limit: int = 10) -> dg.MetadataValue:
     """The first `limit` rows as a Markdown table (floats to 4 significant digits)."""
-    head = rows.slice(0, limit).to_pylist()
+    text = markdown_table(rows.slice(0, limit))
+    if rows.num_rows > limit:
+        text += f"\n\n_{limit} of {rows.num_rows:,} rows_"
+    return dg.MetadataValue.md(text)
+
+
+def markdown_table(rows: pa.Table) -> str:
+    """Every row as a Markdown table: keep `rows` small, it is meant to be read."""
     names = rows.schema.names
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(row[name]) for name in names) + " |" for row in head]
-    if rows.num_rows > limit:
-        lines.append(f"\n_{limit} of {rows.num_rows:,} rows_")
-    return dg.MetadataValue.md("\n".join(lines))
+    for row in rows.to_pylist():
+        lines.append("| " + " | ".join(_cell(row[name]) for name in names) + " |")
+    return "\n".join(lines)
 
 
 def bar_chart(title: str, labels: Sequence[object], values: Sequence[float]) -> dg.MetadataValue:

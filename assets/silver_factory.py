@@ -1,29 +1,27 @@
 """One silver asset per topic, all built the same way from `lakehouse.transforms.silver`."""
 
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.daily import daily_table, materialize_days
+from assets.daily import Results, daily_table, materialize_days
 from assets.metadata import bar_chart
-from lakehouse.catalog import CATALOG
+from assets.resources import LakehouseResource
+from lakehouse.catalog import CATALOG, TableSpec
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import Guard
-from orchestration.resources import LakehouseResource
 
 
-def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
-    """The daily-partitioned silver asset of one topic, downstream of its bronze table."""
-    spec = CATALOG.table(f"silver.{topic}")
+def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
+    """The daily-partitioned asset of a silver table, downstream of its topic's bronze."""
+    topic = table.source_topic or ""
+    bronze = CATALOG.bronze_for_topic(topic)
 
-    @dg.asset(**daily_table(spec.key, owner, deps=[dg.AssetKey(["bronze", topic])]))
-    def _silver(
-        context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    @dg.asset(**daily_table(table, deps=[bronze]))
+    def _silver(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> Results:
         dropped = {"duplicates_dropped": 0, "rows_rejected": 0}
 
         def build(settings: Settings, day: date, guard: Guard) -> pa.Table:
@@ -38,7 +36,7 @@ def silver_asset(topic: str, owner: str) -> dg.AssetsDefinition:
                 "events_by_hour": hourly_volume(rows, days[-1].isoformat()),
             }
 
-        yield from materialize_days(context, lakehouse.settings(), spec.key, build, describe)
+        yield from materialize_days(context, lakehouse.settings(), table, build, describe)
 
     return _silver
 

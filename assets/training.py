@@ -11,7 +11,7 @@ decides its promotion; the asset reports the decision, it does not make it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -20,6 +20,8 @@ from pydantic import Field
 
 from assets.metadata import preview
 from assets.partitions import DAILY, SINGLE_RUN
+from assets.tables import asset_key
+from lakehouse.catalog import Domain, Layer, TableSpec
 from lakehouse.models.plots import markdown_image
 from lakehouse.models.registry import ModelVersion, register
 from lakehouse.models.trained import TrainedModel
@@ -36,20 +38,32 @@ class TrainingConfig(dg.Config):
     )
 
 
-def model_asset(name: str, domain: str, owner: str, description: str, **extra: Any
-                ) -> dict[str, Any]:
-    """`@dg.asset` arguments for the model `name`: key `models/<name>`, daily partitions
-    with single-run backfills, tagged `layer: models`, which keeps it out of the
-    `medallion` job (that job selects silver and gold by the same tag)."""
+def model_key(name: str) -> dg.AssetKey:
+    """The asset of the model `name` (a model module's `MODEL_NAME`): `models/<name>`."""
+    return dg.AssetKey(["models", name])
+
+
+def model_asset(
+    name: str,
+    domain: Domain,
+    description: str,
+    deps: Sequence[TableSpec | dg.AssetsDefinition],
+    **extra: Any,
+) -> dict[str, Any]:
+    """`@dg.asset` arguments for the model `name`: key `models/<name>`, owned by its
+    domain's team, daily partitions with single-run backfills, tagged `layer: models`,
+    which keeps it out of the `medallion` job (that job selects silver and gold by the
+    same tag). `deps` are the tables it learns from (or the model it serves)."""
     return {
-        "key": ["models", name],
+        "key": model_key(name),
         "description": description,
         "partitions_def": DAILY,
         "backfill_policy": SINGLE_RUN,
-        "group_name": domain,
+        "group_name": domain.value,
         "kinds": {"python"},
-        "owners": [owner],
-        "tags": {"layer": "models"},
+        "owners": [domain.owner],
+        "tags": {"layer": Layer.MODELS.value},
+        "deps": [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in deps],
         **extra,
     }
 

@@ -44,13 +44,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port() -> int:
-    """An unused TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def split_bootstrap(bootstrap: str) -> tuple[str, int]:
     """Host and port of the first bootstrap server."""
     first = bootstrap.split(",")[0].strip()

@@ -1,8 +1,13 @@
-"""The table catalog: every Delta table and Kafka topic declared once.
+"""The table catalog: every Delta table and Kafka topic declared once, as an object.
 
-A table's layer, domain, schema, partitioning, z-order columns, retention and storage
-tiering live here and nowhere else; code that needs a table path asks `table_uri`.
-Later layers (silver, gold, models) add their declarations beside the bronze ones.
+A table's layer, domain, owner, schema, partitioning, z-order columns, retention and
+storage tiering live here and nowhere else. Code names a table by importing its constant
+(`GOLD_FRAUD_USER_DAILY`, `SILVER_CLICKSTREAM`, `CLICKSTREAM` for the topic), never by
+retyping `"gold.fraud_user_daily"`: a typo is then an import error, and "where is this
+table used" is a search for one name. Paths come from `table_uri`; Dagster's asset keys
+and check specs are derived from these objects in one place (`assets/tables.py`).
+The string lookups (`CATALOG.table("gold.x")`) remain for what arrives as text: the
+command line, SQL and the Dagster asset keys of a sensor.
 """
 
 from __future__ import annotations
@@ -35,6 +40,20 @@ class Domain(StrEnum):
     IOT = "iot"
     PLATFORM = "platform"
 
+    @property
+    def owner(self) -> str:
+        """The team that answers for the domain's tables and models, in Dagster's owner
+        form: one owner per domain, so the UI never shows two teams for one group."""
+        return _OWNERS[self]
+
+
+_OWNERS = {
+    Domain.ECOMMERCE: "team:personalization",
+    Domain.FRAUD: "team:risk",
+    Domain.IOT: "team:iot",
+    Domain.PLATFORM: "team:data-platform",
+}
+
 
 @dataclass(frozen=True)
 class TierRule:
@@ -65,12 +84,22 @@ class TableSpec:
     zorder_by: tuple[str, ...] = ()
     retention_days: int | None = None
     tiers: tuple[TierRule, ...] = STANDARD_TIERS
-    source_topic: str | None = None
+    source_topic: str | None = None  # the topic a bronze or silver table carries
 
     @property
     def key(self) -> str:
         """`layer.name`, the table's name in DuckDB and in the CLI."""
         return f"{self.layer}.{self.name}"
+
+    def __hash__(self) -> int:
+        # The key identifies a table (the catalog refuses two with one key); hashing the
+        # whole schema on every dictionary lookup would cost 10 µs for nothing.
+        return hash(self.key)
+
+    @property
+    def path(self) -> tuple[str, str]:
+        """(layer, name): the table's folder under the lake root and its asset key path."""
+        return (self.layer.value, self.name)
 
 
 @dataclass(frozen=True)
@@ -119,16 +148,28 @@ class Catalog:
             known = ", ".join(sorted(self.topics))
             raise KeyError(f"unknown topic {name!r}; known topics: {known}") from None
 
-    def bronze_for_topic(self, topic: str) -> TableSpec:
+    def bronze_for_topic(self, topic: TopicSpec | str) -> TableSpec:
         """The bronze table a topic lands in."""
+        return self._for_topic(Layer.BRONZE, topic)
+
+    def silver_for_topic(self, topic: TopicSpec | str) -> TableSpec:
+        """The silver table that holds a topic's events once deduplicated and checked."""
+        return self._for_topic(Layer.SILVER, topic)
+
+    def _for_topic(self, layer: Layer, topic: TopicSpec | str) -> TableSpec:
+        name = topic if isinstance(topic, str) else topic.name
         for table in self.tables.values():
-            if table.layer is Layer.BRONZE and table.source_topic == topic:
+            if table.layer is layer and table.source_topic == name:
                 return table
-        raise KeyError(f"no bronze table declared for topic {topic!r}")
+        raise KeyError(f"no {layer} table declared for topic {name!r}")
 
     def in_layer(self, layer: Layer) -> Iterator[TableSpec]:
         """The tables of one layer, in declaration order."""
         return (table for table in self.tables.values() if table.layer is layer)
+
+    def landed_tables(self) -> list[TableSpec]:
+        """The bronze tables the ingest sidecar lands topics in (not the quarantine)."""
+        return [t for t in self.in_layer(Layer.BRONZE) if t.source_topic is not None]
 
     def topics_of(self, domain: Domain | str) -> list[TopicSpec]:
         """The topics of one domain, in declaration order."""
@@ -138,41 +179,55 @@ class Catalog:
 
 CATALOG = Catalog()
 
-_TOPIC_DOMAINS = {
-    "clickstream": (Domain.ECOMMERCE, 4),
-    "cart_events": (Domain.ECOMMERCE, 2),
-    "search": (Domain.ECOMMERCE, 2),
-    "purchases": (Domain.ECOMMERCE, 2),
-    "transactions": (Domain.FRAUD, 4),
-    "sensor_readings": (Domain.IOT, 4),
-}
 
-_BRONZE_DESCRIPTIONS = {
-    "clickstream": "Page and product views and clicks, as landed from Kafka.",
-    "cart_events": "Cart additions and removals, as landed from Kafka.",
-    "search": "Search queries with result counts and clicks, as landed from Kafka.",
-    "purchases": "Order lines, as landed from Kafka.",
-    "transactions": "Card transactions with ground-truth fraud labels, as landed from Kafka.",
-    "sensor_readings": "Machine sensor readings with ground truth, as landed from Kafka.",
-}
+def _topic(name: str, domain: Domain, partitions: int) -> TopicSpec:
+    return CATALOG.add_topic(TopicSpec(name, domain, schemas.EVENT_SCHEMAS[name], partitions))
 
-for _topic_name, (_domain, _partitions) in _TOPIC_DOMAINS.items():
-    _event = schemas.EVENT_SCHEMAS[_topic_name]
-    CATALOG.add_topic(TopicSpec(_topic_name, _domain, _event, partitions=_partitions))
-    CATALOG.add_table(
+
+# --- topics --------------------------------------------------------------------------------
+
+CLICKSTREAM = _topic("clickstream", Domain.ECOMMERCE, 4)
+CART_EVENTS = _topic("cart_events", Domain.ECOMMERCE, 2)
+SEARCH = _topic("search", Domain.ECOMMERCE, 2)
+PURCHASES = _topic("purchases", Domain.ECOMMERCE, 2)
+TRANSACTIONS = _topic("transactions", Domain.FRAUD, 4)
+SENSOR_READINGS = _topic("sensor_readings", Domain.IOT, 4)
+
+
+# --- bronze: each topic as the ingest sidecar lands it -------------------------------------
+
+
+def _bronze(topic: TopicSpec, description: str) -> TableSpec:
+    """A topic's bronze table. Fraud data is kept 7 years for audit; the rest follows the
+    seed's 7-day replay horizon in Kafka and a year in bronze before it may be dropped."""
+    return CATALOG.add_table(
         TableSpec(
-            name=_topic_name,
+            name=topic.name,
             layer=Layer.BRONZE,
-            domain=_domain,
-            schema=schemas.bronze_schema(_event),
-            description=_BRONZE_DESCRIPTIONS[_topic_name],
+            domain=topic.domain,
+            schema=schemas.bronze_schema(topic.event),
+            description=description,
             partition_by=("event_date",),
-            # Fraud data is kept 7 years for audit; the rest follows the seed's 7-day replay
-            # horizon in Kafka and a year in bronze before it may be dropped.
-            retention_days=7 * 365 if _domain is Domain.FRAUD else 365,
-            source_topic=_topic_name,
+            retention_days=7 * 365 if topic.domain is Domain.FRAUD else 365,
+            source_topic=topic.name,
         )
     )
+
+
+BRONZE_CLICKSTREAM = _bronze(
+    CLICKSTREAM, "Page and product views and clicks, as landed from Kafka."
+)
+BRONZE_CART_EVENTS = _bronze(CART_EVENTS, "Cart additions and removals, as landed from Kafka.")
+BRONZE_SEARCH = _bronze(
+    SEARCH, "Search queries with result counts and clicks, as landed from Kafka."
+)
+BRONZE_PURCHASES = _bronze(PURCHASES, "Order lines, as landed from Kafka.")
+BRONZE_TRANSACTIONS = _bronze(
+    TRANSACTIONS, "Card transactions with ground-truth fraud labels, as landed from Kafka."
+)
+BRONZE_SENSOR_READINGS = _bronze(
+    SENSOR_READINGS, "Machine sensor readings with ground truth, as landed from Kafka."
+)
 
 QUARANTINE = CATALOG.add_table(
     TableSpec(
@@ -187,31 +242,35 @@ QUARANTINE = CATALOG.add_table(
 )
 
 
-# Silver: one deduplicated, rule-checked table per topic, partitioned by event date and
-# z-ordered by the columns its lookups filter on (the seed's (device_id, sensor_id) for IoT).
-_SILVER_ZORDER = {
-    "clickstream": ("user_id", "product_id"),
-    "cart_events": ("user_id", "product_id"),
-    "search": ("user_id",),
-    "purchases": ("user_id", "product_id"),
-    "transactions": ("user_id", "merchant_id"),
-    "sensor_readings": ("device_id", "sensor_id"),
-}
-for _topic in CATALOG.topics.values():
-    CATALOG.add_table(
+# --- silver: one deduplicated, rule-checked table per topic --------------------------------
+
+
+def _silver(topic: TopicSpec, zorder_by: tuple[str, ...]) -> TableSpec:
+    """A topic's silver table, partitioned by event date and z-ordered by the columns its
+    lookups filter on (the seed's (device_id, sensor_id) for IoT)."""
+    return CATALOG.add_table(
         TableSpec(
-            name=_topic.name,
+            name=topic.name,
             layer=Layer.SILVER,
-            domain=_topic.domain,
-            schema=schemas.silver_schema(_topic.name),
-            description=f"{_topic.name}: typed, one row per event id, rule breakers set aside.",
+            domain=topic.domain,
+            schema=schemas.silver_schema(topic.name),
+            description=f"{topic.name}: typed, one row per event id, rule breakers set aside.",
             partition_by=("event_date",),
-            zorder_by=_SILVER_ZORDER[_topic.name],
-            retention_days=7 * 365 if _topic.domain is Domain.FRAUD else 2 * 365,
+            zorder_by=zorder_by,
+            retention_days=7 * 365 if topic.domain is Domain.FRAUD else 2 * 365,
+            source_topic=topic.name,
         )
     )
 
-CATALOG.add_table(
+
+SILVER_CLICKSTREAM = _silver(CLICKSTREAM, ("user_id", "product_id"))
+SILVER_CART_EVENTS = _silver(CART_EVENTS, ("user_id", "product_id"))
+SILVER_SEARCH = _silver(SEARCH, ("user_id",))
+SILVER_PURCHASES = _silver(PURCHASES, ("user_id", "product_id"))
+SILVER_TRANSACTIONS = _silver(TRANSACTIONS, ("user_id", "merchant_id"))
+SILVER_SENSOR_READINGS = _silver(SENSOR_READINGS, ("device_id", "sensor_id"))
+
+REJECTED_ROWS = CATALOG.add_table(
     TableSpec(
         name="rejected_rows",
         layer=Layer.SILVER,
@@ -222,6 +281,9 @@ CATALOG.add_table(
         retention_days=90,
     )
 )
+
+
+# --- gold ----------------------------------------------------------------------------------
 
 
 def _gold(
@@ -249,7 +311,7 @@ def _gold(
 
 
 # IoT gold (lakehouse.transforms.iot): kept 5 years, the failure models' history.
-_gold(
+GOLD_SENSOR_HOURLY = _gold(
     "sensor_hourly",
     Domain.IOT,
     schemas.SENSOR_HOURLY,
@@ -257,7 +319,7 @@ _gold(
     ("device_id", "sensor_id"),
     5 * 365,
 )
-_gold(
+GOLD_DEVICE_HEALTH_DAILY = _gold(
     "device_health_daily",
     Domain.IOT,
     schemas.DEVICE_HEALTH_DAILY,
@@ -270,7 +332,7 @@ _gold(
 # E-commerce gold (lakehouse.transforms.ecommerce). Per-user tables are large and z-ordered
 # by user_id; the activity base is kept 2 years, the 30-day feature snapshots 180 days
 # (enough for point-in-time training sets), the small product and experiment tables longer.
-_gold(
+GOLD_USER_ACTIVITY_DAILY = _gold(
     "user_activity_daily",
     Domain.ECOMMERCE,
     schemas.USER_ACTIVITY_DAILY,
@@ -279,7 +341,7 @@ _gold(
     ("user_id",),
     2 * 365,
 )
-_gold(
+GOLD_USER_FEATURES = _gold(
     "user_features",
     Domain.ECOMMERCE,
     schemas.USER_FEATURES,
@@ -288,7 +350,7 @@ _gold(
     ("user_id",),
     180,
 )
-_gold(
+GOLD_PRODUCT_DAILY = _gold(
     "product_daily",
     Domain.ECOMMERCE,
     schemas.PRODUCT_DAILY,
@@ -297,7 +359,7 @@ _gold(
     ("product_id",),
     5 * 365,
 )
-_gold(
+GOLD_PRODUCT_TRENDING = _gold(
     "product_trending",
     Domain.ECOMMERCE,
     schemas.PRODUCT_TRENDING,
@@ -306,7 +368,17 @@ _gold(
     ("product_id",),
     365,
 )
-_gold(
+GOLD_SESSION_FUNNEL_DAILY = _gold(
+    "session_funnel_daily",
+    Domain.ECOMMERCE,
+    schemas.SESSION_FUNNEL_DAILY,
+    "Per day and product category: sessions that viewed, then also added to cart, then "
+    "also bought; the rates between the steps (conversion), orders and revenue; "
+    "category 'all' counts each session once.",
+    ("category",),
+    5 * 365,
+)
+GOLD_AB_TEST_DAILY = _gold(
     "ab_test_daily",
     Domain.ECOMMERCE,
     schemas.AB_TEST_DAILY,
@@ -318,7 +390,7 @@ _gold(
 
 # Fraud gold (lakehouse.transforms.fraud): kept 7 years like the rest of the fraud audit
 # trail.
-_gold(
+GOLD_FRAUD_USER_DAILY = _gold(
     "fraud_user_daily",
     Domain.FRAUD,
     schemas.FRAUD_USER_DAILY,
@@ -327,7 +399,7 @@ _gold(
     ("user_id",),
     7 * 365,
 )
-_gold(
+GOLD_FRAUD_USER_PROFILES = _gold(
     "fraud_user_profiles",
     Domain.FRAUD,
     schemas.FRAUD_USER_PROFILES,
@@ -336,18 +408,20 @@ _gold(
     ("user_id",),
     7 * 365,
 )
-_gold(
+GOLD_FRAUD_DAILY_STATS = _gold(
     "fraud_daily_stats",
     Domain.FRAUD,
     schemas.FRAUD_DAILY_STATS,
-    "Per day, merchant category and channel: transactions, fraud rate, amounts, distinct "
-    "holders and counts per fraud pattern.",
+    "Per day, UTC hour, merchant category and channel: transactions, fraud rate, amounts, "
+    "distinct holders and counts per fraud pattern.",
     ("merchant_category",),
     7 * 365,
 )
 
 
-CATALOG.add_table(
+# --- models: the registry and the models' batch outputs ------------------------------------
+
+MODEL_REGISTRY = CATALOG.add_table(
     TableSpec(
         name="registry",
         layer=Layer.MODELS,
@@ -358,9 +432,7 @@ CATALOG.add_table(
         partition_by=("model_name",),
     )
 )
-
-# The models' batch outputs, beside the registry.
-CATALOG.add_table(
+USER_RECOMMENDATIONS = CATALOG.add_table(
     TableSpec(
         name="user_recommendations",
         layer=Layer.MODELS,

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from lakehouse.catalog import CATALOG, TableSpec, table_uri
+from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.settings import Settings
 
 
@@ -150,14 +150,14 @@ def partition_rows(
     }
 
 
-def current_versions(keys: Iterable[str], settings: Settings) -> dict[str, int]:
-    """The Delta version of each catalogued table (`layer.name`) that exists: what a model
-    trained now learns from, recorded in the registry so it can be retrained exactly."""
+def current_versions(specs: Iterable[TableSpec], settings: Settings) -> dict[str, int]:
+    """The Delta version of each catalogued table that exists, by its `layer.name`: what a
+    model trained now learns from, recorded in the registry so it can be retrained exactly."""
     versions = {}
-    for key in keys:
-        table = open_table(CATALOG.table(key), settings)
+    for spec in specs:
+        table = open_table(spec, settings)
         if table is not None:
-            versions[key] = table.version()
+            versions[spec.key] = table.version()
     return versions
 
 

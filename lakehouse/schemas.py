@@ -371,6 +371,26 @@ AB_TEST_DAILY = _fields(
     ("significant", pa.bool_()),
 )
 
+# Per day and product category: the session funnel, closed (each step counts sessions that
+# also took the steps before it, in that category that day): sessions_viewed (a product
+# view), sessions_carted (viewed and added to cart), sessions_purchased (viewed, added and
+# bought); the three rates between them; orders and revenue of the category's order
+# lines. The row `category = 'all'` (ALL_CATEGORIES) counts each session once, whatever
+# categories it touched: the shop's conversion rate.
+ALL_CATEGORIES = "all"
+SESSION_FUNNEL_DAILY = _fields(
+    ("event_date", pa.date32()),
+    ("category", pa.string()),
+    ("sessions_viewed", pa.int64()),
+    ("sessions_carted", pa.int64()),
+    ("sessions_purchased", pa.int64()),
+    ("view_to_cart_rate", pa.float64()),
+    ("cart_to_purchase_rate", pa.float64()),
+    ("conversion_rate", pa.float64()),
+    ("orders", pa.int64()),
+    ("revenue", pa.float64()),
+)
+
 # --- Fraud and IoT gold ---------------------------------------------------------------
 # The fraud patterns named in `label_fraud_pattern` (docs/events.md): one count column each
 # in gold.fraud_daily_stats.
@@ -426,9 +446,11 @@ FRAUD_USER_PROFILES = _fields(
     ("fraud_transactions", pa.int64()),
 )
 
-# Per day, merchant category and channel: volumes, fraud and one count per fraud pattern.
+# Per day, UTC hour, merchant category and channel: volumes, fraud and one count per fraud
+# pattern. Every count and amount adds up over hours, channels and categories.
 FRAUD_DAILY_STATS = _fields(
     ("event_date", pa.date32()),
+    ("hour", pa.int32()),
     ("merchant_category", pa.string()),
     ("channel", pa.string()),
     ("transactions", pa.int64()),

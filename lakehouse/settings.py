@@ -8,6 +8,7 @@ that moving from the laptop to production is a matter of configuration alone. Se
 from __future__ import annotations
 
 import json
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +79,14 @@ class Settings(BaseSettings):
         1_048_576, description="Larger messages are quarantined as oversize."
     )
     ingest_metrics_port: int | None = Field(None, description="Prometheus port; off if unset.")
+
+    # --- orchestration -----------------------------------------------------------------------
+    lakehouse_first_day: date | None = Field(
+        None,
+        description="First day of the assets' daily partitions (YYYY-MM-DD). Unset: the "
+        "first event day bronze holds when the code location loads, or yesterday for an "
+        "empty lake, so the UI shows the days there are rather than years of gaps.",
+    )
 
     # --- data quality ------------------------------------------------------------------------
     bronze_freshness_minutes: int = Field(

@@ -13,13 +13,13 @@ from assets.fraud import silver as fraud_silver
 from assets.iot import gold as iot_gold
 from assets.iot import models as iot_models
 from assets.iot import silver as iot_silver
+from assets.resources import LakehouseResource
 from orchestration.jobs import (
     daily_models_job,
     medallion_job,
     observe_bronze_job,
     weekly_models_job,
 )
-from orchestration.resources import LakehouseResource
 from orchestration.schedules import (
     nightly_medallion,
     nightly_models,

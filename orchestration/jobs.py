@@ -4,10 +4,16 @@ model training (daily: recommender and fraud; weekly: fraud on all history and f
 import dagster as dg
 
 from assets.bronze import bronze_tables
+from assets.ecommerce.models import recommender_model, user_recommendations
+from assets.fraud.models import fraud_model
+from assets.iot.models import failure_model
+from lakehouse.catalog import Layer
 
 # Silver and gold by their layer tag, so the nightly ML and maintenance assets of later
-# steps (untagged by layer) join the schedules through their own jobs, not this one.
-MEDALLION = dg.AssetSelection.tag("layer", "silver") | dg.AssetSelection.tag("layer", "gold")
+# steps (tagged otherwise) join the schedules through their own jobs, not this one.
+MEDALLION = dg.AssetSelection.tag("layer", Layer.SILVER.value) | dg.AssetSelection.tag(
+    "layer", Layer.GOLD.value
+)
 
 medallion_job = dg.define_asset_job(
     "medallion",
@@ -21,28 +27,23 @@ observe_bronze_job = dg.define_asset_job(
     description="Record every bronze table's Delta version, rows and last commit.",
 )
 
-# Model assets carry `layer: models`; each job names its own by key, since the fraud model
-# runs in both (daily on its window, weekly on all history) and failure prediction only
-# weekly.
-_RECOMMENDER = dg.AssetSelection.assets(
-    ["models", "recommender_als"], ["models", "user_recommendations"]
-)
-_FRAUD = dg.AssetSelection.assets(["models", "fraud_xgboost"])
-_FAILURE = dg.AssetSelection.assets(["models", "iot_failure"])
-
+# Each model job names its assets, since the fraud model runs in both (daily on its
+# window, weekly on all history) and failure prediction only weekly.
 daily_models_job = dg.define_asset_job(
     "train_daily_models",
-    selection=_RECOMMENDER | _FRAUD,
+    selection=dg.AssetSelection.assets(recommender_model, user_recommendations, fraud_model),
     description="Retrain the recommender and the fraud model as of a day; refresh the batch "
     "recommendations from the recommender champion.",
 )
 
 # The weekly run's fraud model learns from every day there is.
-WEEKLY_MODELS_CONFIG = {"ops": {"models__fraud_xgboost": {"config": {"full_history": True}}}}
+WEEKLY_MODELS_CONFIG = {
+    "ops": {fraud_model.key.to_python_identifier(): {"config": {"full_history": True}}}
+}
 
 weekly_models_job = dg.define_asset_job(
     "train_weekly_models",
-    selection=_FRAUD | _FAILURE,
+    selection=dg.AssetSelection.assets(fraud_model, failure_model),
     config=WEEKLY_MODELS_CONFIG,
     description="Retrain the fraud model on every day there is, and the failure model.",
 )

@@ -6,29 +6,73 @@ has bronze data (the assets' single-run backfill policy walks the days in order)
 changed rule or transform reaches all history within a week. The model schedules start
 after the tables they learn from are due: daily models at 02:00 (the medallion runs at
 00:30), weekly models on Sundays at 06:00 (the full reprocessing starts at 03:00).
+
+The three "yesterday" schedules are not `dg.build_schedule_from_partitioned_job`: that
+runs the job's last partition as of the tick, and the daily partitions end at today
+(`end_offset=1`, so the bronze sensor can rebuild the day in progress); built that way,
+the 00:30 tick would run the day that has just begun instead of the one that just ended.
 """
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from assets.partitions import range_tags
-from lakehouse.runtime import landed_days
+from assets.resources import LakehouseResource
+from lakehouse.bronze import landed_days
 from orchestration.jobs import daily_models_job, medallion_job, weekly_models_job
-from orchestration.resources import LakehouseResource
+
+if TYPE_CHECKING:  # what `dg.define_asset_job` returns; Dagster does not export the name
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 
-@dg.schedule(
-    job=medallion_job,
-    cron_schedule="30 0 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="At 00:30 UTC, rebuild silver and gold for the day that just ended.",
+def yesterday_schedule(
+    name: str, job: "UnresolvedAssetJobDefinition", cron: str, run_key: str, description: str
+) -> dg.ScheduleDefinition:
+    """A schedule that runs `job` for the UTC day before each tick, once per day: the run
+    key (`<run_key>-<day>`) keeps a re-evaluated tick from running it twice."""
+
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _yesterday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        yesterday = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
+        return dg.RunRequest(run_key=f"{run_key}-{yesterday}", partition_key=yesterday)
+
+    return _yesterday
+
+
+nightly_medallion = yesterday_schedule(
+    "nightly_medallion",
+    medallion_job,
+    "30 0 * * *",
+    "nightly",
+    "At 00:30 UTC, rebuild silver and gold for the day that just ended.",
 )
-def nightly_medallion(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Yesterday's partition, run key'd by day so a re-evaluated tick never runs it twice."""
-    yesterday = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
-    return dg.RunRequest(run_key=f"nightly-{yesterday}", partition_key=yesterday)
+nightly_models = yesterday_schedule(
+    "nightly_models",
+    daily_models_job,
+    "0 2 * * *",
+    "models",
+    "At 02:00 UTC, retrain the recommender and the fraud model as of yesterday.",
+)
+# The weekly job's own config asks the fraud model for all history.
+weekly_models = yesterday_schedule(
+    "weekly_models",
+    weekly_models_job,
+    "0 6 * * 0",
+    "weekly-models",
+    "Sundays at 06:00 UTC, retrain the fraud model on all history and the failure model, "
+    "as of yesterday.",
+)
 
 
 @dg.schedule(
@@ -51,30 +95,3 @@ def weekly_full_reprocessing(
         run_key=f"weekly-{days[0].isoformat()}-{yesterday.isoformat()}",
         tags=range_tags(days[0], yesterday),
     )
-
-
-@dg.schedule(
-    job=daily_models_job,
-    cron_schedule="0 2 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="At 02:00 UTC, retrain the recommender and the fraud model as of yesterday.",
-)
-def nightly_models(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Yesterday's models, once per day."""
-    yesterday = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
-    return dg.RunRequest(run_key=f"models-{yesterday}", partition_key=yesterday)
-
-
-@dg.schedule(
-    job=weekly_models_job,
-    cron_schedule="0 6 * * 0",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Sundays at 06:00 UTC, retrain the fraud model on all history and the "
-    "failure model, as of yesterday.",
-)
-def weekly_models(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """The weekly models as of yesterday (the job's config asks for full history)."""
-    yesterday = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
-    return dg.RunRequest(run_key=f"weekly-models-{yesterday}", partition_key=yesterday)

@@ -20,11 +20,12 @@ import dagster as dg
 
 from assets.bronze import bronze_observation
 from assets.partitions import DAILY
-from lakehouse.catalog import CATALOG, Layer
+from assets.resources import LakehouseResource
+from assets.tables import asset_key
+from lakehouse.catalog import CATALOG
 from lakehouse.delta import open_table, partitions_added_since
 from lakehouse.settings import Settings
 from orchestration.jobs import MEDALLION, medallion_job
-from orchestration.resources import LakehouseResource
 
 
 @dg.sensor(
@@ -45,14 +46,12 @@ def bronze_advanced(
     seen: dict[str, int] = json.loads(context.cursor)
     touched: dict[date, set[dg.AssetKey]] = defaultdict(set)
     observations: list[dg.AssetObservation] = []
-    for spec in CATALOG.in_layer(Layer.BRONZE):
-        if spec.source_topic is None:
-            continue
+    for spec in CATALOG.landed_tables():
         table = open_table(spec, settings)
         if table is None or seen.get(spec.key) == table.version():
             continue
         for day in partitions_added_since(spec, settings, seen.get(spec.key)):
-            touched[day].add(dg.AssetKey(["bronze", spec.name]))
+            touched[day].add(asset_key(spec))
         seen[spec.key] = table.version()
         observations.append(bronze_observation(spec, settings))
 
@@ -81,8 +80,8 @@ def bronze_advanced(
 def _versions(settings: Settings) -> dict[str, int]:
     """The current Delta version of every existing bronze event table."""
     versions = {}
-    for spec in CATALOG.in_layer(Layer.BRONZE):
-        table = open_table(spec, settings) if spec.source_topic is not None else None
+    for spec in CATALOG.landed_tables():
+        table = open_table(spec, settings)
         if table is not None:
             versions[spec.key] = table.version()
     return versions

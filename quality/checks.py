@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 
 
@@ -62,7 +63,7 @@ class Check:
 class Suite:
     """The checks of one table, and the columns that identify a row in failure samples."""
 
-    table: str
+    table: TableSpec
     checks: tuple[Check, ...]
     id_columns: tuple[str, ...]
 
@@ -72,7 +73,7 @@ class Suite:
             if check.name == name:
                 return check
         known = ", ".join(check.name for check in self.checks)
-        raise KeyError(f"{self.table} has no check {name!r}; known: {known}")
+        raise KeyError(f"{self.table.key} has no check {name!r}; known: {known}")
 
 
 def _short(value: Any) -> str:

@@ -21,9 +21,10 @@ from statistics import median
 
 import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
+from lakehouse import catalog
+from lakehouse.catalog import CATALOG, TableSpec
 from lakehouse.delta import partition_rows
-from lakehouse.schemas import EVENT_SCHEMAS, VOCABULARIES
+from lakehouse.schemas import VOCABULARIES
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
 from quality.checks import Check, Expect, Suite
@@ -43,9 +44,9 @@ VOLUME_BAND = (0.5, 2.0)  # a day within half to twice the median of the recent 
 # --- building blocks ---------------------------------------------------------------------
 
 
-def columns_match(key: str) -> Check:
+def columns_match(spec: TableSpec) -> Check:
     """The table's columns, in order: what its readers were written against."""
-    names = CATALOG.table(key).schema.names
+    names = spec.schema.names
     return Check(
         "schema_matches",
         "The columns and their order are exactly the catalogued schema.",
@@ -112,11 +113,11 @@ def known_values(topic: str) -> Check:
     )
 
 
-def usual_volume(key: str) -> Check:
+def usual_volume(spec: TableSpec) -> Check:
     """The day's row count against the median of the table's previous days."""
 
     def expectations(settings: Settings, day: date) -> tuple[Expect, ...]:
-        counts = partition_rows(CATALOG.table(key), settings)
+        counts = partition_rows(spec, settings)
         recent = [
             counts[earlier]
             for offset in range(1, VOLUME_HISTORY_DAYS + 1)
@@ -163,44 +164,45 @@ def fresh_bronze() -> Check:
 
 def _known_products(settings: Settings, day: date) -> tuple[Expect, ...]:
     """Products shoppers viewed that day or the day before, from bronze clickstream."""
-    views = read_days(settings, "bronze.clickstream", ["product_id"], day - timedelta(days=1), day)
+    views = read_days(
+        settings, catalog.BRONZE_CLICKSTREAM, ["product_id"], day - timedelta(days=1), day
+    )
     products = pc.unique(views["product_id"]).drop_null().to_pylist()
     return (Expect("ExpectColumnValuesToBeInSet", {"column": "product_id", "value_set": products}),)
 
 
 def _silver(
-    topic: str,
+    spec: TableSpec,
     *checks: Check,
     natural_key: tuple[str, ...],
     natural_blocking: bool,
     expected: tuple[str, ...] = (),
     expected_mostly: float = 0.99,
 ) -> Suite:
-    key = f"silver.{topic}"
+    topic = CATALOG.topic(spec.source_topic or "")
     suite_checks = [
-        columns_match(key),
+        columns_match(spec),
         unique("event_id", name="event_id_unique"),
-        present(*EVENT_SCHEMAS[topic].required),
+        present(*topic.event.required),
         unique(*natural_key, name="natural_key_unique", blocking=natural_blocking),
         *checks,
-        usual_volume(key),
+        usual_volume(spec),
     ]
-    if topic in VOCABULARIES:
-        suite_checks.insert(3, known_values(topic))
+    if topic.name in VOCABULARIES:
+        suite_checks.insert(3, known_values(topic.name))
     if expected:
         suite_checks.append(
             present(
                 *expected, name="expected_fields_present", mostly=expected_mostly, blocking=False
             )
         )
-    return Suite(key, tuple(suite_checks), id_columns=("event_id",))
+    return Suite(spec, tuple(suite_checks), id_columns=("event_id",))
 
 
-def _gold(name: str, key_columns: tuple[str, ...], *checks: Check) -> Suite:
-    key = f"gold.{name}"
+def _gold(spec: TableSpec, key_columns: tuple[str, ...], *checks: Check) -> Suite:
     return Suite(
-        key,
-        (columns_match(key), unique(*key_columns), *checks, usual_volume(key)),
+        spec,
+        (columns_match(spec), unique(*key_columns), *checks, usual_volume(spec)),
         id_columns=key_columns,
     )
 
@@ -236,14 +238,14 @@ _PRICE_ON_PRODUCT_VIEWS = Check(
 )
 
 SUITES: dict[str, Suite] = {
-    suite.table: suite
+    suite.table.key: suite
     for suite in (
         *(
-            Suite(f"bronze.{topic}", (fresh_bronze(),), id_columns=("event_id",))
-            for topic in EVENT_SCHEMAS
+            Suite(spec, (fresh_bronze(),), id_columns=("event_id",))
+            for spec in CATALOG.landed_tables()
         ),
         _silver(
-            "clickstream",
+            catalog.SILVER_CLICKSTREAM,
             between("price_in_range", "Prices from 0 to 50,000.", ("price", 0, 50_000)),
             _PRICE_ON_PRODUCT_VIEWS,
             natural_key=("session_id", "event_time", "event_type", "page", "product_id"),
@@ -251,7 +253,7 @@ SUITES: dict[str, Suite] = {
             expected=("device",),
         ),
         _silver(
-            "cart_events",
+            catalog.SILVER_CART_EVENTS,
             between(
                 "quantity_in_range",
                 "1 to 100 units, prices 0 to 50,000.",
@@ -263,7 +265,7 @@ SUITES: dict[str, Suite] = {
             expected=("category",),
         ),
         _silver(
-            "search",
+            catalog.SILVER_SEARCH,
             between(
                 "results_count_in_range", "0 to 100,000 results.", ("results_count", 0, 100_000)
             ),
@@ -273,7 +275,7 @@ SUITES: dict[str, Suite] = {
             expected_mostly=0.85,  # about 6% of searches have no category by design
         ),
         _silver(
-            "purchases",
+            catalog.SILVER_PURCHASES,
             between(
                 "amounts_in_range",
                 "Unit prices 0 to 50,000; line totals 0 to 1,000,000.",
@@ -294,7 +296,7 @@ SUITES: dict[str, Suite] = {
             expected=("payment_method",),
         ),
         _silver(
-            "transactions",
+            catalog.SILVER_TRANSACTIONS,
             between(
                 "amount_in_range",
                 "Payments from 0.01 to 100,000; coordinates on Earth.",
@@ -307,7 +309,7 @@ SUITES: dict[str, Suite] = {
             expected=("city",),
         ),
         _silver(
-            "sensor_readings",
+            catalog.SILVER_SENSOR_READINGS,
             _SENSOR_RANGES,
             natural_key=("sensor_id", "sequence"),
             natural_blocking=True,
@@ -315,14 +317,14 @@ SUITES: dict[str, Suite] = {
         ),
         # --- gold ---------------------------------------------------------------------------
         _gold(
-            "sensor_hourly",
+            catalog.GOLD_SENSOR_HOURLY,
             ("sensor_id", "hour"),
             between(
                 "readings_positive", "Every hour has at least one reading.", ("readings", 1, None)
             ),
         ),
         _gold(
-            "device_health_daily",
+            catalog.GOLD_DEVICE_HEALTH_DAILY,
             ("device_id",),
             between(
                 "scores_in_range",
@@ -343,7 +345,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "user_activity_daily",
+            catalog.GOLD_USER_ACTIVITY_DAILY,
             ("user_id",),
             between(
                 "amounts_non_negative",
@@ -354,7 +356,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "user_features",
+            catalog.GOLD_USER_FEATURES,
             ("user_id",),
             between(
                 "window_respected",
@@ -363,7 +365,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "product_daily",
+            catalog.GOLD_PRODUCT_DAILY,
             ("product_id",),
             between(
                 "conversion_is_a_share",
@@ -372,7 +374,44 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "product_trending",
+            catalog.GOLD_SESSION_FUNNEL_DAILY,
+            ("category",),
+            between(
+                "rates_are_shares",
+                "View-to-cart, cart-to-purchase and conversion rates in [0, 1]; counts and "
+                "revenue never negative.",
+                ("view_to_cart_rate", 0, 1),
+                ("cart_to_purchase_rate", 0, 1),
+                ("conversion_rate", 0, 1),
+                ("sessions_viewed", 0, None),
+                ("revenue", 0, None),
+            ),
+            Check(
+                "funnel_narrows",
+                "Each step counts no more sessions than the step before it.",
+                (
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "sessions_viewed",
+                            "column_B": "sessions_carted",
+                            "or_equal": True,
+                        },
+                    ),
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "sessions_carted",
+                            "column_B": "sessions_purchased",
+                            "or_equal": True,
+                        },
+                    ),
+                ),
+                blocking=True,
+            ),
+        ),
+        _gold(
+            catalog.GOLD_PRODUCT_TRENDING,
             ("product_id",),
             between(
                 "ranks_positive",
@@ -382,7 +421,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "ab_test_daily",
+            catalog.GOLD_AB_TEST_DAILY,
             ("experiment_id", "variant"),
             between(
                 "rates_are_shares",
@@ -392,7 +431,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "fraud_user_daily",
+            catalog.GOLD_FRAUD_USER_DAILY,
             ("user_id",),
             Check(
                 "fraud_within_transactions",
@@ -411,7 +450,7 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "fraud_user_profiles",
+            catalog.GOLD_FRAUD_USER_PROFILES,
             ("user_id",),
             between(
                 "profile_in_range",
@@ -421,15 +460,15 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
-            "fraud_daily_stats",
-            ("merchant_category", "channel"),
+            catalog.GOLD_FRAUD_DAILY_STATS,
+            ("hour", "merchant_category", "channel"),
             between("fraud_rate_is_a_share", "Fraud rate in [0, 1].", ("fraud_rate", 0, 1)),
         ),
         # The service's fallback answer: ten distinct products per user, ranked 1..10.
         Suite(
-            "models.user_recommendations",
+            catalog.USER_RECOMMENDATIONS,
             (
-                columns_match("models.user_recommendations"),
+                columns_match(catalog.USER_RECOMMENDATIONS),
                 unique("user_id", "rank"),
                 unique("user_id", "product_id", name="products_distinct_per_user"),
                 present("user_id", "product_id", "score", "model_version"),
@@ -441,9 +480,15 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def suite_for(key: str) -> Suite:
-    """The suite of a catalogued table (`layer.name`), with a clear error if it has none."""
+def has_suite(spec: TableSpec) -> bool:
+    """Whether the table's rows are checked at all (the quarantine, say, is not)."""
+    return spec.key in SUITES
+
+
+def suite_for(spec: TableSpec) -> Suite:
+    """The suite of a catalogued table, with a clear error if it has none."""
     try:
-        return SUITES[key]
+        return SUITES[spec.key]
     except KeyError:
-        raise KeyError(f"no quality suite for {key!r}; suites: {', '.join(SUITES)}") from None
+        known = ", ".join(SUITES)
+        raise KeyError(f"no quality suite for {spec.key!r}; suites: {known}") from None

@@ -85,7 +85,7 @@ def _run_gx_batch(
     from great_expectations.expectations.row_conditions import Column
 
     context = _context()
-    gx_suite = gx.ExpectationSuite(name=f"{suite.table}-{id(rows)}")
+    gx_suite = gx.ExpectationSuite(name=f"{suite.table.key}-{id(rows)}")
     for index, expect in enumerate(expects):
         kwargs = dict(expect.kwargs)
         if expect.where is not None:
@@ -113,7 +113,7 @@ def _run_gx_batch(
         details = verdict.result or {}
         if verdict.exception_info and verdict.exception_info.get("raised_exception"):
             message = verdict.exception_info.get("exception_message")
-            raise RuntimeError(f"{suite.table}: {expect.describe()} could not run: {message}")
+            raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
         outcomes.append(
             ExpectationOutcome(
                 expect=expect,

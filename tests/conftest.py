@@ -20,10 +20,17 @@ import psycopg2
 import pytest
 from botocore.client import BaseClient
 
-from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port, port_open
+from lakehouse.broker import EmbeddedBroker, ensure_topics, port_open
 from lakehouse.settings import Settings, get_settings
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The tests build days in 2025 and 2026 on temporary lakes, several per process, while the
+# daily partitions are fixed when `assets` is first imported: start them early for the
+# whole session (subprocesses inherit it). `first_partition_day`'s own default (the first
+# landed day) is tested on its own in test_orchestration.py.
+os.environ.setdefault("LAKEHOUSE_FIRST_DAY", "2025-01-01")
 
 
 @pytest.fixture

@@ -13,10 +13,24 @@ from assets.bronze import bronze_tables
 from assets.iot.gold import gold_sensor_hourly
 from assets.iot.silver import silver_sensor_readings
 from assets.partitions import DAILY
-from lakehouse.catalog import CATALOG, table_uri
+from assets.resources import LakehouseResource
+from assets.tables import asset_key
+from assets.training import model_key
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_FRAUD_DAILY_STATS,
+    GOLD_FRAUD_USER_PROFILES,
+    GOLD_SENSOR_HOURLY,
+    REJECTED_ROWS,
+    SILVER_SENSOR_READINGS,
+    SILVER_TRANSACTIONS,
+    USER_RECOMMENDATIONS,
+    table_uri,
+)
+from lakehouse.models import fraud as fraud_model
+from lakehouse.models import recommender
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
-from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
@@ -55,21 +69,21 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "silver/transactions",
     ]
     graph = defs.resolve_asset_graph()
-    gold = graph.get(dg.AssetKey(["gold", "sensor_hourly"]))
-    assert gold.parent_keys == {dg.AssetKey(["silver", "sensor_readings"])}
+    gold = graph.get(asset_key(GOLD_SENSOR_HOURLY))
+    assert gold.parent_keys == {asset_key(SILVER_SENSOR_READINGS)}
     assert gold.group_name == "iot"
     for topic in CATALOG.topics.values():
-        silver = graph.get(dg.AssetKey(["silver", topic.name]))
-        assert silver.parent_keys == {dg.AssetKey(["bronze", topic.name])}
+        silver = graph.get(asset_key(CATALOG.silver_for_topic(topic)))
+        assert silver.parent_keys == {asset_key(CATALOG.bronze_for_topic(topic))}
         assert silver.group_name == topic.domain.value
         assert silver.partitions_def == DAILY
-    recommendations = graph.get(dg.AssetKey(["models", "user_recommendations"]))
-    assert recommendations.parent_keys == {dg.AssetKey(["models", "recommender_als"])}
-    fraud = graph.get(dg.AssetKey(["models", "fraud_xgboost"]))
+    recommendations = graph.get(asset_key(USER_RECOMMENDATIONS))
+    assert recommendations.parent_keys == {model_key(recommender.MODEL_NAME)}
+    fraud = graph.get(model_key(fraud_model.MODEL_NAME))
     assert fraud.parent_keys == {
-        dg.AssetKey(["silver", "transactions"]),
-        dg.AssetKey(["gold", "fraud_user_profiles"]),
-        dg.AssetKey(["gold", "fraud_daily_stats"]),
+        asset_key(SILVER_TRANSACTIONS),
+        asset_key(GOLD_FRAUD_USER_PROFILES),
+        asset_key(GOLD_FRAUD_DAILY_STATS),
     }
 
 
@@ -105,11 +119,11 @@ def test_a_partition_materializes_bronze_to_gold_and_again_identically(
             resources=resources,
         )
         assert result.success
-        gold = DeltaTable(table_uri(CATALOG.table("gold.sensor_hourly"), settings))
+        gold = DeltaTable(table_uri(GOLD_SENSOR_HOURLY, settings))
         rows = gold.to_pyarrow_table().to_pylist()
         assert [(r["hour"], r["readings"], r["avg_value"]) for r in rows] == [(NOON, 2, 52.0)]
 
-    silver_key = dg.AssetKey(["silver", "sensor_readings"])
+    silver_key = asset_key(SILVER_SENSOR_READINGS)
     (silver_metadata,) = [
         event.materialization.metadata
         for event in result.get_asset_materialization_events()
@@ -145,15 +159,15 @@ def test_generated_traffic_lands_in_silver_once_per_event(settings: Settings) ->
         bronze = DeltaTable(table_uri(CATALOG.bronze_for_topic(topic), settings)).to_pyarrow_table()
         distinct = len(set(bronze.column("event_id").to_pylist()))
         silver = DeltaTable(
-            table_uri(CATALOG.table(f"silver.{topic}"), settings)
+            table_uri(CATALOG.silver_for_topic(topic), settings)
         ).to_pyarrow_table()
         ids = silver.column("event_id").to_pylist()
         assert len(ids) == len(set(ids)), topic
         assert 0 < len(ids) <= distinct, topic
     # Clean generated traffic breaks no rule: the rules and the generators share a contract.
-    rejected = DeltaTable(table_uri(CATALOG.table("silver.rejected_rows"), settings))
+    rejected = DeltaTable(table_uri(REJECTED_ROWS, settings))
     assert rejected.to_pyarrow_table().to_pylist()[:3] == []
-    readings = DeltaTable(table_uri(CATALOG.table("silver.sensor_readings"), settings))
+    readings = DeltaTable(table_uri(SILVER_SENSOR_READINGS, settings))
     bronze_readings = DeltaTable(table_uri(CATALOG.bronze_for_topic("sensor_readings"), settings))
     # The IoT generator redelivers some readings: silver holds fewer rows than bronze.
     assert readings.to_pyarrow_table().num_rows < bronze_readings.to_pyarrow_table().num_rows

@@ -16,12 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lakehouse.broker import free_port, pid_alive, running_broker, terminate_pid
-from lakehouse.catalog import CATALOG, topic_partitions
+from lakehouse.broker import pid_alive, running_broker, terminate_pid
+from lakehouse.catalog import BRONZE_CLICKSTREAM, CATALOG, topic_partitions
 from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.conftest import lakehouse_command, settings_env
+from tests.support.net import free_port
 from tests.support.traffic import click_event, produce
 from tests.test_profiles import SILVER_AND_GOLD
 
@@ -115,6 +116,10 @@ def test_query_answers_as_json_and_csv(landed: Settings) -> None:
     )
     rows = list(csv.reader(io.StringIO(lakehouse(landed, "query", sql, "-f", "csv").stdout)))
     assert rows == [["event_id", "user_id"], ["c1", "1"], ["c2", "2"], ["c998", "1"]]
+
+    nested = "SELECT 'a,b' AS text, [1, 2] AS numbers, NULL::INTEGER AS nothing"
+    rows = list(csv.reader(io.StringIO(lakehouse(landed, "query", nested, "-f", "csv").stdout)))
+    assert rows == [["text", "numbers", "nothing"], ["a,b", "[1,2]", ""]]
 
 
 @pytest.mark.parametrize(
@@ -263,7 +268,7 @@ def test_demo_runs_end_to_end_and_survives_a_broker_restart(
 
 def test_reset_asks_before_deleting(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    ensure_table(CATALOG.table("bronze.clickstream"), settings)
+    ensure_table(BRONZE_CLICKSTREAM, settings)
     refused = lakehouse(settings, "reset", check=False)  # stdin is closed: no confirmation
     assert refused.returncode == 1
     assert Path(settings.lake_root, "bronze", "clickstream", "_delta_log").is_dir()

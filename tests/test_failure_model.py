@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.iot.models import failure_model
+from assets.resources import LakehouseResource
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
 from lakehouse.features.iot import FEATURES, HOURLY_COLUMNS, LOOKBACK_HOURS, device_hour_features
 from lakehouse.models.evaluation import evaluate_binary
 from lakehouse.models.failure import (
@@ -39,7 +41,6 @@ from lakehouse.settings import Settings
 from lakehouse.transforms.iot import build_sensor_hourly_partition
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
-from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
 
@@ -241,9 +242,9 @@ def test_the_artifact_round_trips_and_scores_the_test_hours_as_evaluated(
 def test_one_devices_recent_hours_give_the_batch_features_and_an_alert_before_it_fails(
     fleet: Settings, trained: TrainedModel
 ) -> None:
-    gold = read_days(fleet, "gold.sensor_hourly", HOURLY_COLUMNS, FIRST, LAST)
+    gold = read_days(fleet, GOLD_SENSOR_HOURLY, HOURLY_COLUMNS, FIRST, LAST)
     batch = device_hour_features(gold)
-    truth = read_days(fleet, "silver.sensor_readings", LABEL_COLUMNS, FIRST, LAST)
+    truth = read_days(fleet, SILVER_SENSOR_READINGS, LABEL_COLUMNS, FIRST, LAST)
     failure = truth.filter(pc.is_valid(truth["label_failure_at"])).sort_by(
         [("label_failure_at", "descending")]
     )

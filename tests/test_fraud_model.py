@@ -14,6 +14,8 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.fraud.models import fraud_model
+from assets.resources import LakehouseResource
+from lakehouse.catalog import GOLD_FRAUD_DAILY_STATS, GOLD_FRAUD_USER_PROFILES, SILVER_TRANSACTIONS
 from lakehouse.features.fraud import (
     FEATURES,
     TRANSACTION_COLUMNS,
@@ -29,7 +31,6 @@ from lakehouse.settings import Settings
 from lakehouse.transforms import fraud as gold
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
-from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
 
@@ -96,10 +97,10 @@ def test_features_from_one_holders_history_equal_the_batch_features(lake: Settin
     """No training/serving skew: the service sees only the holder's and the device's
     earlier payments and yesterday's profile, and gets the very same numbers."""
     columns = [*TRANSACTION_COLUMNS, "event_date", "label_is_fraud"]
-    history = read_days(lake, "silver.transactions", columns, LAST - timedelta(days=7), LAST)
+    history = read_days(lake, SILVER_TRANSACTIONS, columns, LAST - timedelta(days=7), LAST)
     today = history.filter(pc.field("event_date") == LAST)
-    profiles = read_days(lake, "gold.fraud_user_profiles", None, LAST - timedelta(days=1))
-    stats = read_days(lake, "gold.fraud_daily_stats", None, LAST - timedelta(days=30),
+    profiles = read_days(lake, GOLD_FRAUD_USER_PROFILES, None, LAST - timedelta(days=1))
+    stats = read_days(lake, GOLD_FRAUD_DAILY_STATS, None, LAST - timedelta(days=30),
                       LAST - timedelta(days=1))
     risk = category_risk(stats, [LAST])
     batch = transaction_features(attach_context(today, profiles, risk), history)
@@ -125,8 +126,8 @@ def test_features_from_one_holders_history_equal_the_batch_features(lake: Settin
 def test_features_use_only_yesterdays_profile(lake: Settings) -> None:
     """Point in time: a payment on day D sees the profile as of D-1, never D's own."""
     data = fraud.fraud_dataset(lake, LAST, LAST)
-    payments = read_days(lake, "silver.transactions", ["event_id", "user_id"], LAST)
-    yesterday = read_days(lake, "gold.fraud_user_profiles", ["user_id", "transactions"],
+    payments = read_days(lake, SILVER_TRANSACTIONS, ["event_id", "user_id"], LAST)
+    yesterday = read_days(lake, GOLD_FRAUD_USER_PROFILES, ["user_id", "transactions"],
                           LAST - timedelta(days=1))
     expected = dict(zip(yesterday["user_id"].to_pylist(), yesterday["transactions"].to_pylist(),
                         strict=True))

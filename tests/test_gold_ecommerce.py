@@ -18,7 +18,20 @@ from assets.bronze import bronze_tables
 from assets.ecommerce import gold as gold_assets
 from assets.ecommerce import silver as silver_assets
 from assets.partitions import DAILY
-from lakehouse.catalog import CATALOG, Domain, Layer, table_uri
+from assets.resources import LakehouseResource
+from assets.tables import asset_key
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_PRODUCT_DAILY,
+    GOLD_USER_ACTIVITY_DAILY,
+    SILVER_CART_EVENTS,
+    SILVER_CLICKSTREAM,
+    SILVER_PURCHASES,
+    SILVER_SEARCH,
+    Domain,
+    Layer,
+    table_uri,
+)
 from lakehouse.delta import replace_partition
 from lakehouse.schemas import PRODUCT_DAILY, USER_ACTIVITY_DAILY, silver_schema
 from lakehouse.settings import Settings
@@ -27,15 +40,16 @@ from lakehouse.transforms.ecommerce import (
     build_ab_test_daily_partition,
     build_product_daily_partition,
     build_product_trending_partition,
+    build_session_funnel_daily_partition,
     build_user_activity_daily_partition,
     build_user_features_partition,
     product_daily,
     product_trending,
+    session_funnel_daily,
     two_proportion_ztest,
     user_activity_daily,
     user_features,
 )
-from orchestration.resources import LakehouseResource
 
 DAY = date(2026, 11, 23)
 EXPERIMENT = "recs-carousel-v2"
@@ -386,6 +400,64 @@ def test_product_daily_counts_the_funnel_per_product() -> None:
     ]
 
 
+# --- session_funnel_daily -----------------------------------------------------------------
+
+
+def funnel_row(
+    category: str, viewed: int, carted: int, bought: int, orders: int, revenue: float
+) -> dict[str, object]:
+    def share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    return {
+        "event_date": DAY,
+        "category": category,
+        "sessions_viewed": viewed,
+        "sessions_carted": carted,
+        "sessions_purchased": bought,
+        "view_to_cart_rate": share(carted, viewed),
+        "cart_to_purchase_rate": share(bought, carted),
+        "conversion_rate": share(bought, viewed),
+        "orders": orders,
+        "revenue": revenue,
+    }
+
+
+def test_session_funnel_counts_each_session_once_per_step_and_category() -> None:
+    inputs = topics(
+        # s1 views books twice, adds one to the cart and buys it: the whole funnel.
+        view(1, "s1", 10, "books", 12.0),
+        view(1, "s1", 11, "books", 8.0),
+        cart(1, "s1", 10, "books"),
+        line(1, "s1", "o1", 10, "books", quantity=2, unit_price=12.0),
+        # s1 also views toys and adds them, then takes them out again: viewed and carted.
+        view(1, "s1", 20, "toys", 25.0),
+        cart(1, "s1", 20, "toys"),
+        cart(1, "s1", 20, "toys", action="remove"),
+        # s2 (the same user, another session) only looks at books.
+        view(1, "s2", 10, "books", 12.0),
+        page(1, "s2", "category"),
+        # s3 buys books it never viewed: an order, not a funnel step.
+        cart(2, "s3", 10, "books"),
+        line(2, "s3", "o2", 10, "books", unit_price=12.0),
+        # s4 only searches: no product category touched, no funnel row.
+        query(3, "s4"),
+    )
+    del inputs["search"]
+    assert session_funnel_daily(**inputs).to_pylist() == [
+        # Sessions s1, s2 viewed something; only s1 went on to the cart and bought.
+        funnel_row("all", viewed=2, carted=1, bought=1, orders=2, revenue=36.0),
+        funnel_row("books", viewed=2, carted=1, bought=1, orders=2, revenue=36.0),
+        funnel_row("toys", viewed=1, carted=1, bought=0, orders=0, revenue=0.0),
+    ]
+
+
+def test_session_funnel_of_a_day_without_traffic_is_empty() -> None:
+    inputs = topics()
+    del inputs["search"]
+    assert session_funnel_daily(**inputs).num_rows == 0
+
+
 def daily(product: int, day: date, views: int, cart_adds: int = 0, purchases: int = 0) -> dict:
     return {
         "event_date": day,
@@ -550,7 +622,7 @@ def test_ab_test_daily_counts_users_per_variant_and_tests_treatment_against_cont
 def seed_silver(settings: Settings, day: date, *rows: dict[str, object]) -> None:
     """Replace one day of the four silver tables with these rows."""
     for topic, table in topics(*rows).items():
-        spec = CATALOG.table(f"silver.{topic}")
+        spec = CATALOG.silver_for_topic(topic)
         replace_partition(spec, settings, table, f"event_date = '{day.isoformat()}'")
 
 
@@ -605,9 +677,10 @@ def test_rebuilding_partitions_is_idempotent_and_replaces_exactly_one_day(
     builds = (
         build_user_activity_daily_partition,
         build_product_daily_partition,
+        build_session_funnel_daily_partition,
         build_ab_test_daily_partition,
     )
-    names = ("user_activity_daily", "product_daily", "ab_test_daily")
+    names = ("user_activity_daily", "product_daily", "session_funnel_daily", "ab_test_daily")
 
     def build_all() -> None:
         for build in builds:
@@ -649,6 +722,7 @@ GOLD = (
     "user_activity_daily",
     "user_features",
     "product_daily",
+    "session_funnel_daily",
     "product_trending",
     "ab_test_daily",
 )
@@ -656,6 +730,7 @@ GOLD_ASSETS = [
     gold_assets.gold_user_activity_daily,
     gold_assets.gold_user_features,
     gold_assets.gold_product_daily,
+    gold_assets.gold_session_funnel_daily,
     gold_assets.gold_product_trending,
     gold_assets.gold_ab_test_daily,
 ]
@@ -667,13 +742,18 @@ def test_the_assets_load_with_their_dependencies_and_windows() -> None:
         resources={"lakehouse": LakehouseResource()},
     )
     graph = defs.resolve_asset_graph()
-    silver_keys = {dg.AssetKey(["silver", t]) for t in ("clickstream", "cart_events", "purchases")}
-    parents = {name: graph.get(dg.AssetKey(["gold", name])).parent_keys for name in GOLD}
+    silver_keys = {
+        asset_key(table) for table in (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)
+    }
+    parents = {
+        name: graph.get(asset_key(CATALOG.table(f"gold.{name}"))).parent_keys for name in GOLD
+    }
     assert parents == {
-        "user_activity_daily": silver_keys | {dg.AssetKey(["silver", "search"])},
-        "user_features": {dg.AssetKey(["gold", "user_activity_daily"])},
+        "user_activity_daily": silver_keys | {asset_key(SILVER_SEARCH)},
+        "user_features": {asset_key(GOLD_USER_ACTIVITY_DAILY)},
         "product_daily": silver_keys,
-        "product_trending": {dg.AssetKey(["gold", "product_daily"])},
+        "session_funnel_daily": silver_keys,
+        "product_trending": {asset_key(GOLD_PRODUCT_DAILY)},
         "ab_test_daily": silver_keys,
     }
     for asset in GOLD_ASSETS:
@@ -683,8 +763,8 @@ def test_the_assets_load_with_their_dependencies_and_windows() -> None:
         assert spec.kinds == {"deltalake", "duckdb"}
         assert spec.tags["layer"] == "gold"
         assert spec.partitions_def == DAILY
-        assert spec.description == CATALOG.table(".".join(asset.key.path)).description
         table = CATALOG.table(".".join(asset.key.path))
+        assert spec.description == table.description
         assert (table.layer, table.domain, table.partition_by) == (
             Layer.GOLD,
             Domain.ECOMMERCE,
@@ -692,10 +772,10 @@ def test_the_assets_load_with_their_dependencies_and_windows() -> None:
         )
     windows = {
         "user_features": gold_assets.gold_user_features.get_partition_mapping(
-            dg.AssetKey(["gold", "user_activity_daily"])
+            asset_key(GOLD_USER_ACTIVITY_DAILY)
         ),
         "product_trending": gold_assets.gold_product_trending.get_partition_mapping(
-            dg.AssetKey(["gold", "product_daily"])
+            asset_key(GOLD_PRODUCT_DAILY)
         ),
     }
     assert {name: m.start_offset for name, m in windows.items()} == {
@@ -704,7 +784,7 @@ def test_the_assets_load_with_their_dependencies_and_windows() -> None:
     }
 
 
-def test_the_five_assets_materialize_a_partition_in_dagster(
+def test_the_six_assets_materialize_a_partition_in_dagster(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings()
@@ -735,6 +815,7 @@ def test_the_five_assets_materialize_a_partition_in_dagster(
         "user_activity_daily": 3,
         "user_features": 3,
         "product_daily": 2,
+        "session_funnel_daily": 3,  # all, books, toys
         "product_trending": 2,
         "ab_test_daily": 2,
     }

@@ -23,7 +23,15 @@ from assets.fraud.gold import (
     gold_fraud_user_profiles,
 )
 from assets.iot.gold import gold_device_health_daily, gold_sensor_hourly
-from lakehouse.catalog import CATALOG, table_uri
+from assets.resources import LakehouseResource
+from assets.tables import asset_key
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_FRAUD_USER_DAILY,
+    GOLD_FRAUD_USER_PROFILES,
+    SILVER_TRANSACTIONS,
+    table_uri,
+)
 from lakehouse.delta import ensure_table, replace_partition
 from lakehouse.schemas import (
     EVENT_SCHEMAS,
@@ -49,7 +57,6 @@ from lakehouse.transforms.iot import (
     device_health_daily,
 )
 from lakehouse.transforms.silver import build_silver_partition
-from orchestration.resources import LakehouseResource
 from streaming.generators import make_generator
 from streaming.ingest.decode import BatchDecoder
 from tests.test_silver import DAY, land, reading
@@ -206,17 +213,21 @@ def test_daily_stats_match_a_hand_computation() -> None:
     rows = fraud_daily_stats(transactions(*SMALL)).to_pylist()
     zero = {f"{pattern}_transactions": 0 for pattern in FRAUD_PATTERNS}
     assert rows == [
-        {"event_date": D1, "merchant_category": "grocery", "channel": "pos",
+        {"event_date": D1, "hour": 9, "merchant_category": "grocery", "channel": "pos",
          "transactions": 1, "fraud_transactions": 0, "fraud_rate": 0.0, "amount": 10.0,
          "fraud_amount": 0.0, "avg_amount": 10.0, "distinct_users": 1, **zero},
-        {"event_date": D1, "merchant_category": "restaurants", "channel": "pos",
+        {"event_date": D1, "hour": 18, "merchant_category": "restaurants", "channel": "pos",
          "transactions": 1, "fraud_transactions": 0, "fraud_rate": 0.0, "amount": 30.0,
          "fraud_amount": 0.0, "avg_amount": 30.0, "distinct_users": 1, **zero},
-        {"event_date": D2, "merchant_category": "gift_cards", "channel": "online",
-         "transactions": 2, "fraud_transactions": 2, "fraud_rate": 1.0, "amount": 120.0,
-         "fraud_amount": 120.0, "avg_amount": 60.0, "distinct_users": 1,
-         **zero, "velocity_burst_transactions": 2},
-        {"event_date": D2, "merchant_category": "grocery", "channel": "pos",
+        {"event_date": D2, "hour": 2, "merchant_category": "gift_cards", "channel": "online",
+         "transactions": 1, "fraud_transactions": 1, "fraud_rate": 1.0, "amount": 50.0,
+         "fraud_amount": 50.0, "avg_amount": 50.0, "distinct_users": 1,
+         **zero, "velocity_burst_transactions": 1},
+        {"event_date": D2, "hour": 3, "merchant_category": "gift_cards", "channel": "online",
+         "transactions": 1, "fraud_transactions": 1, "fraud_rate": 1.0, "amount": 70.0,
+         "fraud_amount": 70.0, "avg_amount": 70.0, "distinct_users": 1,
+         **zero, "velocity_burst_transactions": 1},
+        {"event_date": D2, "hour": 12, "merchant_category": "grocery", "channel": "pos",
          "transactions": 1, "fraud_transactions": 0, "fraud_rate": 0.0, "amount": 5.0,
          "fraud_amount": 0.0, "avg_amount": 5.0, "distinct_users": 1, **zero},
     ]  # fmt: skip
@@ -319,7 +330,7 @@ def test_profile_lists_keep_the_most_recently_used_values() -> None:
 
 
 def seed_silver_transactions(settings: Settings, rows: pa.Table) -> None:
-    spec = CATALOG.table("silver.transactions")
+    spec = SILVER_TRANSACTIONS
     for day in sorted(set(rows.column("event_date").to_pylist())):
         part = rows.filter(pc.field("event_date") == day)
         replace_partition(spec, settings, part, f"event_date = '{day.isoformat()}'")
@@ -373,7 +384,10 @@ def test_fraud_partitions_rebuild_idempotently_and_replace_only_their_day(
         ]
         assert 2 not in {r.get("user_id") for r in rows if r["event_date"] == D2}
     stats_d2 = [r for r in gold_rows(settings, "fraud_daily_stats") if r["event_date"] == D2]
-    assert [(r["merchant_category"], r["transactions"]) for r in stats_d2] == [("gift_cards", 2)]
+    assert [(r["hour"], r["merchant_category"], r["transactions"]) for r in stats_d2] == [
+        (2, "gift_cards", 1),
+        (3, "gift_cards", 1),
+    ]
 
 
 # --- IoT device health --------------------------------------------------------------------
@@ -594,8 +608,8 @@ def test_the_four_gold_assets_materialize_a_partition_through_dagster(
     # Profile D maps to every daily partition up to D and none after it.
     definitions = dg.Definitions(assets=[*mine, gold_sensor_hourly], resources=resources)
     graph = definitions.resolve_asset_graph()
-    profile_key = dg.AssetKey(["gold", "fraud_user_profiles"])
-    daily_key = dg.AssetKey(["gold", "fraud_user_daily"])
+    profile_key = asset_key(GOLD_FRAUD_USER_PROFILES)
+    daily_key = asset_key(GOLD_FRAUD_USER_DAILY)
     mapping = graph.get_partition_mapping(profile_key, daily_key)
     partitions = gold_fraud_user_daily.partitions_def
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(

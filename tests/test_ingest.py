@@ -10,12 +10,13 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port
+from lakehouse.broker import EmbeddedBroker, ensure_topics
 from lakehouse.catalog import CATALOG, table_uri
 from lakehouse.settings import Settings
 from streaming.ingest.metrics import serve_metrics
 from streaming.ingest.runner import run_ingest
 from streaming.ingest.worker import IngestOptions, IngestWorker, LakeAheadOfBrokerError
+from tests.support.net import free_port
 from tests.support.traffic import (
     assert_exactly_once,
     bronze,

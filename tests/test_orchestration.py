@@ -4,16 +4,21 @@ real Dagster instance (the in-process equivalents of what the daemon does)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from assets.partitions import DAILY, first_partition_day
+from assets.resources import LakehouseResource
+from assets.tables import asset_key
+from lakehouse.catalog import BRONZE_SENSOR_READINGS
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
 from orchestration.materialize import rebuild_days
-from orchestration.resources import LakehouseResource
 from tests.test_silver import DAY, NOON, land, reading, silver_ids
 
 # The default resource reads the environment, which the `lake` fixture points at a temp lake.
@@ -63,7 +68,7 @@ def test_the_sensor_requests_the_touched_days_once_and_only_downstream_of_what_m
     assert set(request.asset_selection) == IOT_DOWNSTREAM
     assert json.loads(first.cursor)["bronze.sensor_readings"] == 1
     (observation,) = first.asset_events  # the table that moved is observed, no run needed
-    assert observation.asset_key == dg.AssetKey(["bronze", "sensor_readings"])
+    assert observation.asset_key == asset_key(BRONZE_SENSOR_READINGS)
     assert observation.tags["dagster/data_version"] == "1"
     assert observation.metadata["dagster/row_count"].value == 2
 
@@ -179,6 +184,33 @@ def test_a_ranged_run_rebuilds_every_day_of_the_range(
     (recorded,) = instance.get_runs()
     assert recorded.job_name == "medallion"
     assert recorded.tags["dagster/asset_partition_range_start"] == earlier.date().isoformat()
+
+
+def test_the_partitions_start_at_the_first_landed_day_unless_configured(
+    make_settings: Callable[..., Settings],
+) -> None:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    empty = make_settings(lakehouse_first_day=None)
+    assert first_partition_day(empty) == yesterday  # the demo's day: nothing to show yet
+
+    next_day = NOON + timedelta(days=1)
+    land(empty, reading("a", offset=1, when=NOON), reading("b", offset=2, when=next_day))
+    assert first_partition_day(empty) == DAY
+
+    configured = make_settings(lakehouse_first_day=DAY - timedelta(days=30))
+    assert first_partition_day(configured) == DAY - timedelta(days=30)
+    # The session's code location was loaded with LAKEHOUSE_FIRST_DAY (tests/conftest.py).
+    assert DAILY.start.date().isoformat() == os.environ["LAKEHOUSE_FIRST_DAY"]
+
+
+def test_an_unreadable_lake_does_not_stop_the_code_location_from_loading(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    broken = tmp_path / "lake" / "bronze" / "sensor_readings" / "_delta_log"
+    broken.mkdir(parents=True)
+    (broken / "00000000000000000000.json").write_text("not a delta log")
+    settings = make_settings(lakehouse_first_day=None)
+    assert first_partition_day(settings) == datetime.now(UTC).date() - timedelta(days=1)
 
 
 def test_a_range_outside_the_partitions_is_refused_before_any_run(

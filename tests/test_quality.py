@@ -18,7 +18,14 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.catalog import CATALOG, table_uri
+from assets.tables import asset_key
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_DEVICE_HEALTH_DAILY,
+    GOLD_SENSOR_HOURLY,
+    SILVER_SENSOR_READINGS,
+    table_uri,
+)
 from lakehouse.delta import ensure_table
 from lakehouse.schemas import TIMESTAMP
 from lakehouse.settings import Settings, get_settings
@@ -88,7 +95,7 @@ def silver_day(bronze: pa.Table, topic: str) -> pa.Table:
 def failed_checks(settings: Settings, topic: str, rows: pa.Table) -> set[str]:
     return {
         o.check.name
-        for o in validate(suite_for(f"silver.{topic}"), rows, DAY, settings)
+        for o in validate(suite_for(CATALOG.silver_for_topic(topic)), rows, DAY, settings)
         if not o.passed
     }
 
@@ -111,8 +118,9 @@ def lake(make_settings: Callable[..., Settings], clean: dict[str, pa.Table]) -> 
 def test_every_silver_check_passes_on_clean_generated_data(
     lake: Settings, clean: dict[str, pa.Table], topic: str
 ) -> None:
-    outcomes = validate(suite_for(f"silver.{topic}"), silver_day(clean[topic], topic), DAY, lake)
-    assert len(outcomes) == len(suite_for(f"silver.{topic}").checks)
+    suite = suite_for(CATALOG.silver_for_topic(topic))
+    outcomes = validate(suite, silver_day(clean[topic], topic), DAY, lake)
+    assert len(outcomes) == len(suite.checks)
     assert [o.check.name for o in outcomes if not o.passed] == []
 
 
@@ -145,7 +153,7 @@ def test_each_injected_fault_is_caught_by_the_check_named_for_it(
 def test_a_failed_check_reports_the_expectation_and_failing_rows(lake: Settings) -> None:
     bronze = bronze_rows("iot", Faults(out_of_range=0.05))["sensor_readings"]
     outcomes = validate(
-        suite_for("silver.sensor_readings"), silver_day(bronze, "sensor_readings"), DAY, lake
+        suite_for(SILVER_SENSOR_READINGS), silver_day(bronze, "sensor_readings"), DAY, lake
     )
     (failed,) = [o for o in outcomes if not o.passed]
     assert failed.check.name == "value_physically_possible" and failed.check.blocking
@@ -163,7 +171,7 @@ def test_volume_is_judged_against_the_previous_days(make_settings: Callable[...,
             "event_date": [DAY - timedelta(days=1 + i // 100) for i in range(300)],
         }
     )
-    spec = CATALOG.table("gold.device_health_daily")
+    spec = GOLD_DEVICE_HEALTH_DAILY
     write_deltalake(
         ensure_table(spec, settings),
         pa.Table.from_pylist(
@@ -180,7 +188,7 @@ def test_volume_is_judged_against_the_previous_days(make_settings: Callable[...,
         mode="append",
         partition_by=["event_date"],
     )
-    volume = suite_for("gold.device_health_daily").check("volume_as_usual")
+    volume = suite_for(GOLD_DEVICE_HEALTH_DAILY).check("volume_as_usual")
     (expect,) = volume.expectations_for(settings, DAY)
     assert expect.kwargs == {"min_value": 50, "max_value": 200}  # 0.5x and 2x the median 100
     (first_day,) = volume.expectations_for(settings, DAY - timedelta(days=3))
@@ -217,12 +225,12 @@ def seed_bronze(settings: Settings, readings: pa.Table) -> None:
 
 def silver_readings(settings: Settings) -> pa.Table:
     return DeltaTable(
-        table_uri(CATALOG.table("silver.sensor_readings"), settings)
+        table_uri(SILVER_SENSOR_READINGS, settings)
     ).to_pyarrow_table()
 
 
 def run_iot_day(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    keys = [dg.AssetKey(["silver", "sensor_readings"]), dg.AssetKey(["gold", "sensor_hourly"])]
+    keys = [asset_key(SILVER_SENSOR_READINGS), asset_key(GOLD_SENSOR_HOURLY)]
     return defs.resolve_job_def("medallion").execute_in_process(
         partition_key=DAY.isoformat(), asset_selection=keys, instance=instance, raise_on_error=False
     )
@@ -404,13 +412,14 @@ CHECKED = [
 def test_every_check_passes_the_clean_day_and_fails_when_its_rule_is_broken(
     every_table: Settings, table: str, check_name: str
 ) -> None:
-    suite = suite_for(table)
+    spec = CATALOG.table(table)
+    suite = suite_for(spec)
     check = suite.check(check_name)
-    rows = read_days(every_table, table, None, DAY)
+    rows = read_days(every_table, spec, None, DAY)
     assert rows.num_rows > 0
 
     def verdict(candidate: pa.Table) -> bool:
-        one = Suite(table, (check,), suite.id_columns)
+        one = Suite(spec, (check,), suite.id_columns)
         (outcome,) = validate(one, candidate, DAY, every_table)
         return outcome.passed
 
@@ -449,7 +458,7 @@ def test_each_fault_is_caught_by_its_check_in_a_real_run(
     }
     assert failed == {check_name}
     assert result.success is not blocks
-    gold_built = dg.AssetKey(["gold", "sensor_hourly"]) in {
+    gold_built = asset_key(GOLD_SENSOR_HOURLY) in {
         event.asset_key for event in result.get_asset_materialization_events()
     }
     assert gold_built is not blocks

@@ -8,13 +8,13 @@ from datetime import date
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from lakehouse.catalog import CATALOG, table_uri
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, table_uri
 from lakehouse.delta import replace_partition
 from lakehouse.query import run_query
 from lakehouse.schemas import SENSOR_HOURLY
 from lakehouse.settings import Settings
 
-SPEC = CATALOG.table("gold.sensor_hourly")
+SPEC = GOLD_SENSOR_HOURLY
 
 
 def hourly(day: date, sensors: list[str], avg: float) -> pa.Table:

@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.ecommerce.models import recommender_model, user_recommendations
+from assets.resources import LakehouseResource
+from lakehouse.catalog import USER_RECOMMENDATIONS
 from lakehouse.features.ecommerce import (
     interaction_events,
     interactions,
@@ -30,6 +32,7 @@ from lakehouse.features.ecommerce import (
 )
 from lakehouse.models import recommender
 from lakehouse.models.recommender import (
+    INPUTS,
     Recommender,
     batch_recommendations,
     compare_on_holdout,
@@ -42,15 +45,13 @@ from lakehouse.models.recommender import (
 from lakehouse.models.registry import champion, load_artifact, register
 from lakehouse.models.trained import TrainedModel
 from lakehouse.query import run_query
-from lakehouse.realdata import online_retail_events
-from lakehouse.schemas import USER_RECOMMENDATIONS
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import build_silver_partition
-from orchestration.resources import LakehouseResource
 from quality.suites import suite_for
 from quality.validate import validate
 from streaming.generators import make_generator
 from streaming.landing import land_in_bronze
+from tests.support.realdata import online_retail_events
 
 FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=k) for k in range(6)]
@@ -169,7 +170,7 @@ def test_the_artifact_serves_exactly_what_the_batch_recommends(
 def test_the_batch_gives_every_user_ten_distinct_products_they_never_saw(
     batch: pa.Table, served: Recommender, history: pa.Table
 ) -> None:
-    assert batch.schema == USER_RECOMMENDATIONS
+    assert batch.schema == USER_RECOMMENDATIONS.schema
     assert set(batch["model_version"].to_pylist()) == {7}
     assert batch.num_rows == 10 * served.user_ids.size
     assert set(batch["event_date"].to_pylist()) == {LAST}
@@ -238,7 +239,7 @@ def test_the_registry_compares_a_new_version_with_yesterdays_on_the_same_day(
 ) -> None:
     yesterday = train_recommender(lake, LAST - timedelta(days=1))
     versions = training_data_versions(lake)
-    assert set(versions) == {f"silver.{topic}" for topic in TOPICS}
+    assert set(versions) == {table.key for table in INPUTS}
     first = register(
         lake,
         recommender.MODEL_NAME,
@@ -282,7 +283,7 @@ def test_the_assets_register_a_model_and_write_the_champions_top_10(lake: Settin
     assert table["model_version"].value == current.version
     checks = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     assert checks == dict.fromkeys(
-        [check.name for check in suite_for("models.user_recommendations").checks], True
+        [check.name for check in suite_for(USER_RECOMMENDATIONS).checks], True
     )
 
     stored = run_query(
@@ -312,7 +313,7 @@ def test_on_real_shoppers_als_more_than_doubles_popularity() -> None:
 def test_a_batch_with_a_repeated_product_is_refused_by_its_quality_check(
     lake: Settings, batch: pa.Table
 ) -> None:
-    suite = suite_for("models.user_recommendations")
+    suite = suite_for(USER_RECOMMENDATIONS)
     clean = {o.check.name: o.passed for o in validate(suite, batch, LAST, lake)}
     assert all(clean.values()), clean
     repeated = batch.set_column(

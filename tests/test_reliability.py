@@ -18,9 +18,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port
+from lakehouse.broker import EmbeddedBroker, ensure_topics
 from lakehouse.settings import Settings
 from tests.conftest import lakehouse_command, settings_env
+from tests.support.net import free_port
 from tests.support.proxy import CuttableProxy
 from tests.support.traffic import (
     SteadyTraffic,

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.catalog import CATALOG, table_uri
+from lakehouse.catalog import CATALOG, REJECTED_ROWS, SILVER_SENSOR_READINGS, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.schemas import SENSOR_READINGS, VOCABULARIES, bronze_schema
 from lakehouse.settings import Settings
@@ -93,7 +93,7 @@ def land(settings: Settings, *rows: dict[str, object]) -> None:
 
 
 def silver_ids(settings: Settings) -> list[tuple[date, str]]:
-    table = DeltaTable(table_uri(CATALOG.table("silver.sensor_readings"), settings))
+    table = DeltaTable(table_uri(SILVER_SENSOR_READINGS, settings))
     rows = table.to_pyarrow_table(columns=["event_date", "event_id"]).to_pylist()
     return sorted((row["event_date"], row["event_id"]) for row in rows)
 
@@ -130,7 +130,7 @@ def test_a_late_duplicate_in_a_later_bronze_commit_does_not_reach_silver_twice(
     result = build_silver_partition(settings, "sensor_readings", DAY)
     assert result.duplicates == 1
     assert silver_ids(settings) == [(DAY, "a"), (DAY, "c")]
-    rejected = DeltaTable(table_uri(CATALOG.table("silver.rejected_rows"), settings))
+    rejected = DeltaTable(table_uri(REJECTED_ROWS, settings))
     assert rejected.to_pyarrow_table().column("event_id").to_pylist() == ["bad"]
 
 

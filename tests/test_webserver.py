@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.broker import free_port
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
 from tests.conftest import REPO, settings_env
+from tests.support.net import free_port
 
 QUERY = """
 {

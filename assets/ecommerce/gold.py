@@ -1,79 +1,48 @@
-"""E-commerce gold: user activity and 30-day features, product funnel and trends, A/B test.
+"""E-commerce gold: user activity and 30-day features, product and session funnels, trends,
+A/B test.
 
 Thin assets over `lakehouse.transforms.ecommerce`: each rebuilds its daily partitions
 (in order, for a ranged run) and reports what it wrote. The windowed snapshots depend on
 the days before theirs through a time-window partition mapping.
 """
 
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.daily import daily_table, materialize_days
-from assets.ecommerce.silver import (
-    silver_cart_events,
-    silver_clickstream,
-    silver_purchases,
-    silver_search,
-)
+from assets.daily import daily_asset
 from assets.metadata import bar_chart, preview
+from assets.tables import asset_key
+from lakehouse.catalog import (
+    GOLD_AB_TEST_DAILY,
+    GOLD_PRODUCT_DAILY,
+    GOLD_PRODUCT_TRENDING,
+    GOLD_SESSION_FUNNEL_DAILY,
+    GOLD_USER_ACTIVITY_DAILY,
+    GOLD_USER_FEATURES,
+    SILVER_CART_EVENTS,
+    SILVER_CLICKSTREAM,
+    SILVER_PURCHASES,
+    SILVER_SEARCH,
+    TableSpec,
+)
 from lakehouse.transforms import ecommerce
-from orchestration.resources import LakehouseResource
-
-_OWNER = "team:personalization"
 
 
-def _window(days: int) -> dg.TimeWindowPartitionMapping:
-    """The partition's day and the `days - 1` before it; days before the start are skipped."""
-    return dg.TimeWindowPartitionMapping(
-        start_offset=-(days - 1), allow_nonexistent_upstream_partitions=True
+def _window(table: TableSpec, days: int) -> dg.AssetDep:
+    """`table`'s partition of the day and the `days - 1` before it; days before the start
+    are skipped."""
+    return dg.AssetDep(
+        asset_key(table),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(days - 1), allow_nonexistent_upstream_partitions=True
+        ),
     )
 
 
-_Results = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
-
-
-@dg.asset(
-    **daily_table(
-        "gold.user_activity_daily",
-        _OWNER,
-        deps=[silver_clickstream, silver_cart_events, silver_search, silver_purchases],
-    )
-)
-def gold_user_activity_daily(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> _Results:
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.user_activity_daily",
-        ecommerce.build_user_activity_daily_partition,
-    )
-
-
-@dg.asset(
-    **daily_table(
-        "gold.user_features",
-        _OWNER,
-        deps=[
-            dg.AssetDep(
-                gold_user_activity_daily,
-                partition_mapping=_window(ecommerce.FEATURE_WINDOW_DAYS),
-            )
-        ],
-    )
-)
-def gold_user_features(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.user_features",
-        ecommerce.build_user_features_partition,
-        _favourite_categories,
-    )
+_FUNNEL = [SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES]
 
 
 def _favourite_categories(rows: pa.Table, days: list[date]) -> dict[str, object]:
@@ -95,23 +64,6 @@ def _favourite_categories(rows: pa.Table, days: list[date]) -> dict[str, object]
     }
 
 
-@dg.asset(
-    **daily_table(
-        "gold.product_daily",
-        _OWNER,
-        deps=[silver_clickstream, silver_cart_events, silver_purchases],
-    )
-)
-def gold_product_daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.product_daily",
-        ecommerce.build_product_daily_partition,
-        _top_products,
-    )
-
-
 def _top_products(rows: pa.Table, days: list[date]) -> dict[str, object]:
     top = rows.sort_by([("views", "descending"), ("product_id", "ascending")]).slice(0, 10)
     labels = [
@@ -125,30 +77,6 @@ def _top_products(rows: pa.Table, days: list[date]) -> dict[str, object]:
             f"Top 10 products by views, {days[-1]}", labels, top["views"].to_pylist()
         )
     }
-
-
-@dg.asset(
-    **daily_table(
-        "gold.product_trending",
-        _OWNER,
-        deps=[
-            dg.AssetDep(
-                gold_product_daily,
-                partition_mapping=_window(ecommerce.TRENDING_BASELINE_DAYS + 1),
-            )
-        ],
-    )
-)
-def gold_product_trending(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> _Results:
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.product_trending",
-        ecommerce.build_product_trending_partition,
-        _popular_and_trending,
-    )
 
 
 def _popular_and_trending(rows: pa.Table, days: list[date]) -> dict[str, object]:
@@ -180,23 +108,6 @@ def _popular_and_trending(rows: pa.Table, days: list[date]) -> dict[str, object]
     }
 
 
-@dg.asset(
-    **daily_table(
-        "gold.ab_test_daily",
-        _OWNER,
-        deps=[silver_clickstream, silver_cart_events, silver_purchases],
-    )
-)
-def gold_ab_test_daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.ab_test_daily",
-        ecommerce.build_ab_test_daily_partition,
-        _experiment_readout,
-    )
-
-
 def _experiment_readout(rows: pa.Table, days: list[date]) -> dict[str, object]:
     columns = [
         "experiment_id",
@@ -223,3 +134,52 @@ def _experiment_readout(rows: pa.Table, days: list[date]) -> dict[str, object]:
             [round(100 * rate, 2) for rate in rows["conversion_rate"].to_pylist()],
         ),
     }
+
+
+def _conversion_by_category(rows: pa.Table, days: list[date]) -> dict[str, object]:
+    shown = rows.filter(pc.is_valid(rows["conversion_rate"]))
+    return {
+        "funnel": preview(rows, limit=25),
+        "conversion_by_category": bar_chart(
+            f"Sessions that viewed and went on to buy, % per category, {days[-1]}",
+            shown["category"].to_pylist(),
+            [round(100 * rate, 2) for rate in shown["conversion_rate"].to_pylist()],
+        ),
+    }
+
+
+gold_user_activity_daily = daily_asset(
+    GOLD_USER_ACTIVITY_DAILY,
+    ecommerce.build_user_activity_daily_partition,
+    deps=[*_FUNNEL, SILVER_SEARCH],
+)
+gold_user_features = daily_asset(
+    GOLD_USER_FEATURES,
+    ecommerce.build_user_features_partition,
+    deps=[_window(GOLD_USER_ACTIVITY_DAILY, ecommerce.FEATURE_WINDOW_DAYS)],
+    describe=_favourite_categories,
+)
+gold_product_daily = daily_asset(
+    GOLD_PRODUCT_DAILY,
+    ecommerce.build_product_daily_partition,
+    deps=_FUNNEL,
+    describe=_top_products,
+)
+gold_session_funnel_daily = daily_asset(
+    GOLD_SESSION_FUNNEL_DAILY,
+    ecommerce.build_session_funnel_daily_partition,
+    deps=_FUNNEL,
+    describe=_conversion_by_category,
+)
+gold_product_trending = daily_asset(
+    GOLD_PRODUCT_TRENDING,
+    ecommerce.build_product_trending_partition,
+    deps=[_window(GOLD_PRODUCT_DAILY, ecommerce.TRENDING_BASELINE_DAYS + 1)],
+    describe=_popular_and_trending,
+)
+gold_ab_test_daily = daily_asset(
+    GOLD_AB_TEST_DAILY,
+    ecommerce.build_ab_test_daily_partition,
+    deps=_FUNNEL,
+    describe=_experiment_readout,
+)

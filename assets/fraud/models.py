@@ -3,22 +3,20 @@ history by the weekly run, compared with the champion on the same test day."""
 
 import dagster as dg
 
-from assets.fraud.gold import gold_fraud_daily_stats, gold_fraud_user_profiles
-from assets.fraud.silver import silver_transactions
 from assets.partitions import partition_days
+from assets.resources import LakehouseResource
 from assets.training import TrainingConfig, model_asset, register_trained
+from lakehouse.catalog import Domain
 from lakehouse.models import fraud
-from orchestration.resources import LakehouseResource
 
 
 @dg.asset(
     **model_asset(
         fraud.MODEL_NAME,
-        "fraud",
-        "team:risk",
+        Domain.FRAUD,
         "XGBoost fraud model on the shared transaction features: PR-AUC, recall and "
         "false-positive rate at the BLOCK threshold on the test day, against the rules.",
-        deps=[silver_transactions, gold_fraud_user_profiles, gold_fraud_daily_stats],
+        deps=fraud.INPUTS,
         kinds={"xgboost"},
     )
 )

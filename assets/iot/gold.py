@@ -1,56 +1,20 @@
 """IoT gold: hourly aggregates per sensor and the daily health of each device."""
 
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.daily import daily_table, materialize_days
-from assets.iot.silver import silver_sensor_readings
+from assets.daily import daily_asset
 from assets.metadata import bar_chart, preview
+from assets.tables import asset_key
+from lakehouse.catalog import GOLD_DEVICE_HEALTH_DAILY, GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
 from lakehouse.transforms.iot import build_device_health_partition, build_sensor_hourly_partition
-from orchestration.resources import LakehouseResource
-
-_OWNER = "team:iot"
-_Results = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
-
-
-@dg.asset(**daily_table("gold.sensor_hourly", _OWNER, deps=[silver_sensor_readings]))
-def gold_sensor_hourly(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> _Results:
-    """Per sensor and UTC hour: readings, average, minimum, maximum, standard deviation."""
-    yield from materialize_days(
-        context, lakehouse.settings(), "gold.sensor_hourly", build_sensor_hourly_partition
-    )
-
 
 # The failure ground truth of day D is read from the precursor readings of D and D - 1.
 _THIS_DAY_AND_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
 _STATUSES = ("ok", "warn", "critical")
-
-
-@dg.asset(
-    **daily_table(
-        "gold.device_health_daily",
-        _OWNER,
-        deps=[
-            gold_sensor_hourly,
-            dg.AssetDep(silver_sensor_readings, partition_mapping=_THIS_DAY_AND_THE_DAY_BEFORE),
-        ],
-    )
-)
-def gold_device_health_daily(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
-) -> _Results:
-    """Per device and day: coverage, per-sensor stats and drift, health score, failure truth."""
-    yield from materialize_days(
-        context,
-        lakehouse.settings(),
-        "gold.device_health_daily",
-        build_device_health_partition,
-        _health_overview,
-    )
 
 
 def _health_overview(health: pa.Table, days: list[date]) -> dict[str, object]:
@@ -74,3 +38,19 @@ def _health_overview(health: pa.Table, days: list[date]) -> dict[str, object]:
         "unhealthy_devices": preview(unhealthy.select(shown)),
         "failed_devices": dg.MetadataValue.int(sum(health["failed"].to_pylist())),
     }
+
+
+gold_sensor_hourly = daily_asset(
+    GOLD_SENSOR_HOURLY, build_sensor_hourly_partition, deps=[SILVER_SENSOR_READINGS]
+)
+gold_device_health_daily = daily_asset(
+    GOLD_DEVICE_HEALTH_DAILY,
+    build_device_health_partition,
+    deps=[
+        GOLD_SENSOR_HOURLY,
+        dg.AssetDep(
+            asset_key(SILVER_SENSOR_READINGS), partition_mapping=_THIS_DAY_AND_THE_DAY_BEFORE
+        ),
+    ],
+    describe=_health_overview,
+)

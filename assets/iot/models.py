@@ -3,25 +3,22 @@ hourly aggregates, compared with the champion on the same test hours."""
 
 import dagster as dg
 
-from assets.iot.gold import gold_sensor_hourly
-from assets.iot.silver import silver_sensor_readings
 from assets.partitions import partition_days
+from assets.resources import LakehouseResource
 from assets.training import model_asset, register_trained
-from lakehouse.catalog import CATALOG
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, Domain
 from lakehouse.delta import first_partition
 from lakehouse.models import failure
-from orchestration.resources import LakehouseResource
 
 
 @dg.asset(
     **model_asset(
         failure.MODEL_NAME,
-        "iot",
-        "team:reliability",
+        Domain.IOT,
         f"Will a machine fail within {failure.HORIZON_HOURS} h? XGBoost on device-hour "
         "features against a threshold on the largest sensor deviation: PR-AUC, recall and "
         "per-failure recall with lead time on the test hours.",
-        deps=[gold_sensor_hourly, silver_sensor_readings],
+        deps=failure.INPUTS,
         kinds={"xgboost"},
     )
 )
@@ -31,10 +28,11 @@ def failure_model(
     """Train on every day of hourly aggregates up to the run's last day, register."""
     settings = lakehouse.settings()
     last = partition_days(context)[-1]
-    first = first_partition(CATALOG.table("gold.sensor_hourly"), settings)
+    first = first_partition(GOLD_SENSOR_HOURLY, settings)
     if first is None or first > last:
         raise dg.Failure(
-            description=f"gold.sensor_hourly holds no day up to {last}: nothing to learn from",
+            description=f"{GOLD_SENSOR_HOURLY.key} holds no day up to {last}: nothing to "
+            "learn from",
             allow_retries=False,
         )
     training_data = failure.training_data_versions(settings)

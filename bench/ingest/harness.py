@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lakehouse.broker import EmbeddedBroker, ensure_topics, free_port
+from lakehouse.broker import EmbeddedBroker, ensure_topics
 from lakehouse.settings import Settings
 from streaming.ingest.worker import IngestOptions
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

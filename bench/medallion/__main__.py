@@ -33,7 +33,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.ingest.report import machine
-from lakehouse.catalog import CATALOG, Domain
+from lakehouse.catalog import CATALOG, REJECTED_ROWS, Domain
 from lakehouse.delta import table_stats
 from lakehouse.settings import Settings, get_settings
 from orchestration.definitions import defs
@@ -143,7 +143,7 @@ def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[s
     for key in selection:
         stats = table_stats(CATALOG.table(".".join(key.path)), settings)
         rows[key.to_user_string()] = stats.rows if stats else 0
-    rejected = table_stats(CATALOG.table("silver.rejected_rows"), settings)
+    rejected = table_stats(REJECTED_ROWS, settings)
     checks = {
         "silver keeps every clickstream event once": rows["silver/clickstream"]
         == landed["tables"]["clickstream"]["rows"],

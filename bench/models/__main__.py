@@ -118,7 +118,7 @@ def _recommender(settings: Settings, events: int, days: int, seed: int, runs: in
 
 def _retail(settings: Settings, runs: int) -> dict[str, Any]:
     from lakehouse.models.recommender import compare_on_holdout
-    from lakehouse.realdata import online_retail_events
+    from tests.support.realdata import online_retail_events
 
     started = time.perf_counter()
     events = online_retail_events(Settings())

@@ -16,11 +16,11 @@ import numpy as np
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse.catalog import CATALOG, table_uri
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 
-SPEC = CATALOG.table("gold.sensor_hourly")
+SPEC = GOLD_SENSOR_HOURLY
 
 SENSOR_TYPES = ("temperature", "vibration", "pressure", "current")
 # (low, high) of a healthy sensor's mean, and its typical within-hour stddev.

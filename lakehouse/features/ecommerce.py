@@ -35,6 +35,7 @@ from datetime import date
 
 import pyarrow as pa
 
+from lakehouse.catalog import SILVER_CART_EVENTS, SILVER_CLICKSTREAM, SILVER_PURCHASES, TableSpec
 from lakehouse.schemas import TIMESTAMP
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days, run_sql
@@ -42,10 +43,10 @@ from lakehouse.transforms.tables import read_days, run_sql
 WEIGHTS: dict[str, float] = {"product_view": 1.0, "cart_add": 4.0, "purchase": 10.0}
 """The weight of each kind of interaction (see the module docstring for why)."""
 
-TOPIC_COLUMNS: dict[str, list[str]] = {
-    "clickstream": ["user_id", "product_id", "event_type", "event_time"],
-    "cart_events": ["user_id", "product_id", "action", "event_time"],
-    "purchases": ["user_id", "product_id", "event_time"],
+TOPIC_COLUMNS: dict[TableSpec, list[str]] = {
+    SILVER_CLICKSTREAM: ["user_id", "product_id", "event_type", "event_time"],
+    SILVER_CART_EVENTS: ["user_id", "product_id", "action", "event_time"],
+    SILVER_PURCHASES: ["user_id", "product_id", "event_time"],
 }
 """The columns of each topic's events that interactions are built from."""
 
@@ -117,6 +118,6 @@ def silver_events(settings: Settings, first: date, last: date) -> list[pa.Table]
     """The silver clickstream, cart events and purchases of `first`..`last`, only the
     `TOPIC_COLUMNS` (in that order: the arguments of `interaction_events`)."""
     return [
-        read_days(settings, f"silver.{topic}", columns, first, last)
-        for topic, columns in TOPIC_COLUMNS.items()
+        read_days(settings, spec, columns, first, last)
+        for spec, columns in TOPIC_COLUMNS.items()
     ]

@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
 from lakehouse.delta import current_versions
 from lakehouse.features.iot import (
     FEATURES,
@@ -78,7 +79,7 @@ BOOSTING_ROUNDS = 150
 
 LABEL_COLUMNS = ["device_id", "event_time", "label_failure_at"]
 """The silver.sensor_readings columns the ground truth comes from."""
-INPUTS = ("gold.sensor_hourly", "silver.sensor_readings")
+INPUTS = (GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS)
 
 _LABELS_SQL = """
 WITH failures AS (
@@ -190,7 +191,7 @@ def labelled_device_hours(
     baseline) and the ground truth of silver readings up to the horizon after `last`.
     """
     hourly = read_days(
-        settings, "gold.sensor_hourly", HOURLY_COLUMNS, first - timedelta(days=1), last
+        settings, GOLD_SENSOR_HOURLY, HOURLY_COLUMNS, first - timedelta(days=1), last
     )
     start, end = _midnight(first), _midnight(last + timedelta(days=1))
     features = device_hour_features(hourly).filter(
@@ -198,7 +199,7 @@ def labelled_device_hours(
     )
     readings = read_days(
         settings,
-        "silver.sensor_readings",
+        SILVER_SENSOR_READINGS,
         LABEL_COLUMNS,
         first,
         last + timedelta(days=math.ceil((1 + horizon_hours) / 24)),

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
+from lakehouse.catalog import GOLD_FRAUD_DAILY_STATS, GOLD_FRAUD_USER_PROFILES, SILVER_TRANSACTIONS
 from lakehouse.delta import current_versions, first_partition
 from lakehouse.features.fraud import (
     FEATURES,
@@ -48,7 +48,7 @@ from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
 
 MODEL_NAME = "fraud_xgboost"
-INPUTS = ("silver.transactions", "gold.fraud_user_profiles", "gold.fraud_daily_stats")
+INPUTS = (SILVER_TRANSACTIONS, GOLD_FRAUD_USER_PROFILES, GOLD_FRAUD_DAILY_STATS)
 HYPERPARAMETERS: dict[str, Any] = {
     "objective": "binary:logistic",
     "eval_metric": "aucpr",
@@ -88,7 +88,7 @@ def fraud_dataset(settings: Settings, first: date, last: date) -> FraudDataset:
     before each: a week of earlier transactions, profiles and category risk."""
     history = read_days(
         settings,
-        "silver.transactions",
+        SILVER_TRANSACTIONS,
         [*TRANSACTION_COLUMNS, "event_date", "label_is_fraud", "label_fraud_pattern"],
         first - timedelta(days=7),
         last,
@@ -96,9 +96,9 @@ def fraud_dataset(settings: Settings, first: date, last: date) -> FraudDataset:
     candidates = history.filter(pc.field("event_date") >= first)
     if candidates.num_rows == 0:
         raise ValueError(f"no silver transactions dated {first}..{last} to train on")
-    profiles = read_days(settings, "gold.fraud_user_profiles", _PROFILE_COLUMNS,
+    profiles = read_days(settings, GOLD_FRAUD_USER_PROFILES, _PROFILE_COLUMNS,
                          first - timedelta(days=1), last - timedelta(days=1))
-    stats = read_days(settings, "gold.fraud_daily_stats", None,
+    stats = read_days(settings, GOLD_FRAUD_DAILY_STATS, None,
                       first - timedelta(days=RISK_DAYS), last - timedelta(days=1))
     days = pc.unique(candidates["event_date"]).to_pylist()
     context = attach_context(candidates, profiles, category_risk(stats, days))
@@ -166,9 +166,9 @@ def training_data_versions(settings: Settings) -> dict[str, int]:
 
 def first_transaction_day(settings: Settings) -> date:
     """The earliest event date in silver transactions (the weekly full retrain's start)."""
-    first = first_partition(CATALOG.table("silver.transactions"), settings)
+    first = first_partition(SILVER_TRANSACTIONS, settings)
     if first is None:
-        raise ValueError("silver.transactions holds no rows yet: nothing to train on")
+        raise ValueError(f"{SILVER_TRANSACTIONS.key} holds no rows yet: nothing to train on")
     return first
 
 

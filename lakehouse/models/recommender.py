@@ -41,17 +41,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.catalog import (
+    SILVER_CART_EVENTS,
+    SILVER_CLICKSTREAM,
+    SILVER_PURCHASES,
+    USER_RECOMMENDATIONS,
+)
 from lakehouse.delta import current_versions
 from lakehouse.features.ecommerce import WEIGHTS, interaction_events, silver_events, weigh_events
 from lakehouse.models import plots
 from lakehouse.models.registry import ModelVersion, champion, load_artifact
 from lakehouse.models.trained import TrainedModel, zip_artifact
-from lakehouse.schemas import USER_RECOMMENDATIONS
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, replace_day
 
 MODEL_NAME = "recommender_als"
-INPUTS = ("silver.clickstream", "silver.cart_events", "silver.purchases")
+INPUTS = (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)
 TOP_K = 10
 PROMOTION_METRIC = "precision_at_10"
 ALPHA = 10.0
@@ -338,7 +343,7 @@ def batch_recommendations(
             "score": scores.ravel()[filled],
             "model_version": pa.repeat(pa.scalar(model_version, pa.int64()), int(filled.sum())),
         },
-        schema=USER_RECOMMENDATIONS,
+        schema=USER_RECOMMENDATIONS.schema,
     )
 
 
@@ -380,7 +385,7 @@ def build_user_recommendations_partition(
         raise ValueError(f"no promoted {MODEL_NAME} in the registry yet: train it first")
     served = load_recommender(load_artifact(settings, current))
     rows = batch_recommendations(served, day, current.version)
-    replace_day(settings, "models.user_recommendations", rows, day, guard)
+    replace_day(settings, USER_RECOMMENDATIONS, rows, day, guard)
     return rows
 
 

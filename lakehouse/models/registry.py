@@ -28,12 +28,10 @@ import pyarrow.compute as pc
 from deltalake.exceptions import CommitFailedError
 from pyarrow import fs
 
-from lakehouse.catalog import CATALOG
+from lakehouse.catalog import MODEL_REGISTRY
 from lakehouse.delta import ensure_table, open_table
-from lakehouse.schemas import MODEL_REGISTRY
 from lakehouse.settings import Settings
 
-REGISTRY = CATALOG.table("models.registry")
 _ATTEMPTS = 20
 
 
@@ -86,7 +84,7 @@ def register(
         )
     digest = hashlib.sha256(artifact).hexdigest()
     uri = _write_artifact(settings, model_name, digest, artifact)
-    table = ensure_table(REGISTRY, settings)
+    table = ensure_table(MODEL_REGISTRY, settings)
     rescored: dict[int, float | None] = {}
     for _ in range(_ATTEMPTS):
         history = versions(settings, model_name)
@@ -140,7 +138,7 @@ def register(
 
 def versions(settings: Settings, model_name: str) -> list[ModelVersion]:
     """Every registered version of a model, oldest first."""
-    table = open_table(REGISTRY, settings)
+    table = open_table(MODEL_REGISTRY, settings)
     if table is None:
         return []
     rows = table.to_pyarrow_dataset().to_table(filter=pc.field("model_name") == model_name)
@@ -216,7 +214,7 @@ def _row(record: ModelVersion) -> pa.Table:
         "metrics": json.dumps(record.metrics, sort_keys=True),
         "training_data": json.dumps(record.training_data, sort_keys=True),
     }
-    return pa.Table.from_pylist([row], schema=MODEL_REGISTRY)
+    return pa.Table.from_pylist([row], schema=MODEL_REGISTRY.schema)
 
 
 def _record(row: dict[str, Any]) -> ModelVersion:

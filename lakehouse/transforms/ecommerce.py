@@ -1,6 +1,6 @@
 """E-commerce gold: what the recommendation service, merchandisers and the A/B readout read.
 
-Five daily tables, each partitioned by `event_date` (for snapshots, the "as of" day):
+Six daily tables, each partitioned by `event_date` (for snapshots, the "as of" day):
 
 - `user_activity_daily`: per user and day, what the user did on every topic; the small,
   additive base the windowed user features are summed from.
@@ -8,6 +8,8 @@ Five daily tables, each partitioned by `event_date` (for snapshots, the "as of" 
   (what step 5's online service loads into Redis).
 - `product_daily`: per product and day, the funnel: views, viewers, cart adds, orders,
   units, revenue, view-to-purchase conversion.
+- `session_funnel_daily`: per day and category, the closed session funnel (viewed, added
+  to cart, bought) and its conversion rates, plus the whole shop's (`category = 'all'`).
 - `product_trending`: per product seen on day D, its popularity on D and how D's views
   compare with its mean daily views over D-7..D-1.
 - `ab_test_daily`: per experiment, day and variant, user conversion and revenue, and the
@@ -27,10 +29,25 @@ from statistics import NormalDist
 
 import pyarrow as pa
 
+from lakehouse.catalog import (
+    GOLD_AB_TEST_DAILY,
+    GOLD_PRODUCT_DAILY,
+    GOLD_PRODUCT_TRENDING,
+    GOLD_SESSION_FUNNEL_DAILY,
+    GOLD_USER_ACTIVITY_DAILY,
+    GOLD_USER_FEATURES,
+    SILVER_CART_EVENTS,
+    SILVER_CLICKSTREAM,
+    SILVER_PURCHASES,
+    SILVER_SEARCH,
+    TableSpec,
+)
 from lakehouse.schemas import (
     AB_TEST_DAILY,
+    ALL_CATEGORIES,
     PRODUCT_DAILY,
     PRODUCT_TRENDING,
+    SESSION_FUNNEL_DAILY,
     USER_ACTIVITY_DAILY,
     USER_FEATURES,
 )
@@ -50,18 +67,19 @@ TRENDING_SMOOTHING = 1.0
 CONTROL = "control"
 ALPHA = 0.05
 
-_TOPICS = ("clickstream", "cart_events", "search", "purchases")
-_FUNNEL = ("clickstream", "cart_events", "purchases")  # views, carts, orders: no searches
 _SESSION = "event_date user_id session_id"
 _EXPERIMENT = "experiment_id variant"
+# The silver tables each transform reads, by the name its SQL gives them, and their columns.
 _COLUMNS = {
-    "clickstream": f"{_SESSION} event_type product_id category price {_EXPERIMENT}".split(),
-    "cart_events": f"{_SESSION} action product_id category quantity {_EXPERIMENT}".split(),
-    "search": _SESSION.split(),
-    "purchases": (
+    SILVER_CLICKSTREAM: f"{_SESSION} event_type product_id category price {_EXPERIMENT}".split(),
+    SILVER_CART_EVENTS: f"{_SESSION} action product_id category quantity {_EXPERIMENT}".split(),
+    SILVER_SEARCH: _SESSION.split(),
+    SILVER_PURCHASES: (
         f"{_SESSION} order_id product_id category quantity total_amount {_EXPERIMENT}".split()
     ),
 }
+_TOPICS = tuple(_COLUMNS)
+_FUNNEL = (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)  # no searches
 
 
 # --- user_activity_daily -------------------------------------------------------------
@@ -158,7 +176,7 @@ def build_user_activity_daily_partition(
 ) -> pa.Table:
     """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
     rows = user_activity_daily(**_silver_day(settings, day, _TOPICS))
-    return replace_day(settings, "gold.user_activity_daily", rows, day, guard)
+    return replace_day(settings, GOLD_USER_ACTIVITY_DAILY, rows, day, guard)
 
 
 # --- user_features ---------------------------------------------------------------------
@@ -228,10 +246,10 @@ def build_user_features_partition(
     """
     first = day - timedelta(days=FEATURE_WINDOW_DAYS - 1)
     activity = read_days(
-        settings, "gold.user_activity_daily", USER_ACTIVITY_DAILY.names, first, last=day
+        settings, GOLD_USER_ACTIVITY_DAILY, USER_ACTIVITY_DAILY.names, first, last=day
     )
     rows = user_features(activity, day)
-    return replace_day(settings, "gold.user_features", rows, day, guard)
+    return replace_day(settings, GOLD_USER_FEATURES, rows, day, guard)
 
 
 # --- product_daily ---------------------------------------------------------------------
@@ -291,7 +309,85 @@ def build_product_daily_partition(
 ) -> pa.Table:
     """Rebuild one day of gold.product_daily from the day's silver tables."""
     rows = product_daily(**_silver_day(settings, day, _FUNNEL))
-    return replace_day(settings, "gold.product_daily", rows, day, guard)
+    return replace_day(settings, GOLD_PRODUCT_DAILY, rows, day, guard)
+
+
+# --- session_funnel_daily --------------------------------------------------------------
+
+_SESSION_FUNNEL_SQL = f"""
+WITH steps AS (
+    SELECT event_date, user_id, session_id, category, 1 AS step
+    FROM clickstream WHERE event_type = 'product_view' AND category IS NOT NULL
+    UNION ALL
+    SELECT event_date, user_id, session_id, category, 2
+    FROM cart_events WHERE action = 'add' AND category IS NOT NULL
+    UNION ALL
+    SELECT event_date, user_id, session_id, category, 3
+    FROM purchases WHERE category IS NOT NULL
+),
+per_category AS (
+    SELECT event_date, user_id, session_id, category,
+           bool_or(step = 1) AS viewed, bool_or(step = 2) AS carted, bool_or(step = 3) AS bought
+    FROM steps GROUP BY ALL
+),
+per_session AS (
+    SELECT event_date, user_id, session_id, '{ALL_CATEGORIES}' AS category,
+           bool_or(viewed) AS viewed, bool_or(carted) AS carted, bool_or(bought) AS bought
+    FROM per_category GROUP BY ALL
+),
+funnel AS (
+    SELECT event_date, category,
+           count(*) FILTER (viewed) AS sessions_viewed,
+           count(*) FILTER (viewed AND carted) AS sessions_carted,
+           count(*) FILTER (viewed AND carted AND bought) AS sessions_purchased
+    FROM (SELECT * FROM per_category UNION ALL SELECT * FROM per_session)
+    GROUP BY ALL
+),
+sales AS (
+    SELECT event_date, category, count(DISTINCT order_id) AS orders,
+           round(sum(total_amount), 2) AS revenue
+    FROM purchases WHERE category IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT event_date, '{ALL_CATEGORIES}', count(DISTINCT order_id), round(sum(total_amount), 2)
+    FROM purchases WHERE category IS NOT NULL GROUP BY ALL
+)
+SELECT event_date, category, sessions_viewed, sessions_carted, sessions_purchased,
+       sessions_carted / nullif(sessions_viewed, 0) AS view_to_cart_rate,
+       sessions_purchased / nullif(sessions_carted, 0) AS cart_to_purchase_rate,
+       sessions_purchased / nullif(sessions_viewed, 0) AS conversion_rate,
+       coalesce(orders, 0) AS orders, coalesce(revenue, 0.0) AS revenue
+FROM funnel LEFT JOIN sales USING (event_date, category)
+ORDER BY event_date, category <> '{ALL_CATEGORIES}', category
+"""
+
+
+def session_funnel_daily(
+    clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table
+) -> pa.Table:
+    """Per day and category, the closed session funnel and its rates (see the schema).
+
+    A session is (user_id, session_id); each step counts sessions that also took every
+    step before it in the same category on the same day, so the rates stay within 0..1
+    (a purchase without a recorded view or cart add counts in orders and revenue, not in
+    the funnel). A session that crosses midnight is split at it, as every daily table is.
+    Rates are NULL where the step before has no sessions.
+    """
+    return run_sql(
+        _SESSION_FUNNEL_SQL,
+        SESSION_FUNNEL_DAILY,
+        deterministic=True,
+        clickstream=clickstream,
+        cart_events=cart_events,
+        purchases=purchases,
+    )
+
+
+def build_session_funnel_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
+    """Rebuild one day of gold.session_funnel_daily from the day's silver tables."""
+    rows = session_funnel_daily(**_silver_day(settings, day, _FUNNEL))
+    return replace_day(settings, GOLD_SESSION_FUNNEL_DAILY, rows, day, guard)
 
 
 # --- product_trending ------------------------------------------------------------------
@@ -360,9 +456,9 @@ def build_product_trending_partition(
 ) -> pa.Table:
     """Rebuild gold.product_trending as of `day` from product_daily's D-7..D."""
     first = day - timedelta(days=TRENDING_BASELINE_DAYS)
-    daily = read_days(settings, "gold.product_daily", PRODUCT_DAILY.names, first, last=day)
+    daily = read_days(settings, GOLD_PRODUCT_DAILY, PRODUCT_DAILY.names, first, last=day)
     rows = product_trending(daily, day)
-    return replace_day(settings, "gold.product_trending", rows, day, guard)
+    return replace_day(settings, GOLD_PRODUCT_TRENDING, rows, day, guard)
 
 
 # --- ab_test_daily ---------------------------------------------------------------------
@@ -505,9 +601,12 @@ def build_ab_test_daily_partition(
 ) -> pa.Table:
     """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
     rows = ab_test_daily(**_silver_day(settings, day, _FUNNEL))
-    return replace_day(settings, "gold.ab_test_daily", rows, day, guard)
+    return replace_day(settings, GOLD_AB_TEST_DAILY, rows, day, guard)
 
 
-def _silver_day(settings: Settings, day: date, topics: tuple[str, ...]) -> dict[str, pa.Table]:
-    """One day of each e-commerce silver table, only the columns the transforms read."""
-    return {topic: read_days(settings, f"silver.{topic}", _COLUMNS[topic], day) for topic in topics}
+def _silver_day(
+    settings: Settings, day: date, tables: tuple[TableSpec, ...]
+) -> dict[str, pa.Table]:
+    """One day of each e-commerce silver table, only the columns the transforms read, by
+    the name the transforms' SQL knows it by (the topic's)."""
+    return {spec.name: read_days(settings, spec, _COLUMNS[spec], day) for spec in tables}

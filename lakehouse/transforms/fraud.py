@@ -8,8 +8,9 @@
   backfilled profile is exactly what the fraud service would have loaded that night.
   Counts are exact; the value lists keep the `PROFILE_LIST_CAPS` most recently used values
   (most recent first, ties by value), which bounds the row a service keeps per holder.
-- `fraud_daily_stats`: per day, merchant category and channel: volumes, fraud rate and one
-  count per fraud pattern (wide columns: the patterns are a closed set, `FRAUD_PATTERNS`).
+- `fraud_daily_stats`: per day, UTC hour, merchant category and channel: volumes, fraud
+  rate and one count per fraud pattern (wide columns: the patterns are a closed set,
+  `FRAUD_PATTERNS`).
 
 The fraud label (`label_is_fraud`) is the generators' ground truth; in production it is
 where confirmed chargebacks would come in.
@@ -21,6 +22,12 @@ from datetime import date
 
 import pyarrow as pa
 
+from lakehouse.catalog import (
+    GOLD_FRAUD_DAILY_STATS,
+    GOLD_FRAUD_USER_DAILY,
+    GOLD_FRAUD_USER_PROFILES,
+    SILVER_TRANSACTIONS,
+)
 from lakehouse.schemas import (
     FRAUD_DAILY_STATS,
     FRAUD_PATTERNS,
@@ -146,7 +153,7 @@ _PATTERN_COUNTS = ",\n".join(
 )
 
 _STATS_SQL = f"""
-SELECT event_date, merchant_category, channel,
+SELECT event_date, hour(event_time) AS hour, merchant_category, channel,
        count(*) AS transactions,
        count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
        count(*) FILTER (WHERE label_is_fraud) / count(*) AS fraud_rate,
@@ -156,8 +163,8 @@ SELECT event_date, merchant_category, channel,
        count(DISTINCT user_id) AS distinct_users,
 {_PATTERN_COUNTS}
 FROM txns
-GROUP BY event_date, merchant_category, channel
-ORDER BY event_date, merchant_category, channel
+GROUP BY event_date, hour, merchant_category, channel
+ORDER BY event_date, hour, merchant_category, channel
 """
 
 _BY_CATEGORY_SQL = """
@@ -205,7 +212,8 @@ def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:
 
 
 def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
-    """Per event date, merchant category and channel: volumes, fraud and fraud patterns.
+    """Per event date, UTC hour, merchant category and channel: volumes, fraud and fraud
+    patterns.
 
     `distinct_users` counts holders within the row: do not add it across rows.
     """
@@ -213,7 +221,7 @@ def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
 
 
 def _transactions_of(settings: Settings, day: date) -> pa.Table:
-    return read_days(settings, "silver.transactions", _TXN_COLUMNS, day)
+    return read_days(settings, SILVER_TRANSACTIONS, _TXN_COLUMNS, day)
 
 
 def build_fraud_user_daily_partition(
@@ -221,16 +229,16 @@ def build_fraud_user_daily_partition(
 ) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_user_daily from silver; idempotent."""
     rows = fraud_user_daily(_transactions_of(settings, day))
-    return replace_day(settings, "gold.fraud_user_daily", rows, day, guard)
+    return replace_day(settings, GOLD_FRAUD_USER_DAILY, rows, day, guard)
 
 
 def build_fraud_user_profiles_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild the profiles as of `day` from every gold.fraud_user_daily day up to it."""
-    daily = read_days(settings, "gold.fraud_user_daily", FRAUD_USER_DAILY.names, date.min, day)
+    daily = read_days(settings, GOLD_FRAUD_USER_DAILY, FRAUD_USER_DAILY.names, date.min, day)
     rows = fraud_user_profiles(daily, day)
-    return replace_day(settings, "gold.fraud_user_profiles", rows, day, guard)
+    return replace_day(settings, GOLD_FRAUD_USER_PROFILES, rows, day, guard)
 
 
 def build_fraud_daily_stats_partition(
@@ -238,9 +246,10 @@ def build_fraud_daily_stats_partition(
 ) -> pa.Table:
     """Rebuild one event-date partition of gold.fraud_daily_stats from silver; idempotent."""
     rows = fraud_daily_stats(_transactions_of(settings, day))
-    return replace_day(settings, "gold.fraud_daily_stats", rows, day, guard)
+    return replace_day(settings, GOLD_FRAUD_DAILY_STATS, rows, day, guard)
 
 
 def fraud_rate_by_category(stats: pa.Table) -> pa.Table:
-    """gold.fraud_daily_stats rows summed over days and channels, riskiest category first."""
+    """gold.fraud_daily_stats rows summed over days, hours and channels, riskiest category
+    first."""
     return run_sql(_BY_CATEGORY_SQL, deterministic=True, stats=stats)

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.catalog import GOLD_DEVICE_HEALTH_DAILY, GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
 from lakehouse.schemas import DEVICE_HEALTH_DAILY, SENSOR_HOURLY, VOCABULARIES
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
@@ -41,8 +42,8 @@ def build_sensor_hourly_partition(
 ) -> pa.Table:
     """Rebuild one event-date partition of gold.sensor_hourly from silver; idempotent."""
     columns = ["device_id", "sensor_id", "sensor_type", "plant", "event_time", "value"]
-    readings = read_days(settings, "silver.sensor_readings", columns, day)
-    return replace_day(settings, "gold.sensor_hourly", sensor_hourly(readings), day, guard)
+    readings = read_days(settings, SILVER_SENSOR_READINGS, columns, day)
+    return replace_day(settings, GOLD_SENSOR_HOURLY, sensor_hourly(readings), day, guard)
 
 
 # --- gold.device_health_daily ------------------------------------------------------------
@@ -197,9 +198,9 @@ def build_device_health_partition(
     Reads gold.sensor_hourly of `day` and the label columns of silver readings of `day`
     and the day before.
     """
-    hourly = read_days(settings, "gold.sensor_hourly", None, day)
+    hourly = read_days(settings, GOLD_SENSOR_HOURLY, None, day)
     labels = read_days(
-        settings, "silver.sensor_readings", _LABEL_COLUMNS, day - timedelta(days=1), day
+        settings, SILVER_SENSOR_READINGS, _LABEL_COLUMNS, day - timedelta(days=1), day
     )
     health = device_health_daily(hourly, labels, day)
-    return replace_day(settings, "gold.device_health_daily", health, day, guard)
+    return replace_day(settings, GOLD_DEVICE_HEALTH_DAILY, health, day, guard)

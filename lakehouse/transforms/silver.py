@@ -15,9 +15,9 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from lakehouse.catalog import CATALOG
+from lakehouse.catalog import CATALOG, REJECTED_ROWS
 from lakehouse.delta import replace_partition
-from lakehouse.schemas import REJECTED_ROWS, VOCABULARIES, silver_schema
+from lakehouse.schemas import VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, read_days, replace_day
 
@@ -147,7 +147,7 @@ def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
         connection.close()
     return SilverResult(
         rows=rows.cast(silver_schema(topic)),
-        rejected=rejected.cast(REJECTED_ROWS),
+        rejected=rejected.cast(REJECTED_ROWS.schema),
         duplicates=bronze.num_rows - rows.num_rows - rejected.num_rows,
     )
 
@@ -162,11 +162,11 @@ def build_silver_partition(
     so running it twice gives the same table. A `guard` that refuses the rows leaves both
     the silver day and its rejected rows as they were.
     """
-    source = read_days(settings, CATALOG.bronze_for_topic(topic).key, None, day)
+    source = read_days(settings, CATALOG.bronze_for_topic(topic), None, day)
     result = to_silver(source, topic)
-    replace_day(settings, f"silver.{topic}", result.rows, day, guard)
+    replace_day(settings, CATALOG.silver_for_topic(topic), result.rows, day, guard)
     replace_partition(
-        CATALOG.table("silver.rejected_rows"),
+        REJECTED_ROWS,
         settings,
         result.rejected,
         f"event_date = '{day.isoformat()}' AND \"table\" = '{topic}'",

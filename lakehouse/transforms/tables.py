@@ -15,21 +15,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.catalog import CATALOG
+from lakehouse.catalog import TableSpec
 from lakehouse.delta import open_table, replace_partition
 from lakehouse.settings import Settings
 
 
 def read_days(
     settings: Settings,
-    key: str,
+    spec: TableSpec,
     columns: list[str] | None,
     first: date,
     last: date | None = None,
 ) -> pa.Table:
     """The event-date partitions `first`..`last` (inclusive; `last` defaults to `first`) of
     a catalogued table, only `columns` (all if None); typed and empty if it is absent."""
-    spec = CATALOG.table(key)
     table = open_table(spec, settings)
     if table is None:
         empty = spec.schema.empty_table()
@@ -67,19 +66,19 @@ def run_sql(
     return result if schema is None else result.select(schema.names).cast(schema)
 
 
-Guard = Callable[[str, date, pa.Table], None]
-"""Called with (table key, day, rows) before a day is replaced; raises to refuse the write.
+Guard = Callable[[TableSpec, date, pa.Table], None]
+"""Called with (table, day, rows) before a day is replaced; raises to refuse the write.
 
 The data quality checks (`quality/`) are guards: rows that fail a blocking check never
 replace the day's good rows, so a bad batch costs freshness, never correctness."""
 
 
 def replace_day(
-    settings: Settings, key: str, rows: pa.Table, day: date, guard: Guard | None = None
+    settings: Settings, spec: TableSpec, rows: pa.Table, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Replace one event-date partition of a catalogued table with `rows` once `guard`
     (if any) has accepted them; return the rows."""
     if guard is not None:
-        guard(key, day, rows)
-    replace_partition(CATALOG.table(key), settings, rows, f"event_date = '{day.isoformat()}'")
+        guard(spec, day, rows)
+    replace_partition(spec, settings, rows, f"event_date = '{day.isoformat()}'")
     return rows

@@ -1,7 +1,9 @@
-"""Dagster resources: the lakehouse settings, so asset code never reads the environment.
+"""The one Dagster resource the assets need: the lakehouse settings, so asset code never
+reads the environment.
 
-The same assets run under every profile; only this resource's configuration differs
-(from the environment by default, or overridden in tests).
+It lives with the assets that require it (orchestration only binds it): the same assets
+run under every profile; only this resource's configuration differs (from the environment
+by default, or overridden in tests).
 """
 
 from __future__ import annotations

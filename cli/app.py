@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -11,15 +9,16 @@ from typing import Annotated
 
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.views import arrow_view, models_view
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, topic_partitions
 from lakehouse.logs import configure_logging
 from lakehouse.settings import get_settings
-from lakehouse.views import arrow_view, models_view
 
 app = typer.Typer(
     name="lakehouse",
@@ -40,7 +39,8 @@ class OutputFormat(StrEnum):
 @app.command()
 def up() -> None:
     """Start the embedded broker (local Kafka only), create topics and bronze tables."""
-    from lakehouse.runtime import bring_up, lake_has_landed
+    from cli.runtime import bring_up
+    from lakehouse.bronze import lake_has_landed
 
     settings = get_settings()
     runtime = bring_up(settings)
@@ -217,21 +217,36 @@ def _print_arrow(result: pa.Table, output: OutputFormat, limit: int) -> None:
         sys.stdout.write(orjson.dumps(result.to_pylist(), default=str).decode() + "\n")
         return
     if output is OutputFormat.CSV:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(result.column_names)
-        writer.writerows(tuple(row.values()) for row in result.to_pylist())
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+        pacsv.write_csv(
+            _flat(result),
+            sys.stdout.buffer,
+            write_options=pacsv.WriteOptions(quoting_style="needed"),
+        )
+        sys.stdout.buffer.flush()
         return
     console.print(arrow_view(result, limit=limit))
     if result.num_rows > limit:
         console.print(f"({result.num_rows:,} rows, {limit} shown)")
 
 
+def _flat(result: pa.Table) -> pa.Table:
+    """CSV holds no lists or structs: nested columns (a user's top categories, say) are
+    written as JSON text, one value at a time since Arrow has no cast to JSON."""
+    columns = []
+    for column in result.columns:
+        if pa.types.is_nested(column.type):
+            values = [None if v is None else orjson.dumps(v, default=str).decode()
+                      for v in column.to_pylist()]
+            column = pa.chunked_array([pa.array(values, pa.string())])
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=result.column_names)
+
+
 @app.command()
 def tables() -> None:
     """Each catalogued table with its Delta version, file count, rows and size."""
-    from lakehouse.views import tables_view
+    from cli.views import tables_view
 
     console.print(tables_view(get_settings()))
 
@@ -248,7 +263,7 @@ def materialize(
     ] = None,
 ) -> None:
     """Rebuild silver and gold through Dagster for a range of days (one `medallion` run)."""
-    from lakehouse.runtime import landed_days
+    from lakehouse.bronze import landed_days
     from orchestration.materialize import observe_bronze, rebuild_days
 
     settings = get_settings()
@@ -291,7 +306,7 @@ def train(
 ) -> None:
     """Train the daily (recommender, fraud) or weekly (fraud on all history, failure)
     models through Dagster, register them and print each registry decision."""
-    from lakehouse.runtime import landed_days
+    from lakehouse.bronze import landed_days
     from orchestration.materialize import train_models
 
     days = landed_days(get_settings())
@@ -323,7 +338,7 @@ def demo(
     ] = None,
 ) -> None:
     """End to end: broker up, a simulated day for all three domains, ingest, DuckDB queries."""
-    from lakehouse.demo import run_demo
+    from cli.demo import run_demo
 
     if scale <= 0:
         raise typer.BadParameter("must be positive", param_hint="--scale")
@@ -339,7 +354,7 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Stop the embedded broker and delete the local lake: a clean slate for the demo."""
-    from lakehouse.demo import reset_local
+    from cli.demo import reset_local
 
     settings = get_settings()
     if not yes:

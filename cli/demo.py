@@ -26,11 +26,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.runtime import bring_up
+from cli.views import arrow_view, tables_view
 from lakehouse import broker
-from lakehouse.catalog import CATALOG, Domain, Layer, TableSpec
-from lakehouse.runtime import bring_up, lake_has_landed
+from lakehouse.bronze import lake_has_landed
+from lakehouse.catalog import CATALOG, Domain
 from lakehouse.settings import Settings
-from lakehouse.views import arrow_view, tables_view
 
 DEFAULT_EVENTS: dict[Domain, int] = {
     Domain.ECOMMERCE: 1_000_000,
@@ -193,7 +194,7 @@ def _ingest_all(settings: Settings, console: Console, report: DemoReport) -> Non
 
 def _materialize_all(settings: Settings, console: Console, report: DemoReport) -> None:
     """Observe bronze, then rebuild every landed day's silver and gold in one Dagster run."""
-    from lakehouse.runtime import landed_days
+    from lakehouse.bronze import landed_days
     from orchestration.instance import dagster_home, dagster_instance
     from orchestration.materialize import observe_bronze, rebuild_days
 
@@ -232,7 +233,7 @@ def landing_sql() -> str:
         "count(DISTINCT event_id) AS unique_ids, min(event_time)::DATE AS day, "
         "strftime(min(event_time), '%H:%M') AS first, strftime(max(event_time), '%H:%M') AS last "
         f"FROM {spec.key}"
-        for spec in _bronze_event_tables()
+        for spec in CATALOG.landed_tables()
     ]
     return "\nUNION ALL ".join(parts)
 
@@ -382,6 +383,3 @@ def reset_local(settings: Settings, console: Console) -> None:
         else:
             console.print(f"[dim]{path} does not exist[/]")
 
-
-def _bronze_event_tables() -> list[TableSpec]:
-    return [spec for spec in CATALOG.in_layer(Layer.BRONZE) if spec.source_topic is not None]
