@@ -246,6 +246,14 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
         "WHERE event_date = current_date - 1 ORDER BY popularity_rank LIMIT 5",
     ),
     (
+        "e-commerce gold: the session funnel yesterday (the shop, then its best categories)",
+        "SELECT category, sessions_viewed AS viewed, sessions_carted AS carted, "
+        "sessions_purchased AS bought, round(100 * conversion_rate, 2) AS conversion_pct, "
+        "round(revenue, 2) AS revenue FROM gold.session_funnel_daily "
+        "WHERE event_date = current_date - 1 "
+        "ORDER BY category <> 'all', conversion_rate DESC LIMIT 6",
+    ),
+    (
         "e-commerce gold: the A/B test yesterday (treatment vs control)",
         "SELECT experiment_id, variant, users, converting_users, "
         "round(100 * conversion_rate, 2) AS conversion_pct, "

@@ -1,1 +1,2 @@
-"""Streaming side of the platform: synthetic traffic, Kafka producer, sidecars and services."""
+"""The streaming side: synthetic traffic, the Kafka producer, the ingest sidecar, and (in
+later steps) the gateway, the stream processors and the online services."""

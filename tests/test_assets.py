@@ -37,6 +37,18 @@ from streaming.producer import produce
 from tests.test_silver import DAY, NOON, land, reading
 
 
+def test_every_group_has_exactly_one_owning_team() -> None:
+    owners: dict[str | None, set[str]] = {}
+    for spec in defs.resolve_all_asset_specs():
+        owners.setdefault(spec.group_name, set()).update(spec.owners)
+    assert owners == {
+        "ecommerce": {"team:personalization"},
+        "fraud": {"team:risk"},
+        "iot": {"team:iot"},
+        "platform": {"team:data-platform"},
+    }
+
+
 def test_the_definitions_hold_the_expected_assets() -> None:
     keys = sorted(key.to_user_string() for key in defs.resolve_all_asset_keys())
     assert keys == [
@@ -55,6 +67,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "gold/product_daily",
         "gold/product_trending",
         "gold/sensor_hourly",
+        "gold/session_funnel_daily",
         "gold/user_activity_daily",
         "gold/user_features",
         "models/fraud_xgboost",

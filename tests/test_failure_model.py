@@ -236,7 +236,7 @@ def test_the_artifact_round_trips_and_scores_the_test_hours_as_evaluated(
     labels = rows["label"].to_numpy(zero_copy_only=False)[split.test]
     evaluated = evaluate_binary(scores, labels, model.threshold, ALERT_FPR).metrics("model_")
     assert evaluated == {name: trained.metrics[name] for name in evaluated}
-    assert set(training_data_versions(fleet)) == set(INPUTS)
+    assert set(training_data_versions(fleet)) == {table.key for table in INPUTS}
 
 
 def test_one_devices_recent_hours_give_the_batch_features_and_an_alert_before_it_fails(

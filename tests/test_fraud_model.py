@@ -222,5 +222,5 @@ def test_the_asset_trains_registers_and_shows_its_evaluation(lake: Settings) -> 
     for chart in ("precision-recall", "lift", "calibration", "feature importance"):
         assert "data:image/png;base64," in metadata[f"chart: {chart}"].value
     assert "| velocity_burst |" in metadata["table: caught by pattern (test day)"].value
-    assert set(metadata["training_data"].value) == set(fraud.INPUTS)
+    assert set(metadata["training_data"].value) == {table.key for table in fraud.INPUTS}
     assert champion(lake, fraud.MODEL_NAME).version == 1

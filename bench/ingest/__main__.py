@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from bench.envelope import envelope, write
 from bench.ingest import report
 from bench.ingest.harness import create_topics, lake_settings, running_broker
 from bench.ingest.latency import LatencyResult, latency_run
@@ -53,7 +54,7 @@ def main(
         "latency_rate": latency_rate if latency else None,
         "flush_seconds": flush_seconds,
     }
-    document = report.header(config)
+    document = envelope("ingest", config)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     console.print(f"[bold]ingest benchmark[/] {config}; work folder {workdir}")
     try:
@@ -150,7 +151,7 @@ def _finish(
     document["latency"] = report.latency_summary(freshness)
     document["verdict"] = report.verdict(document["throughput"]["summary"], document["latency"])
     report.print_all(console, document, measured)
-    path = report.write_json(document)
+    path = write(document)
     console.print(f"results written to [bold]{path}[/]")
     failed = len(measured) - len(verified)
     if failed or (freshness is not None and not freshness.check.ok):

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import numpy as np
 import pyarrow.parquet as pq
 
+from bench.envelope import summary
 from bench.ingest.harness import create_topics, lake_settings, running_broker, start_child
 from bench.ingest.procstat import CpuSampler, wait_for_quiet
 from bench.ingest.throughput import ProduceCost, produce_traffic
@@ -175,8 +176,8 @@ def latency_run(
         seconds=seconds,
         flush_seconds=flush_seconds,
         produced=produced,
-        latency_s=_percentiles(np.concatenate(latencies) if latencies else np.empty(0)),
-        steady_latency_s=_percentiles(
+        latency_s=_latency_summary(np.concatenate(latencies) if latencies else np.empty(0)),
+        steady_latency_s=_latency_summary(
             np.concatenate(latencies[1:]) if len(latencies) > 1 else np.empty(0)
         ),
         commits=len(data_versions),
@@ -235,10 +236,5 @@ def _latencies(
     return parts, commits
 
 
-def _percentiles(values: np.ndarray) -> dict[str, float]:
-    if len(values) == 0:
-        return {}
-    points = {"p50": 50, "p90": 90, "p99": 99, "p99.9": 99.9}
-    result = {name: float(np.percentile(values, q)) for name, q in points.items()}
-    result.update(min=float(values.min()), max=float(values.max()), rows=float(len(values)))
-    return result
+def _latency_summary(values: np.ndarray) -> dict[str, float]:
+    return summary(values, percentiles=(50, 90, 99, 99.9))

@@ -37,14 +37,6 @@ def machine_busy_seconds() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
-def cpu_model() -> str:
-    """The CPU model name, for the record of where a figure was measured."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 @dataclass
 class Sample:
     """CPU seconds of each watched process and of the machine at one wall-clock moment."""

@@ -3,54 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench.envelope import summary as stats
 from bench.ingest.latency import LatencyResult
-from bench.ingest.procstat import cpu_model
 from bench.ingest.profile import Profile
 from bench.ingest.throughput import ProduceCost, ThroughputRun
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
 TARGET_EVENTS_PER_S = 300_000
 TARGET_P99_LATENCY_S = 12.0
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    """Median, p99, min and max over runs (with few runs, p99 is close to the max)."""
-    if not values:
-        return {}
-    array = np.asarray(values, dtype=float)
-    return {
-        "median": float(np.median(array)),
-        "p99": float(np.percentile(array, 99)),
-        "min": float(array.min()),
-        "max": float(array.max()),
-    }
-
-
-def machine() -> dict[str, Any]:
-    """Where the figures were measured."""
-    memory_kib = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            memory_kib = int(line.split()[1])
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "memory_gib": round(memory_kib / 1024**2, 1),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
 
 
 def produce_summary(cost: ProduceCost | None) -> dict[str, Any] | None:
@@ -182,7 +147,7 @@ def run_dict(run: ThroughputRun) -> dict[str, Any]:
 def verdict(summary: dict[str, Any], latency: dict[str, Any] | None) -> dict[str, Any]:
     """Each target with the measured figure and whether it is met."""
     result: dict[str, Any] = {}
-    median = summary.get("events_per_s", {}).get("median")
+    median = summary.get("events_per_s", {}).get("p50")
     if median is not None:
         result["throughput"] = {
             "target": f">= {TARGET_EVENTS_PER_S:,} events/s",
@@ -197,24 +162,6 @@ def verdict(summary: dict[str, Any], latency: dict[str, Any] | None) -> dict[str
             "met": p99 <= TARGET_P99_LATENCY_S and latency["check"]["ok"],
         }
     return result
-
-
-def write_json(document: dict[str, Any], directory: Path = RESULTS) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"ingest-{stamp}.json"
-    path.write_text(json.dumps(document, indent=1, default=str))
-    return path
-
-
-def header(config: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "benchmark": "ingest",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, "-m", "bench.ingest", *sys.argv[1:]]),
-        "machine": machine(),
-        "config": config,
-    }
 
 
 # --- console -----------------------------------------------------------------------------
@@ -258,14 +205,14 @@ def summary_table(document: dict[str, Any]) -> Table:
         eps = summary["events_per_s"]
         table.add_row(
             "throughput, events/s (median)",
-            f"{eps['median']:,.0f}",
+            f"{eps['p50']:,.0f}",
             f">= {TARGET_EVENTS_PER_S:,}; min {eps['min']:,.0f}, max {eps['max']:,.0f}",
         )
-        table.add_row("group join, s (median)", f"{summary['join_s']['median']:.1f}", "excluded")
+        table.add_row("group join, s (median)", f"{summary['join_s']['p50']:.1f}", "excluded")
         table.add_row(
-            "ingest CPU per event, µs", f"{summary['cpu_us_per_event']['median']:.2f}", ""
+            "ingest CPU per event, µs", f"{summary['cpu_us_per_event']['p50']:.2f}", ""
         )
-        table.add_row("bytes on disk per event", f"{summary['bytes_per_event']['median']:.1f}", "")
+        table.add_row("bytes on disk per event", f"{summary['bytes_per_event']['p50']:.1f}", "")
     produce = document["throughput"].get("produce")
     if produce:
         table.add_row(

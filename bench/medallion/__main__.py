@@ -14,11 +14,9 @@ Results go to bench/results/medallion-<UTC time>.json; docs/benchmarks.md record
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.ingest.report import machine
+from bench.envelope import envelope, summary, write
 from lakehouse.catalog import CATALOG, REJECTED_ROWS, Domain
 from lakehouse.delta import table_stats
 from lakehouse.settings import Settings, get_settings
@@ -43,7 +41,6 @@ from streaming.landing import land_in_bronze
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
 TARGET_S = 60.0
 CLICKSTREAM_SHARE = 0.888  # of e-commerce events, measured from the generator's output
 
@@ -71,22 +68,19 @@ def main(
             console.print(f"lake kept at {settings.lake_root}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    config = {"clickstream": clickstream, "seed": seed, "day": day.isoformat(), "runs": runs}
     document = {
-        "benchmark": "medallion",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.medallion", *sys.argv[1:]]),
-        "config": {"clickstream": clickstream, "seed": seed, "day": day.isoformat(), "runs": runs},
-        "machine": machine(),
+        **envelope("medallion", config),
         "bronze": landed,
         "runs": results,
-        "median_s": statistics.median(run["seconds"] for run in results),
+        "seconds": summary(run["seconds"] for run in results),
         "target_s": TARGET_S,
     }
-    document["met"] = document["median_s"] <= TARGET_S and all(r["success"] for r in results)
+    document["met"] = document["seconds"]["p50"] <= TARGET_S and all(
+        r["success"] for r in results
+    )
     _print(document)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"medallion-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"results: {write(document)}")
     if not all(run["success"] for run in results):
         raise typer.Exit(1)
 

@@ -20,10 +20,8 @@ Results go to bench/results/models-<UTC time>.json; docs/benchmarks.md records t
 
 from __future__ import annotations
 
-import json
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.ingest.report import machine
+from bench.envelope import envelope, summary, write
 from lakehouse.models.trained import TrainedModel
 from lakehouse.settings import Settings
 from lakehouse.transforms import fraud, iot
@@ -47,7 +45,6 @@ from streaming.landing import land_in_bronze
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
-RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 START = date(2026, 1, 5)
 MODELS = ("recommender", "retail", "fraud", "failure")
 RETAIL_CUT = datetime(2011, 11, 9, tzinfo=UTC)
@@ -73,6 +70,11 @@ def main(
     unknown = set(chosen) - set(MODELS)
     if unknown:
         raise typer.BadParameter(f"unknown models {sorted(unknown)}; choose from {MODELS}")
+    config = {
+        "models": chosen, "ecommerce_events": ecommerce_events, "ecommerce_days": ecommerce_days,
+        "holders": holders, "fraud_days": fraud_days, "machines": machines, "iot_days": iot_days,
+        "failure_rate": failure_rate, "seed": seed, "runs": runs,
+    }
     trainers = {
         "recommender": lambda s: _recommender(s, ecommerce_events, ecommerce_days, seed, runs),
         "retail": lambda s: _retail(s, runs),
@@ -90,16 +92,11 @@ def main(
             shutil.rmtree(workdir, ignore_errors=True)
         _print(name, results[name])
     document = {
-        "benchmark": "models",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.models", *sys.argv[1:]]),
-        "machine": machine(),
+        **envelope("models", config),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "models": results,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"models-{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"results: {write(document)}")
 
 
 def _recommender(settings: Settings, events: int, days: int, seed: int, runs: int
@@ -132,8 +129,8 @@ def _retail(settings: Settings, runs: int) -> dict[str, Any]:
     als, popularity = holdout.als, holdout.popularity
     return {
         "events": {"online_retail": events.num_rows}, "days": 374, "land_seconds": load_seconds,
-        "build_seconds": 0.0, **_spread("train_seconds", seconds),
-        **_spread("fit_seconds", [h.fit_seconds for h in holdouts]),
+        "build_seconds": 0.0, "train_seconds": summary(seconds),
+        "fit_seconds": summary(h.fit_seconds for h in holdouts),
         "metrics": {
             "precision_at_10": als.precision, "recall_at_10": als.recall,
             "coverage": als.coverage, "popularity_precision_at_10": popularity.precision,
@@ -194,14 +191,9 @@ def _timed(train: Callable[[], TrainedModel], runs: int, params: tuple[str, ...]
         models.append(train())
         seconds.append(time.perf_counter() - started)
     first = models[0]
-    return {**_spread("train_seconds", seconds),
-            **_spread("fit_seconds", [model.seconds for model in models]),
+    return {"train_seconds": summary(seconds),
+            "fit_seconds": summary(model.seconds for model in models),
             "metrics": first.metrics, "params": {key: first.params[key] for key in params}}
-
-
-def _spread(name: str, values: list[float]) -> dict[str, float]:
-    return {name: statistics.median(values), f"{name}_min": min(values),
-            f"{name}_max": max(values)}
 
 
 def _build(settings: Settings, generator: Any, events: int, days: int,
@@ -223,9 +215,9 @@ def _build(settings: Settings, generator: Any, events: int, days: int,
 
 def _print(name: str, result: dict[str, Any]) -> None:
     table = Table(title=f"{name}: {result['days']} days, {sum(result['events'].values()):,} "
-                        f"events; training median {result['train_seconds']:.1f} s "
-                        f"(fit {result['fit_seconds']:.2f} s, "
-                        f"{result['fit_seconds_min']:.2f}-{result['fit_seconds_max']:.2f})")
+                        f"events; training median {result['train_seconds']['p50']:.1f} s "
+                        f"(fit {result['fit_seconds']['p50']:.2f} s, "
+                        f"{result['fit_seconds']['min']:.2f}-{result['fit_seconds']['max']:.2f})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in sorted(result["metrics"].items()):

@@ -10,12 +10,11 @@ Results go to bench/results/queries-<UTC time>.json; docs/benchmarks.md records 
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.ingest.report import machine
+from bench.envelope import envelope, write
 from bench.queries.data import SPEC, Fleet, make_fleet, write_year
 from bench.queries.examples import Example, examples
 from bench.queries.measure import READERS, QueryTiming, Registration, explain, time_example
@@ -36,7 +35,6 @@ from lakehouse.settings import Settings
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "queries.md"
 TARGET_P50_S = 0.300
 
@@ -70,8 +68,8 @@ def main(
     }
     console.print(f"[bold]query benchmark[/] {config}; lake {settings.lake_root}")
     try:
-        write = _write(settings, fleet, days, seed)
-        months = _months(write["first_day"], days)
+        data = _write(settings, fleet, days, seed)
+        months = _months(data["first_day"], days)
         queries = examples(fleet, days, months)
         _check_cli_path(settings, queries[0])
         results = {
@@ -84,12 +82,8 @@ def main(
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     document = {
-        "benchmark": "queries",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.queries", *sys.argv[1:]]),
-        "config": config,
-        "machine": machine(),
-        "data": write,
+        **envelope("queries", config),
+        "data": data,
         "readers": {
             reader: {
                 "registration": _registration_summary(registrations),
@@ -266,10 +260,7 @@ def _print_reader(reader: str, result: dict[str, Any], data: dict[str, Any]) -> 
 
 
 def _save(document: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"queries-{stamp}.json"
-    path.write_text(json.dumps(document, indent=2, default=str))
+    path = write(document)
     console.print(f"results: {path.relative_to(ROOT)}")
 
 

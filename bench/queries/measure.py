@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
+from bench.envelope import summary
 from bench.queries.data import SPEC
 from bench.queries.examples import Example
 from lakehouse.delta import open_table
@@ -51,13 +51,7 @@ class QueryTiming:
     problem: str | None = None
 
     def warm_stats(self) -> dict[str, float]:
-        array = np.asarray(self.warm_s)
-        return {
-            "p50": float(np.median(array)),
-            "p99": float(np.percentile(array, 99)),
-            "min": float(array.min()),
-            "max": float(array.max()),
-        }
+        return summary(self.warm_s)
 
 
 def new_connection(threads: int | None) -> duckdb.DuckDBPyConnection:

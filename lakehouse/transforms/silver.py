@@ -15,7 +15,17 @@ from datetime import date
 import duckdb
 import pyarrow as pa
 
-from lakehouse.catalog import CATALOG, REJECTED_ROWS
+from lakehouse.catalog import (
+    CART_EVENTS,
+    CATALOG,
+    CLICKSTREAM,
+    PURCHASES,
+    REJECTED_ROWS,
+    SEARCH,
+    SENSOR_READINGS,
+    TRANSACTIONS,
+    TopicSpec,
+)
 from lakehouse.delta import replace_partition
 from lakehouse.schemas import VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
@@ -30,8 +40,8 @@ class Rule:
     predicate: str
 
 
-def _one_of(topic: str, column: str, nullable: bool = False) -> Rule:
-    allowed = ", ".join(f"'{value}'" for value in VOCABULARIES[topic][column])
+def _one_of(topic: TopicSpec, column: str, nullable: bool = False) -> Rule:
+    allowed = ", ".join(f"'{value}'" for value in VOCABULARIES[topic.name][column])
     test = f"{column} IN ({allowed})"
     return Rule(f"{column}_known", f"{column} IS NULL OR {test}" if nullable else test)
 
@@ -39,45 +49,45 @@ def _one_of(topic: str, column: str, nullable: bool = False) -> Rule:
 _SESSION = (Rule("user_id_positive", "user_id > 0"),)
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "clickstream": (
+    CLICKSTREAM.name: (
         *_SESSION,
-        _one_of("clickstream", "event_type"),
-        _one_of("clickstream", "page"),
-        _one_of("clickstream", "device", nullable=True),
-        _one_of("clickstream", "variant", nullable=True),
+        _one_of(CLICKSTREAM, "event_type"),
+        _one_of(CLICKSTREAM, "page"),
+        _one_of(CLICKSTREAM, "device", nullable=True),
+        _one_of(CLICKSTREAM, "variant", nullable=True),
         Rule("price_non_negative", "price IS NULL OR price >= 0"),
         Rule("product_view_has_product", "event_type <> 'product_view' OR product_id IS NOT NULL"),
     ),
-    "cart_events": (
+    CART_EVENTS.name: (
         *_SESSION,
-        _one_of("cart_events", "action"),
-        _one_of("cart_events", "variant", nullable=True),
+        _one_of(CART_EVENTS, "action"),
+        _one_of(CART_EVENTS, "variant", nullable=True),
         Rule("quantity_positive", "quantity > 0"),
         Rule("price_non_negative", "price >= 0"),
     ),
-    "search": (
+    SEARCH.name: (
         *_SESSION,
         Rule("query_not_blank", "length(trim(query)) > 0"),
         Rule("results_count_non_negative", "results_count >= 0"),
     ),
-    "purchases": (
+    PURCHASES.name: (
         *_SESSION,
-        _one_of("purchases", "variant", nullable=True),
+        _one_of(PURCHASES, "variant", nullable=True),
         Rule("quantity_positive", "quantity > 0"),
         Rule("unit_price_non_negative", "unit_price >= 0"),
         Rule("total_matches_lines", "abs(total_amount - unit_price * quantity) < 0.01"),
         Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
     ),
-    "transactions": (
+    TRANSACTIONS.name: (
         *_SESSION,
-        _one_of("transactions", "channel"),
+        _one_of(TRANSACTIONS, "channel"),
         Rule("amount_positive", "amount > 0"),
         Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
         Rule("latitude_in_range", "latitude BETWEEN -90 AND 90"),
         Rule("longitude_in_range", "longitude BETWEEN -180 AND 180"),
     ),
-    "sensor_readings": (
-        _one_of("sensor_readings", "sensor_type"),
+    SENSOR_READINGS.name: (
+        _one_of(SENSOR_READINGS, "sensor_type"),
         Rule("value_finite", "isfinite(value)"),
         Rule("sequence_non_negative", "sequence >= 0"),
     ),
