@@ -1,10 +1,13 @@
-"""`lakehouse demo` and `lakehouse reset`: the whole landing path in one command, and a clean slate.
+"""`lakehouse demo` and `lakehouse reset`: the platform end to end in one command, and a
+clean slate.
 
 The demo is the README's first command: it must work on a fresh clone with nothing running,
 and again on the second and tenth run. It brings the embedded broker up, produces a
-simulated day of traffic for all three domains, lands it in bronze exactly once, and shows
-what landed with DuckDB. Two situations need care because the local broker keeps topics in
-memory while the lake is on disk:
+simulated day of traffic for all three domains, lands it in bronze exactly once, runs the
+Dagster jobs that observe bronze and build every silver and gold table for the day (with
+their quality checks), and shows what landed and what the gold tables answer with DuckDB.
+Two situations need care because the local broker keeps topics in memory while the lake
+is on disk:
 
 - The broker was restarted since the last demo: its topics are empty, but the lake still
   records offsets from the old topics, which ingest would (rightly) refuse. The demo starts
@@ -38,7 +41,7 @@ DEFAULT_EVENTS: dict[Domain, int] = {
     Domain.FRAUD: 250_000,
     Domain.IOT: 500_000,
 }
-"""Events per domain at scale 1: a simulated day, about 20 s end to end on two cores."""
+"""Events per domain at scale 1: a simulated day (README: how long the demo takes)."""
 
 DEFAULT_SEED = 42
 

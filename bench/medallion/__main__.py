@@ -59,7 +59,8 @@ def main(
     os.environ["LAKEHOUSE_HOME"] = str(workdir / "home")
     get_settings.cache_clear()
     settings = get_settings()
-    day = datetime.now(UTC).date() - timedelta(days=2)
+    # Yesterday: always a daily partition, whatever the code location found at import.
+    day = datetime.now(UTC).date() - timedelta(days=1)
     try:
         landed = _land(settings, day, clickstream, seed)
         results = [_materialize(settings, day, landed) for _ in range(runs)]
