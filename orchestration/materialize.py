@@ -5,24 +5,62 @@ Runs execute in this process (no daemon or code server needed), as the same `med
 `observe_bronze` and model-training jobs the schedules and the sensor launch, with the
 code location's own resources: the lake, S3 and Kafka settings come from the
 environment, exactly as they do for `dagster dev` and the daemon.
+
+Each run is recorded as a run of the code location's job, so that the UI offers a plain
+"Re-execute" for it. The UI does so only when the run's job snapshot id and its
+repository origin (code location and repository names) both match the loaded job; else
+it warns that the job "may be a different version". `JobDefinition.execute_in_process`
+fails both: it runs a copy of the job whose executor is swapped for the in-process one
+(the executor's config schema is part of the job snapshot, so the id differs) and
+records no origin. `dagster.execute_job` keeps the snapshot but records no origin either.
+So the run is created here with the code location's origin and executed with Dagster's
+own `execute_run`, with the job's own executor (`multi_or_in_process`) told by run
+config to run in this process, which leaves the job, and its snapshot, as declared: runs
+launched from the UI still use the multiprocess default.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+
+# Not re-exported by `dagster`: what execute_job does, plus the origin it leaves out.
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.definitions.repository_definition.valid_definitions import (
+    SINGLETON_REPOSITORY_NAME,
+)
+from dagster._core.execution.api import execute_run
+from dagster._core.execution.execute_in_process import merge_run_tags
+from dagster._core.remote_origin import (
+    InProcessCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_shared.error import SerializableErrorInfo
 
 from assets.partitions import DAILY, range_tags
 from lakehouse.settings import get_settings
-from orchestration.definitions import defs
 from orchestration.instance import dagster_instance
 from orchestration.jobs import WEEKLY_MODELS_CONFIG
 
+# The code location as `dagster dev` and the daemon load it: pyproject.toml's
+# [tool.dagster] (module_name, code_location_name), from the repository root.
+DEFINITIONS_MODULE = "orchestration.definitions"
+CODE_LOCATION = "lakehouse"
+_ROOT = str(Path(__file__).resolve().parent.parent)
+
 # The CLI prints its own progress; Dagster's per-event console lines stay in the run's log.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The jobs' executor is `multi_or_in_process` (Dagster's default); the CLI picks its
+# in-process mode by run config, without changing the job.
+_IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
 @dataclass(frozen=True)
@@ -39,9 +77,7 @@ class RunSummary:
 
 def observe_bronze(instance: dg.DagsterInstance | None = None) -> RunSummary:
     """Record every bronze table's Delta version (the observations the sensor compares)."""
-    result = defs.resolve_job_def("observe_bronze").execute_in_process(
-        run_config=_QUIET, instance=instance or dagster_instance(get_settings())
-    )
+    result = run_job("observe_bronze", run_config=_QUIET, instance=instance)
     observed = sorted(
         {
             event.asset_observation_data.asset_observation.asset_key.to_user_string()
@@ -64,11 +100,8 @@ def rebuild_days(
             raise ValueError(
                 f"{day} is outside the daily partitions ({DAILY.start:%Y-%m-%d} to today)"
             )
-    result = defs.resolve_job_def("medallion").execute_in_process(
-        run_config=_QUIET,
-        instance=instance or dagster_instance(get_settings()),
-        tags=range_tags(first, last),
-        raise_on_error=False,
+    result = run_job(
+        "medallion", run_config=_QUIET, instance=instance, tags=range_tags(first, last)
     )
     materialized = sorted(
         {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
@@ -108,11 +141,11 @@ def train_models(
         raise ValueError(f"{day} is outside the daily partitions ({DAILY.start:%Y-%m-%d} to today)")
     job = "train_weekly_models" if weekly else "train_daily_models"
     # A run config given here replaces the job's own, so the weekly one is repeated.
-    result = defs.resolve_job_def(job).execute_in_process(
+    result = run_job(
+        job,
         run_config={**_QUIET, **(WEEKLY_MODELS_CONFIG if weekly else {})},
-        instance=instance or dagster_instance(get_settings()),
+        instance=instance,
         partition_key=day.isoformat(),
-        raise_on_error=False,
     )
     models = tuple(
         {
@@ -131,6 +164,45 @@ def train_models(
         if event.event_type_value == "STEP_FAILURE"
     )
     return TrainingSummary(result.run_id, job, result.success, models, failures)
+
+
+def run_job(
+    name: str,
+    *,
+    run_config: Mapping[str, Any],
+    instance: dg.DagsterInstance | None = None,
+    tags: Mapping[str, str] | None = None,
+    partition_key: str | None = None,
+) -> dg.JobExecutionResult:
+    """Run the code location's job `name` in this process, recorded in `instance` (the
+    profile's by default) as a run of that code location's job; failures are in the
+    result's events, not raised."""
+    instance = instance or dagster_instance(get_settings())
+    job = ReconstructableRepository.for_module(
+        DEFINITIONS_MODULE, "defs", working_directory=_ROOT
+    ).get_reconstructable_job(name)
+    job_def = job.get_definition()
+    run = instance.create_run_for_job(
+        job_def=job_def,
+        run_config={**run_config, **_IN_PROCESS},
+        tags=merge_run_tags(job_def, partition_key, tags, None, instance, run_config),
+        remote_job_origin=code_location_origin(name),
+        job_code_origin=job.get_python_origin(),
+    )
+    return execute_run(job, run, instance, raise_on_error=False)
+
+
+def code_location_origin(job: str) -> RemoteJobOrigin:
+    """Where the UI finds `job`: its code location and (single) repository, by name."""
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name=DEFINITIONS_MODULE,
+            working_directory=_ROOT,
+        ),
+        location_name=CODE_LOCATION,
+    )
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job)
 
 
 def _root_cause(error: SerializableErrorInfo) -> str:

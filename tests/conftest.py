@@ -108,6 +108,12 @@ def activate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Settings], N
     get_settings.cache_clear()
 
 
+def another_hash_seed() -> str:
+    """A PYTHONHASHSEED for a subprocess that differs from this process's (set ordering and
+    `hash()` differ between them), as it does between the CLI and `dagster dev`."""
+    return "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
+
+
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,8 @@ from assets.tables import asset_key
 from lakehouse.catalog import BRONZE_SENSOR_READINGS
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
-from orchestration.materialize import rebuild_days
+from orchestration.materialize import observe_bronze, rebuild_days
+from tests.conftest import REPO, another_hash_seed
 from tests.test_silver import DAY, NOON, land, reading, silver_ids
 
 # The default resource reads the environment, which the `lake` fixture points at a temp lake.
@@ -221,3 +224,52 @@ def test_a_range_outside_the_partitions_is_refused_before_any_run(
     with pytest.raises(ValueError, match="before it starts"):
         rebuild_days(DAY, DAY - timedelta(days=1), instance=instance)
     assert instance.get_runs() == []
+
+
+# What `dagster dev` and the daemon load: pyproject.toml's code location, in their own
+# process. Prints the location's name and the snapshot id of each of its jobs.
+LOADED_CODE_LOCATION = """
+import importlib, json, tomllib
+import dagster as dg
+with open("pyproject.toml", "rb") as file:
+    declared = tomllib.load(file)["tool"]["dagster"]
+module = importlib.import_module(declared["module_name"])
+(definitions,) = [v for v in vars(module).values() if isinstance(v, dg.Definitions)]
+jobs = {job.name: job.get_job_snapshot_id() for job in definitions.resolve_all_job_defs()}
+print(json.dumps({"location": declared["code_location_name"], "jobs": jobs}))
+"""
+
+
+def test_runs_made_by_the_cli_are_runs_of_the_code_locations_own_jobs(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    """The UI offers a plain Re-execute only when a run's job snapshot id and origin match
+    the loaded job (else: "may be a different version"); `execute_in_process` matched
+    neither, as it runs a copy of the job with another executor and records no origin."""
+    land(lake, reading("a", offset=1))
+    runs = [observe_bronze(instance), rebuild_days(DAY, instance=instance)]
+    assert all(run.success for run in runs)
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOADED_CODE_LOCATION],
+        cwd=REPO,
+        env={**os.environ, "PYTHONHASHSEED": another_hash_seed()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    location = json.loads(loaded.stdout)
+    for summary in runs:
+        run = instance.get_run_by_id(summary.run_id)
+        assert run is not None
+        assert run.job_snapshot_id == location["jobs"][run.job_name], run.job_name
+        origin = run.remote_job_origin
+        assert origin is not None, f"{run.job_name} run records no code location"
+        assert (origin.location_name, origin.repository_origin.repository_name) == (
+            location["location"],
+            "__repository__",
+        )
+        assert origin.job_name == run.job_name
+        assert run.tags["dagster/code_location"] == location["location"]
+        # The CLI runs in this process; the job keeps its declared (multiprocess) default.
+        assert run.run_config["execution"] == {"config": {"in_process": {}}}

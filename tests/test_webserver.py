@@ -10,14 +10,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from lakehouse.catalog import CATALOG, Layer
+from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
-from tests.conftest import REPO, settings_env
+from orchestration.materialize import observe_bronze
+from tests.conftest import REPO, another_hash_seed, settings_env
 from tests.support.net import free_port
 
 QUERY = """
@@ -47,13 +50,29 @@ QUERY = """
 
 
 @pytest.fixture
-def webserver(make_settings, tmp_path: Path) -> Iterator[str]:
-    """dagster-webserver on a free port, its instance in a temporary DAGSTER_HOME."""
-    settings: Settings = make_settings()
-    port = free_port()
+def ui_settings(make_settings) -> Settings:
+    """The settings the webserver runs with."""
+    return make_settings()
+
+
+@pytest.fixture
+def ui_home(tmp_path: Path) -> Path:
+    """The webserver's DAGSTER_HOME."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**settings_env(settings), "DAGSTER_HOME": str(home)}
+    return home
+
+
+@pytest.fixture
+def webserver(ui_settings: Settings, ui_home: Path, tmp_path: Path) -> Iterator[str]:
+    """dagster-webserver on a free port, its instance in a temporary DAGSTER_HOME, in a
+    process whose hash seed differs from this one's."""
+    port = free_port()
+    env = {
+        **settings_env(ui_settings),
+        "DAGSTER_HOME": str(ui_home),
+        "PYTHONHASHSEED": another_hash_seed(),
+    }
     executable = Path(sys.executable).parent / "dagster-webserver"
     process = subprocess.Popen(
         [str(executable), "-h", "127.0.0.1", "-p", str(port)],
@@ -126,3 +145,54 @@ def test_the_ui_loads_every_asset_job_schedule_and_sensor(webserver: str) -> Non
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert set(sensors) == {"bronze_advanced"}
     assert sensors["bronze_advanced"]["sensorState"]["status"] == "RUNNING"
+
+
+RUN_AND_JOBS = """
+{
+  runOrError(runId: "%s") {
+    ... on Run {
+      pipelineName
+      pipelineSnapshotId
+      parentPipelineSnapshotId
+      repositoryOrigin { repositoryLocationName repositoryName }
+    }
+  }
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes { name location { name } pipelines { name pipelineSnapshotId } }
+    }
+  }
+}
+"""
+
+
+def test_a_run_the_cli_made_is_the_loaded_job_so_the_ui_reexecutes_it_without_a_warning(
+    webserver: str,
+    ui_settings: Settings,
+    ui_home: Path,
+    activate: Callable[[Settings], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run page's Re-execute carries no "may be a different version" warning when the
+    run's origin names the loaded code location and repository and its job snapshot id is
+    the loaded job's (dagster-webserver's useJobAvailabilityErrorForRun: the match type
+    `origin-and-snapshot`). Asked of the webserver itself, which loaded the code location
+    in its own process, with its own hash seed."""
+    activate(ui_settings)
+    monkeypatch.setenv("DAGSTER_HOME", str(ui_home))  # the CLI records where the UI reads
+    for spec in CATALOG.in_layer(Layer.BRONZE):
+        ensure_table(spec, ui_settings)
+    observed = observe_bronze()
+    assert observed.success
+
+    data = graphql(webserver, RUN_AND_JOBS % observed.run_id)
+    run = data["runOrError"]
+    (repository,) = data["repositoriesOrError"]["nodes"]
+    loaded = {job["name"]: job["pipelineSnapshotId"] for job in repository["pipelines"]}
+    assert run["pipelineName"] == "observe_bronze"
+    assert run["repositoryOrigin"] == {
+        "repositoryLocationName": repository["location"]["name"],
+        "repositoryName": repository["name"],
+    }
+    assert run["parentPipelineSnapshotId"] is None
+    assert run["pipelineSnapshotId"] == loaded["observe_bronze"]

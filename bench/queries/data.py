@@ -49,7 +49,7 @@ class Fleet:
         return self.devices * len(SENSOR_TYPES)
 
     def sensor_id(self, device: int, sensor_type: str) -> str:
-        return f"{self.device_ids[device]}-{sensor_type[:4]}"
+        return f"{self.device_ids[device]}-{sensor_type}"  # as the IoT generator names them
 
 
 def make_fleet(sensors: int, seed: int = 7) -> Fleet:
