@@ -55,6 +55,13 @@ def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predi
     Re-running with the same rows leaves the table's contents as they were: this is what
     makes a partition's materialization idempotent. `rows` must all match `predicate`
     (delta-rs refuses the commit otherwise), so nothing outside it is touched.
+
+    A column the catalog added since the table was created is added to the table by the
+    first rebuild (Delta's schema merge); the days not rebuilt yet read it as NULL until
+    the weekly reprocessing reaches them. Anything else (a dropped column, a changed
+    type) is refused by delta-rs. Rows never carry a column the catalog lacks: the
+    transforms cast to the catalogued schema and the quality gate's `schema_matches`
+    check guards the write.
     """
     table = ensure_table(spec, settings)
     write_deltalake(
@@ -63,6 +70,7 @@ def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predi
         mode="overwrite",
         predicate=predicate,
         partition_by=list(spec.partition_by) or None,
+        schema_mode="merge",
     )
     return table.version()
 

@@ -27,6 +27,7 @@ from assets.resources import LakehouseResource
 from assets.tables import asset_key
 from lakehouse.catalog import (
     CATALOG,
+    GOLD_FRAUD_DAILY_STATS,
     GOLD_FRAUD_USER_DAILY,
     GOLD_FRAUD_USER_PROFILES,
     SILVER_TRANSACTIONS,
@@ -388,6 +389,34 @@ def test_fraud_partitions_rebuild_idempotently_and_replace_only_their_day(
         (2, "gift_cards", 1),
         (3, "gift_cards", 1),
     ]
+
+
+def test_a_table_built_before_the_catalog_added_a_column_takes_it_on_the_next_rebuild(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """gold.fraud_daily_stats gained `hour` in step 5: a lake built before keeps working."""
+    settings = make_settings()
+    seed_silver_transactions(settings, transactions(*SMALL))
+    old_schema = GOLD_FRAUD_DAILY_STATS.schema.remove(
+        GOLD_FRAUD_DAILY_STATS.schema.get_field_index("hour")
+    )
+    old_rows = fraud_daily_stats(transactions(*SMALL[:2])).drop_columns(["hour"])
+    write_deltalake(
+        table_uri(GOLD_FRAUD_DAILY_STATS, settings),
+        old_rows.cast(old_schema),
+        partition_by=["event_date"],
+    )
+    build_fraud_daily_stats_partition(settings, D2)
+    rows = gold_rows(settings, "fraud_daily_stats")
+    assert [(r["event_date"], r["hour"]) for r in rows] == [
+        (D1, None),  # not rebuilt yet: the weekly reprocessing will fill it
+        (D1, None),
+        (D2, 2),
+        (D2, 3),
+        (D2, 12),
+    ]
+    build_fraud_daily_stats_partition(settings, D1)
+    assert [r["hour"] for r in gold_rows(settings, "fraud_daily_stats")] == [9, 18, 2, 3, 12]
 
 
 # --- IoT device health --------------------------------------------------------------------
