@@ -7,6 +7,11 @@ message with a typed msgspec decoder (about a microsecond each), batch-parses th
 accepts and judges each suspect alone. Arrow stays the single arbiter: a suspect that
 Arrow parses on its own is kept, so a message's fate never depends on its neighbours.
 Should Arrow still refuse the screened batch, bisection isolates the culprits.
+
+The batch parse maps rows to messages by position, which is only sound if every message
+yields exactly one row. Arrow skips blank lines and reads `{..}{..}` as two rows, so a
+whitespace-only message next to a two-document one would shift rows between messages
+with the right total; such batches never take the fast path (see `_aligned`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from lakehouse.schemas import EventSchema
+from streaming.ingest.timestamps import out_of_range
 
 # Below this many messages a failing segment is classified message by message.
 _LEAF_SEGMENT = 16
@@ -40,6 +46,9 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     SCHEMA_MISMATCH = "schema_mismatch"
     MISSING_FIELD = "missing_required_field"
+    # Not a decoding verdict: the consumer could not read the message at all (see
+    # streaming/ingest/worker.py, consumer errors); its bytes are unknown.
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,18 @@ class BatchDecoder:
         self._parse_options = pajson.ParseOptions(
             explicit_schema=event.schema, unexpected_field_behavior="ignore"
         )
+        # A message judged alone may span lines (pretty-printed JSON): Arrow then reads it
+        # with newlines allowed inside a document, still refusing raw control characters
+        # inside strings, as JSON requires.
+        self._single_options = pajson.ParseOptions(
+            explicit_schema=event.schema,
+            unexpected_field_behavior="ignore",
+            newlines_in_values=True,
+        )
         self._read_options = pajson.ReadOptions(use_threads=True, block_size=8 << 20)
         self._required = list(event.required)
         self._string_columns = [f.name for f in event.schema if pa.types.is_string(f.type)]
+        self._timestamp_columns = [f.name for f in event.schema if pa.types.is_timestamp(f.type)]
         self._screen_decoder = msgspec.json.Decoder(_screening_struct(event.schema))
         self._poison_seen = False  # whether the last slow path found suspects
 
@@ -85,10 +103,11 @@ class BatchDecoder:
         # the slow path rather than parse the whole batch only to have Arrow refuse it.
         # Every message's fate is the same on either path (see the module docstring).
         table = None
-        if not self._poison_seen:
+        if not self._poison_seen and len(candidates):
             everyone = len(candidates) == len(values)
             batch = values if everyone else [values[i] for i in candidates.tolist()]
-            table = self._try_parse(batch)  # type: ignore[arg-type]
+            if _aligned(batch):  # type: ignore[arg-type]
+                table = self._try_parse(batch)  # type: ignore[arg-type]
         if table is not None and table.num_rows == len(candidates):
             parts.append((candidates, table))
         elif len(candidates):
@@ -100,7 +119,7 @@ class BatchDecoder:
         else:
             indices = np.empty(0, dtype=np.int64)
             table = self.event.schema.empty_table()
-        table, indices = self._drop_missing_required(table, indices, rejects)
+        table, indices = self._drop_invalid(table, indices, rejects)
         rejects.sort(key=lambda reject: reject.index)
         return Decoded(table=table, indices=indices, rejects=rejects)
 
@@ -172,17 +191,19 @@ class BatchDecoder:
 
     def _try_parse(self, values: list[bytes]) -> pa.Table | None:
         try:
-            table = pajson.read_json(
-                io.BytesIO(b"\n".join(values)),
-                read_options=self._read_options,
-                parse_options=self._parse_options,
-            )
-            # Arrow's JSON reader copies string bytes unchecked; refuse invalid UTF-8 here
-            # (a few ms per 250K rows) rather than write corrupt strings to Parquet.
-            for name in self._string_columns:
-                table.column(name).validate(full=True)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return self._read(values, self._parse_options)
+        except (pa.ArrowException, UnicodeDecodeError):
             return None
+
+    def _read(self, values: list[bytes], options: pajson.ParseOptions) -> pa.Table:
+        """Parse values joined by newlines; raise if Arrow refuses them."""
+        table = pajson.read_json(
+            io.BytesIO(b"\n".join(values)), read_options=self._read_options, parse_options=options
+        )
+        # Arrow's JSON reader copies string bytes unchecked; refuse invalid UTF-8 here
+        # (a few ms per 250K rows) rather than write corrupt strings to Parquet.
+        for name in self._string_columns:
+            table.column(name).validate(full=True)
         return table
 
     def _parse_one(
@@ -193,52 +214,77 @@ class BatchDecoder:
         rejects: list[Reject],
         hint: str | None = None,
     ) -> None:
-        """Classify one message that failed in a batch, or rescue it (pretty-printed JSON).
+        """Judge one message that failed in a batch: kept if Arrow reads exactly one row
+        from it alone (a pretty-printed document is), otherwise rejected with a reason.
 
         `hint` is the screening decoder's complaint, which names the offending field more
         plainly than Arrow does.
         """
+        complaint = None
         try:
-            value.decode("utf-8")
-        except UnicodeDecodeError as error:
-            rejects.append(Reject(index, Reason.INVALID_ENCODING, str(error)))
-            return
-        try:
-            document = orjson.loads(value)
-        except orjson.JSONDecodeError as error:
-            rejects.append(Reject(index, Reason.INVALID_JSON, str(error)))
-            return
-        if not isinstance(document, dict):
-            kind = type(document).__name__
-            rejects.append(Reject(index, Reason.NOT_AN_OBJECT, f"top-level JSON {kind}"))
-            return
-        # A valid object that failed in the batch: newlines inside it, or a type mismatch.
-        try:
-            table = pajson.read_json(
-                io.BytesIO(orjson.dumps(document)), parse_options=self._parse_options
-            )
-        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-            rejects.append(Reject(index, Reason.SCHEMA_MISMATCH, hint or _clean(str(error))))
-            return
-        parts.append((np.asarray([index], dtype=np.int64), table))
+            table = self._read([value], self._single_options)
+        except (pa.ArrowException, UnicodeDecodeError) as error:
+            complaint = _clean(str(error))
+        else:
+            if table.num_rows == 1:
+                parts.append((np.asarray([index], dtype=np.int64), table))
+                return
+        rejects.append(_classify(value, index, hint or complaint))
 
-    def _drop_missing_required(
+    def _drop_invalid(
         self, table: pa.Table, indices: np.ndarray, rejects: list[Reject]
     ) -> tuple[pa.Table, np.ndarray]:
+        """Reject rows with a required field missing or null, or a timestamp outside what
+        readers can hold (streaming/ingest/timestamps.py); columnar, Python per reject only."""
         if table.num_rows == 0:
             return table, indices
-        valid = None
-        for name in self._required:
-            column_valid = pc.is_valid(table.column(name))
-            valid = column_valid if valid is None else pc.and_(valid, column_valid)
-        if valid is None or pc.all(valid).as_py():
+        missing = [(name, pc.is_null(table.column(name))) for name in self._required]
+        outside = [(name, out_of_range(table.column(name))) for name in self._timestamp_columns]
+        bad = None
+        for _, flags in missing + outside:
+            bad = flags if bad is None else pc.or_kleene(bad, flags)
+        if bad is None or not pc.any(bad).as_py():
             return table, indices
-        mask = valid.to_numpy(zero_copy_only=False)
-        for position in np.flatnonzero(~mask):
-            missing = [name for name in self._required if not table.column(name)[position].is_valid]
-            detail = "missing or null: " + ", ".join(missing)
-            rejects.append(Reject(int(indices[position]), Reason.MISSING_FIELD, detail))
-        return table.filter(valid), indices[mask]
+        mask = bad.fill_null(False).to_numpy(zero_copy_only=False)
+        for position in np.flatnonzero(mask).tolist():
+            index = int(indices[position])
+            absent = [name for name, flags in missing if flags[position].as_py()]
+            if absent:
+                detail = "missing or null: " + ", ".join(absent)
+                rejects.append(Reject(index, Reason.MISSING_FIELD, detail))
+                continue
+            wild = [name for name, flags in outside if flags[position].as_py()]
+            detail = ", ".join(wild) + " outside years 1-9999 UTC"
+            rejects.append(Reject(index, Reason.SCHEMA_MISMATCH, detail))
+        return table.filter(pa.array(~mask)), indices[~mask]
+
+
+def _aligned(values: list[bytes]) -> bool:
+    """Whether the batch parse can map rows to messages by position.
+
+    A message that is empty or whitespace only yields no row, so together with one that
+    holds two documents it would shift rows between messages without changing the count.
+    Empty messages are screened out before; a whitespace-only one starts with a byte at
+    or below 0x20, so the smallest value (one C-level pass, about 10 ms per 250K
+    messages) tells whether any message might be one. Such a batch takes the slow path,
+    where every message is screened alone.
+    """
+    return min(values)[:1] > b" "
+
+
+def _classify(value: bytes, index: int, detail: str | None) -> Reject:
+    """The reason a message Arrow refused on its own is poison, most specific first."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return Reject(index, Reason.INVALID_ENCODING, str(error))
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        return Reject(index, Reason.INVALID_JSON, str(error))
+    if not isinstance(document, dict):
+        return Reject(index, Reason.NOT_AN_OBJECT, f"top-level JSON {type(document).__name__}")
+    return Reject(index, Reason.SCHEMA_MISMATCH, detail or "refused by the event schema")
 
 
 def _clean(message: str) -> str:
