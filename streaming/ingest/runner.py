@@ -18,6 +18,7 @@ import signal
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+from lakehouse.logs import JsonFormatter, configure_logging
 from lakehouse.settings import Settings
 from streaming.ingest.metrics import serve_metrics
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
@@ -38,12 +39,15 @@ def run_ingest(settings: Settings, options: IngestOptions, workers: int = 1) -> 
         serve_metrics(settings.ingest_metrics_port)
         return IngestWorker(settings, options).run()
     context = multiprocessing.get_context("spawn")
+    logging_setup = _logging_setup()
     processes: list[BaseProcess] = []
     pipes: dict[BaseProcess, Connection] = {}
     for index in range(workers):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=_worker_main, args=(settings, options, index, sender), name=f"ingest-{index}"
+            target=_worker_main,
+            args=(settings, options, index, sender, logging_setup),
+            name=f"ingest-{index}",
         )
         process.start()
         sender.close()  # the child holds its own copy; EOF here means the child is gone
@@ -110,9 +114,25 @@ def _stop_all(processes: list[BaseProcess]) -> None:
             process.join()
 
 
+def _logging_setup() -> tuple[str, bool] | None:
+    """The parent's log level and format, for the workers (a spawned process starts with
+    logging unconfigured); None when the parent configured none."""
+    root = logging.getLogger()
+    if not root.handlers:
+        return None
+    json = any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers)
+    return logging.getLevelName(root.level), json
+
+
 def _worker_main(
-    settings: Settings, options: IngestOptions, index: int, results: Connection
+    settings: Settings,
+    options: IngestOptions,
+    index: int,
+    results: Connection,
+    logging_setup: tuple[str, bool] | None,
 ) -> None:
+    if logging_setup is not None:
+        configure_logging(*logging_setup)
     port = settings.ingest_metrics_port
     serve_metrics(port + index if port else None)
     report = IngestWorker(settings, options).run()  # an error exits non-zero, unreported
