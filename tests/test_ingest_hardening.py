@@ -206,9 +206,12 @@ def test_a_consumer_error_never_lets_a_partition_advance_past_an_unread_offset(
         assert buffer.ranges[0].last == 0 and buffer.ranges[1].last == 7
         assert worker._rereads == {("clickstream", 0)}
 
-        # Errors without an offset, or for partitions we do not own, move nothing.
+        # Errors without an offset, not about a message, or for partitions we do not own,
+        # move nothing, however often they repeat.
         worker._buffer([failure(0, -1001), failure(-1, -1001, KafkaError._TRANSPORT)], 0.0)
         worker._buffer([failure(3, 5)], 0.0)
+        for _ in range(READ_ATTEMPTS + 1):
+            worker._buffer([failure(1, 8, KafkaError.NOT_LEADER_FOR_PARTITION)], 0.0)
         assert worker.positions == {("clickstream", 0): 0, ("clickstream", 1): 7}
         assert not buffer.unreadable
 

@@ -37,6 +37,20 @@ JOIN_WARNING_SECONDS = 60.0
 TRANSIT_CREDIT_SECONDS = 1.0
 # Reads of one offset that fail (consumer errors) before it is quarantined as unreadable.
 READ_ATTEMPTS = 5
+# Consumer errors about one message's bytes (corrupt, undecompressable, too large, an
+# unsupported codec): an offset that keeps failing with one of these is unreadable. Any
+# other error tied to a partition (leader moved, fetch failed, broker unreachable) says
+# nothing about a message: the partition is only ever read again, never given up on.
+MESSAGE_ERRORS = frozenset(
+    {
+        KafkaError._BAD_MSG,
+        KafkaError._BAD_COMPRESSION,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.UNSUPPORTED_COMPRESSION_TYPE,
+    }
+)
 # A position no offset exceeds: while a partition is being re-read, the rest of the
 # messages of the same poll are dropped by the ordinary duplicate check.
 _HOLD = 2**63 - 1
@@ -354,8 +368,9 @@ class IngestWorker:
         held: dict[TopicPartitionKey, int | None],
         before: dict[TopicPartitionKey, int | None],
     ) -> int:
-        """Put a partition on hold to be read again; after `READ_ATTEMPTS` failures at one
-        offset above the position, quarantine that offset as unreadable instead.
+        """Put a partition on hold to be read again; after `READ_ATTEMPTS` failures about
+        one message (`MESSAGE_ERRORS`) at one offset above the position, quarantine that
+        offset as unreadable instead.
 
         Only an offset the error names can be quarantined: the consumer delivers a
         partition in order, so when the same offset has failed every time since the
@@ -365,7 +380,8 @@ class IngestWorker:
         offset = message.offset()
         topic, partition = key
         quarantined = 0
-        if offset is not None and offset >= 0 and (position is None or offset > position):
+        about_message = error.code() in MESSAGE_ERRORS and offset is not None and offset >= 0
+        if about_message and (position is None or offset > position):
             failing, failures = self._read_failures.get(key, (offset, 0))
             failures = failures + 1 if failing == offset else 1
             self._read_failures[key] = (offset, failures)
