@@ -20,15 +20,10 @@ from hypothesis import strategies as st
 
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
+from streaming.ingest.buffer import TRANSIT_CREDIT_SECONDS, flush_deadline
 from streaming.ingest.decode import Reason
-from streaming.ingest.worker import (
-    READ_ATTEMPTS,
-    TRANSIT_CREDIT_SECONDS,
-    IngestOptions,
-    IngestReport,
-    IngestWorker,
-    flush_deadline,
-)
+from streaming.ingest.read_errors import READ_ATTEMPTS
+from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
 from streaming.ingest.writer import Batch, Prepared, TopicWriter
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.traffic import (
@@ -182,7 +177,7 @@ def test_a_consumer_error_never_lets_a_partition_advance_past_an_unread_offset(
     settings: Settings,
 ) -> None:
     """The worker's position bookkeeping, fed real confluent_kafka error events (a corrupt
-    record cannot be provoked on the embedded broker); then the batch it builds is really
+    record was not provoked on the embedded broker); then the batch it builds is really
     written."""
     worker = IngestWorker(settings, IngestOptions(topics=["clickstream"], handle_signals=False))
     try:

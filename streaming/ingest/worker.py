@@ -20,37 +20,22 @@ import logging
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from lakehouse.settings import Settings
 from streaming.ingest import metrics
+from streaming.ingest.buffer import TopicBuffer, flush_deadline
 from streaming.ingest.pipeline import CommitPipeline
+from streaming.ingest.read_errors import ReadFailures
 from streaming.ingest.sink import PartitionRange
-from streaming.ingest.writer import Batch, FlushOutcome, TopicWriter, Unreadable
+from streaming.ingest.writer import Batch, FlushOutcome, TopicWriter
 
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 JOIN_WARNING_SECONDS = 60.0
-TRANSIT_CREDIT_SECONDS = 1.0
-# Reads of one offset that fail (consumer errors) before it is quarantined as unreadable.
-READ_ATTEMPTS = 5
-# Consumer errors about one message's bytes (corrupt, undecompressable, too large, an
-# unsupported codec): an offset that keeps failing with one of these is unreadable. Any
-# other error tied to a partition (leader moved, fetch failed, broker unreachable) says
-# nothing about a message: the partition is only ever read again, never given up on.
-MESSAGE_ERRORS = frozenset(
-    {
-        KafkaError._BAD_MSG,
-        KafkaError._BAD_COMPRESSION,
-        KafkaError.INVALID_MSG,
-        KafkaError.INVALID_RECORD,
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.UNSUPPORTED_COMPRESSION_TYPE,
-    }
-)
 # A position no offset exceeds: while a partition is being re-read, the rest of the
 # messages of the same poll are dropped by the ordinary duplicate check.
 _HOLD = 2**63 - 1
@@ -91,39 +76,6 @@ class IngestReport:
 
 
 @dataclass
-class TopicBuffer:
-    """Messages (and unreadable offsets) of one topic waiting for the next flush."""
-
-    messages: list[Message] = field(default_factory=list)
-    unreadable: list[Unreadable] = field(default_factory=list)
-    ranges: dict[int, PartitionRange] = field(default_factory=dict)
-    flush_at: float = 0.0  # monotonic deadline for the time-based flush
-
-    def holding(self) -> bool:
-        return bool(self.messages or self.unreadable)
-
-    def take(self, topic: str) -> Batch:
-        batch = Batch(topic, self.messages, self.ranges, self.unreadable)
-        self.messages, self.ranges, self.unreadable = [], {}, []
-        return batch
-
-
-def flush_deadline(timestamp: tuple[int, int], now: float, wall: float, interval: float) -> float:
-    """When a buffer opened by a message with this Kafka timestamp must be flushed.
-
-    `interval` (INGEST_FLUSH_SECONDS) after the message arrived (`now`, monotonic), less the
-    time it spent in transit (broker and fetch: `wall` minus its Kafka timestamp) up to
-    `TRANSIT_CREDIT_SECONDS`: a longer transit means we are catching up on a backlog, where
-    batches should fill to INGEST_FLUSH_ROWS rather than be cut by the clock. The timestamp
-    is the producer's word: absent, zero, negative or far off either way it only moves the
-    deadline within [now + interval - credit, now + interval].
-    """
-    kind, millis = timestamp
-    transit = wall - millis / 1000 if kind and millis > 0 else 0.0
-    return now + interval - min(max(transit, 0.0), TRANSIT_CREDIT_SECONDS, interval)
-
-
-@dataclass
 class IngestOptions:
     """How long and how one worker runs."""
 
@@ -151,8 +103,7 @@ class IngestWorker:
         self._rewinds: dict[TopicPartitionKey, int | None] = {}
         # Partitions with a consumer error: seek back to just after their position.
         self._rereads: set[TopicPartitionKey] = set()
-        # Per partition: the offset whose reads keep failing, and how many times they did.
-        self._read_failures: dict[TopicPartitionKey, tuple[int, int]] = {}
+        self._read_failures = ReadFailures()
         # Partitions whose end the consumer has reached, with the end offset seen then.
         self._at_end: dict[TopicPartitionKey, int] = {}
         self._assigned_at: float | None = None
@@ -368,52 +319,29 @@ class IngestWorker:
         held: dict[TopicPartitionKey, int | None],
         before: dict[TopicPartitionKey, int | None],
     ) -> int:
-        """Put a partition on hold to be read again; after `READ_ATTEMPTS` failures about
-        one message (`MESSAGE_ERRORS`) at one offset above the position, quarantine that
-        offset as unreadable instead.
-
-        Only an offset the error names can be quarantined: the consumer delivers a
-        partition in order, so when the same offset has failed every time since the
-        position, nothing lies between them (offsets need not be contiguous).
-        """
+        """Put a partition on hold to be read again from just after its position, or, once
+        an offset has kept failing (`read_errors.py`), quarantine it as unreadable and move
+        the position past it. Return 1 if an offset was quarantined."""
         position = held[key] if key in held else self.positions[key]
-        offset = message.offset()
         topic, partition = key
-        quarantined = 0
-        about_message = error.code() in MESSAGE_ERRORS and offset is not None and offset >= 0
-        if about_message and (position is None or offset > position):
-            failing, failures = self._read_failures.get(key, (offset, 0))
-            failures = failures + 1 if failing == offset else 1
-            self._read_failures[key] = (offset, failures)
-            if failures >= READ_ATTEMPTS:
-                before.setdefault(key, position)
-                detail = (
-                    f"Kafka consumer error {error.name()}: {error.str()}; {failures} reads of "
-                    "this offset failed. The message's bytes were never received: value is null"
-                )
-                self.buffers[topic].unreadable.append(
-                    Unreadable(partition, offset, message.key(), message.timestamp(), detail)
-                )
-                del self._read_failures[key]
-                position, quarantined = offset, 1
-                log.error(
-                    "offset %d could not be read %d times; quarantined as unreadable: %s",
-                    offset,
-                    failures,
-                    error,
-                    extra={"topic": topic, "partition": partition},
-                )
-        if not quarantined:
+        lost = self._read_failures.give_up(key, message, error, position)
+        where = {"topic": topic, "partition": partition}
+        if lost is None:
             log.warning(
                 "kafka error on an owned partition, reading it again after offset %s: %s",
                 position,
                 error,
-                extra={"topic": topic, "partition": partition},
+                extra=where,
             )
+        else:
+            before.setdefault(key, position)
+            self.buffers[topic].unreadable.append(lost)
+            position = lost.offset
+            log.error("offset %d quarantined as unreadable: %s", lost.offset, error, extra=where)
         held[key] = position
         self.positions[key] = _HOLD
         self._rereads.add(key)
-        return quarantined
+        return int(lost is not None)
 
     def _flush_due(self, now: float, force: bool = False) -> None:
         for topic, buffer in self.buffers.items():
@@ -473,9 +401,9 @@ class IngestWorker:
         for key, recorded in self._rewinds.items():
             if key not in self.positions:
                 continue
-            self._drop_buffered(key[0], {key[1]})
+            self.buffers[key[0]].drop({key[1]})
             self.positions[key] = recorded
-            self._read_failures.pop(key, None)
+            self._read_failures.forget(key)
             self._seek(key, recorded)
         for key in self._rereads - self._rewinds.keys():
             if key in self.positions:
@@ -487,15 +415,6 @@ class IngestWorker:
         self._at_end.pop(key, None)
         target = position + 1 if position is not None else OFFSET_BEGINNING
         self._consumer.seek(TopicPartition(key[0], key[1], target))
-
-    def _drop_buffered(self, topic: str, partitions: set[int]) -> None:
-        buffer = self.buffers[topic]
-        if not any(p in buffer.ranges for p in partitions):
-            return
-        buffer.messages = [m for m in buffer.messages if m.partition() not in partitions]
-        buffer.unreadable = [u for u in buffer.unreadable if u.partition not in partitions]
-        for partition in partitions:
-            buffer.ranges.pop(partition, None)
 
     def _caught_up(self) -> bool:
         """Every assigned partition drained to its end and everything read is committed."""
@@ -591,7 +510,7 @@ class IngestWorker:
         """Someone else may own these already: drop their buffers; fencing stops stale commits."""
         lost = {(tp.topic, tp.partition) for tp in partitions}
         for topic in {topic for topic, _ in lost}:
-            self._drop_buffered(topic, {p for t, p in lost if t == topic})
+            self.buffers[topic].drop({p for t, p in lost if t == topic})
         self._forget(lost)
         log.warning("lost %s", _describe(partitions))
 
@@ -600,7 +519,7 @@ class IngestWorker:
             self.positions.pop(key, None)
             self._rewinds.pop(key, None)
             self._rereads.discard(key)
-            self._read_failures.pop(key, None)
+            self._read_failures.forget(key)
             self._at_end.pop(key, None)
 
 
