@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         1_048_576, description="Larger messages are quarantined as oversize."
     )
     ingest_metrics_port: int | None = Field(None, description="Prometheus port; off if unset.")
+    ingest_retry_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long one commit or offset read retries transient storage failures "
+        "before the worker gives up and exits non-zero (a restart resumes from the Delta log).",
+    )
 
     # --- orchestration -----------------------------------------------------------------------
     lakehouse_first_day: date | None = Field(

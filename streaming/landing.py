@@ -13,15 +13,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import write_deltalake
 
-from lakehouse import schemas
 from lakehouse.catalog import CATALOG
 from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 from streaming.generators.common import DomainGenerator
 from streaming.ingest.decode import BatchDecoder
+from streaming.ingest.provenance import with_provenance
 
 
 def land_in_bronze(
@@ -51,8 +50,14 @@ def land_in_bronze(
             raise ValueError(f"generated {topic} traffic was rejected: {decoded.rejects[:1]}")
         first = offsets.get(topic, 0)
         offsets[topic] = first + len(batch.values)
-        buffers.setdefault(topic, []).append(_with_provenance(decoded.table, decoded.indices,
-                                                              first))
+        # One partition, offsets in order, as a single-partition topic would have them.
+        rows = with_provenance(
+            decoded.table,
+            np.zeros(decoded.table.num_rows, np.int32),
+            first + decoded.indices.astype(np.int64),
+            datetime.now(UTC),
+        )
+        buffers.setdefault(topic, []).append(rows)
         if sum(part.num_rows for part in buffers[topic]) >= settings.ingest_flush_rows:
             _flush(settings, topic, buffers)
         if on_batch is not None:
@@ -60,17 +65,6 @@ def land_in_bronze(
     for topic in buffers:
         _flush(settings, topic, buffers)
     return offsets
-
-
-def _with_provenance(table: pa.Table, indices: np.ndarray, first_offset: int) -> pa.Table:
-    """The decoded events plus the columns ingest adds (one partition, offsets in order)."""
-    return (
-        table.append_column("_kafka_partition", pa.array(np.zeros(table.num_rows, np.int32)))
-        .append_column("_kafka_offset", pa.array(first_offset + indices.astype(np.int64)))
-        .append_column("_ingested_at", pa.repeat(
-            pa.scalar(datetime.now(UTC), schemas.TIMESTAMP), table.num_rows))
-        .append_column("event_date", pc.cast(table["event_time"], pa.date32()))
-    )
 
 
 def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -> None:

@@ -39,6 +39,14 @@ POISON = {
     b'{"event_id": "a"}{"event_id": "b"}': Reason.INVALID_JSON,
     b"": Reason.EMPTY,
     b"x" * 5000: Reason.OVERSIZE,
+    # Each of these once crashed the process or mis-attributed rows (see decode.py).
+    b"null": Reason.NOT_AN_OBJECT,
+    b" null": Reason.NOT_AN_OBJECT,
+    click("then-null") + b"\nnull": Reason.INVALID_JSON,
+    b" \t": Reason.INVALID_JSON,
+    click("0000", event_time="0000-01-01T00:00:00Z"): Reason.SCHEMA_MISMATCH,
+    click("10000", event_time="9999-12-31T23:59:59-14:00"): Reason.SCHEMA_MISMATCH,
+    b'{"deep": ' + b"[" * 1500 + b"]" * 1500 + b"}": Reason.MISSING_FIELD,
 }
 
 
@@ -64,6 +72,23 @@ def test_each_kind_of_poison_is_rejected_with_its_reason(value: bytes, reason: R
     assert decoded.rejects[0].detail
     assert decoded.table.column("event_id").to_pylist() == ["before", "after"]
     assert decoded.indices.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("value", [b"null", b" null", click("a") + b"\nnull"], ids=repr)
+def test_a_batch_starting_with_a_top_level_null_is_judged_without_crashing(value: bytes) -> None:
+    """pyarrow's JSON reader segfaults on a block that starts with `null`; it never sees one."""
+    for values in ([value], [value, click("after")], [click("before"), value]):
+        decoded = decoder().decode(values)
+        assert len(decoded.rejects) == 1 and decoded.table.num_rows == len(values) - 1
+
+
+def test_rows_are_never_shifted_between_messages() -> None:
+    """Two documents in one message next to a whitespace-only one: right count, wrong rows,
+    unless the batch parse refuses such a batch."""
+    decoded = decoder().decode([click("a") + click("b"), b" \t", click("c")])
+    assert [r.reason for r in decoded.rejects] == [Reason.INVALID_JSON, Reason.INVALID_JSON]
+    assert decoded.table.column("event_id").to_pylist() == ["c"]
+    assert decoded.indices.tolist() == [2]
 
 
 def test_none_value_is_an_empty_message() -> None:

@@ -11,13 +11,8 @@ import threading
 import time
 
 from lakehouse.settings import Settings
-from streaming.ingest.worker import (
-    FlushOutcome,
-    IngestOptions,
-    IngestWorker,
-    Prepared,
-    TopicWriter,
-)
+from streaming.ingest.worker import IngestOptions, IngestWorker
+from streaming.ingest.writer import FlushOutcome, Prepared, TopicWriter
 from tests.support.traffic import SteadyTraffic, assert_exactly_once, bronze, wait_for_rows
 
 

@@ -23,14 +23,8 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from lakehouse.settings import Settings
-from streaming.ingest.worker import (
-    Batch,
-    FlushOutcome,
-    IngestOptions,
-    IngestReport,
-    IngestWorker,
-    TopicWriter,
-)
+from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
+from streaming.ingest.writer import Batch, FlushOutcome, TopicWriter
 
 
 def process_cpu() -> float:

@@ -9,12 +9,18 @@ Two disciplines share one mechanism:
 - `commit_contiguous` (bronze data tables): a batch covers every offset after `base` up to
   `last`. It commits only if the snapshot it commits against still records `base` for the
   partition; otherwise the partition is *fenced* and handed back to the consumer to rewind.
-- `commit_above_watermark` (the quarantine table): rows at or below the recorded version
-  are already there (written by a crashed run or a zombie), so they are dropped; the rest
-  commit with the batch's last offset.
-In both, the recorded versions are read from the very `DeltaTable` snapshot the commit is
-made against; delta-rs then rejects the commit if any later commit carried one of its app
-ids, which closes the gap between the check and the write.
+- `commit_above_watermark` (the quarantine table): admitted per partition only while the
+  DATA table records exactly the batch's `base` (else fenced, for the data commit too);
+  rows at or below the quarantine's recorded version are already there (written by a
+  crashed run or a zombie), so they are dropped; the rest commit with the batch's last
+  offset.
+In both, the versions of the table written are read from the very `DeltaTable` snapshot
+the commit is made against; delta-rs then rejects the commit if any later commit carried
+one of its app ids, which closes the gap between the check and the write.
+
+Storage failures are retried with backoff for at most `INGEST_RETRY_SECONDS` per
+operation; anything else (a missing table, a schema or protocol error) is raised at once,
+naming the table, so the worker stops instead of spinning.
 """
 
 from __future__ import annotations
@@ -33,18 +39,25 @@ from deltalake.exceptions import (
     DeltaError,
     DeltaProtocolError,
     SchemaMismatchError,
+    TableNotFoundError,
 )
 
-from lakehouse.catalog import TableSpec
+from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+class SinkError(RuntimeError):
+    """A table cannot be written and retrying will not help; the message names the table."""
+
+
 def _is_transient(error: Exception) -> bool:
-    """Storage and network failures are retried; schema or protocol errors are bugs, raised."""
-    if isinstance(error, SchemaMismatchError | DeltaProtocolError):
+    """Storage and network failures may heal; a missing table, a schema or protocol error
+    will not (delta-rs reports outages as OSError or a plain DeltaError, and the typed
+    DeltaError subclasses for everything that is not an outage)."""
+    if isinstance(error, SchemaMismatchError | DeltaProtocolError | TableNotFoundError):
         return False
     return isinstance(error, OSError | DeltaError)
 
@@ -89,12 +102,16 @@ class PartitionedDeltaSink:
     ) -> None:
         self.spec = spec
         self.topic = topic
+        self.uri = table_uri(spec, settings)
         self.app_prefix = settings.ingest_app_id
         self.partition_column = partition_column
         self.offset_column = offset_column
+        self._storage_options = settings.storage_options()
         self._table: DeltaTable = ensure_table(spec, settings)
         self._backoff = retry_backoff or _exponential_backoff
-        self._failures = 0  # consecutive transient failures, for the backoff
+        self._retry_seconds = settings.ingest_retry_seconds
+        self._failures = 0  # consecutive transient failures of this operation, for the backoff
+        self._failing_since: float | None = None  # first failure of this operation
 
     def app_id(self, partition: int) -> str:
         """The Delta txn app id recording this topic-partition's landed offset."""
@@ -102,17 +119,18 @@ class PartitionedDeltaSink:
 
     def recorded_offsets(self, partitions: list[int]) -> dict[int, int | None]:
         """Last landed offset per partition on the newest snapshot (None: nothing yet)."""
-        self._refresh()
-        return {p: self._table.transaction_version(self.app_id(p)) for p in partitions}
+        self._begin()
+        return self._recorded(partitions)
 
     def commit_contiguous(self, rows: pa.Table, ranges: dict[int, PartitionRange]) -> CommitResult:
         """Append rows covering exactly `ranges`, or fence the partitions someone else moved."""
+        self._begin()
         result = CommitResult()
         live = dict(ranges)
         while True:
-            self._refresh()
+            recorded_now = self._recorded(list(live))
             for partition, span in list(live.items()):
-                recorded = self._table.transaction_version(self.app_id(partition))
+                recorded = recorded_now[partition]
                 if recorded != span.base:
                     result.fenced[partition] = recorded
                     del live[partition]
@@ -123,17 +141,35 @@ class PartitionedDeltaSink:
             if self._try_append(batch, marks):
                 return self._committed(result, batch, marks)
 
-    def commit_above_watermark(self, rows: pa.Table, last: dict[int, int]) -> CommitResult:
-        """Append the rows not yet recorded for their partition; idempotent under replay."""
+    def commit_above_watermark(
+        self, rows: pa.Table, ranges: dict[int, PartitionRange], data: PartitionedDeltaSink
+    ) -> CommitResult:
+        """Append a batch's poison rows that this table does not hold yet; idempotent.
+
+        Admitted per partition only while `data` (the bronze table of the same batch)
+        records exactly the range's `base`: the data has reached the batch's start. Other
+        partitions are fenced, and the caller must not commit their data either. Read in
+        this order (data offsets, then this table's snapshot) the admission makes "every
+        poison message at or below the data table's offset is here" hold by construction;
+        docs/ingest.md has the argument, zombies included.
+        """
+        self._begin()
         result = CommitResult()
+        live = dict(ranges)
         while True:
-            self._refresh()
-            recorded = {p: self._table.transaction_version(self.app_id(p)) for p in last}
-            batch = self._above(rows, recorded)
+            landed = data.recorded_offsets(list(live))
+            for partition, span in list(live.items()):
+                if landed[partition] != span.base:
+                    result.fenced[partition] = landed[partition]
+                    del live[partition]
+            if not live:
+                return result
+            recorded = self._recorded(list(live))
+            batch = self._above(self._only_partitions(rows, live), recorded)
             if batch.num_rows == 0:
                 return result
             present = set(pc.unique(batch.column(self.partition_column)).to_pylist())
-            marks = {p: offset for p, offset in last.items() if p in present}
+            marks = {p: span.last for p, span in live.items() if p in present}
             if self._try_append(batch, marks):
                 return self._committed(result, batch, marks)
 
@@ -152,7 +188,6 @@ class PartitionedDeltaSink:
         except Exception as error:
             self._after_failure(error)
             return False
-        self._failures = 0
         return True
 
     def _committed(
@@ -163,11 +198,13 @@ class PartitionedDeltaSink:
         result.rows = batch.num_rows
         return result
 
-    def _refresh(self) -> None:
+    def _recorded(self, partitions: list[int]) -> dict[int, int | None]:
+        """Refresh the snapshot and read each partition's version on it; both read storage
+        (the versions lazily), so both are retried together."""
         while True:
             try:
                 self._table.update_incremental()
-                return
+                return {p: self._table.transaction_version(self.app_id(p)) for p in partitions}
             except Exception as error:
                 self._after_failure(error)
 
@@ -199,12 +236,32 @@ class PartitionedDeltaSink:
         keep = offsets > floor
         return rows if keep.all() else rows.filter(pa.array(keep))
 
+    def _begin(self) -> None:
+        """Start an operation: its retry budget and backoff start afresh."""
+        self._failures = 0
+        self._failing_since = None
+
     def _after_failure(self, error: Exception) -> None:
-        """Back off after a transient storage failure; raise anything else."""
+        """Back off after a transient storage failure, within the operation's retry budget;
+        raise anything else, and a table that has disappeared, naming the table."""
         if not _is_transient(error):
-            raise error
+            raise SinkError(f"{self.spec.key} ({self.uri}): {error}") from error
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if self._missing():
+            raise SinkError(
+                f"{self.spec.key}: the Delta table at {self.uri} no longer exists (deleted "
+                "while ingest was running?); not retrying"
+            ) from error
+        elapsed = time.monotonic() - self._failing_since
+        if elapsed >= self._retry_seconds:
+            raise SinkError(
+                f"{self.spec.key} ({self.uri}): storage still failing after {elapsed:.0f}s "
+                f"of retries (INGEST_RETRY_SECONDS={self._retry_seconds:g}): {error}"
+            ) from error
         self._failures += 1
-        delay = self._backoff(self._failures)
+        delay = min(self._backoff(self._failures), self._retry_seconds - elapsed)
         log.warning(
             "write to %s failed (attempt %d), retrying in %.1fs: %s",
             self.spec.key,
@@ -213,6 +270,18 @@ class PartitionedDeltaSink:
             error,
         )
         time.sleep(delay)
+
+    def _missing(self) -> bool:
+        """Whether the table is gone. delta-rs reports a deleted table's failed commit as a
+        plain DeltaError, like an outage; only opening it afresh tells them apart (an
+        unreachable store raises something else: no verdict, keep retrying)."""
+        try:
+            DeltaTable(self.uri, storage_options=self._storage_options)
+        except TableNotFoundError:
+            return True
+        except Exception:
+            return False
+        return False
 
 
 def _exponential_backoff(attempt: int) -> float:

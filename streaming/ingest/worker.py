@@ -1,10 +1,16 @@
 """The ingest sidecar: a Kafka consumer-group member landing topics in bronze Delta tables.
 
-The main thread polls Kafka and buffers messages per topic; a single writer thread
-decodes and commits flushes in order, so the next batch accumulates while the last one
-is written. The Delta log is the source of truth for progress: on assignment a partition
-is read from the offset its bronze table records plus one; Kafka's committed offsets are
-only advisory (for lag dashboards). docs/ingest.md explains the protocol.
+The main thread polls Kafka and buffers messages per topic; the commit pipeline
+(`pipeline.py`, writers in `writer.py`) decodes and commits flushes in order, so the next
+batch accumulates while the last one is written. The Delta log is the source of truth for
+progress: on assignment a partition is read from the offset its bronze table records plus
+one; Kafka's committed offsets are only advisory (for lag dashboards).
+
+The worker is fail-stop: an error anywhere (a batch that fails to decode or commit, a
+fatal Kafka error) stops it without flushing what it holds, and the error propagates so
+the process exits non-zero; a restart resumes from the Delta log. Buffers are flushed
+only on a clean stop (SIGTERM, `--until-idle`, `--max-seconds`). docs/ingest.md explains
+the protocol.
 """
 
 from __future__ import annotations
@@ -14,27 +20,25 @@ import logging
 import signal
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from lakehouse import schemas
-from lakehouse.catalog import CATALOG, QUARANTINE
 from lakehouse.settings import Settings
 from streaming.ingest import metrics
-from streaming.ingest.decode import BatchDecoder, Decoded
-from streaming.ingest.sink import CommitResult, PartitionedDeltaSink, PartitionRange
+from streaming.ingest.buffer import TopicBuffer, flush_deadline
+from streaming.ingest.pipeline import CommitPipeline
+from streaming.ingest.read_errors import ReadFailures
+from streaming.ingest.sink import PartitionRange
+from streaming.ingest.writer import Batch, FlushOutcome, TopicWriter
 
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 JOIN_WARNING_SECONDS = 60.0
-TRANSIT_CREDIT_SECONDS = 1.0
+# A position no offset exceeds: while a partition is being re-read, the rest of the
+# messages of the same poll are dropped by the ordinary duplicate check.
+_HOLD = 2**63 - 1
 
 
 class LakeAheadOfBrokerError(RuntimeError):
@@ -72,152 +76,6 @@ class IngestReport:
 
 
 @dataclass
-class Batch:
-    """Messages of one topic taken from the buffer, with the offset range per partition."""
-
-    topic: str
-    messages: list[Message]
-    ranges: dict[int, PartitionRange]
-
-
-@dataclass
-class FlushOutcome:
-    """The result of writing one batch."""
-
-    topic: str
-    consumed: int
-    data: CommitResult
-    quarantined: int
-
-
-@dataclass
-class Prepared:
-    """A decoded batch ready to commit: bronze rows, quarantine rows, decode seconds."""
-
-    batch: Batch
-    decoded: Decoded
-    rows: pa.Table
-    rejects: pa.Table | None
-    seconds: float
-
-
-@dataclass
-class TopicBuffer:
-    """Messages of one topic waiting for the next flush."""
-
-    messages: list[Message] = field(default_factory=list)
-    ranges: dict[int, PartitionRange] = field(default_factory=dict)
-    flush_at: float = 0.0  # monotonic deadline for the time-based flush
-
-    def take(self, topic: str) -> Batch:
-        batch = Batch(topic, self.messages, self.ranges)
-        self.messages, self.ranges = [], {}
-        return batch
-
-
-class TopicWriter:
-    """Decodes one topic's batches and commits them to its bronze table and the quarantine."""
-
-    def __init__(self, topic: str, settings: Settings) -> None:
-        spec = CATALOG.bronze_for_topic(topic)
-        self.topic = topic
-        self.schema = spec.schema
-        self.decoder = BatchDecoder(CATALOG.topic(topic).event, settings.ingest_max_message_bytes)
-        self.data = PartitionedDeltaSink(spec, settings, topic)
-        self.quarantine = PartitionedDeltaSink(
-            QUARANTINE, settings, topic, partition_column="partition", offset_column="offset"
-        )
-
-    def prepare(self, batch: Batch) -> Prepared:
-        """Decode and build the rows to commit; touches no table, so it may overlap a commit."""
-        started = time.perf_counter()
-        messages = batch.messages
-        decoded = self.decoder.decode([m.value() for m in messages])
-        partitions = np.fromiter((m.partition() for m in messages), np.int32, len(messages))
-        offsets = np.fromiter((m.offset() for m in messages), np.int64, len(messages))
-        now = datetime.now(UTC)
-        rejects = None
-        if decoded.rejects:
-            rejects = self._quarantine_rows(messages, decoded, partitions, offsets, now)
-        rows = self._bronze_rows(decoded, partitions, offsets, now)
-        return Prepared(batch, decoded, rows, rejects, time.perf_counter() - started)
-
-    def commit(self, prepared: Prepared) -> FlushOutcome:
-        """Quarantine first, then data: the data commit is what moves the resume point."""
-        started = time.perf_counter()
-        batch, decoded = prepared.batch, prepared.decoded
-        quarantined = 0
-        if prepared.rejects is not None:
-            lasts = {p: span.last for p, span in batch.ranges.items()}
-            quarantined = self.quarantine.commit_above_watermark(prepared.rejects, lasts).rows
-            for reject in decoded.rejects:
-                metrics.QUARANTINED.labels(self.topic, reject.reason.value).inc()
-        result = self.data.commit_contiguous(prepared.rows, batch.ranges)
-        elapsed = prepared.seconds + time.perf_counter() - started
-        metrics.CONSUMED.labels(self.topic).inc(len(batch.messages))
-        metrics.FLUSH_SECONDS.labels(self.topic).observe(elapsed)
-        log.info(
-            "flushed %d messages in %.3fs: %d rows at version %s, %d quarantined",
-            len(batch.messages),
-            elapsed,
-            result.rows,
-            result.version,
-            quarantined,
-            extra={"topic": self.topic, "table": self.data.spec.key},
-        )
-        metrics.WRITTEN.labels(self.topic).inc(result.rows)
-        if result.fenced:
-            metrics.FENCED.labels(self.topic).inc(len(result.fenced))
-        return FlushOutcome(self.topic, len(batch.messages), result, quarantined)
-
-    def _bronze_rows(
-        self, decoded: Decoded, partitions: np.ndarray, offsets: np.ndarray, now: datetime
-    ) -> pa.Table:
-        table = decoded.table
-        columns = [table.column(name) for name in table.column_names]
-        event_time = table.column("event_time")
-        columns += [
-            pa.array(partitions[decoded.indices], pa.int32()),
-            pa.array(offsets[decoded.indices], pa.int64()),
-            pa.repeat(pa.scalar(now, schemas.TIMESTAMP), table.num_rows),
-            pc.cast(event_time, pa.date32()),
-        ]
-        return pa.Table.from_arrays(columns, schema=self.schema)
-
-    def _quarantine_rows(
-        self,
-        messages: list[Message],
-        decoded: Decoded,
-        partitions: np.ndarray,
-        offsets: np.ndarray,
-        now: datetime,
-    ) -> pa.Table:
-        picked = [messages[r.index] for r in decoded.rejects]
-        index = np.asarray([r.index for r in decoded.rejects], dtype=np.int64)
-        timestamps = [_kafka_time(m) for m in picked]
-        return pa.table(
-            {
-                "topic": pa.array([self.topic] * len(picked), pa.string()),
-                "partition": pa.array(partitions[index], pa.int32()),
-                "offset": pa.array(offsets[index], pa.int64()),
-                "kafka_timestamp": pa.array(timestamps, schemas.TIMESTAMP),
-                "key": pa.array([m.key() for m in picked], pa.binary()),
-                "value": pa.array([m.value() for m in picked], pa.binary()),
-                "reason": pa.array([r.reason.value for r in decoded.rejects], pa.string()),
-                "detail": pa.array([r.detail for r in decoded.rejects], pa.string()),
-                "quarantined_at": pa.array([now] * len(picked), schemas.TIMESTAMP),
-                "quarantine_date": pa.array([now.date()] * len(picked), pa.date32()),
-            },
-            schema=schemas.QUARANTINE,
-        )
-
-
-def _kafka_time(message: Message) -> datetime | None:
-    kind, millis = message.timestamp()
-    return datetime.fromtimestamp(millis / 1000, UTC) if kind and millis >= 0 else None
-
-
-@dataclass
 class IngestOptions:
     """How long and how one worker runs."""
 
@@ -229,7 +87,8 @@ class IngestOptions:
 
 
 class IngestWorker:
-    """One consumer-group member; `run()` returns when stopped, idle or out of time."""
+    """One consumer-group member; `run()` returns when stopped, idle or out of time, and
+    raises (having committed nothing after the failure) when something fails."""
 
     def __init__(self, settings: Settings, options: IngestOptions) -> None:
         self.settings = settings
@@ -239,16 +98,17 @@ class IngestWorker:
         # Last offset handed to a batch per assigned partition (None: read from the start).
         self.positions: dict[TopicPartitionKey, int | None] = {}
         self.report = IngestReport()
-        # A two-stage pipeline of single threads: batch N+1 decodes while batch N commits
-        # (the commit runs mostly in delta-rs, without the GIL); commits stay in order.
-        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decoder")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delta-writer")
-        self._inflight: list[Future[FlushOutcome]] = []
+        self._pipeline = CommitPipeline()
+        # Fenced partitions: seek back to what the table records, dropping the buffer.
         self._rewinds: dict[TopicPartitionKey, int | None] = {}
+        # Partitions with a consumer error: seek back to just after their position.
+        self._rereads: set[TopicPartitionKey] = set()
+        self._read_failures = ReadFailures()
         # Partitions whose end the consumer has reached, with the end offset seen then.
         self._at_end: dict[TopicPartitionKey, int] = {}
         self._assigned_at: float | None = None
         self._stopping = False
+        self._failed = False
         self._consumer = Consumer(self._consumer_config())
 
     def _consumer_config(self) -> dict[str, object]:
@@ -285,7 +145,8 @@ class IngestWorker:
     # --- the loop ----------------------------------------------------------------------------
 
     def run(self) -> IngestReport:
-        """Consume, buffer and flush until told to stop; flush everything before returning."""
+        """Consume, buffer and flush until told to stop; on a clean stop, land everything
+        held before returning. On an error, abandon what is held and queued and raise."""
         started = time.monotonic()
         if self.options.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -302,39 +163,46 @@ class IngestWorker:
         # thresholds a full collection rescans all of them every ~70k allocations (13% of
         # the time in bench/ingest). Cycles are rare here, so full collections can be too.
         gc.set_threshold(700, 10, 1000)
-        next_idle_check = next_watermark_check = 0.0
-        join_warning_at = started + JOIN_WARNING_SECONDS
         try:
-            while not self._stopping:
-                self._apply_rewinds()
-                messages = self._consumer.consume(self.options.poll_batch, timeout=0.2)
-                now = time.monotonic()
-                if messages:
-                    self._buffer(messages, now)
-                self._collect(block=False)
-                quiet = not messages
-                self._flush_due(now, force=quiet and self.options.until_idle)
-                if self.options.max_seconds and now - started >= self.options.max_seconds:
-                    break
-                if self._assigned_at is None and now >= join_warning_at:
-                    join_warning_at = now + JOIN_WARNING_SECONDS
-                    log.warning(
-                        "no partitions assigned after %.0fs; on the embedded broker a group "
-                        "whose members all left at the same moment stays stuck (a tansu bug): "
-                        "`lakehouse down && lakehouse up`, or another INGEST_GROUP_ID, clears it",
-                        now - started,
-                    )
-                if now >= next_watermark_check:
-                    next_watermark_check = now + 1.0
-                    self._check_watermarks()
-                if quiet and self.options.until_idle and now >= next_idle_check:
-                    next_idle_check = now + 0.5
-                    if self._caught_up():
-                        break
+            self._consume(started)
+            self._land_everything()
+        except BaseException:
+            self._abandon()
+            raise
         finally:
-            self._shutdown()
+            self._close()
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _consume(self, started: float) -> None:
+        next_idle_check = next_watermark_check = 0.0
+        join_warning_at = started + JOIN_WARNING_SECONDS
+        while not self._stopping:
+            self._apply_rewinds()
+            messages = self._consumer.consume(self.options.poll_batch, timeout=0.2)
+            now = time.monotonic()
+            if messages:
+                self._buffer(messages, now)
+            self._collect(block=False)
+            quiet = not messages
+            self._flush_due(now, force=quiet and self.options.until_idle)
+            if self.options.max_seconds and now - started >= self.options.max_seconds:
+                return
+            if self._assigned_at is None and now >= join_warning_at:
+                join_warning_at = now + JOIN_WARNING_SECONDS
+                log.warning(
+                    "no partitions assigned after %.0fs; on the embedded broker a group "
+                    "whose members all left at the same moment stays stuck (a tansu bug): "
+                    "`lakehouse down && lakehouse up`, or another INGEST_GROUP_ID, clears it",
+                    now - started,
+                )
+            if now >= next_watermark_check:
+                next_watermark_check = now + 1.0
+                self._check_watermarks()
+            if quiet and self.options.until_idle and now >= next_idle_check:
+                next_idle_check = now + 0.5
+                if self._caught_up():
+                    return
 
     def stop(self) -> None:
         """Ask `run()` to flush what it holds and return; safe from another thread."""
@@ -344,6 +212,27 @@ class IngestWorker:
         log.info("signal %d: flushing and stopping", signum)
         self.stop()
 
+    def _land_everything(self) -> None:
+        """A clean stop: flush every buffer and wait for every commit."""
+        if self.positions:
+            self._flush_due(time.monotonic(), force=True)
+        self._collect_all()
+
+    def _abandon(self) -> None:
+        """An error: commit nothing more. Buffered and queued batches are dropped; they are
+        read again from the Delta log's offsets after a restart."""
+        self._failed = True
+        self._pipeline.abort()
+        for topic, buffer in self.buffers.items():
+            buffer.take(topic)
+        log.error("stopping on an error: nothing buffered or queued is committed")
+
+    def _close(self) -> None:
+        try:
+            self._pipeline.close()  # a commit already running finishes
+        finally:
+            self._consumer.close()
+
     def _buffer(self, messages: list[Message], now: float) -> None:
         """Append our new messages to their topic's buffer and extend its offset ranges.
 
@@ -351,18 +240,21 @@ class IngestWorker:
         (errors, partitions we do not own, duplicates after a seek); each partition's range
         and each buffer's opening time are settled once per call, in `finally` so that
         buffered messages and ranges stay consistent even if an error is raised midway.
+        A partition with a consumer error is held at `_HOLD` for the rest of the call, so
+        its later messages are dropped as duplicates and read again after a seek.
         """
         positions = self.positions
         at_end = self._at_end
         appends = {topic: buffer.messages.append for topic, buffer in self.buffers.items()}
-        was_empty = {topic for topic, buffer in self.buffers.items() if not buffer.messages}
+        was_empty = {topic for topic, buffer in self.buffers.items() if not buffer.holding()}
         before: dict[TopicPartitionKey, int | None] = {}  # position before this call, per key
+        held: dict[TopicPartitionKey, int | None] = {}  # real position of partitions on hold
         consumed = 0
         try:
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    self._on_consume_error(message, error)
+                    consumed += self._on_consume_error(message, error, held, before)
                     continue
                 topic = message.topic()
                 key = (topic, message.partition())
@@ -380,62 +272,103 @@ class IngestWorker:
                 positions[key] = offset
                 consumed += 1
         finally:
+            positions.update(held)
             for (topic, partition), position in before.items():
                 buffer = self.buffers[topic]
                 span = buffer.ranges.get(partition)
                 base = span.base if span is not None else position
                 buffer.ranges[partition] = PartitionRange(base, positions[(topic, partition)])
                 if topic in was_empty:
-                    buffer.flush_at = self._flush_deadline(buffer.messages[0], now)
+                    buffer.flush_at = self._flush_deadline(buffer, now)
             self.report.consumed += consumed
 
-    def _on_consume_error(self, message: Message, error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            key = (message.topic(), message.partition())
+    def _on_consume_error(
+        self,
+        message: Message,
+        error: KafkaError,
+        held: dict[TopicPartitionKey, int | None],
+        before: dict[TopicPartitionKey, int | None],
+    ) -> int:
+        """Handle an error event from `consume()`; return 1 if it quarantined an offset.
+
+        An error tied to a partition we own means a message may have been skipped (a
+        corrupt record, a failed fetch), and the next message would extend the range past
+        it; so the partition is read again from just after its position. Errors not tied
+        to one of our partitions (broker down) are logged: librdkafka reconnects itself.
+        """
+        code = error.code()
+        key = (message.topic(), message.partition())
+        if code == KafkaError._PARTITION_EOF:
             if key in self.positions:
                 self._at_end[key] = message.offset()
-            return
-        if error.code() == KafkaError._AUTO_OFFSET_RESET:
+            return 0
+        if code == KafkaError._AUTO_OFFSET_RESET:
             raise LakeAheadOfBrokerError(message.topic(), message.partition(), str(error))
         if error.fatal():
             raise RuntimeError(f"fatal Kafka error: {error}")
-        # Broker outages surface here as transient errors; librdkafka reconnects by itself.
-        log.warning("kafka: %s", error, extra={"topic": message.topic()})
+        if key not in self.positions:
+            log.warning("kafka: %s", error, extra={"topic": message.topic()})
+            return 0
+        return self._reread(key, message, error, held, before)
+
+    def _reread(
+        self,
+        key: TopicPartitionKey,
+        message: Message,
+        error: KafkaError,
+        held: dict[TopicPartitionKey, int | None],
+        before: dict[TopicPartitionKey, int | None],
+    ) -> int:
+        """Put a partition on hold to be read again from just after its position, or, once
+        an offset has kept failing (`read_errors.py`), quarantine it as unreadable and move
+        the position past it. Return 1 if an offset was quarantined."""
+        position = held[key] if key in held else self.positions[key]
+        topic, partition = key
+        lost = self._read_failures.give_up(key, message, error, position)
+        where = {"topic": topic, "partition": partition}
+        if lost is None:
+            log.warning(
+                "kafka error on an owned partition, reading it again after offset %s: %s",
+                position,
+                error,
+                extra=where,
+            )
+        else:
+            before.setdefault(key, position)
+            self.buffers[topic].unreadable.append(lost)
+            position = lost.offset
+            log.error("offset %d quarantined as unreadable: %s", lost.offset, error, extra=where)
+        held[key] = position
+        self.positions[key] = _HOLD
+        self._rereads.add(key)
+        return int(lost is not None)
 
     def _flush_due(self, now: float, force: bool = False) -> None:
         for topic, buffer in self.buffers.items():
-            if not buffer.messages:
+            if not buffer.holding():
                 continue
             full = len(buffer.messages) >= self.settings.ingest_flush_rows
             if force or full or now >= buffer.flush_at:
                 self._submit(buffer.take(topic))
 
-    def _flush_deadline(self, first: Message, now: float) -> float:
-        """When a buffer opened by `first` must be flushed for freshness.
-
-        INGEST_FLUSH_SECONDS after the message arrived, less the time it spent in transit
-        (broker and fetch, from its Kafka timestamp) up to `TRANSIT_CREDIT_SECONDS`: a
-        longer transit means we are catching up on a backlog, where batches should fill to
-        INGEST_FLUSH_ROWS rather than be cut by the clock.
-        """
-        interval = self.settings.ingest_flush_seconds
-        kind, millis = first.timestamp()
-        transit = time.time() - millis / 1000 if kind and millis > 0 else 0.0
-        return now + interval - min(max(transit, 0.0), TRANSIT_CREDIT_SECONDS, interval)
+    def _flush_deadline(self, buffer: TopicBuffer, now: float) -> float:
+        """When the buffer, just opened, must be flushed (see `flush_deadline`)."""
+        first = buffer.messages[0].timestamp() if buffer.messages else (0, -1)
+        return flush_deadline(first, now, time.time(), self.settings.ingest_flush_seconds)
 
     def _submit(self, batch: Batch) -> None:
-        # At most two batches queued behind the writer: bounded memory, and backpressure.
-        while len(self._inflight) >= 2:
+        while self._pipeline.full():
             self._collect(block=True)
-        writer = self.writers[batch.topic]
-        decoding = self._decoder.submit(writer.prepare, batch)
-        self._inflight.append(self._executor.submit(lambda: writer.commit(decoding.result())))
+        self._pipeline.submit(self.writers[batch.topic], batch)
 
     def _collect(self, block: bool) -> None:
-        while self._inflight and (block or self._inflight[0].done()):
-            outcome = self._inflight.pop(0).result()
+        while (outcome := self._pipeline.next_outcome(block)) is not None:
             self._apply_outcome(outcome)
             block = False
+
+    def _collect_all(self) -> None:
+        while len(self._pipeline):
+            self._collect(block=True)
 
     def _apply_outcome(self, outcome: FlushOutcome) -> None:
         result = outcome.data
@@ -462,32 +395,34 @@ class IngestWorker:
                 self._rewinds[key] = recorded
 
     def _apply_rewinds(self) -> None:
-        """Seek fenced partitions we still own back to what their table records."""
-        for (topic, partition), recorded in self._rewinds.items():
-            if (topic, partition) not in self.positions:
+        """Seek fenced partitions we still own back to what their table records (dropping
+        what is buffered for them), and partitions with a consumer error back to just after
+        their position (keeping it)."""
+        for key, recorded in self._rewinds.items():
+            if key not in self.positions:
                 continue
-            self._drop_buffered(topic, {partition})
-            self.positions[(topic, partition)] = recorded
-            self._at_end.pop((topic, partition), None)
-            target = recorded + 1 if recorded is not None else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(topic, partition, target))
+            self.buffers[key[0]].drop({key[1]})
+            self.positions[key] = recorded
+            self._read_failures.forget(key)
+            self._seek(key, recorded)
+        for key in self._rereads - self._rewinds.keys():
+            if key in self.positions:
+                self._seek(key, self.positions[key])
         self._rewinds.clear()
+        self._rereads.clear()
 
-    def _drop_buffered(self, topic: str, partitions: set[int]) -> None:
-        buffer = self.buffers[topic]
-        if not any(p in buffer.ranges for p in partitions):
-            return
-        buffer.messages = [m for m in buffer.messages if m.partition() not in partitions]
-        for partition in partitions:
-            buffer.ranges.pop(partition, None)
+    def _seek(self, key: TopicPartitionKey, position: int | None) -> None:
+        self._at_end.pop(key, None)
+        target = position + 1 if position is not None else OFFSET_BEGINNING
+        self._consumer.seek(TopicPartition(key[0], key[1], target))
 
     def _caught_up(self) -> bool:
         """Every assigned partition drained to its end and everything read is committed."""
-        if self._assigned_at is None or self._inflight or self._rewinds:
+        if self._assigned_at is None or len(self._pipeline) or self._rewinds or self._rereads:
             return False
         if not self._owns_everything() and not self._group_settled():
             return False
-        if any(buffer.messages for buffer in self.buffers.values()):
+        if any(buffer.holding() for buffer in self.buffers.values()):
             return False
         for key, position in self.positions.items():
             end = self._at_end.get(key)
@@ -562,10 +497,11 @@ class IngestWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """We still own the partitions until this returns: land what we have for them."""
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        for topic in {topic for topic, _ in revoked}:
-            if self.buffers[topic].messages:
-                self._submit(self.buffers[topic].take(topic))
-        self._collect_all()
+        if not self._failed:  # after an error (the consumer closing), commit nothing more
+            for topic in {topic for topic, _ in revoked}:
+                if self.buffers[topic].holding():
+                    self._submit(self.buffers[topic].take(topic))
+            self._collect_all()
         self._forget(revoked)
         consumer.unassign()
         log.info("revoked %s", _describe(partitions))
@@ -574,7 +510,7 @@ class IngestWorker:
         """Someone else may own these already: drop their buffers; fencing stops stale commits."""
         lost = {(tp.topic, tp.partition) for tp in partitions}
         for topic in {topic for topic, _ in lost}:
-            self._drop_buffered(topic, {p for t, p in lost if t == topic})
+            self.buffers[topic].drop({p for t, p in lost if t == topic})
         self._forget(lost)
         log.warning("lost %s", _describe(partitions))
 
@@ -582,21 +518,9 @@ class IngestWorker:
         for key in keys:
             self.positions.pop(key, None)
             self._rewinds.pop(key, None)
+            self._rereads.discard(key)
+            self._read_failures.forget(key)
             self._at_end.pop(key, None)
-
-    def _collect_all(self) -> None:
-        while self._inflight:
-            self._collect(block=True)
-
-    def _shutdown(self) -> None:
-        try:
-            if self.positions:
-                self._flush_due(time.monotonic(), force=True)
-            self._collect_all()
-        finally:
-            self._executor.shutdown(wait=True)  # queued commits wait on their decode
-            self._decoder.shutdown(wait=True)
-            self._consumer.close()
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
-from confluent_kafka import Producer
+import pyarrow.compute as pc
+from confluent_kafka import Message, Producer
 from deltalake import DeltaTable
 
 from lakehouse.catalog import CATALOG, QUARANTINE, table_uri
 from lakehouse.settings import Settings
+
+Kafka = tuple[int, int]  # (partition, offset)
 
 
 def click_event(number: int) -> bytes:
@@ -179,3 +183,66 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
     """SIGTERM a process and wait for its graceful exit code."""
     process.terminate()
     return process.wait(timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One message to produce, every field under the test's control (timestamp 0: now)."""
+
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp: int = 0
+    partition: int | None = None
+
+
+def produce_records(settings: Settings, topic: str, records: Iterable[Record]) -> list[Kafka]:
+    """Produce records in order; return each one's (partition, offset) as the broker
+    acknowledged it. Raise if any delivery failed."""
+    client = producer(settings)
+    placed: dict[int, Kafka] = {}
+    failures: list[str] = []
+
+    def on_delivery(number: int) -> Callable[[object, Message], None]:
+        def record(error: object, message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+            else:
+                placed[number] = (message.partition(), message.offset())
+
+        return record
+
+    for count, record in enumerate(records):
+        extra: dict[str, object] = {}
+        if record.partition is not None:
+            extra["partition"] = record.partition
+        client.produce(
+            topic,
+            record.value,
+            key=record.key,
+            headers=list(record.headers),
+            timestamp=record.timestamp,
+            on_delivery=on_delivery(count),
+            **extra,
+        )
+    remaining = client.flush(120)
+    if remaining or failures:
+        raise RuntimeError(f"{remaining} undelivered, failures: {failures[:3]}")
+    return [placed[number] for number in sorted(placed)]
+
+
+def landed_offsets(settings: Settings, topic: str) -> tuple[list[Kafka], list[Kafka]]:
+    """(partition, offset) of every bronze row of `topic` and every quarantine row."""
+    table = bronze(settings, topic)
+    rows = list(
+        zip(
+            table.column("_kafka_partition").to_pylist(),
+            table.column("_kafka_offset").to_pylist(),
+            strict=True,
+        )
+    )
+    poison = quarantine(settings)
+    poison = poison.filter(pc.equal(poison.column("topic"), topic))
+    partitions, offsets = poison.column("partition"), poison.column("offset")
+    rejected = list(zip(partitions.to_pylist(), offsets.to_pylist(), strict=True))
+    return rows, rejected
