@@ -34,8 +34,8 @@ from lakehouse.delta import ensure_table
 from lakehouse.query import run_query
 from lakehouse.settings import Settings, get_settings
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
 from tests.conftest import settings_env
+from tests.support.landing import land_in_bronze
 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = (REPO / "docs" / "queries.md", REPO / "README.md")
@@ -51,7 +51,7 @@ FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\
 NO_ROWS_MARKER = re.compile(r"^<!--\s*may-return-no-rows:\s*(?P<reason>.*?)\s*-->$")
 # Text that looks like a `lakehouse query` invocation, counted to check the shell parse.
 QUERY_COMMAND = re.compile(r"(?:^|[\s/])lakehouse\s+query\b")
-# Options of `lakehouse query` that take a value (see lakehouse/cli.py).
+# Options of `lakehouse query` that take a value (see cli/app.py).
 VALUE_OPTIONS = {"--format", "-f", "--limit"}
 
 

@@ -42,7 +42,7 @@ from lakehouse.transforms.iot import build_sensor_hourly_partition
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
+from tests.support.landing import land_in_bronze
 
 FIRST, LAST = date(2026, 11, 20), date(2026, 11, 23)
 DAY = date(2026, 11, 23)

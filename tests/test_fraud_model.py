@@ -32,7 +32,7 @@ from lakehouse.transforms import fraud as gold
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
+from tests.support.landing import land_in_bronze
 
 FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=k) for k in range(5)]

@@ -50,7 +50,7 @@ from lakehouse.transforms.silver import build_silver_partition
 from quality.suites import suite_for
 from quality.validate import validate
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
+from tests.support.landing import land_in_bronze
 from tests.support.realdata import online_retail_events
 
 FIRST = date(2026, 3, 2)

@@ -13,10 +13,10 @@ import pytest
 from deltalake import DeltaTable
 from pydantic import SecretStr
 
-from lakehouse.broker import free_port
 from lakehouse.catalog import QUARANTINE, TableSpec, table_uri
 from lakehouse.settings import Settings
 from streaming.ingest.sink import CommitResult, PartitionedDeltaSink, PartitionRange, SinkError
+from tests.support.net import free_port
 from tests.support.proxy import CuttableProxy
 
 SPEC = TableSpec(

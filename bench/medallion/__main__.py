@@ -3,7 +3,7 @@
 1. Generate a day of e-commerce traffic holding `--clickstream` clickstream events (plus
    the carts, searches and purchases that come with them), decode it with the ingest
    sidecar's own decoder and append it to bronze in commits of `INGEST_FLUSH_ROWS`
-   (250K) rows, as ingest would (`streaming.landing`).
+   (250K) rows, as ingest would (`tests/support/landing.py`).
 2. Run the `medallion` job for that day over the e-commerce silver and gold assets,
    in process through Dagster (an ephemeral instance), `--runs` times (the first run
    creates the tables, later ones replace the day's partitions), and read each step's
@@ -36,7 +36,7 @@ from lakehouse.delta import table_stats
 from lakehouse.settings import Settings, get_settings
 from orchestration.definitions import defs
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
+from tests.support.landing import land_in_bronze
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)

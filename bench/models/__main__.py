@@ -41,7 +41,7 @@ from lakehouse.settings import Settings
 from lakehouse.transforms import fraud, iot
 from lakehouse.transforms.silver import build_silver_partition
 from streaming.generators import make_generator
-from streaming.landing import land_in_bronze
+from tests.support.landing import land_in_bronze
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)

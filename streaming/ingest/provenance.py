@@ -1,8 +1,8 @@
 """The columns ingest adds to every decoded event before it lands in bronze.
 
-One function, used by the ingest sidecar's writer and by `streaming/landing.py` (traffic
-landed straight into bronze without Kafka), so that every layer above bronze sees the same
-provenance columns whichever way the rows arrived.
+One function, used by the ingest sidecar's writer and by `tests/support/landing.py`
+(traffic landed straight into bronze without Kafka), so every layer above bronze sees the
+same provenance columns whichever way the rows arrived.
 """
 
 from __future__ import annotations
