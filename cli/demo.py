@@ -323,7 +323,9 @@ def _next_steps(settings: Settings, console: Console, report: DemoReport) -> Non
         kept = f"Kafka at {where} was not started by the demo and is left as it was. Try:"
     console.print(f"[bold green]Done in {total:.0f}s.[/] {kept}")
     # soft_wrap: long commands stay on one logical line, so they copy and paste whole.
+    first, last = (report.days[0], report.days[-1]) if report.days else ("DAY", "DAY")
     for command, why in NEXT_STEPS:
+        command = command.format(first=first, last=last)
         console.print(f"  [bold]{command}[/]", soft_wrap=True)
         console.print(f"      [dim]{why}[/]")
 
@@ -340,6 +342,7 @@ def ui_command(settings: Settings) -> str:
     return f"DAGSTER_HOME={home} dagster dev -m orchestration.definitions"
 
 
+# Commands to try next; {first} and {last} are the days the demo landed.
 NEXT_STEPS: tuple[tuple[str, str], ...] = (
     (
         'lakehouse query "SELECT * FROM gold.user_features ORDER BY revenue_30d DESC LIMIT 5"',
@@ -347,7 +350,7 @@ NEXT_STEPS: tuple[tuple[str, str], ...] = (
         "docs/queries.md has questions per domain",
     ),
     (
-        "lakehouse materialize --from 2026-11-01 --to 2026-11-23",
+        "lakehouse materialize --from {first} --to {last}",
         "rebuild silver and gold for a range of days through Dagster (default: all landed)",
     ),
     (

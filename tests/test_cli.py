@@ -11,6 +11,7 @@ import csv
 import io
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -249,7 +250,10 @@ def test_demo_runs_end_to_end_and_survives_a_broker_restart(
         assert "quarantined" in first and "moved the old lake" not in first
         assert f"materialized {len(SILVER_AND_GOLD)} assets" in first
         assert "fraud gold: fraud rate by merchant category" in first
+        assert "e-commerce gold: the session funnel yesterday" in first
         assert "dagster dev" in first
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+        assert f"lakehouse materialize --from {yesterday} --to {yesterday}" in first
 
         # The in-memory topics die with the broker while the lake stays: the next demo
         # must notice the lake is ahead of the new topics and move it aside.
