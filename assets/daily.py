@@ -20,7 +20,7 @@ from assets.checks import check_results
 from assets.metadata import table_metadata
 from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
 from assets.resources import LakehouseResource
-from assets.tables import asset_key, check_specs
+from assets.tables import asset_deps, asset_key, check_specs
 from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard
@@ -49,7 +49,7 @@ def daily_table(table: TableSpec, deps: Sequence[Upstream] = (), **extra: Any) -
         "tags": {"layer": table.layer.value},
         "retry_policy": dg.RetryPolicy(max_retries=2, delay=10),
         "check_specs": check_specs(table),
-        "deps": [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in deps],
+        "deps": asset_deps(deps),
         **extra,
     }
 

@@ -7,6 +7,8 @@ strings, so a table renamed in the catalog is renamed everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from lakehouse.catalog import TableSpec
@@ -16,6 +18,14 @@ from quality.suites import has_suite, suite_for
 def asset_key(table: TableSpec) -> dg.AssetKey:
     """The asset that materializes (or, for bronze, observes) `table`."""
     return dg.AssetKey(list(table.path))
+
+
+def asset_deps(
+    upstream: Sequence[TableSpec | dg.AssetDep | dg.AssetsDefinition],
+) -> list[dg.AssetKey | dg.AssetDep | dg.AssetsDefinition]:
+    """`deps` for `@dg.asset`: catalogued tables become their assets' keys; an `AssetDep`
+    (a partition mapping) or an asset definition passes through as it is."""
+    return [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in upstream]
 
 
 def check_specs(table: TableSpec) -> list[dg.AssetCheckSpec]:

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from assets.metadata import preview
 from assets.partitions import DAILY, SINGLE_RUN
-from assets.tables import asset_key
+from assets.tables import asset_deps
 from lakehouse.catalog import Domain, Layer, TableSpec
 from lakehouse.models.plots import markdown_image
 from lakehouse.models.registry import ModelVersion, register
@@ -63,7 +63,7 @@ def model_asset(
         "kinds": {"python"},
         "owners": [domain.owner],
         "tags": {"layer": Layer.MODELS.value},
-        "deps": [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in deps],
+        "deps": asset_deps(deps),
         **extra,
     }
 
