@@ -152,6 +152,65 @@ class Settings(BaseSettings):
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    redis_timeout_ms: float = Field(
+        20.0,
+        gt=0,
+        description="Socket timeout of the online services' Redis calls: past it a request "
+        "answers from the batch fallback instead of waiting.",
+    )
+    redis_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive Redis failures that open a service's circuit breaker."
+    )
+    redis_breaker_reset_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How long an open breaker sends requests straight to the fallback before "
+        "one trial call checks whether Redis is back.",
+    )
+
+    # --- session features (step 6: `lakehouse stream session-features`) -------------------
+    session_features_group_id: str = Field(
+        "lakehouse-session-features", description="Consumer group of the session processor."
+    )
+    session_features_batch_events: int = Field(
+        5_000, ge=1, description="Most events one micro-batch applies to Redis."
+    )
+    session_features_batch_ms: int = Field(
+        100,
+        ge=1,
+        description="Longest a micro-batch waits to fill before it is applied (freshness bound).",
+    )
+    session_features_ttl_days: int = Field(
+        30, ge=1, description="A user's session features expire this long after their last write."
+    )
+    session_features_max_products: int = Field(
+        100, ge=1, description="Most recent products kept per user (the least recent are dropped)."
+    )
+    session_features_metrics_port: int | None = Field(
+        None, description="Prometheus port of the session processor; off if unset."
+    )
+
+    # --- the recommendation service (step 6: `lakehouse serve recommendations`) -----------
+    lakehouse_api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the online services require. Outside the local profile they "
+        "refuse to start without one.",
+    )
+    recommendations_store: Literal["file", "dynamodb"] | None = Field(
+        None,
+        description="Where the batch recommendations are published and the service reads its "
+        "fallback from: `file` (a memory-mapped Arrow file under the lake root) or `dynamodb`. "
+        "Unset: `file` in the local profile, `dynamodb` in production-like.",
+    )
+    recommendations_dynamodb_table: str = Field(
+        "lakehouse-recommendations", description="DynamoDB table of the batch recommendations."
+    )
+    recommendations_reload_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the service checks for a new champion or newly published "
+        "batch results (swapped in without a restart).",
+    )
 
     @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
     @classmethod
@@ -159,6 +218,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @property
+    def batch_store(self) -> Literal["file", "dynamodb"]:
+        """The batch recommendation store in use: the explicit setting, else by profile."""
+        if self.recommendations_store is not None:
+            return self.recommendations_store
+        return "dynamodb" if self.lakehouse_profile is Profile.PRODUCTION_LIKE else "file"
 
     @property
     def lake_is_s3(self) -> bool:
