@@ -23,6 +23,7 @@ from botocore.client import BaseClient
 from lakehouse.broker import EmbeddedBroker, ensure_topics, port_open
 from lakehouse.settings import Settings, get_settings
 from tests.support.net import free_port
+from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -182,3 +183,11 @@ def s3_bucket(moto_server: str) -> str:
     name = f"lake-{uuid.uuid4().hex[:10]}"
     s3_client(moto_server).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private, empty `redis-server` on a free port, stopped afterwards."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
