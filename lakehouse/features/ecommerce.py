@@ -208,7 +208,11 @@ def session_events(tables: Mapping[TopicSpec, pa.Table], keep: Sequence[str] = (
             if "product_id" in table.column_names
             else pa.nulls(n, pa.int64())
         )
-        category = pc.if_else(counts, table["category"], None)
+        category = (
+            pc.if_else(counts, table["category"], None)
+            if "category" in table.column_names
+            else pa.nulls(n, pa.string())
+        )
         millis = pc.divide(table["event_time"].cast(pa.int64()), _US_PER_MS)
         columns = {
             "user_id": table["user_id"],
