@@ -5,8 +5,12 @@
 -- ARGV[1]: the batch, MessagePack (streaming/session/store.py builds it). Numbers travel
 --          as strings, so Lua's doubles never round an id, a timestamp or a price.
 --
--- A partition's deltas apply only if the stored offset is not past the batch's first
--- offset (a replayed or zombie batch changes nothing); then its offset moves to the next.
+-- A partition's deltas apply only if Redis records exactly the batch's first offset, or
+-- records none and the processor expects none (part[4] == '1': it read the partition from
+-- the start); then its offset moves to the batch's next. Anything else is fenced and
+-- changes nothing: a replayed or zombie batch (Redis is past it), or Redis having lost
+-- writes (behind it; -1 when it lost the offset altogether), and the processor seeks to
+-- what Redis holds (the start for -1), so a Redis that lost data is rebuilt from Kafka.
 -- User keys are built here, not declared in KEYS: a single Redis is assumed (no Cluster).
 -- Returns {events applied, {fenced "topic:partition=stored", ...}}.
 
@@ -18,12 +22,14 @@ local ttl_ms, trending_ttl = tonumber(batch.ttl_ms), tonumber(batch.trending_ttl
 local live, fenced = {}, {}
 for index, part in ipairs(batch.parts) do
   local stored = redis.call('HGET', offsets, part[1])
-  if stored and tonumber(stored) > tonumber(part[2]) then
-    fenced[#fenced + 1] = part[1] .. '=' .. stored
-  else
+  if stored == false then
+    if part[4] == '1' then live[index] = true else fenced[#fenced + 1] = part[1] .. '=-1' end
+  elseif tonumber(stored) == tonumber(part[2]) then
     live[index] = true
-    redis.call('HSET', offsets, part[1], part[3])
+  else
+    fenced[#fenced + 1] = part[1] .. '=' .. stored
   end
+  if live[index] then redis.call('HSET', offsets, part[1], part[3]) end
 end
 
 local function features(user) return 'user:' .. user .. ':features' end

@@ -206,7 +206,7 @@ class SessionProcessor:
         for (topic, partition), (first, last) in ranges.items():
             position = self.positions[(topic, partition)]
             start = first if position is None else position
-            parts.append(PartitionRange(topic, partition, start, last + 1))
+            parts.append(PartitionRange(topic, partition, start, last + 1, position is None))
         index = {(p.topic, p.partition): number for number, p in enumerate(parts, start=1)}
         tables: dict[TopicSpec, pa.Table] = {}
         for name, batch in by_topic.items():
@@ -275,13 +275,20 @@ class SessionProcessor:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     def _fence(self, key: Key, stored: int) -> None:
-        """Redis is past this partition's batch: read on from what Redis holds."""
+        """Redis does not hold this partition's batch start: read on from what it holds,
+        or from the partition's start if it lost the offset (a restart without persistence
+        rebuilds the features from what Kafka retains)."""
         self.report.fenced += 1
         metrics.FENCED.labels(key[0]).inc()
-        log.warning("partition fenced %s[%d]: redis holds offset %d", key[0], key[1], stored)
-        self.positions[key] = stored
+        if stored < 0:
+            log.warning("redis lost the offset of %s[%d]: reading it from the start", *key)
+            self.positions[key] = None
+            target = OFFSET_BEGINNING
+        else:
+            log.warning("partition fenced %s[%d]: redis holds offset %d", key[0], key[1], stored)
+            self.positions[key] = target = stored
         try:
-            self._consumer.seek(TopicPartition(key[0], key[1], stored))
+            self._consumer.seek(TopicPartition(key[0], key[1], target))
         except KafkaException as error:
             log.warning("seek after fencing failed (%s); the partition is re-assigned", error)
 

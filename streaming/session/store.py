@@ -3,8 +3,9 @@ feature deltas and moves its partitions' offsets in the same atomic step (`apply
 
 The offsets in Redis are the source of truth for progress: on assignment the processor
 reads them (`stored_offsets`) and starts each partition there; a batch whose first offset
-is behind what Redis records for its partition (a replay, a zombie after a rebalance) is
-fenced by the script and changes nothing.
+is not what Redis records for its partition (a replay or a zombie after a rebalance: Redis
+is past it; Redis lost writes: Redis is behind it) is fenced by the script and changes
+nothing, and the processor reads on from what Redis holds.
 """
 
 from __future__ import annotations
@@ -34,18 +35,21 @@ _SCRIPT = resources.files(__package__).joinpath("apply.lua").read_text()
 
 @dataclass(frozen=True)
 class PartitionRange:
-    """The messages of one partition in a batch: `first`..`next - 1`."""
+    """The messages of one partition in a batch: `first`..`next - 1`; `fresh` when the
+    processor read the partition from its start because Redis recorded no offset."""
 
     topic: str
     partition: int
     first: int
     next: int
+    fresh: bool = False
 
 
 @dataclass
 class ApplyResult:
     """What Redis did with a batch: events applied, and the partitions it fenced with the
-    offset it holds for each (the processor seeks there)."""
+    offset it holds for each (the processor seeks there; -1: Redis lost the offset, read
+    the partition again from its start)."""
 
     applied: int
     fenced: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -75,7 +79,10 @@ def encode_batch(settings: Settings, parts: list[PartitionRange], deltas: Featur
         "cap": str(settings.session_features_max_products),
         "purchases_cap": str(RECENT_PURCHASES),
         "trending_ttl": str(TRENDING_HOURS * 3600),
-        "parts": [[offset_field(p.topic, p.partition), str(p.first), str(p.next)] for p in parts],
+        "parts": [
+            [offset_field(p.topic, p.partition), str(p.first), str(p.next), "1" if p.fresh else "0"]
+            for p in parts
+        ],
         "users": _rows(deltas.users, ["user_id", "events", "last_ms", "price_min", "price_max"]),
         "products": _rows(deltas.products, ["user_id", "product_id", "weight", "last_ms"]),
         "categories": _rows(deltas.categories, ["user_id", "category", "weight"]),
