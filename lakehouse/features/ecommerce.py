@@ -32,7 +32,7 @@ window of silver or one user's latest events, and `weigh_events` sums their weig
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
@@ -316,6 +316,20 @@ def _group(table: pa.Table, keys: list[str], aggregates: list[tuple[str, str, st
     return grouped.sort_by([(key, "ascending") for key in keys])
 
 
+@dataclass
+class _UserFold:
+    """One user's deltas on their way to `SessionFeatures`."""
+
+    last_seen: int
+    events: int
+    price_min: float | None
+    price_max: float | None
+    products: list[tuple[int, str, float]] = field(default_factory=list)
+    categories: dict[str, float] = field(default_factory=dict)
+    sessions: list[int] = field(default_factory=list)
+    purchased: list[tuple[int, str]] = field(default_factory=list)
+
+
 def final_features(
     deltas: FeatureDeltas, ttl_days: int, max_products: int
 ) -> dict[int, SessionFeatures]:
@@ -325,45 +339,35 @@ def final_features(
     see docs/session-features.md, the processor forgets a dropped product's weight, so
     a product dropped and touched again later weighs less there)."""
     ttl_ms = ttl_days * 86_400_000
-    users: dict[int, dict[str, object]] = {}
-    for row in deltas.users.to_pylist():
-        users[row["user_id"]] = {
-            "last_seen": row["last_ms"],
-            "events": row["events"],
-            "price_min": row["price_min"],
-            "price_max": row["price_max"],
-            "products": [],
-            "categories": {},
-            "sessions": [],
-            "purchased": [],
-        }
+    users = {
+        row["user_id"]: _UserFold(row["last_ms"], row["events"], row["price_min"], row["price_max"])
+        for row in deltas.users.to_pylist()
+    }
+    # Members as strings: Redis orders a sorted set by score, then by member bytes.
     for row in deltas.products.to_pylist():
-        users[row["user_id"]]["products"].append(  # type: ignore[union-attr]
+        users[row["user_id"]].products.append(
             (row["last_ms"], str(row["product_id"]), row["weight"])
         )
     for row in deltas.categories.to_pylist():
-        users[row["user_id"]]["categories"][row["category"]] = row["weight"]  # type: ignore[index]
+        users[row["user_id"]].categories[row["category"]] = row["weight"]
     for row in deltas.sessions.to_pylist():
-        users[row["user_id"]]["sessions"].append(row["last_ms"])  # type: ignore[union-attr]
+        users[row["user_id"]].sessions.append(row["last_ms"])
     for row in deltas.purchases.to_pylist():
-        users[row["user_id"]]["purchased"].append(  # type: ignore[union-attr]
-            (row["last_ms"], str(row["product_id"]))
-        )
+        users[row["user_id"]].purchased.append((row["last_ms"], str(row["product_id"])))
     result: dict[int, SessionFeatures] = {}
     for user_id, user in users.items():
-        # Redis orders a sorted set by score, then member bytes: keep its top members.
-        products = sorted(user["products"], reverse=True)[:max_products]  # type: ignore[call-overload]
-        purchased = sorted(user["purchased"], reverse=True)[:RECENT_PURCHASES]  # type: ignore[call-overload]
-        cutoff = int(user["last_seen"]) - ttl_ms  # type: ignore[call-overload]
+        products = sorted(user.products, reverse=True)[:max_products]
+        purchased = sorted(user.purchased, reverse=True)[:RECENT_PURCHASES]
+        cutoff = user.last_seen - ttl_ms
         result[user_id] = SessionFeatures(
             user_id=user_id,
-            last_seen=int(user["last_seen"]),  # type: ignore[call-overload]
-            events=int(user["events"]),  # type: ignore[call-overload]
-            price_min=user["price_min"],  # type: ignore[arg-type]
-            price_max=user["price_max"],  # type: ignore[arg-type]
-            session_count=sum(last >= cutoff for last in user["sessions"]),  # type: ignore[attr-defined]
+            last_seen=user.last_seen,
+            events=user.events,
+            price_min=user.price_min,
+            price_max=user.price_max,
+            session_count=sum(last >= cutoff for last in user.sessions),
             products={int(pid): weight for _, pid, weight in products},
-            categories=dict(user["categories"]),  # type: ignore[call-overload]
+            categories=user.categories,
             purchased=tuple(int(pid) for _, pid in purchased),
         )
     return result

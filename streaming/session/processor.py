@@ -91,6 +91,8 @@ class SessionProcessor:
         self.positions: dict[Key, int | None] = {}
         self.report = SessionReport()
         self._stopping = False
+        # Messages polled while waiting on Redis, for the next batch.
+        self._carried: list[Message] = []
         self._consumer = Consumer(
             {
                 **settings.kafka_config(),
@@ -164,7 +166,8 @@ class SessionProcessor:
         the first one arrived (and at most 200 ms for a first one)."""
         limit = self.settings.session_features_batch_events
         window = self.settings.session_features_batch_ms / 1000
-        messages = self._consumer.consume(limit, timeout=0.2)
+        messages, self._carried = self._carried, []
+        messages.extend(self._consumer.consume(max(limit - len(messages), 1), timeout=0.2))
         if not messages:
             return messages
         deadline = time.monotonic() + window
@@ -268,11 +271,20 @@ class SessionProcessor:
                 log.info("stopping with a batch not applied; it is read again on restart")
                 return None
             time.sleep(delay)
-            # Keep the group membership alive while Redis is away.
-            self._consumer.pause(self._consumer.assignment())
-            self._consumer.poll(0)
-            self._consumer.resume(self._consumer.assignment())
+            self._keep_membership()
             delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    def _keep_membership(self) -> None:
+        """Poll (partitions paused) so the group does not drop a member waiting on Redis;
+        a message that was already fetched is kept for the next batch, never dropped."""
+        assignment = self._consumer.assignment()
+        self._consumer.pause(assignment)
+        try:
+            message = self._consumer.poll(0)
+            if message is not None:
+                self._carried.append(message)
+        finally:
+            self._consumer.resume(self._consumer.assignment())
 
     def _fence(self, key: Key, stored: int) -> None:
         """Redis does not hold this partition's batch start: read on from what it holds,
