@@ -14,7 +14,8 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -24,6 +25,7 @@ import redis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from lakehouse.catalog import CATALOG, CLICKSTREAM, PURCHASES
 from lakehouse.features.ecommerce import (
@@ -147,6 +149,20 @@ def test_a_replayed_day_gives_the_batch_features(
 # --- (b) SIGKILL at random moments -------------------------------------------------------------
 
 
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_processes() -> Iterator[None]:
+    """A failing test must not leave processors running behind it."""
+    yield
+    while _SPAWNED:
+        process = _SPAWNED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start_processor(settings: Settings, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {
         **settings_env(settings),
@@ -156,12 +172,14 @@ def start_processor(settings: Settings, log: Path, *extra: str) -> subprocess.Po
         "SESSION_FEATURES_MAX_PRODUCTS": str(settings.session_features_max_products),
     }
     with log.open("ab") as sink:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             lakehouse_command("stream", "session-features", *extra),
             env=env,
             stdout=sink,
             stderr=sink,
         )
+    _SPAWNED.append(process)
+    return process
 
 
 def wait_for_log(log: Path, text: str, count: int, timeout: float) -> None:
@@ -203,6 +221,12 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(
     traffic.join()
     # The killed processors really applied batches before the final one.
     assert applied_offsets(redis_server.client()) > 0
+    # SIGTERM stops cleanly: the batch in hand is applied, the group left.
+    process = start_processor(settings, log)
+    wait_for_log(log, "assigned", 4, timeout=60)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
     final = start_processor(settings, log, "--until-idle", "3")
     assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
     land_in_bronze(settings, shop(11), events)
@@ -495,9 +519,21 @@ def test_poison_through_the_broker_with_bad_keys_headers_and_timestamps(
     processor = SessionProcessor(
         settings, SessionOptions(until_idle=2, max_seconds=60, handle_signals=False)
     )
+    bad_before = _bad_records()
     report = processor.run()
     assert (report.applied, report.bad) == (1, 4)
+    assert _bad_records() - bad_before == 4  # the Prometheus counter
     assert redis_server.client().hget(features_key(42), "events") == b"1"
+
+
+def _bad_records() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "session_features_bad_records"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 def test_the_features_of_hand_made_events() -> None:
@@ -520,6 +556,3 @@ def test_the_features_of_hand_made_events() -> None:
             categories={"books": 2.0},
         )
     }
-
-
-_ = date  # the batch side takes dates
