@@ -198,9 +198,14 @@ class SessionProcessor:
             position, offset = self.positions[key], message.offset()
             if position is not None and offset < position:
                 continue  # already applied: delivered again after a seek
+            span = ranges.get(key)
+            if span is not None and offset <= span[1]:
+                continue  # delivered twice within the batch (re-assigned while it filled)
             by_topic.setdefault(key[0], []).append(message)
-            span = ranges.setdefault(key, [offset, offset])
-            span[1] = offset
+            if span is None:
+                ranges[key] = [offset, offset]
+            else:
+                span[1] = offset
         if not ranges:
             return
         # A partition's batch starts where its position is (what Redis recorded), so that
