@@ -354,6 +354,9 @@ class SessionProcessor:
                 break
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
                 metrics.REDIS_ERRORS.inc()
+                if self._stopping:
+                    log.info("stopping before redis answered; %s left unassigned", keys)
+                    return
                 log.warning("redis unavailable on assignment, retrying: %s", error)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
