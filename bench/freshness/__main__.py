@@ -131,6 +131,9 @@ def main(
             session_features_group_id=f"bench-{uuid.uuid4().hex[:8]}",
         )
         ensure_topics(settings)
+        # The processor reads SESSION_FEATURES_* from the environment, as these settings do.
+        document["config"]["batch_events"] = settings.session_features_batch_events
+        document["config"]["batch_ms"] = settings.session_features_batch_ms
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
