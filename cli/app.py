@@ -366,5 +366,39 @@ def reset(
         raise typer.Exit(code=1) from None
 
 
+# --- `lakehouse stream ...`: stream processors beside the ingest sidecar (step 6) ------------
+
+stream_app = typer.Typer(help="Stream processors that keep the online stores fresh.")
+app.add_typer(stream_app, name="stream")
+
+
+@stream_app.command("session-features")
+def stream_session_features(
+    until_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit after this many seconds without a message (once assigned)"),
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus port (default: SESSION_FEATURES_METRICS_PORT)")
+    ] = None,
+    json_logs: Annotated[bool, typer.Option(help="Structured JSON logs on stderr")] = True,
+) -> None:
+    """Keep per-user session features in Redis from the shop topics, exactly once in effect."""
+    from streaming.session.processor import SessionOptions, run_session_features
+
+    configure_logging(json=json_logs)
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"session_features_metrics_port": metrics_port})
+    options = SessionOptions(until_idle=until_idle, max_seconds=max_seconds)
+    report = run_session_features(settings, options)
+    console.print(
+        f"[green]session features[/] {report.consumed:,} consumed, {report.applied:,} applied, "
+        f"{report.bad:,} bad, {report.batches:,} batches, {report.fenced} fenced "
+        f"in {report.seconds:.1f}s"
+    )
+
+
 if __name__ == "__main__":
     app()
