@@ -400,5 +400,36 @@ def stream_session_features(
     )
 
 
+serve_app = typer.Typer(help="The online services (HTTP APIs).")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("recommendations")
+def serve_recommendations(
+    host: Annotated[
+        str | None, typer.Option(help="Interface (default: RECOMMENDATIONS_HOST)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: RECOMMENDATIONS_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """The recommendation API: realtime from the session, else batch, else popular; needs
+    LAKEHOUSE_API_TOKEN outside the local profile."""
+    from cli.serve import serve_recommendations as serve
+    from streaming.recommendations.auth import MissingToken
+
+    configure_logging(json=True)
+    settings = get_settings()
+    try:
+        serve(
+            settings,
+            host or settings.recommendations_host,
+            port or settings.recommendations_port,
+            workers,
+        )
+    except MissingToken as error:
+        err_console.print(f"[red]refusing to start:[/] {error}")
+        raise typer.Exit(code=2) from None
+
+
 if __name__ == "__main__":
     app()
