@@ -96,8 +96,11 @@ def run_demo(
             _train(console, report)
 
         with _stage(console, report, "online", "6/7 the online path: clicks to recommendations"):
-            applied = online_demo.wait_caught_up(settings, processor)
-            console.print(f"   [green]session features[/] up to date: {applied:,} events applied")
+            partitions = online_demo.wait_caught_up(settings, processor)
+            console.print(
+                f"   [green]session features[/] caught up with all {partitions} partitions "
+                "of the shop topics"
+            )
             with online_demo.recommendation_service(settings, console, _free_port()) as (
                 base,
                 token,

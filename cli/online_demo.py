@@ -139,7 +139,7 @@ def session_processor(settings: Settings, console: Console) -> Iterator[OnlinePr
 
 def wait_caught_up(settings: Settings, process: OnlineProcess, timeout: float = 300.0) -> int:
     """Wait until the processor has applied every event of its topics to Redis (its
-    offsets there reach the topics' ends); return how many events that is."""
+    offsets there reach the topics' ends); return the partitions it caught up with."""
     ends = _topic_ends(settings)
     client = redis_client(settings)
     deadline = time.monotonic() + timeout
@@ -148,7 +148,7 @@ def wait_caught_up(settings: Settings, process: OnlineProcess, timeout: float = 
         stored = client.hgetall(OFFSETS_KEY)
         applied = {field.decode(): int(value) for field, value in stored.items()}
         if all(applied.get(field, 0) >= end for field, end in ends.items()):
-            return sum(ends.values())
+            return len(ends)
         if time.monotonic() > deadline:
             behind = sum(end - applied.get(field, 0) for field, end in ends.items())
             raise RuntimeError(f"the session processor is still {behind:,} events behind")
@@ -210,10 +210,10 @@ def show_shoppers(settings: Settings, console: Console, base: str, token: str, d
         known = connection.sql(
             f"SELECT user_id FROM {USER_RECOMMENDATIONS.key} WHERE event_date = DATE '{day}' "
             "ORDER BY user_id LIMIT 1"
-        ).fetchone()
-        if known is None:
+        ).fetchall()
+        if not known:
             raise RuntimeError(f"no batch recommendations for {day}: did training succeed?")
-        shopper = int(known[0])
+        shopper = int(known[0][0])
         before = recommend(base, token, shopper)
         clicked = _products_elsewhere(connection, day, set(before.products))
     finally:

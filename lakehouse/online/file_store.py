@@ -101,9 +101,9 @@ class FileStore:
         table = ipc.open_file(self._source).read_all()
         self.publication = publication
         self.table = table
-        users = table.column("user_id").combine_chunks()
-        products = table.column("products").combine_chunks()
-        scores = table.column("scores").combine_chunks()
+        users = _contiguous(table.column("user_id"))
+        products = _contiguous(table.column("products"))
+        scores = _contiguous(table.column("scores"))
         self._users = users.to_numpy()
         self._offsets = products.offsets.to_numpy()
         self._products = products.values.to_numpy()
@@ -137,6 +137,12 @@ def open_file_store(settings: Settings, publication: Publication | None = None) 
     if publication is None:
         raise NothingPublished(f"nothing published under {folder(settings)} yet")
     return FileStore(settings, publication)
+
+
+def _contiguous(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array, without a copy when it is one chunk (as published):
+    `combine_chunks` would copy even a single chunk out of the memory map."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _replace_pointer(settings: Settings, publication: Publication) -> None:
