@@ -226,7 +226,7 @@ def show_shoppers(settings: Settings, console: Console, base: str, token: str, d
     after = recommend(base, token, shopper)
     newcomer_after = recommend(base, token, newcomer)
 
-    table = Table(title=f"the same shopper before and after viewing products {list(clicked)}")
+    table = Table(title=f"two shoppers before and after viewing products {list(clicked)}")
     for column in ("user", "when", "source", "model", "top 5", "new in top 10", "ms"):
         table.add_column(column)
     for user, first, second in (
@@ -246,10 +246,9 @@ def show_shoppers(settings: Settings, console: Console, base: str, token: str, d
             )
     console.print(table)
     console.print(
-        f"   [dim]user {newcomer} is new to the model: popular products until their first "
-        "clicks, then their own (the clicks folded into the model's product factors). "
-        f"Try it: curl -H 'Authorization: Bearer $LAKEHOUSE_API_TOKEN' "
-        f"{base}/v1/recommendations/{shopper}[/]",
+        f"   [dim]user {shopper} is known to the model: their trained factor, moved by the "
+        f"session's products. User {newcomer} is new: popular products until their first "
+        "clicks, then their own (the clicks folded into the model's product factors).[/]",
         soft_wrap=True,
     )
 
