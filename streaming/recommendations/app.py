@@ -5,10 +5,11 @@ hot request.
 `GET /v1/recommendations/{user_id}?k=10` is answered by the fast path when the request is
 well formed (a numeric id, at most a `k` in range, the right bearer token): it parses
 those three things by hand and writes the JSON itself, skipping FastAPI's dependency
-injection and validation, which cost about twice the recommendation itself on this
-machine (docs/benchmarks.md). Anything else (a bad id, `k` out of range, a missing token,
-an unknown query parameter) goes to the FastAPI route, which documents the endpoint and
-gives the precise 401 or 422. Both paths call the same `answer.recommend`.
+injection and validation, which made a request's median time about 1.7 times as long on
+this machine (docs/recommendations.md, "Latency"). Anything else (a bad id, `k` out of
+range, a missing token, an unknown query parameter) goes to the FastAPI route, which
+documents the endpoint and gives the precise 401 or 422. Both paths call the same
+`answer.recommend`.
 """
 
 from __future__ import annotations
