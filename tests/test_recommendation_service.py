@@ -358,3 +358,17 @@ def test_outside_the_local_profile_it_refuses_to_start_without_a_token(
     assert result.returncode == 2, result.stderr
     assert "LAKEHOUSE_API_TOKEN is not set" in result.stdout + result.stderr
 
+
+
+def test_before_anything_is_trained_or_published_it_answers_503_with_retry_after(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    empty = Settings(
+        lakehouse_home=tmp_path / "home", lakehouse_root=str(tmp_path / "lake"),
+        redis_url=redis_server.url, lakehouse_api_token=SecretStr(TOKEN),
+    )
+    with TestClient(create_app(empty)) as client:
+        answer = client.get("/v1/recommendations/1", headers=AUTH)
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
