@@ -81,14 +81,17 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     token = BearerToken(settings)
     serving = Serving(settings)
     sessions = SessionReader(settings)
-    threadpool_limits(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # One BLAS thread while serving (32 x 32 solves, where threads only cost); the
+        # process's own limits come back at shutdown (tests run the app in process).
+        blas = threadpool_limits(1)
         poller = asyncio.create_task(serving.poll())
         try:
             yield
         finally:
+            blas.restore_original_limits()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
