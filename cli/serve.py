@@ -1,7 +1,7 @@
 """`lakehouse serve ...`: the online services under uvicorn, one process or several.
 
-uvicorn with uvloop and httptools, chosen by measurement against granian
-(docs/benchmarks.md). SIGTERM and Ctrl-C stop it cleanly: uvicorn finishes the requests in
+uvicorn with uvloop and httptools; granian is the alternative `bench/` measures it against
+(the `bench` extra). SIGTERM and Ctrl-C stop it cleanly: uvicorn finishes the requests in
 flight and runs the app's shutdown (the reload task stops, stores close), then exits 0.
 """
 

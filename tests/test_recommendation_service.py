@@ -307,12 +307,18 @@ def test_a_hung_redis_costs_one_timeout_then_the_breaker_answers_from_batch(
 
 
 def test_a_new_champion_and_publication_swap_in_under_traffic(
-    service: Service, lake: OnlineLake
+    service: Service, lake: OnlineLake, settings: Settings
 ) -> None:
-    user, _ = known_user(lake)
+    """Two threads hammer the service, one for a shopper with a session (realtime: the
+    model's version) and one without (batch: the publication's), while a new champion is
+    promoted and a new publication written: both swap in, and no request fails."""
+    user, batch_list = known_user(lake)
+    shopper = UNKNOWN_USER + 1  # folded in from the session alone: no batch list to hide it
+    SessionWriter(settings).views(shopper, batch_list[:3])
     before = champion(lake.settings, MODEL_NAME)
-    with Traffic(service, user) as traffic:
-        traffic.wait_for("batch")
+    with Traffic(service, user) as batch, Traffic(service, shopper) as realtime:
+        batch.wait_for("batch")
+        realtime.wait_for("realtime")
         promoted = register(
             lake.settings, MODEL_NAME, load_artifact(lake.settings, before),
             params=before.params, metrics={**before.metrics, "precision_at_10": 1.0},
@@ -322,13 +328,18 @@ def test_a_new_champion_and_publication_swap_in_under_traffic(
         build_user_recommendations_partition(lake.settings, lake.day)
         publication = publish_recommendations(lake.settings, lake.day).publication
         deadline = time.monotonic() + 20
-        while not any(v == promoted.version for _, _, v in traffic.answers):
-            assert time.monotonic() < deadline, traffic.answers[-3:]
+        while not all(
+            any(v == promoted.version for _, _, v in traffic.answers)
+            for traffic in (batch, realtime)
+        ):
+            assert time.monotonic() < deadline, (batch.answers[-3:], realtime.answers[-3:])
             time.sleep(0.05)
     assert service.stop() == 0
-    assert {status for status, _, _ in traffic.answers} == {200}
-    versions = [version for _, _, version in traffic.answers]
-    assert versions[0] == before.version and versions[-1] == promoted.version
+    for traffic, source in ((batch, "batch"), (realtime, "realtime")):
+        assert {status for status, _, _ in traffic.answers} == {200}
+        assert {answer[1] for answer in traffic.answers} == {source}
+        versions = [version for _, _, version in traffic.answers]
+        assert versions[0] == before.version and versions[-1] == promoted.version
     assert publication.model_version == promoted.version
 
 
@@ -347,3 +358,17 @@ def test_outside_the_local_profile_it_refuses_to_start_without_a_token(
     assert result.returncode == 2, result.stderr
     assert "LAKEHOUSE_API_TOKEN is not set" in result.stdout + result.stderr
 
+
+
+def test_before_anything_is_trained_or_published_it_answers_503_with_retry_after(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    empty = Settings(
+        lakehouse_home=tmp_path / "home", lakehouse_root=str(tmp_path / "lake"),
+        redis_url=redis_server.url, lakehouse_api_token=SecretStr(TOKEN),
+    )
+    with TestClient(create_app(empty)) as client:
+        answer = client.get("/v1/recommendations/1", headers=AUTH)
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200

@@ -5,10 +5,11 @@ hot request.
 `GET /v1/recommendations/{user_id}?k=10` is answered by the fast path when the request is
 well formed (a numeric id, at most a `k` in range, the right bearer token): it parses
 those three things by hand and writes the JSON itself, skipping FastAPI's dependency
-injection and validation, which cost about twice the recommendation itself on this
-machine (docs/benchmarks.md). Anything else (a bad id, `k` out of range, a missing token,
-an unknown query parameter) goes to the FastAPI route, which documents the endpoint and
-gives the precise 401 or 422. Both paths call the same `answer.recommend`.
+injection and validation, which made a request's median time about 1.7 times as long on
+this machine (docs/recommendations.md, "Latency"). Anything else (a bad id, `k` out of
+range, a missing token, an unknown query parameter) goes to the FastAPI route, which
+documents the endpoint and gives the precise 401 or 422. Both paths call the same
+`answer.recommend`.
 """
 
 from __future__ import annotations
@@ -80,14 +81,17 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     token = BearerToken(settings)
     serving = Serving(settings)
     sessions = SessionReader(settings)
-    threadpool_limits(1)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # One BLAS thread while serving (32 x 32 solves, where threads only cost); the
+        # process's own limits come back at shutdown (tests run the app in process).
+        blas = threadpool_limits(1)
         poller = asyncio.create_task(serving.poll())
         try:
             yield
         finally:
+            blas.restore_original_limits()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller

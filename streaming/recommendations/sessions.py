@@ -44,8 +44,7 @@ class SessionReader:
             settings.redis_url,
             socket_timeout=seconds,
             socket_connect_timeout=seconds,
-            retry_on_timeout=False,
-            retry=None,
+            retry=None,  # no retries: a failed read falls back at once
         )
         self.breaker = CircuitBreaker(
             settings.redis_breaker_failures, settings.redis_breaker_reset_seconds
