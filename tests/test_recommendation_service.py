@@ -28,9 +28,11 @@ from hypothesis import settings as examples
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from lakehouse.catalog import USER_RECOMMENDATIONS
 from lakehouse.models.recommender import MODEL_NAME, build_user_recommendations_partition
 from lakehouse.models.registry import champion, load_artifact, register
 from lakehouse.online.publication import latest_publication, open_store, publish_recommendations
+from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from streaming.recommendations.app import create_app
 from tests.conftest import lakehouse_command, settings_env
@@ -78,13 +80,14 @@ def wait_ready(status: object, timeout: float = 30.0) -> None:
 
 
 def known_user(lake: OnlineLake) -> tuple[int, list[int]]:
-    """A user of the published batch and their list."""
-    store = open_store(lake.settings)
-    try:
-        user = int(store._users[len(store._users) // 2])  # type: ignore[attr-defined]
-        return user, [product for product, _ in store.top(user, 10) or []]
-    finally:
-        store.close()
+    """A user of the batch recommendations (the hundredth by id) and their list by rank."""
+    (row,) = run_query(
+        lake.settings,
+        "SELECT user_id, list(product_id ORDER BY rank) AS products "
+        f"FROM {USER_RECOMMENDATIONS.key} WHERE event_date = DATE '{lake.day}' "
+        "GROUP BY user_id ORDER BY user_id LIMIT 1 OFFSET 100",
+    ).to_pylist()
+    return row["user_id"], row["products"]
 
 
 def products_of(body: dict) -> list[int]:
