@@ -112,7 +112,7 @@ class LoadResult:
     duration: float
     intended: np.ndarray  # scheduled send time, from the run's start
     latency: np.ndarray  # answer time minus INTENDED send time
-    send_lag: np.ndarray  # actual send minus intended send (queueing in the generator)
+    send_lag: np.ndarray  # actual send minus intended (pacer lag + wait for a free connection)
     status: np.ndarray  # HTTP status, or ERROR_TIMEOUT / ERROR_CONNECTION
     wall: float  # first scheduled send to last answer
     cpu_seconds: float  # user + system CPU of the generator's process during the run
