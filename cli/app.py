@@ -366,5 +366,70 @@ def reset(
         raise typer.Exit(code=1) from None
 
 
+# --- `lakehouse stream ...`: stream processors beside the ingest sidecar (step 6) ------------
+
+stream_app = typer.Typer(help="Stream processors that keep the online stores fresh.")
+app.add_typer(stream_app, name="stream")
+
+
+@stream_app.command("session-features")
+def stream_session_features(
+    until_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit after this many seconds without a message (once assigned)"),
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus port (default: SESSION_FEATURES_METRICS_PORT)")
+    ] = None,
+    json_logs: Annotated[bool, typer.Option(help="Structured JSON logs on stderr")] = True,
+) -> None:
+    """Keep per-user session features in Redis from the shop topics, exactly once in effect."""
+    from streaming.session.processor import SessionOptions, run_session_features
+
+    configure_logging(json=json_logs)
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"session_features_metrics_port": metrics_port})
+    options = SessionOptions(until_idle=until_idle, max_seconds=max_seconds)
+    report = run_session_features(settings, options)
+    console.print(
+        f"[green]session features[/] {report.consumed:,} consumed, {report.applied:,} applied, "
+        f"{report.bad:,} bad, {report.batches:,} batches, {report.fenced} fenced "
+        f"in {report.seconds:.1f}s"
+    )
+
+
+serve_app = typer.Typer(help="The online services (HTTP APIs).")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("recommendations")
+def serve_recommendations(
+    host: Annotated[
+        str | None, typer.Option(help="Interface (default: RECOMMENDATIONS_HOST)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: RECOMMENDATIONS_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """The recommendation API: realtime from the session, else batch, else popular; needs
+    LAKEHOUSE_API_TOKEN outside the local profile."""
+    from cli.serve import serve_recommendations as serve
+    from streaming.recommendations.auth import MissingToken
+
+    configure_logging(json=True)
+    settings = get_settings()
+    try:
+        serve(
+            settings,
+            host or settings.recommendations_host,
+            port or settings.recommendations_port,
+            workers,
+        )
+    except MissingToken as error:
+        err_console.print(f"[red]refusing to start:[/] {error}")
+        raise typer.Exit(code=2) from None
+
+
 if __name__ == "__main__":
     app()

@@ -205,6 +205,12 @@ class Settings(BaseSettings):
     recommendations_dynamodb_table: str = Field(
         "lakehouse-recommendations", description="DynamoDB table of the batch recommendations."
     )
+    recommendations_host: str = Field(
+        "127.0.0.1", description="Interface `lakehouse serve recommendations` listens on."
+    )
+    recommendations_port: int = Field(
+        8000, ge=1, le=65535, description="Port of `lakehouse serve recommendations`."
+    )
     recommendations_reload_seconds: float = Field(
         5.0,
         gt=0,

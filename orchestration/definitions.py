@@ -6,6 +6,7 @@ import dagster as dg
 from assets.bronze import bronze_freshness, bronze_tables
 from assets.ecommerce import gold as ecommerce_gold
 from assets.ecommerce import models as ecommerce_models
+from assets.ecommerce import online as ecommerce_online
 from assets.ecommerce import silver as ecommerce_silver
 from assets.fraud import gold as fraud_gold
 from assets.fraud import models as fraud_models
@@ -40,6 +41,7 @@ defs = dg.Definitions(
                 iot_silver,
                 iot_gold,
                 ecommerce_models,
+                ecommerce_online,
                 fraud_models,
                 iot_models,
             ]

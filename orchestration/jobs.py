@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.bronze import bronze_tables
 from assets.ecommerce.models import recommender_model, user_recommendations
+from assets.ecommerce.online import online_recommendations
 from assets.fraud.models import fraud_model
 from assets.iot.models import failure_model
 from lakehouse.catalog import Layer
@@ -31,9 +32,11 @@ observe_bronze_job = dg.define_asset_job(
 # window, weekly on all history) and failure prediction only weekly.
 daily_models_job = dg.define_asset_job(
     "train_daily_models",
-    selection=dg.AssetSelection.assets(recommender_model, user_recommendations, fraud_model),
+    selection=dg.AssetSelection.assets(
+        recommender_model, user_recommendations, online_recommendations, fraud_model
+    ),
     description="Retrain the recommender and the fraud model as of a day; refresh the batch "
-    "recommendations from the recommender champion.",
+    "recommendations from the recommender champion and publish them to the online store.",
 )
 
 # The weekly run's fraud model learns from every day there is.

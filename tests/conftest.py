@@ -87,7 +87,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     if settings.aws_endpoint_url:
         env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
-    for name in ("aws_access_key_id", "aws_secret_access_key"):
+    online = [
+        name
+        for name in type(settings).model_fields
+        if name.startswith(("redis_", "session_features_", "recommendations_"))
+    ]
+    for name in online:
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = str(value)
+    for name in ("aws_access_key_id", "aws_secret_access_key", "lakehouse_api_token"):
         secret = getattr(settings, name)
         if secret is not None:
             env[name.upper()] = secret.get_secret_value()

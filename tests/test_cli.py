@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from lakehouse.settings import Settings
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.net import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.traffic import click_event, produce
 from tests.test_profiles import SILVER_AND_GOLD
 
@@ -239,12 +241,14 @@ def test_materialize_refuses_days_it_cannot_run(make_settings: Callable[..., Set
 
 
 def test_demo_runs_end_to_end_and_survives_a_broker_restart(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], redis_server: RedisServer
 ) -> None:
-    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    settings = make_settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", redis_url=redis_server.url
+    )
     lake = Path(settings.lake_root)
     try:
-        first = lakehouse(settings, "demo", "--scale", "0.01", timeout=120).stdout
+        first = lakehouse(settings, "demo", "--scale", "0.01", timeout=240).stdout
         assert "broker started" in first and "Done in" in first
         assert "17,500 messages" in first  # 10K e-commerce + 2.5K fraud + 5K IoT
         assert "quarantined" in first and "moved the old lake" not in first
@@ -252,13 +256,23 @@ def test_demo_runs_end_to_end_and_survives_a_broker_restart(
         assert "fraud gold: fraud rate by merchant category" in first
         assert "e-commerce gold: the session funnel yesterday" in first
         assert "dagster dev" in first
-        yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-        assert f"lakehouse materialize --from {yesterday} --to {yesterday}" in first
+        today = datetime.now(UTC).date()
+        first_day, yesterday = today - timedelta(days=3), today - timedelta(days=1)
+        assert f"lakehouse materialize --from {first_day} --to {yesterday}" in first
+        # The online half: trained, published, served, and the shopper's clicks seen.
+        assert "session processor running" in first
+        assert "recommendation service ready" in first
+        answers = [re.split(r"\s*│\s*", line) for line in first.splitlines() if "│" in line]
+        after = [cells for cells in answers if "after" in cells]
+        before = [cells for cells in answers if "before" in cells]
+        assert len(after) == 2 and all("realtime" in cells for cells in after), first
+        assert any("popular" in cells for cells in before), first  # the newcomer
+        assert "stopped with SIGTERM (exit code 0)" in first
 
         # The in-memory topics die with the broker while the lake stays: the next demo
         # must notice the lake is ahead of the new topics and move it aside.
         lakehouse(settings, "down")
-        second = lakehouse(settings, "demo", "--scale", "0.01", timeout=120).stdout
+        second = lakehouse(settings, "demo", "--scale", "0.01", timeout=240).stdout
         assert "moved the old lake" in second, second
         assert (lake.parent / f"{lake.name}.previous").is_dir()
         assert "17,500 messages" in second

@@ -122,7 +122,8 @@ def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
     ("schedule", "when", "job", "models"),
     [
         ("nightly_models", datetime(2026, 11, 24, 2, tzinfo=UTC), "train_daily_models",
-         {"models/recommender_als", "models/user_recommendations", "models/fraud_xgboost"}),
+         {"models/recommender_als", "models/user_recommendations", "online/recommendations",
+          "online/popular_products", "models/fraud_xgboost"}),
         ("weekly_models", datetime(2026, 11, 29, 6, tzinfo=UTC), "train_weekly_models",
          {"models/fraud_xgboost", "models/iot_failure"}),
     ],

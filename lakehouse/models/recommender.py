@@ -137,18 +137,50 @@ class Recommender:
             return self.popular(k, excluded)
         return self._best(self.item_factors @ factor, k, self._item_indices(excluded))
 
-    def fold_in(self, product_ids: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    def fold_in(
+        self, product_ids: np.ndarray, weights: np.ndarray, prior: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """A user factor from weighted interactions, holding the item factors fixed: the
         least-squares solve ALS makes for each user in training,
-        `(YtY + Yt(C - I)Y + reg I) x = Yt C p`, over the known products (None if none)."""
+        `(YtY + Yt(C - I)Y + reg I) x = Yt C p`, over the known products (None if none).
+
+        With a `prior` (the user's trained factor), the pull that the regulariser and the
+        unobserved products exert (`YtY + reg I`) is centred on the prior instead of zero:
+        `+ (YtY + reg I) prior` on the right. No interactions give back the prior exactly,
+        and each new one pulls the factor its way by as much as its confidence says, as
+        it would have in training."""
         indices = self.item_indices(product_ids)
         known = indices >= 0
         if not known.any():
-            return None
+            return None if prior is None else prior
         factors = self.item_factors[indices[known]].astype(np.float64)
         sure = confidence(weights[known]).astype(np.float64)
         system = self._gram + (factors.T * (sure - 1.0)) @ factors
-        return np.linalg.solve(system, factors.T @ sure).astype(np.float32)
+        target = factors.T @ sure
+        if prior is not None:
+            target = target + self._gram @ prior.astype(np.float64)
+        return np.linalg.solve(system, target).astype(np.float32)
+
+    def recommend_with_session(
+        self,
+        user_id: int,
+        product_ids: np.ndarray,
+        weights: np.ndarray,
+        k: int = TOP_K,
+        exclude: Iterable[int] = (),
+    ) -> Recommendations | None:
+        """The `k` best products for a user given their session's weighted products (the
+        online features), folded into their trained factor when the model knows them;
+        minus what they already interacted with (in training and in the session) and
+        `exclude`. None when nothing about the user is known to the model."""
+        row = int(self.user_rows(np.array([user_id]))[0])
+        prior = self.user_factors[row] if row >= 0 else None
+        factor = self.fold_in(product_ids, weights, prior)
+        if factor is None:
+            return None
+        seen = self._seen(row) if row >= 0 else np.empty(0, dtype=np.int64)
+        excluded = self._item_indices([*product_ids.tolist(), *exclude])
+        return self._best(self.item_factors @ factor, k, np.concatenate([seen, excluded]))
 
     def popular(self, k: int = TOP_K, exclude: Iterable[int] = ()) -> Recommendations:
         """The `k` most weighted products of the training days, minus `exclude`."""

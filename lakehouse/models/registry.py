@@ -26,11 +26,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake.exceptions import CommitFailedError
-from pyarrow import fs
 
 from lakehouse.catalog import MODEL_REGISTRY
 from lakehouse.delta import ensure_table, open_table
 from lakehouse.settings import Settings
+from lakehouse.storage import filesystem
 
 _ATTEMPTS = 20
 
@@ -152,8 +152,8 @@ def champion(settings: Settings, model_name: str) -> ModelVersion | None:
 
 def load_artifact(settings: Settings, version: ModelVersion) -> bytes:
     """The stored artifact of a version, checked against its recorded digest."""
-    filesystem, path = _filesystem(settings, version.artifact_uri)
-    with filesystem.open_input_stream(path) as stream:
+    files, path = filesystem(settings, version.artifact_uri)
+    with files.open_input_stream(path) as stream:
         data = stream.read()
     if hashlib.sha256(data).hexdigest() != version.artifact_sha256:
         raise RuntimeError(f"{version.artifact_uri} does not match its recorded digest")
@@ -230,24 +230,8 @@ def _record(row: dict[str, Any]) -> ModelVersion:
 
 def _write_artifact(settings: Settings, model_name: str, digest: str, artifact: bytes) -> str:
     uri = f"{settings.lake_root}/models/artifacts/{model_name}/{digest}"
-    filesystem, path = _filesystem(settings, uri)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as stream:
+    files, path = filesystem(settings, uri)
+    files.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with files.open_output_stream(path) as stream:
         stream.write(artifact)
     return uri
-
-
-def _filesystem(settings: Settings, uri: str) -> tuple[fs.FileSystem, str]:
-    """pyarrow's filesystem for a lake URI (local folder or S3 with the lake's settings)."""
-    if not uri.startswith("s3://"):
-        return fs.LocalFileSystem(), uri
-    options: dict[str, Any] = {"region": settings.aws_region}
-    if settings.aws_endpoint_url:
-        scheme, _, endpoint = settings.aws_endpoint_url.partition("://")
-        options.update(endpoint_override=endpoint, scheme=scheme)
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        options.update(
-            access_key=settings.aws_access_key_id.get_secret_value(),
-            secret_key=settings.aws_secret_access_key.get_secret_value(),
-        )
-    return fs.S3FileSystem(**options), uri.removeprefix("s3://")

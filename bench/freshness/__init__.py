@@ -1,0 +1,1 @@
+"""Freshness of the session features: event produced to feature visible in Redis."""

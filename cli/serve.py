@@ -1,0 +1,49 @@
+"""`lakehouse serve ...`: the online services under uvicorn, one process or several.
+
+uvicorn with uvloop and httptools, chosen by measurement against granian
+(docs/benchmarks.md). SIGTERM and Ctrl-C stop it cleanly: uvicorn finishes the requests in
+flight and runs the app's shutdown (the reload task stops, stores close), then exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from types import FrameType
+
+import uvicorn
+
+from lakehouse.settings import Settings
+from streaming.recommendations.auth import BearerToken
+
+RECOMMENDATIONS_APP = "streaming.recommendations.app:create_app"
+
+
+def serve_recommendations(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the recommendation service until SIGTERM; refuses to start without a token
+    outside the local profile (before binding the port)."""
+    BearerToken(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
+    # handler it found installed; this one turns that into a clean exit (code 0) rather
+    # than death by signal, which supervisors would report as a crash.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker is a process: their metrics meet in files under one folder.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lakehouse-metrics-")
+    uvicorn.run(
+        RECOMMENDATIONS_APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

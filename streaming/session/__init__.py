@@ -1,0 +1,1 @@
+"""`lakehouse stream session-features`: per-user session features in Redis, exactly once."""
