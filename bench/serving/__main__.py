@@ -55,6 +55,7 @@ def table(title: str, rows: list[dict[str, Any]], label: str, extra: list[str]) 
 def main(
     quick: Annotated[bool, typer.Option(help="5-15 s per measurement: a quick look")] = False,
     skip_feast: Annotated[bool, typer.Option(help="Leave out the Feast peer")] = False,
+    skip_stacks: Annotated[bool, typer.Option(help="Leave out the HTTP stacks")] = False,
     skip_service: Annotated[bool, typer.Option(help="Leave out the service mix")] = False,
     rate: Annotated[float, typer.Option(help="Requests per second")] = 1000.0,
     duration: Annotated[float, typer.Option(help="Seconds of the service mix")] = 60.0,
@@ -81,10 +82,11 @@ def main(
 
     from bench.serving.stacks import measure_stacks
 
-    document["quiet_before_stacks"] = wait_for_quiet(timeout=30)
-    stacks = measure_stacks(rate, seconds)
-    document["stacks"] = stacks
-    console.print(table("HTTP stacks, trivial ASGI app (generator floor)", stacks, "stack",
+    if not skip_stacks:
+        document["quiet_before_stacks"] = wait_for_quiet(timeout=30)
+        stacks = measure_stacks(rate, seconds)
+        document["stacks"] = stacks
+        console.print(table("HTTP stacks, trivial ASGI app (generator floor)", stacks, "stack",
                         ["server_cpu_us_per_request"]))  # fmt: skip
 
     if not skip_feast:
@@ -109,6 +111,7 @@ def main(
         console.print(table("Step search (stops at the first p99 >= 5 ms)", mix["steps"],
                             "run", extra))  # fmt: skip
         console.print(f"highest rate with p99 < 5 ms: {mix['highest_rate_p99_under_5ms']}")
+        console.print(f"slowest seconds of the main run: {mix['main']['worst_seconds']}")
 
     path = write(document)
     console.print(f"results: {path}")

@@ -149,6 +149,20 @@ class LoadResult:
             ),
         }
 
+    def worst_seconds(self, count: int = 5) -> list[dict[str, Any]]:
+        """The `count` one-second windows (by intended send) with the slowest request: a
+        stall (a pause, a reload, another process) shows as the second it started in."""
+        second = self.intended.astype(np.int64)
+        rows = []
+        for s in np.unique(second):
+            ms = self.latency[second == s] * 1000.0
+            errors = int((~self.ok[second == s]).sum())
+            rows.append(
+                {"second": int(s), "max_ms": round(float(ms.max()), 3), "p99_ms": _pct(ms, 99),
+                 "errors": errors}
+            )  # fmt: skip
+        return sorted(rows, key=lambda row: row["max_ms"], reverse=True)[:count]
+
 
 def _pct(values: np.ndarray, q: float) -> float | None:
     if not len(values):

@@ -107,6 +107,7 @@ def measure(
     summary = result.summary()
     return {
         **summary,
+        "worst_seconds": result.worst_seconds(),
         "service_cpu_share": round(cpu / result.wall, 3),
         "service_cpu_us_per_request": round(cpu / summary["requests"] * 1e6, 1),
         "redis_cpu_us_per_request": round(redis_cpu / summary["requests"] * 1e6, 1),
@@ -145,7 +146,7 @@ def run_mix(
                 main = measure(srv, redis, requests, rate, duration)
                 steps = []
                 for step in step_rates:
-                    row = measure(srv, redis, requests, step, step_duration)
+                    row = {"run": "step", **measure(srv, redis, requests, step, step_duration)}
                     steps.append(row)
                     if row["p99_ms"] >= P99_TARGET_MS or row["errors"]:
                         break
