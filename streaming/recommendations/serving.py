@@ -7,6 +7,10 @@ models or two publications in one answer. A background task polls the registry a
 publication pointer every `recommendations_reload_seconds`, loads whatever changed in a
 thread (the event loop keeps answering meanwhile), then swaps. The replaced store is
 closed one poll later, once no request can still hold it.
+
+A poll must cost next to nothing, since it shares the process (and Python's lock) with
+the requests: the registry is read only when its Delta log has moved (an incremental log
+read on a table kept open), and the publication pointer is one small file or item.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 
+from deltalake import DeltaTable
+
+from lakehouse.catalog import MODEL_REGISTRY
+from lakehouse.delta import open_table
 from lakehouse.models.recommender import MODEL_NAME, Recommender, load_recommender
 from lakehouse.models.registry import champion, load_artifact
 from lakehouse.online.batch_store import BatchStore, Publication, StoreUnavailable
@@ -57,18 +65,23 @@ class Serving:
         self.settings = settings
         self.current = Snapshot()
         self._retired: list[BatchStore] = []
+        self._registry: DeltaTable | None = None
+        self._registry_version: int | None = None
 
     def refresh(self) -> Snapshot:
         """Load what changed since the current snapshot (blocking: run it in a thread);
         return the snapshot to serve next (the current one if nothing changed)."""
         snapshot = self.current
-        version = champion(self.settings, MODEL_NAME)
-        if version is not None and version.version != snapshot.model_version:
-            model = load_recommender(load_artifact(self.settings, version))
-            snapshot = replace(snapshot, model=model, model_version=version.version)
-            METRICS.model_version.set(version.version)
-            METRICS.reloads.labels("model").inc()
-            log.info("serving recommender version %d", version.version)
+        registry = self._registry_version_now()
+        if registry is not None and registry != self._registry_version:
+            version = champion(self.settings, MODEL_NAME)
+            if version is not None and version.version != snapshot.model_version:
+                model = load_recommender(load_artifact(self.settings, version))
+                snapshot = replace(snapshot, model=model, model_version=version.version)
+                METRICS.model_version.set(version.version)
+                METRICS.reloads.labels("model").inc()
+                log.info("serving recommender version %d", version.version)
+            self._registry_version = registry  # only once what it holds is loaded
         try:
             publication = latest_publication(self.settings)
             if publication is not None and publication != snapshot.publication:
@@ -78,6 +91,17 @@ class Serving:
         except StoreUnavailable as error:
             log.warning("batch store unavailable, keeping the current one: %s", error)
         return snapshot
+
+    def _registry_version_now(self) -> int | None:
+        """The registry table's Delta version (None before it exists), by an incremental
+        read of its log on a table kept open."""
+        if self._registry is None:
+            self._registry = open_table(MODEL_REGISTRY, self.settings)
+            if self._registry is None:
+                return None
+        else:
+            self._registry.update_incremental()
+        return self._registry.version()
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` from now on; close stores retired by the previous swap."""
