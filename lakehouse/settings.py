@@ -173,7 +173,11 @@ class Settings(BaseSettings):
         "lakehouse-session-features", description="Consumer group of the session processor."
     )
     session_features_batch_events: int = Field(
-        5_000, ge=1, description="Most events one micro-batch applies to Redis."
+        1_000,
+        ge=1,
+        description="Most events one micro-batch applies to Redis. Its script blocks Redis "
+        "for about 8 us per event: 1,000 keeps that (about 11 ms) under the services' "
+        "`redis_timeout_ms`, so a read waiting behind it does not fall back.",
     )
     session_features_batch_ms: int = Field(
         100,
