@@ -5,6 +5,7 @@ from the file store or DynamoDB, and through the Dagster assets of the nightly j
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from lakehouse.online.publication import (
     NotTheChampion,
     latest_publication,
     open_store,
+    per_user,
     publish_recommendations,
 )
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days, replace_day
+from tests.conftest import s3_client
 from tests.support.online import OnlineLake, online_lake
 
 
@@ -178,3 +181,40 @@ def test_the_nightly_assets_publish_with_their_metadata(lake: OnlineLake) -> Non
 def replace_settings(settings: Settings, **changes: object) -> Settings:
     """A copy of `settings` with some fields changed (validated like the original)."""
     return Settings(**{**settings.model_dump(), **changes})  # type: ignore[arg-type]
+
+
+def test_on_an_s3_lake_the_file_and_its_pointer_live_in_the_bucket(
+    lake: OnlineLake, make_settings, moto_server: str, s3_bucket: str
+) -> None:
+    """The same publication written to an S3 lake: the file, then the pointer (one PUT),
+    the oldest pruned; the service reads the file whole (S3 has no memory map)."""
+    settings = make_settings(
+        lakehouse_root=f"s3://{s3_bucket}/lake",
+        aws_endpoint_url=moto_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_allow_http=True,
+    )
+    rows = read_days(lake.settings, USER_RECOMMENDATIONS, None, lake.day)
+    users = per_user(rows)
+    popular = pa.table({"product_id": pa.array([7, 3], pa.int64()),
+                        "buyers": pa.array([9, 4], pa.int64())})
+    template = publish_recommendations(lake.settings, lake.day).publication
+    published = []
+    for i in range(file_store.KEEP_PUBLICATIONS + 1):
+        publication = replace(template, publication_id=f"{template.publication_id}-{i}")
+        file_store.write_publication(settings, publication, users, popular)
+        published.append(publication)
+    assert latest_publication(settings) == published[-1]
+    store = open_store(settings)
+    first_user = users["user_id"][0].as_py()
+    assert [p for p, _ in store.top(first_user, 10)] == users["products"][0].as_py()
+    assert store.popular(5) == [(7, 9.0), (3, 4.0)]
+    store.close()
+    keys = [
+        item["Key"]
+        for item in s3_client(moto_server).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    ]
+    arrows = sorted(key.rsplit("/", 1)[-1] for key in keys if key.endswith(".arrow"))
+    assert arrows == [f"{p.publication_id}.arrow" for p in published[1:]]
+    assert "lake/online/recommendations/CURRENT.json" in keys
