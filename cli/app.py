@@ -385,22 +385,14 @@ def stream_session_features(
     json_logs: Annotated[bool, typer.Option(help="Structured JSON logs on stderr")] = True,
 ) -> None:
     """Keep per-user session features in Redis from the shop topics, exactly once in effect."""
-    from streaming.session.processor import (
-        RedisAheadOfBrokerError,
-        SessionOptions,
-        run_session_features,
-    )
+    from streaming.session.processor import SessionOptions, run_session_features
 
     configure_logging(json=json_logs)
     settings = get_settings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"session_features_metrics_port": metrics_port})
     options = SessionOptions(until_idle=until_idle, max_seconds=max_seconds)
-    try:
-        report = run_session_features(settings, options)
-    except RedisAheadOfBrokerError as error:
-        err_console.print(f"[red]session features stopped:[/] {error}")
-        raise typer.Exit(code=1) from None
+    report = run_session_features(settings, options)
     console.print(
         f"[green]session features[/] {report.consumed:,} consumed, {report.applied:,} applied, "
         f"{report.bad:,} bad, {report.batches:,} batches, {report.fenced} fenced "

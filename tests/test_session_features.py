@@ -397,22 +397,6 @@ def test_a_redis_restart_is_retried_and_the_features_rebuilt_from_kafka(
     assert processor.report.fenced >= 1
 
 
-def test_offsets_past_the_end_of_recreated_topics_stop_it_with_a_clear_error(
-    settings: Settings, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    """A broker restarted with empty topics while Redis kept its offsets: seeking there
-    would fence every batch forever, so the processor refuses and says what to do."""
-    settings = online(settings, redis_server)
-    redis_server.client().hset(OFFSETS_KEY, "clickstream:0", 1_000_000)
-    result = subprocess.run(
-        lakehouse_command("stream", "session-features", "--max-seconds", "30"),
-        env=settings_env(settings), capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "the topic was recreated" in result.stdout + result.stderr
-    assert OFFSETS_KEY in result.stdout + result.stderr
-
-
 def _events(client: redis.Redis) -> int:
     return sum(f.events for f in redis_features(client).values())
 

@@ -38,7 +38,6 @@ from lakehouse.features.ecommerce import (
     feature_deltas,
     session_events,
 )
-from lakehouse.online.session_keys import OFFSETS_KEY
 from lakehouse.settings import Settings
 from streaming.ingest.decode import BatchDecoder
 from streaming.session import metrics
@@ -363,10 +362,6 @@ class SessionProcessor:
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
         for tp in partitions:
             offset = stored[(tp.topic, tp.partition)]
-            if offset is not None:
-                _, end = consumer.get_watermark_offsets(tp, timeout=10.0, cached=False)
-                if offset > end:
-                    raise RedisAheadOfBrokerError(tp.topic, tp.partition, offset, end)
             tp.offset = offset if offset is not None else OFFSET_BEGINNING
             self.positions[(tp.topic, tp.partition)] = offset
         consumer.assign(partitions)
@@ -382,20 +377,6 @@ class SessionProcessor:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
         log.warning("lost %s", _describe(partitions))
-
-
-class RedisAheadOfBrokerError(RuntimeError):
-    """Redis records an offset past a partition's end: the topic was recreated (an
-    embedded broker restarted with empty in-memory topics). Seeking there would fence
-    every batch forever; the features must be rebuilt from the new topics instead."""
-
-    def __init__(self, topic: str, partition: int, stored: int, end: int) -> None:
-        super().__init__(
-            f"Redis records offset {stored} for {topic}[{partition}], whose end is {end}: "
-            f"the topic was recreated. Delete the key {OFFSETS_KEY!r} in Redis to rebuild the "
-            "session features from the topics as they are now (`lakehouse demo` does it when "
-            "it starts a fresh broker)"
-        )
 
 
 def run_session_features(settings: Settings, options: SessionOptions) -> SessionReport:
