@@ -245,55 +245,6 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(
     assert popularity == batch_popularity
 
 
-@pytest.mark.slow
-def test_two_processors_and_a_paused_zombie_apply_everything_once(
-    settings: Settings, redis_server: RedisServer, tmp_path: Path
-) -> None:
-    settings = online(
-        settings,
-        redis_server,
-        session_features_batch_events=500,
-        session_features_max_products=100_000,
-    )
-    events = 30_000
-    logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    traffic = threading.Thread(
-        target=produce, args=(settings, shop(13), events), kwargs={"rate": 4_000, "progress": False}
-    )
-    traffic.start()
-    first = start_processor(settings, logs[0])
-    wait_for_log(logs[0], "assigned", 1, timeout=60)
-    second = start_processor(settings, logs[1])
-    wait_for_log(logs[1], "assigned", 1, timeout=60)
-    # The first pauses past its session: the second takes everything, then the zombie wakes
-    # up holding a batch of partitions it no longer owns, whose offsets Redis moved past.
-    first.send_signal(signal.SIGSTOP)
-    time.sleep(settings.kafka_session_timeout_ms / 1000 + 2)
-    first.send_signal(signal.SIGCONT)
-    traffic.join()
-    # One at a time: the embedded broker wedges a group whose members all leave at once.
-    assignments = logs[1].read_text().count('"msg":"assigned')
-    first.terminate()
-    assert first.wait(timeout=60) == 0, logs[0].read_text()[-3000:]
-    wait_for_log(logs[1], '"msg":"assigned', assignments + 1, timeout=60)
-    second.terminate()
-    assert second.wait(timeout=60) == 0, logs[1].read_text()[-3000:]
-    drain = tmp_path / "drain.log"
-    final = start_processor(settings, drain, "--until-idle", "3", "--max-seconds", "90")
-    assert final.wait(timeout=120) == 0, drain.read_text()[-3000:]
-    land_in_bronze(settings, shop(13), events)
-    expected = session_features(
-        settings, DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=2)
-    )
-    assert_same(redis_features(redis_server.client()), expected)
-    # Both really applied batches.
-    for log in logs:
-        assert "batches" in log.read_text() and " 0 batches" not in log.read_text()
-    # The zombie noticed it had lost its partitions (or Redis fenced its stale batch).
-    zombie = logs[0].read_text()
-    assert '"msg":"lost ' in zombie or "partition fenced" in zombie
-
-
 # --- (c) fencing ---------------------------------------------------------------------------
 
 
