@@ -41,13 +41,20 @@ from lakehouse.catalog import (
     USER_RECOMMENDATIONS,
     topic_partitions,
 )
-from lakehouse.online.session_keys import OFFSETS_KEY, features_key, offset_field
+from lakehouse.online.session_keys import (
+    CATEGORY_FIELD,
+    OFFSETS_KEY,
+    features_key,
+    offset_field,
+)
 from lakehouse.settings import Settings
 
 SESSION_TOPICS = (CLICKSTREAM, CART_EVENTS, SEARCH, PURCHASES)
 """What the session processor consumes."""
-NEW_CLICKS = 4
-"""Product views the demo shopper makes."""
+NEW_CLICKS = 6
+"""Product views each demo shopper makes."""
+CANDIDATES = 300
+"""Known shoppers the demo picks its example among."""
 _STOP_SECONDS = 20.0
 _READY_SECONDS = 90.0
 
@@ -205,22 +212,25 @@ def show_shoppers(settings: Settings, console: Console, base: str, token: str, d
     """A known shopper and a new one, each before and after a few product views."""
     from lakehouse.query import connect
 
+    client = redis_client(settings)
     connection = connect(settings)
     try:
-        known = connection.sql(
-            f"SELECT user_id FROM {USER_RECOMMENDATIONS.key} WHERE event_date = DATE '{day}' "
-            "ORDER BY user_id LIMIT 1"
-        ).fetchall()
-        if not known:
+        candidates = [
+            int(row[0])
+            for row in connection.sql(
+                f"SELECT DISTINCT user_id FROM {USER_RECOMMENDATIONS.key} "
+                f"WHERE event_date = DATE '{day}' ORDER BY user_id LIMIT {CANDIDATES}"
+            ).fetchall()
+        ]
+        if not candidates:
             raise RuntimeError(f"no batch recommendations for {day}: did training succeed?")
-        shopper = int(known[0][0])
+        shopper = _lightest_session(client, candidates)
         before = recommend(base, token, shopper)
-        clicked = _products_elsewhere(connection, day, set(before.products))
+        clicked = _products_elsewhere(connection, client, day, shopper, set(before.products))
     finally:
         connection.close()
     newcomer = _unknown_user(settings)
     newcomer_before = recommend(base, token, newcomer)
-    client = redis_client(settings)
     for user in (shopper, newcomer):
         _click(settings, client, user, clicked)
     after = recommend(base, token, shopper)
@@ -253,21 +263,40 @@ def show_shoppers(settings: Settings, console: Console, base: str, token: str, d
     )
 
 
-def _products_elsewhere(connection: Any, day: date, shown: set[int]) -> tuple[int, ...]:
-    """Popular products of a category the shopper was not being shown: clicks on them
-    should visibly move the list."""
+def _lightest_session(client: redis.Redis, users: list[int]) -> int:
+    """The known shopper with the fewest events in Redis (at least one): a few clicks
+    visibly move a short history, where a heavy one would absorb them."""
+    pipeline = client.pipeline(transaction=False)
+    for user in users:
+        pipeline.hget(features_key(user), "events")
+    counts = [int(count or 0) for count in pipeline.execute()]
+    ranked = sorted((count, user) for count, user in zip(counts, users, strict=True) if count)
+    return ranked[0][1] if ranked else users[0]
+
+
+def _products_elsewhere(
+    connection: Any, client: redis.Redis, day: date, shopper: int, shown: set[int]
+) -> tuple[int, ...]:
+    """The most popular products of the category the shopper cared least about (by the
+    category weights of their session) and was not being shown: clicks on those visibly
+    pull the list somewhere new."""
     rows = connection.sql(
         f"SELECT product_id, category FROM {GOLD_PRODUCT_TRENDING.key} "
-        f"WHERE event_date = DATE '{day}' ORDER BY popularity_rank LIMIT 200"
+        f"WHERE event_date = DATE '{day}' AND product_id IS NOT NULL "
+        "ORDER BY popularity_rank LIMIT 500"
     ).fetchall()
-    shown_categories = {category for product, category in rows if product in shown}
-    elsewhere = [product for product, category in rows if category not in shown_categories]
-    picked = (
-        tuple(elsewhere[:NEW_CLICKS]) or tuple(p for p, _ in rows if p not in shown)[:NEW_CLICKS]
-    )
-    if not picked:
+    if not rows:
         raise RuntimeError(f"gold.product_trending holds no products for {day}")
-    return picked
+    weights = client.hgetall(features_key(shopper))
+    interest = {
+        name.decode().removeprefix(CATEGORY_FIELD): float(value)
+        for name, value in weights.items()
+        if name.decode().startswith(CATEGORY_FIELD)
+    }
+    categories = sorted({category for _, category in rows if category is not None})
+    least = min(categories, key=lambda category: (interest.get(category, 0.0), category))
+    picked = [p for p, category in rows if category == least and p not in shown]
+    return tuple(picked[:NEW_CLICKS]) or tuple(p for p, _ in rows if p not in shown)[:NEW_CLICKS]
 
 
 def _unknown_user(settings: Settings) -> int:
