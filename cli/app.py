@@ -415,7 +415,7 @@ def serve_recommendations(
     """The recommendation API: realtime from the session, else batch, else popular; needs
     LAKEHOUSE_API_TOKEN outside the local profile."""
     from cli.serve import serve_recommendations as serve
-    from streaming.recommendations.auth import MissingToken
+    from streaming.service.auth import MissingToken
 
     configure_logging(json=True)
     settings = get_settings()
@@ -430,6 +430,27 @@ def serve_recommendations(
         err_console.print(f"[red]refusing to start:[/] {error}")
         raise typer.Exit(code=2) from None
 
+
+
+@serve_app.command("fraud")
+def serve_fraud(
+    host: Annotated[str | None, typer.Option(help="Interface (default: FRAUD_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: FRAUD_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """The fraud decision API: APPROVE / REVIEW / BLOCK with reasons, before authorization;
+    needs LAKEHOUSE_API_TOKEN outside the local profile and a valid rules file."""
+    from cli.serve import serve_fraud as serve
+    from lakehouse.decisions.rules import RulesError
+    from streaming.service.auth import MissingToken
+
+    configure_logging(json=True)
+    settings = get_settings()
+    try:
+        serve(settings, host or settings.fraud_host, port or settings.fraud_port, workers)
+    except (MissingToken, RulesError) as error:
+        err_console.print(f"[red]refusing to start:[/] {error}")
+        raise typer.Exit(code=2) from None
 
 if __name__ == "__main__":
     app()

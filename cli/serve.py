@@ -14,15 +14,29 @@ from types import FrameType
 
 import uvicorn
 
+from lakehouse.decisions.rules import load_rules
 from lakehouse.settings import Settings
-from streaming.recommendations.auth import BearerToken
+from streaming.service.auth import BearerToken
 
 RECOMMENDATIONS_APP = "streaming.recommendations.app:create_app"
+FRAUD_APP = "streaming.fraud.app:create_app"
 
 
 def serve_recommendations(settings: Settings, host: str, port: int, workers: int) -> None:
     """Run the recommendation service until SIGTERM; refuses to start without a token
     outside the local profile (before binding the port)."""
+    _serve(RECOMMENDATIONS_APP, settings, host, port, workers)
+
+
+def serve_fraud(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the fraud decision service until SIGTERM; refuses to start without a token
+    outside the local profile or with a rules file that does not validate (both checked
+    before binding the port)."""
+    load_rules(settings.fraud_rules_path)
+    _serve(FRAUD_APP, settings, host, port, workers)
+
+
+def _serve(app: str, settings: Settings, host: str, port: int, workers: int) -> None:
     BearerToken(settings)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the
     # handler it found installed; this one turns that into a clean exit (code 0) rather
@@ -32,7 +46,7 @@ def serve_recommendations(settings: Settings, host: str, port: int, workers: int
         # Each worker is a process: their metrics meet in files under one folder.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lakehouse-metrics-")
     uvicorn.run(
-        RECOMMENDATIONS_APP,
+        app,
         factory=True,
         host=host,
         port=port,

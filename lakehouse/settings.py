@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         description="False-positive budget of the fraud model's BLOCK threshold (the seed's "
         "0.1%), chosen on validation days and reported on the test day.",
     )
+    fraud_review_fpr: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="False-positive rate of the fraud model's REVIEW threshold on validation "
+        "days (payments between it and BLOCK go to manual review).",
+    )
     training_backend: Literal["local", "sagemaker"] = Field(
         "local",
         description="Where the fraud model is fitted: in process, or as a SageMaker training "
@@ -220,6 +227,38 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the service checks for a new champion or newly published "
         "batch results (swapped in without a restart).",
+    )
+
+    # --- the fraud decision service (step 7: `lakehouse serve fraud`) --------------------
+    fraud_host: str = Field(
+        "127.0.0.1", description="Interface `lakehouse serve fraud` listens on."
+    )
+    fraud_port: int = Field(8001, ge=1, le=65535, description="Port of `lakehouse serve fraud`.")
+    fraud_rules_path: Path | None = Field(
+        None,
+        description="The fraud rules file (YAML, docs/fraud-service.md); unset: the default "
+        "shipped in `lakehouse/decisions/fraud-rules.yaml`. Reloaded when it changes.",
+    )
+    fraud_reload_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the fraud service checks for a new champion, a changed rules "
+        "file and a newly published risk table.",
+    )
+    fraud_history_limit: int = Field(
+        2_000,
+        ge=1,
+        description="Most earlier transactions read per holder and per device for one decision "
+        "(the newest; a week at 5 a day is about 35).",
+    )
+    fraud_decision_ttl_days: int = Field(
+        7, ge=1, description="How long a decision is remembered for idempotent retries."
+    )
+    fraud_profile_ttl_days: int = Field(
+        8,
+        ge=1,
+        description="Published holder profiles expire this long after publishing (a stalled "
+        "publisher degrades decisions rather than serving month-old profiles).",
     )
 
     @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")

@@ -10,6 +10,7 @@ from assets.ecommerce import online as ecommerce_online
 from assets.ecommerce import silver as ecommerce_silver
 from assets.fraud import gold as fraud_gold
 from assets.fraud import models as fraud_models
+from assets.fraud import online as fraud_online
 from assets.fraud import silver as fraud_silver
 from assets.iot import gold as iot_gold
 from assets.iot import models as iot_models
@@ -43,6 +44,7 @@ defs = dg.Definitions(
                 ecommerce_models,
                 ecommerce_online,
                 fraud_models,
+                fraud_online,
                 iot_models,
             ]
         ),

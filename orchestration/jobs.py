@@ -7,6 +7,7 @@ from assets.bronze import bronze_tables
 from assets.ecommerce.models import recommender_model, user_recommendations
 from assets.ecommerce.online import online_recommendations
 from assets.fraud.models import fraud_model
+from assets.fraud.online import online_fraud_state
 from assets.iot.models import failure_model
 from lakehouse.catalog import Layer
 
@@ -33,10 +34,12 @@ observe_bronze_job = dg.define_asset_job(
 daily_models_job = dg.define_asset_job(
     "train_daily_models",
     selection=dg.AssetSelection.assets(
-        recommender_model, user_recommendations, online_recommendations, fraud_model
+        recommender_model, user_recommendations, online_recommendations, fraud_model,
+        online_fraud_state,
     ),
     description="Retrain the recommender and the fraud model as of a day; refresh the batch "
-    "recommendations from the recommender champion and publish them to the online store.",
+    "recommendations from the recommender champion and publish them to the online store; "
+    "publish the holder profiles and category risk for the fraud decision service.",
 )
 
 # The weekly run's fraud model learns from every day there is.

@@ -83,7 +83,30 @@ FEATURES = (
     "profile_days_active",
 )
 
-HOUR, DAY, WEEK = 3600, 86_400, 7 * 86_400
+# Real-time aggregates beside the model's features: the decision service's rules read them
+# (the seed's "3+ transactions in 5 minutes", per-device velocity); the model does not, so
+# adding one here needs no retrain.
+AGGREGATES = (
+    "txn_count_5m",
+    "amount_sum_7d",
+    "device_txn_count_1h",
+    "device_txn_count_24h",
+    "device_txn_count_7d",
+    "device_amount_sum_24h",
+)
+SIGNALS = (*FEATURES, *AGGREGATES)
+"""Every column `transaction_features` computes besides `event_id`."""
+
+# The signals that come from earlier transactions or the holder's profile: unknown (NaN),
+# not zero, when that state could not be read (the service's degraded mode).
+STATE_SIGNALS = tuple(
+    name for name in SIGNALS
+    if name.startswith(("txn_count", "amount_sum", "device_", "profile_"))
+    or name in ("seconds_since_last", "km_from_last", "geo_velocity_kmh", "amount_zscore",
+                "amount_to_avg", "new_device", "new_merchant", "foreign_country")
+)
+
+FIVE_MINUTES, HOUR, DAY, WEEK = 300, 3600, 86_400, 7 * 86_400
 RISK_DAYS = 30
 # A (category, channel) pair's fraud rate is shrunk towards the overall rate as if it had
 # this many more transactions at that rate: a quiet pair cannot look risky by chance.
@@ -160,7 +183,8 @@ class _Windows:
 
 
 def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
-    """`event_id` plus `FEATURES` (float32, NaN where unknown) for every candidate.
+    """`event_id` plus `SIGNALS` (float32, NaN where unknown) for every candidate: the
+    model's `FEATURES` and the rules' `AGGREGATES`.
 
     `candidates` carry `TRANSACTION_COLUMNS` and `CONTEXT_COLUMNS`; `history` carries
     `TRANSACTION_COLUMNS` and may include the candidates themselves (only strictly
@@ -186,18 +210,24 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     amount = _floats(candidates["amount"])
     user_key = (users_c << 32) | now
     features: dict[str, np.ndarray] = {"amount": amount}
-    for name, window in (("1h", HOUR), ("24h", DAY), ("7d", WEEK)):
+    device_key = (devices_c << 32) | now
+    for name, window in (("5m", FIVE_MINUTES), ("1h", HOUR), ("24h", DAY), ("7d", WEEK)):
         features[f"txn_count_{name}"] = _count(by_user, user_key, window)
-    for name, window in (("1h", HOUR), ("24h", DAY)):
+    for name, window in (("1h", HOUR), ("24h", DAY), ("7d", WEEK)):
         features[f"amount_sum_{name}"] = _sum(by_user, user_key, window, amount_h)
+        features[f"device_txn_count_{name}"] = _count(by_device, device_key, window)
+    features["device_amount_sum_24h"] = _sum(by_device, device_key, DAY, amount_h)
 
     previous = _previous(by_user, user_key)
     found = previous >= 0
-    row = by_user.order[np.where(found, previous, 0)]
-    elapsed = np.where(found, now - seconds[row], np.nan)
-    distance = np.where(found, haversine_km(
-        _floats(candidates["latitude"]), _floats(candidates["longitude"]),
-        _floats(history["latitude"])[row], _floats(history["longitude"])[row]), np.nan)
+    if found.any():
+        row = by_user.order[np.where(found, previous, 0)]
+        elapsed = np.where(found, now - seconds[row], np.nan)
+        distance = np.where(found, haversine_km(
+            _floats(candidates["latitude"]), _floats(candidates["longitude"]),
+            _floats(history["latitude"])[row], _floats(history["longitude"])[row]), np.nan)
+    else:  # nobody has paid before (a first payment, or no history at all)
+        elapsed = distance = np.full(now.size, np.nan)
     features["seconds_since_last"] = elapsed
     features["km_from_last"] = distance
     # A minute's floor: two payments in the same minute are not a supersonic trip.
@@ -219,7 +249,7 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
         seen_merchant | _listed(candidates, "merchant_id", "profile_merchants")
     )
     features["device_txns_by_others_24h"] = (
-        _count(by_device, (devices_c << 32) | now, DAY) - _count(by_pair, pair_key, DAY)
+        features["device_txn_count_24h"] - _count(by_pair, pair_key, DAY)
     )
     # NULL (no profile) comparisons stay NULL, hence NaN: unknown, not "at home".
     features["foreign_country"] = _floats(
@@ -233,7 +263,7 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
 
     columns = {"event_id": candidates["event_id"]}
     columns.update({name: pa.array(np.asarray(features[name], dtype=np.float32))
-                    for name in FEATURES})
+                    for name in SIGNALS})
     return pa.table(columns)
 
 
@@ -291,6 +321,8 @@ def _sum(windows: _Windows, keys: np.ndarray, window: int, values: np.ndarray) -
 
 def _previous(windows: _Windows, keys: np.ndarray) -> np.ndarray:
     """Sorted position of the same group's latest strictly earlier row, or -1."""
+    if windows.keys.size == 0:
+        return np.full(keys.size, -1)
     position = np.searchsorted(windows.keys, keys, "left") - 1
     same_group = (position >= 0) & ((windows.keys[np.maximum(position, 0)] >> 32) == (keys >> 32))
     return np.where(same_group, position, -1)
@@ -306,21 +338,3 @@ def _listed(candidates: pa.Table, column: str, lists: str) -> np.ndarray:
     found = np.zeros(candidates.num_rows, dtype=bool)
     np.logical_or.at(found, owner[hits], True)
     return found
-
-
-# The rules-only baseline (and the decision service's rules): each a plain threshold on the
-# features above, so the model and the rules see the same facts.
-RULES = {
-    "burst_on_new_device": lambda f: (f["txn_count_1h"] >= 4) & (f["new_device"] > 0),
-    "impossible_travel": lambda f: (f["geo_velocity_kmh"] > 900) & (f["km_from_last"] > 500),
-    "amount_spike": lambda f: f["amount_to_avg"] > 8,
-    "shared_new_device": lambda f: (f["device_txns_by_others_24h"] >= 2) & (f["new_device"] > 0),
-    "new_device_abroad": lambda f: (f["new_device"] > 0) & (f["foreign_country"] > 0),
-}
-
-
-def rule_hits(features: pa.Table) -> np.ndarray:
-    """(rows x rules) booleans, columns in `RULES` order; NaN features never fire a rule."""
-    columns = {name: features[name].to_numpy() for name in FEATURES}
-    with np.errstate(invalid="ignore"):
-        return np.column_stack([np.asarray(rule(columns), dtype=bool) for rule in RULES.values()])

@@ -28,16 +28,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.catalog import GOLD_FRAUD_DAILY_STATS, GOLD_FRAUD_USER_PROFILES, SILVER_TRANSACTIONS
+from lakehouse.decisions.rules import load_rules
 from lakehouse.delta import current_versions, first_partition
 from lakehouse.features.fraud import (
     FEATURES,
     RISK_DAYS,
-    RULES,
     TRANSACTION_COLUMNS,
     attach_context,
     category_risk,
     feature_matrix,
-    rule_hits,
     transaction_features,
 )
 from lakehouse.models import evaluation, plots
@@ -112,11 +111,13 @@ def fraud_dataset(settings: Settings, first: date, last: date) -> FraudDataset:
 
 @dataclass
 class FraudModel:
-    """A trained booster with its BLOCK threshold: what the decision service loads."""
+    """A trained booster with its BLOCK threshold (and REVIEW threshold, for models
+    trained since the decision service existed): what the decision service loads."""
 
     booster: Any  # xgboost.Booster
     threshold: float
     features: tuple[str, ...] = FEATURES
+    review_threshold: float | None = None
 
     def score(self, features: pa.Table) -> np.ndarray:
         """Fraud probability of each row of `transaction_features` output."""
@@ -131,7 +132,8 @@ class FraudModel:
 
     def to_bytes(self) -> bytes:
         """A zip of the booster (XGBoost JSON) and the threshold and feature names."""
-        meta = {"threshold": self.threshold, "features": list(self.features)}
+        meta = {"threshold": self.threshold, "features": list(self.features),
+                "review_threshold": self.review_threshold}
         return zip_artifact({
             "model.json": bytes(self.booster.save_raw("json")),
             "meta.json": json.dumps(meta, sort_keys=True).encode(),
@@ -151,7 +153,9 @@ class FraudModel:
                 "the model was trained on other features than lakehouse.features.fraud "
                 f"computes: {meta['features']} != {list(FEATURES)}; retrain it"
             )
-        return cls(booster, float(meta["threshold"]))
+        review = meta.get("review_threshold")
+        return cls(booster, float(meta["threshold"]),
+                   review_threshold=None if review is None else float(review))
 
 
 def load_fraud_model(settings: Settings, version: ModelVersion) -> FraudModel:
@@ -209,7 +213,10 @@ def train_fraud_model(settings: Settings, last: date, days: int | None = None) -
     aim = budget * THRESHOLD_MARGIN
     model.threshold = evaluation.threshold_for_fpr(
         scores[split.validation], data.labels[split.validation], aim)
-    rules = rule_hits(data.features).sum(axis=1).astype(np.float64)
+    model.review_threshold = min(model.threshold, evaluation.threshold_for_fpr(
+        scores[split.validation], data.labels[split.validation], settings.fraud_review_fpr))
+    rule_set = load_rules()
+    rules = rule_set.signal_hits(data.features).sum(axis=1).astype(np.float64)
     rules_threshold = evaluation.threshold_for_fpr(
         rules[split.validation], data.labels[split.validation], aim)
     test_labels = data.labels[split.test]
@@ -238,12 +245,15 @@ def train_fraud_model(settings: Settings, last: date, days: int | None = None) -
             **HYPERPARAMETERS,
             "num_rounds": rounds,
             "features": list(FEATURES),
-            "rules": list(RULES),
+            "rules": [rule.name for rule in rule_set.signal_rules],
+            "rules_version": rule_set.version,
             "first_day": str(first),
             "validation_days": sorted({str(d) for d in data.days[split.validation]}),
             "test_day": str(last),
             "block_fpr_budget": budget,
             "threshold": model.threshold,
+            "review_threshold": model.review_threshold,
+            "review_fpr": settings.fraud_review_fpr,
             "backend": settings.training_backend,
         },
         metrics=metrics,

@@ -30,10 +30,11 @@ from threadpoolctl import threadpool_limits
 
 from lakehouse.settings import Settings, get_settings
 from streaming.recommendations.answer import Answer, recommend
-from streaming.recommendations.auth import BearerToken
-from streaming.recommendations.metrics import METRICS, render
+from streaming.recommendations.metrics import METRICS
 from streaming.recommendations.serving import Serving
 from streaming.recommendations.sessions import SessionReader
+from streaming.service.auth import BearerToken
+from streaming.service.exposition import render
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

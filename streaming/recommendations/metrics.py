@@ -1,24 +1,11 @@
-"""Prometheus metrics of the recommendation service, served on its own `/metrics`.
-
-With several workers (`--workers N`) each is a process of its own, so the metrics use
-prometheus_client's multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`, set by
-`lakehouse serve` before the workers start): `/metrics` on any worker then sums them all.
-"""
+"""Prometheus metrics of the recommendation service, served on its own `/metrics`
+(multiprocess-aware: `streaming.service.exposition`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
 """Seconds: fine below the 5 ms target, coarse above."""
@@ -67,14 +54,3 @@ METRICS = ServiceMetrics(
         ["what"],
     ),
 )
-
-
-def render() -> tuple[bytes, str]:
-    """The exposition of this process, or of every worker in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -9,8 +9,9 @@ thread (the event loop keeps answering meanwhile), then swaps. The replaced stor
 closed one poll later, once no request can still hold it.
 
 A poll must cost next to nothing, since it shares the process (and Python's lock) with
-the requests: the registry is read only when its Delta log has moved (an incremental log
-read on a table kept open), and the publication pointer is one small file or item.
+the requests: the registry is read only when its Delta log has moved
+(`streaming.service.registry_watch`), and the publication pointer is one small file or
+item.
 """
 
 from __future__ import annotations
@@ -20,16 +21,13 @@ import gc
 import logging
 from dataclasses import dataclass, replace
 
-from deltalake import DeltaTable
-
-from lakehouse.catalog import MODEL_REGISTRY
-from lakehouse.delta import open_table
 from lakehouse.models.recommender import MODEL_NAME, Recommender, load_recommender
 from lakehouse.models.registry import champion, load_artifact
 from lakehouse.online.batch_store import BatchStore, Publication, StoreUnavailable
 from lakehouse.online.publication import latest_publication, open_store
 from lakehouse.settings import Settings
 from streaming.recommendations.metrics import METRICS
+from streaming.service.registry_watch import RegistryWatch
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +64,14 @@ class Serving:
         self.settings = settings
         self.current = Snapshot()
         self._retired: list[BatchStore] = []
-        self._registry: DeltaTable | None = None
-        self._registry_version: int | None = None
+        self._registry = RegistryWatch(settings)
 
     def refresh(self) -> Snapshot:
         """Load what changed since the current snapshot (blocking: run it in a thread);
         return the snapshot to serve next (the current one if nothing changed)."""
         snapshot = self.current
-        registry = self._registry_version_now()
-        if registry is not None and registry != self._registry_version:
+        registry = self._registry.moved()
+        if registry is not None:
             version = champion(self.settings, MODEL_NAME)
             if version is not None and version.version != snapshot.model_version:
                 model = load_recommender(load_artifact(self.settings, version))
@@ -82,7 +79,7 @@ class Serving:
                 METRICS.model_version.set(version.version)
                 METRICS.reloads.labels("model").inc()
                 log.info("serving recommender version %d", version.version)
-            self._registry_version = registry  # only once what it holds is loaded
+            self._registry.seen(registry)  # only once what it holds is loaded
         try:
             publication = latest_publication(self.settings)
             if publication is not None and publication != snapshot.publication:
@@ -92,17 +89,6 @@ class Serving:
         except StoreUnavailable as error:
             log.warning("batch store unavailable, keeping the current one: %s", error)
         return snapshot
-
-    def _registry_version_now(self) -> int | None:
-        """The registry table's Delta version (None before it exists), by an incremental
-        read of its log on a table kept open."""
-        if self._registry is None:
-            self._registry = open_table(MODEL_REGISTRY, self.settings)
-            if self._registry is None:
-                return None
-        else:
-            self._registry.update_incremental()
-        return self._registry.version()
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve `snapshot` from now on; close stores retired by the previous swap."""

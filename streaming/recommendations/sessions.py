@@ -22,8 +22,8 @@ from lakehouse.online.session_keys import (
     purchased_key,
 )
 from lakehouse.settings import Settings
-from streaming.recommendations.breaker import CircuitBreaker
 from streaming.recommendations.metrics import METRICS
+from streaming.service.breaker import CircuitBreaker
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,170 @@
+"""The fraud decision API: `POST /v1/decisions` answers APPROVE, REVIEW or BLOCK for one
+payment, before authorization, with the reasons; FastAPI gives the contract (OpenAPI at
+`/openapi.json`, 401 and 422 answers with clear messages).
+
+After answering, the transaction and its decision go to the audit trail (Kafka, with an
+on-disk spool while Kafka is away), never delaying the answer. The service keeps
+answering whatever fails behind it: without Redis it decides on the request alone,
+without a model on the rules, and says so (`degraded`, `missing`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import FastAPI, Security
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from lakehouse.settings import Settings, get_settings
+from streaming.fraud.audit import AuditTrail
+from streaming.fraud.contract import Decision, Transaction
+from streaming.fraud.decide import Decided, IdConflict, decide
+from streaming.fraud.metrics import METRICS
+from streaming.fraud.serving import Serving
+from streaming.fraud.state import FraudState
+from streaming.service.auth import BearerToken
+from streaming.service.exposition import render
+
+log = logging.getLogger(__name__)
+BEARER = HTTPBearer(auto_error=False, description="LAKEHOUSE_API_TOKEN")
+"""Module level: FastAPI resolves the route's (string) annotations in this namespace."""
+
+
+class Readiness(BaseModel):
+    """What the service has loaded."""
+
+    ready: bool
+    model_version: int | None
+    rules_version: str
+    category_risk: bool
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service as an ASGI app (uvicorn's `--factory` target). Refuses to build without
+    a token outside the local profile (`auth.MissingToken`) or with an invalid rules file
+    (`lakehouse.decisions.rules.RulesError`)."""
+    settings = settings or get_settings()
+    token = BearerToken(settings)
+    state = FraudState(settings)
+    serving = Serving(settings, state)
+    audit = AuditTrail(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        poller = asyncio.create_task(serving.poll())
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            audit.close()  # flushes to Kafka, or to the spool: nothing is lost
+            state.close()
+
+    api = FastAPI(
+        title="lakehouse fraud decisions",
+        version="1",
+        summary="APPROVE, REVIEW or BLOCK for one card payment, before authorization, with "
+        "the reasons. Idempotent by transaction id; always answers, degraded if need be.",
+        lifespan=lifespan,
+    )
+
+    @api.post(
+        "/v1/decisions",
+        response_model=Decision,
+        responses={
+            401: {"description": "Missing or wrong bearer token"},
+            409: {"description": "The transaction id was already decided with other fields"},
+        },
+    )
+    async def decisions(
+        transaction: Transaction,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> Response:
+        """Decide one payment. A retry of the same request gets the same decision (and is
+        counted once); the decision is audited after the answer."""
+        header = None if credentials is None else f"Bearer {credentials.credentials}".encode()
+        if not token.accepts(header):
+            METRICS.decisions.labels("none", "401").inc()
+            return _json({"detail": "missing or wrong bearer token"}, 401,
+                         {"WWW-Authenticate": "Bearer"})
+        started = time.perf_counter()
+        try:
+            decided = decide(serving.current, state, transaction)
+        except IdConflict as error:
+            METRICS.decisions.labels("none", "409").inc()
+            return _json({"detail": str(error)}, 409)
+        METRICS.decisions.labels(decided.body["decision"], "200").inc()
+        METRICS.latency.observe(time.perf_counter() - started)
+        if not decided.replayed:
+            audit.record(_transaction_event(transaction), _decision_event(transaction, decided))
+        return _json(decided.body, 200,
+                     {"Idempotent-Replayed": "true"} if decided.replayed else None)
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    async def readyz() -> Response:
+        """Readiness: the champion model and the risk table are loaded (rules always are:
+        the service does not start without them)."""
+        snapshot = serving.current
+        ready = snapshot.model is not None and bool(snapshot.category_risk)
+        body = Readiness(ready=ready, model_version=snapshot.model_version,
+                         rules_version=snapshot.rules.version,
+                         category_risk=bool(snapshot.category_risk))
+        return _json(body.model_dump(), 200 if ready else 503)
+
+    @api.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus exposition (all workers when several run)."""
+        payload, content_type = render()
+        return Response(payload, media_type=content_type)
+
+    return api
+
+
+def _transaction_event(transaction: Transaction) -> dict[str, Any]:
+    """The payment as a `transactions` event, as received."""
+    return transaction.model_dump(mode="json")
+
+
+def _decision_event(transaction: Transaction, decided: Decided) -> dict[str, Any]:
+    """The decision as a `fraud_decisions` event (one per transaction: its id is the
+    transaction's, so the lake deduplicates retries and redeliveries by it)."""
+    body = decided.body
+    return {
+        "event_id": transaction.event_id,
+        "event_time": datetime.now(UTC).isoformat(),
+        "transaction_id": transaction.event_id,
+        "transaction_time": transaction.event_time.isoformat(),
+        "user_id": transaction.user_id,
+        "card_id": transaction.card_id,
+        "amount": transaction.amount,
+        "merchant_category": transaction.merchant_category,
+        "channel": transaction.channel,
+        "decision": body["decision"],
+        "fraud_probability": body["fraud_probability"],
+        "rules_fired": body["rules_fired"],
+        "reasons": body["reasons"],
+        "model_version": body["model_version"],
+        "rules_version": body["rules_version"],
+        "degraded": body["degraded"],
+        "missing": body["missing"],
+        "latency_ms": body["stage_ms"]["total"],
+    }
+
+
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")

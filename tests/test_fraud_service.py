@@ -1,0 +1,362 @@
+"""The fraud decision service: each fraud pattern gets its decision and reason, late
+payments land in their place, retries are idempotent, a bad rules file is refused while
+the old rules stay, the model swaps under load, Redis fails without a 5xx, two processes
+share one state, and the contract holds under fuzzing.
+
+The lake is real (a champion trained on generated payments, profiles published to Redis),
+Redis is a private server on a free port, the audit trail writes to the test's own broker;
+the service runs as `lakehouse serve fraud` where processes matter, in process otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from starlette.testclient import TestClient
+
+from lakehouse.decisions.rules import DEFAULT_RULES_PATH
+from lakehouse.models.fraud import MODEL_NAME
+from lakehouse.models.registry import champion
+from lakehouse.online.fraud_state import holder_key, publish_fraud_state
+from lakehouse.settings import Settings
+from streaming.fraud.app import create_app
+from tests.conftest import lakehouse_command, settings_env
+from tests.support.fraud import (
+    LAST,
+    FraudLake,
+    Holder,
+    fraud_lake,
+    payment,
+    register_trained,
+    served_at,
+    settled_holders,
+)
+from tests.support.net import free_port
+from tests.support.redis_server import RedisServer
+
+TOKEN = "test-token-of-the-fraud-service"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DECISIONS = "/v1/decisions"
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> FraudLake:
+    return fraud_lake(tmp_path_factory.mktemp("fraud-service"))
+
+
+@pytest.fixture(scope="module")
+def holders(lake: FraudLake) -> list[Holder]:
+    return settled_holders(lake.settings, 12)
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fraud-rules.yaml"
+    shutil.copy(DEFAULT_RULES_PATH, path)
+    return path
+
+
+@pytest.fixture
+def settings(lake: FraudLake, redis_server: RedisServer, settings: Settings,
+             rules_file: Path) -> Settings:
+    """The lake's settings with a private Redis (profiles published to it), the test's
+    broker for the audit trail, a token and a rules file of the test's own."""
+    configured = lake.settings.model_copy(update={
+        "redis_url": redis_server.url,
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        "lakehouse_home": settings.lakehouse_home,
+        "lakehouse_api_token": SecretStr(TOKEN),
+        "fraud_rules_path": rules_file,
+        "fraud_reload_seconds": 0.2,
+        "redis_breaker_reset_seconds": 0.5,
+    })
+    publish_fraud_state(configured, LAST, redis.Redis.from_url(redis_server.url))
+    return configured
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        yield client
+
+
+def wait_until(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.05)
+
+
+def decide(client: TestClient, event: dict) -> dict:
+    response = client.post(DECISIONS, json=event, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_usual_payment_is_approved_and_explained(client: TestClient, lake: FraudLake,
+                                                    holders: list[Holder]) -> None:
+    body = decide(client, payment(holders[0], "usual-1", served_at(9)))
+    assert body["decision"] == "APPROVE" and body["rules_fired"] == []
+    assert body["transaction_id"] == "usual-1"
+    assert body["model_version"] == champion(lake.settings, MODEL_NAME).version
+    assert 0 <= body["fraud_probability"] < 0.5
+    assert not body["degraded"] and body["missing"] == []
+    assert len(body["top_features"]) == 5
+    assert {"name", "value", "contribution"} == set(body["top_features"][0])
+    assert set(body["stage_ms"]) == {"enrichment", "aggregates", "model", "rules", "record",
+                                     "total"}
+    assert body["rules_version"].startswith("2026.12.1+")
+
+
+def test_a_velocity_burst_from_a_new_device_is_stopped(client: TestClient,
+                                                       holders: list[Holder]) -> None:
+    holder = holders[1]
+    burst = [
+        decide(client, payment(holder, f"burst-{k}", served_at(10, k), device_id="thief-phone",
+                               channel="online", merchant_category="gift_cards", amount=25.0))
+        for k in range(5)
+    ]
+    assert "velocity_5m" not in burst[1]["rules_fired"]
+    assert "velocity_5m" in burst[2]["rules_fired"]
+    assert "burst_on_new_device" in burst[4]["rules_fired"]
+    assert all(b["decision"] in ("REVIEW", "BLOCK") for b in burst[2:])
+    assert any("three or more payments in five minutes" in r for r in burst[2]["reasons"])
+
+
+def test_impossible_travel_is_blocked(client: TestClient, holders: list[Holder]) -> None:
+    holder = holders[2]
+    decide(client, payment(holder, "home-1", served_at(11)))
+    antipode = -holder.latitude, (holder.longitude + 360) % 360 - 180
+    abroad = decide(client, payment(holder, "far-1", served_at(11, 20), country="ZZ",
+                                    latitude=antipode[0], longitude=antipode[1]))
+    assert abroad["decision"] == "BLOCK" and "impossible_travel" in abroad["rules_fired"]
+
+
+def test_an_amount_spike_is_held_for_review_at_least(client: TestClient,
+                                                     holders: list[Holder]) -> None:
+    holder = holders[3]
+    spike = decide(client, payment(holder, "spike-1", served_at(12),
+                                   amount=round(holder.amount * 25, 2)))
+    assert spike["decision"] in ("REVIEW", "BLOCK") and "amount_spike" in spike["rules_fired"]
+
+
+def test_a_device_paying_for_many_holders_is_caught(client: TestClient,
+                                                    holders: list[Holder]) -> None:
+    farm = [
+        decide(client, payment(holder, f"farm-{k}", served_at(13, k), device_id="emulator-9",
+                               channel="mobile"))
+        for k, holder in enumerate(holders[4:8])
+    ]
+    assert "shared_new_device" not in farm[0]["rules_fired"]
+    assert all("shared_new_device" in f["rules_fired"] for f in farm[2:])
+    assert all(f["decision"] in ("REVIEW", "BLOCK") for f in farm[2:])
+
+
+def test_a_blocklisted_device_is_blocked_and_rules_reload_without_restart(
+    client: TestClient, holders: list[Holder], rules_file: Path
+) -> None:
+    holder = holders[8]
+    before = decide(client, payment(holder, "listed-1", served_at(14)))
+    assert before["decision"] == "APPROVE"
+    text = rules_file.read_text().replace('version: "2026.12.1"', 'version: "2026.12.2"')
+    rules_file.write_text(text.replace("  devices: []", f'  devices: ["{holder.device_id}"]'))
+    wait_until(lambda: decide(client, payment(holder, f"probe-{time.monotonic_ns()}",
+                                              served_at(15)))["rules_version"]
+               .startswith("2026.12.2+"))
+    listed = decide(client, payment(holder, "listed-2", served_at(16)))
+    assert listed["decision"] == "BLOCK" and listed["rules_fired"] == ["blocklisted_device"]
+    assert "device is on the blocklist" in listed["reasons"]
+
+
+def test_a_bad_rules_file_is_refused_and_the_old_rules_stay(
+    client: TestClient, holders: list[Holder], rules_file: Path
+) -> None:
+    version = decide(client, payment(holders[9], "rules-1", served_at(9)))["rules_version"]
+    refused = REGISTRY.get_sample_value("fraud_reload_errors_total", {"what": "rules"}) or 0
+    rules_file.write_text(rules_file.read_text().replace("signal: txn_count_1h",
+                                                         "signal: txn_count_1y"))
+    wait_until(lambda: REGISTRY.get_sample_value(
+        "fraud_reload_errors_total", {"what": "rules"}) == refused + 1)
+    after = decide(client, payment(holders[9], "rules-2", served_at(9, 30)))
+    assert after["rules_version"] == version
+
+
+def test_a_late_payment_lands_in_its_place_in_the_window(
+    client: TestClient, holders: list[Holder], settings: Settings
+) -> None:
+    holder = holders[10]
+    fired = {}
+    for event_id, minute in (("late-a", 0), ("late-c", 6), ("late-b", 4), ("late-d", 7)):
+        body = decide(client, payment(holder, event_id, served_at(17, minute)))
+        fired[event_id] = "velocity_5m" in body["rules_fired"]
+    # The late 17:04 payment sees only what came before it in event time (17:00), not the
+    # 17:06 one that arrived earlier; 17:07 sees both 17:04 and 17:06 in its five minutes.
+    assert fired == {"late-a": False, "late-c": False, "late-b": False, "late-d": True}
+    stored = redis.Redis.from_url(settings.redis_url).zrange(holder_key(holder.user_id), 0, -1)
+    assert [orjson.loads(member)[0] for member in stored] == [
+        "late-a", "late-b", "late-c", "late-d"]
+
+
+def test_a_retry_gets_the_same_decision_and_counts_once(
+    client: TestClient, holders: list[Holder], settings: Settings
+) -> None:
+    event = payment(holders[11], "retry-1", served_at(18))
+    first = client.post(DECISIONS, json=event, headers=AUTH)
+    second = client.post(DECISIONS, json=event, headers=AUTH)
+    assert second.status_code == 200
+    # The same decision, timed as it was first made (before it was recorded).
+    assert {**second.json(), "stage_ms": None} == {**first.json(), "stage_ms": None}
+    assert second.headers["Idempotent-Replayed"] == "true"
+    window = redis.Redis.from_url(settings.redis_url).zrange(
+        holder_key(holders[11].user_id), 0, -1)
+    assert sum(orjson.loads(member)[0] == "retry-1" for member in window) == 1
+
+    reused = client.post(DECISIONS, json={**event, "amount": event["amount"] + 1}, headers=AUTH)
+    assert reused.status_code == 409 and "already decided" in reused.json()["detail"]
+
+
+def test_the_ground_truth_labels_are_never_read(client: TestClient,
+                                                holders: list[Holder]) -> None:
+    event = payment(holders[0], "label-a", served_at(19), amount=holders[0].amount * 3)
+    honest = decide(client, event)
+    labelled = decide(client, {**event, "event_id": "label-b", "event_time":
+                               served_at(19, 0, 1).isoformat(), "label_is_fraud": True,
+                               "label_fraud_pattern": "amount_spike"})
+    assert labelled["decision"] == honest["decision"]
+    assert labelled["rules_fired"] == honest["rules_fired"]
+
+
+def test_redis_outage_degrades_decisions_without_a_single_5xx(
+    client: TestClient, holders: list[Holder], redis_server: RedisServer
+) -> None:
+    holder = holders[1]
+    redis_server.stop()
+    try:
+        degraded = [decide(client, payment(holder, f"outage-{k}", served_at(20, k)))
+                    for k in range(10)]
+        assert all(d["degraded"] for d in degraded)
+        assert all({"realtime_state", "profile"} <= set(d["missing"]) for d in degraded)
+        assert all(d["fraud_probability"] is not None for d in degraded)
+        listed = decide(client, payment(holder, "outage-spike", served_at(20, 30),
+                                        merchant_category="gift_cards", amount=5_000.0))
+        assert listed["rules_fired"] == ["amount_cap"] and listed["decision"] != "APPROVE"
+    finally:
+        redis_server.start()
+    wait_until(lambda: not decide(client, payment(
+        holder, f"back-{time.monotonic_ns()}", served_at(21)))["missing"].count("profile"))
+
+
+def test_the_token_and_the_payment_are_checked(client: TestClient,
+                                               holders: list[Holder]) -> None:
+    event = payment(holders[0], "auth-1", served_at(22))
+    assert client.post(DECISIONS, json=event).status_code == 401
+    assert client.post(DECISIONS, json=event,
+                       headers={"Authorization": "Bearer wrong"}).status_code == 401
+    for field, value in (("amount", -5), ("channel", "fax"), ("event_time", "yesterday"),
+                         ("event_time", "2026-03-06T10:00:00"), ("latitude", 91),
+                         ("device_id", "x" * 65), ("surprise", 1)):
+        response = client.post(DECISIONS, json={**event, field: value}, headers=AUTH)
+        assert response.status_code == 422, (field, response.text)
+        assert field in response.text
+    missing = {key: value for key, value in event.items() if key != "card_id"}
+    assert client.post(DECISIONS, json=missing, headers=AUTH).status_code == 422
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(settings: Settings) -> None:
+    app = create_app(settings)
+    with TestClient(app):
+        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+        @given(case=schema[DECISIONS]["POST"].as_strategy())
+        @examples(max_examples=150, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        def no_5xx(case: schemathesis.Case) -> None:
+            response = case.call(headers=AUTH)
+            assert response.status_code < 500, response.text
+
+        no_5xx()
+
+
+def test_the_model_swaps_under_load_without_a_failed_request(
+    client: TestClient, lake: FraudLake, holders: list[Holder]
+) -> None:
+    before = champion(lake.settings, MODEL_NAME).version
+    statuses: list[int] = []
+    versions: set[int] = set()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        k = 0
+        while not stop.is_set():
+            response = client.post(DECISIONS, headers=AUTH, json=payment(
+                holders[k % len(holders)], f"swap-{k}", served_at(23) + timedelta(seconds=k)))
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                versions.add(response.json()["model_version"])
+            k += 1
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        promoted = register_trained(lake.settings, pr_auc=1.0)
+        assert promoted.promoted and promoted.version != before
+        wait_until(lambda: promoted.version in versions)
+    finally:
+        stop.set()
+        sender.join()
+    assert set(statuses) == {200} and versions == {before, promoted.version}
+
+
+def test_two_processes_share_one_state_and_stop_cleanly(
+    settings: Settings, holders: list[Holder], rules_file: Path
+) -> None:
+    """A burst split across two service processes still trips the velocity rule: their
+    state is Redis, not their memory. SIGTERM stops each with exit code 0."""
+    import httpx
+
+    env = {**settings_env(settings), "LAKEHOUSE_API_TOKEN": TOKEN,
+           "FRAUD_RULES_PATH": str(rules_file)}
+    ports = [free_port(), free_port()]
+    services = [subprocess.Popen(lakehouse_command("serve", "fraud", "--port", str(port)),
+                                 env=env) for port in ports]
+    try:
+        with httpx.Client(timeout=10) as http:
+            for port in ports:
+                wait_until(lambda port=port: _ready(http, port), timeout=60)
+            holder = holders[6]
+            answers = [
+                http.post(f"http://127.0.0.1:{ports[k % 2]}{DECISIONS}", headers=AUTH,
+                          json=payment(holder, f"split-{k}", served_at(8, 0, 20 * k))).json()
+                for k in range(3)
+            ]
+        assert "velocity_5m" in answers[2]["rules_fired"]
+    finally:
+        for service in services:
+            service.send_signal(signal.SIGTERM)
+        codes = [service.wait(timeout=30) for service in services]
+    assert codes == [0, 0]
+
+
+def _ready(http: object, port: int) -> bool:
+    import httpx
+
+    try:
+        return http.get(f"http://127.0.0.1:{port}/readyz").status_code == 200  # type: ignore[attr-defined]
+    except httpx.TransportError:
+        return False
