@@ -251,6 +251,12 @@ class Settings(BaseSettings):
         description="Most earlier transactions read per holder and per device for one decision "
         "(the newest; a week at 5 a day is about 35).",
     )
+    fraud_max_batch: int = Field(
+        64,
+        ge=1,
+        description="Most payments decided in one pass (those that arrive together are "
+        "batched: one Redis round trip, one model call).",
+    )
     fraud_decision_ttl_days: int = Field(
         7, ge=1, description="How long a decision is remembered for idempotent retries."
     )

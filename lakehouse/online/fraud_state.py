@@ -17,6 +17,7 @@ balancer decide on the same state):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -106,14 +107,17 @@ def encode_transaction(row: dict[str, Any]) -> bytes:
     ])
 
 
-def history_table(members: list[bytes]) -> pa.Table:
-    """Remembered transactions (possibly repeated across the holder's and the device's
-    sets) as one `HISTORY_SCHEMA` table, each event once."""
-    rows = {orjson.loads(member)[0]: orjson.loads(member) for member in members}
+def history_table(members: Iterable[bytes]) -> pa.Table:
+    """Remembered transactions (possibly repeated across holders' and devices' sets) as
+    one `HISTORY_SCHEMA` table, each event once."""
+    rows: dict[str, list[Any]] = {}
+    for member in members:
+        row = orjson.loads(member)
+        rows[row[0]] = row
     columns = list(zip(*rows.values(), strict=True)) if rows else [()] * len(HISTORY_SCHEMA)
-    arrays = [pa.array(values, type=field.type if index != 1 else pa.int64())
+    arrays = [pa.array(values, type=pa.int64() if index == 1 else field.type)
               for index, (field, values) in enumerate(zip(HISTORY_SCHEMA, columns, strict=True))]
-    arrays[1] = arrays[1].cast(pa.timestamp("us", tz="UTC"))
+    arrays[1] = arrays[1].cast(HISTORY_SCHEMA.field(1).type)
     return pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA)
 
 

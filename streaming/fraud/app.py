@@ -26,8 +26,9 @@ from pydantic import BaseModel
 
 from lakehouse.settings import Settings, get_settings
 from streaming.fraud.audit import AuditTrail
+from streaming.fraud.batcher import Batcher
 from streaming.fraud.contract import Decision, Transaction
-from streaming.fraud.decide import Decided, IdConflict, decide
+from streaming.fraud.decide import Decided, IdConflict, decide_batch
 from streaming.fraud.metrics import METRICS
 from streaming.fraud.serving import Serving
 from streaming.fraud.state import FraudState
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state = FraudState(settings)
     serving = Serving(settings, state)
     audit = AuditTrail(settings)
+    batcher: Batcher[Transaction, Decided | IdConflict] = Batcher(
+        lambda batch: decide_batch(serving.current, state, batch), settings.fraud_max_batch)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,11 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _json({"detail": "missing or wrong bearer token"}, 401,
                          {"WWW-Authenticate": "Bearer"})
         started = time.perf_counter()
-        try:
-            decided = decide(serving.current, state, transaction)
-        except IdConflict as error:
+        decided = await batcher.submit(transaction)
+        if isinstance(decided, IdConflict):
             METRICS.decisions.labels("none", "409").inc()
-            return _json({"detail": str(error)}, 409)
+            return _json({"detail": str(decided)}, 409)
         METRICS.decisions.labels(decided.body["decision"], "200").inc()
         METRICS.latency.observe(time.perf_counter() - started)
         if not decided.replayed:

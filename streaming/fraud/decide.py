@@ -32,8 +32,10 @@ import pyarrow as pa
 
 from lakehouse.decisions.decide import Thresholds, combine
 from lakehouse.features.fraud import FEATURES, STATE_SIGNALS, transaction_features
+from lakehouse.models.fraud import FraudModel
 from lakehouse.online.fraud_state import (
     CANDIDATE_SCHEMA,
+    HISTORY_SCHEMA,
     decode_profile,
     encode_transaction,
     event_millis,
@@ -42,7 +44,7 @@ from lakehouse.online.fraud_state import (
 from streaming.fraud.contract import Transaction
 from streaming.fraud.metrics import METRICS
 from streaming.fraud.serving import Snapshot
-from streaming.fraud.state import FraudState
+from streaming.fraud.state import FraudState, Lookup, StateRead
 
 TOP_FEATURES = 5
 STAGES = ("enrichment", "aggregates", "model", "rules", "record")
@@ -61,94 +63,154 @@ class Decided:
 
 
 def decide(snapshot: Snapshot, state: FraudState, transaction: Transaction) -> Decided:
-    """Decide one payment (see the module docstring); never raises for unavailable state
-    or model, only `IdConflict` for a reused id."""
+    """Decide one payment: `decide_batch` of one."""
+    outcome = decide_batch(snapshot, state, [transaction])[0]
+    if isinstance(outcome, IdConflict):
+        raise outcome
+    return outcome
+
+
+def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
+                 ) -> list[Decided | IdConflict]:
+    """Decide payments that arrived together, in one pass of each stage (see the module
+    docstring). A payment sees every earlier one, those of the same batch included; a
+    repeated id within the batch is decided once. Never raises for unavailable state or
+    model; a reused id with other fields gets an `IdConflict` in its place."""
     clock = _Clock()
-    digest = hashlib.sha256(transaction.model_dump_json().encode()).hexdigest()
-    event_ms = event_millis(transaction.event_time)
-    read = state.read(transaction.event_id, transaction.user_id, transaction.device_id,
-                      event_ms)
-    if read.decided is not None:
-        return _replay(read.decided, digest, transaction.event_id)
-    missing = [] if read.answered else ["realtime_state", "profile"]
+    digests = [hashlib.sha256(t.model_dump_json().encode()).hexdigest() for t in transactions]
+    first_of: dict[str, int] = {}
+    for index, transaction in enumerate(transactions):
+        first_of.setdefault(transaction.event_id, index)
+    unique = list(first_of.values())
+    lookups = [Lookup(transactions[i].event_id, transactions[i].user_id,
+                      transactions[i].device_id, event_millis(transactions[i].event_time))
+               for i in unique]
+    reads = state.read(lookups)
+    results: dict[int, Decided | IdConflict] = {}
+    fresh = []
+    for position, index in enumerate(unique):
+        stored = None if reads is None else reads[position].decided
+        if stored is None:
+            fresh.append(position)
+        else:
+            results[index] = _replay(stored, digests[index], transactions[index].event_id)
+    if fresh:
+        _decide_fresh(snapshot, state, transactions, digests, unique, fresh, lookups, reads,
+                      clock, results)
+    return [_same(results[first_of[t.event_id]], digests[first_of[t.event_id]], digest, t)
+            for t, digest in zip(transactions, digests, strict=True)]
+
+
+def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Transaction],
+                  digests: list[str], unique: list[int], fresh: list[int],
+                  lookups: list[Lookup], reads: list[StateRead] | None, clock: _Clock,
+                  results: dict[int, Decided | IdConflict]) -> None:
+    """The stages for the payments not decided before, results into `results`."""
+    batch = [transactions[unique[position]] for position in fresh]
+    missing = [] if reads is not None else ["realtime_state", "profile"]
     if not snapshot.category_risk:
         missing.append("category_risk")
-    candidate = _candidate(transaction, read.profile, snapshot.category_risk or {})
-    history = history_table(list(read.history))
+    profiles = [None if reads is None else reads[position].profile for position in fresh]
+    candidates = _candidates(batch, profiles, snapshot.category_risk or {})
+    members = () if reads is None else (m for read in reads for m in read.history)
+    history = pa.concat_tables([history_table(members),
+                                candidates.select(list(HISTORY_SCHEMA.names))])
     clock.lap("enrichment")
 
-    signals = transaction_features(candidate, history)
-    if not read.answered:
+    signals = transaction_features(candidates, history)
+    if reads is None:
         signals = _unknown(signals, STATE_SIGNALS)
     clock.lap("aggregates")
 
-    probability, top = None, []
-    if snapshot.model is None:
+    model = snapshot.model
+    if model is None:
         missing.append("model")
+        probabilities: list[float | None] = [None] * len(batch)
+        tops: list[list[dict[str, Any]]] = [[] for _ in batch]
     else:
-        probability, top = _explain(snapshot, signals)
+        probabilities, tops = _explain(model, signals)
     clock.lap("model")
 
     rules = snapshot.rules
-    fired = [
-        (rule.name, rule.action, rule.reason)
-        for rule, hit in zip(rules.signal_rules, rules.signal_hits(signals)[0], strict=True)
-        if hit
-    ]
-    fired += rules.request_hits(transaction.card_id, transaction.device_id,
-                                transaction.ip_address, transaction.merchant_category,
-                                transaction.amount)
-    model = snapshot.model
+    hits = rules.signal_hits(signals)
     thresholds = None if model is None else Thresholds.resolve(
         rules, model.threshold, model.review_threshold)
-    outcome = combine(fired, probability, thresholds)
+    bodies = []
+    for row, transaction in enumerate(batch):
+        fired = [(rule.name, rule.action, rule.reason)
+                 for rule, hit in zip(rules.signal_rules, hits[row], strict=True) if hit]
+        fired += rules.request_hits(transaction.card_id, transaction.device_id,
+                                    transaction.ip_address, transaction.merchant_category,
+                                    transaction.amount)
+        outcome = combine(fired, probabilities[row], thresholds)
+        bodies.append({
+            "transaction_id": transaction.event_id,
+            "decision": outcome.verdict.value,
+            "fraud_probability": probabilities[row],
+            "reasons": outcome.reasons,
+            "rules_fired": outcome.rules_fired,
+            "top_features": tops[row],
+            "model_version": snapshot.model_version,
+            "rules_version": rules.version,
+            "degraded": bool(missing),
+            "missing": missing,
+        })
     clock.lap("rules")
 
-    body = {
-        "transaction_id": transaction.event_id,
-        "decision": outcome.verdict.value,
-        "fraud_probability": probability,
-        "reasons": outcome.reasons,
-        "rules_fired": outcome.rules_fired,
-        "top_features": top,
-        "model_version": snapshot.model_version,
-        "rules_version": rules.version,
-        "degraded": bool(missing),
-        "missing": missing,
-    }
-    earlier = state.record(
-        transaction.event_id, transaction.user_id, transaction.device_id, event_ms,
-        encode_transaction(transaction.model_dump()),
-        orjson.dumps({"digest": digest, "decision": {**body, "stage_ms": clock.times()}}),
-    )
-    if isinstance(earlier, bytes):  # a copy of this request decided it first
-        return _replay(earlier, digest, transaction.event_id)
+    decided_at = clock.times()
+    earlier = state.record([
+        (lookups[position], encode_transaction(transaction.model_dump()),
+         orjson.dumps({"digest": digests[unique[position]],
+                       "decision": {**body, "stage_ms": decided_at}}))
+        for position, transaction, body in zip(fresh, batch, bodies, strict=True)
+    ])
     clock.lap("record")
-    body["stage_ms"] = clock.times()
+    times = clock.times()
     for stage in STAGES:
-        METRICS.stages.labels(stage).observe(body["stage_ms"][stage] / 1000)
+        METRICS.stages.labels(stage).observe(times[stage] / 1000)
     for what in missing:
-        METRICS.degraded.labels(what).inc()
-    return Decided(body)
+        METRICS.degraded.labels(what).inc(len(batch))
+    for row, position in enumerate(fresh):
+        index = unique[position]
+        stored = None if earlier is None else earlier[row]
+        if stored is not None:  # another process decided this id first
+            results[index] = _replay(stored, digests[index], transactions[index].event_id)
+        else:
+            results[index] = Decided({**bodies[row], "stage_ms": times})
 
 
-def _replay(stored: bytes, digest: str, transaction_id: str) -> Decided:
+def _same(result: Decided | IdConflict, first_digest: str, digest: str,
+          transaction: Transaction) -> Decided | IdConflict:
+    """The result for a copy of an id decided earlier in the same batch."""
+    if digest != first_digest:
+        return _conflict(transaction.event_id)
+    return result
+
+
+def _replay(stored: bytes, digest: str, transaction_id: str) -> Decided | IdConflict:
     record = orjson.loads(stored)
     if record["digest"] != digest:
-        raise IdConflict(
-            f"transaction {transaction_id} was already decided with different fields; "
-            "a retry must repeat the original request exactly"
-        )
+        return _conflict(transaction_id)
     METRICS.replays.inc()
     return Decided(record["decision"], replayed=True)
 
 
-def _candidate(transaction: Transaction, profile: bytes | None,
-               risk: dict[str, float]) -> pa.Table:
-    row = transaction.model_dump()
-    row.update(decode_profile(profile))
-    row["category_risk"] = risk.get(f"{transaction.merchant_category}|{transaction.channel}")
-    return pa.Table.from_pylist([row], schema=CANDIDATE_SCHEMA)
+def _conflict(transaction_id: str) -> IdConflict:
+    return IdConflict(
+        f"transaction {transaction_id} was already decided with different fields; "
+        "a retry must repeat the original request exactly"
+    )
+
+
+def _candidates(batch: list[Transaction], profiles: list[bytes | None],
+                risk: dict[str, float]) -> pa.Table:
+    columns: dict[str, list[Any]] = {
+        name: [getattr(t, name) for t in batch] for name in HISTORY_SCHEMA.names}
+    context = [decode_profile(profile) for profile in profiles]
+    for name in CANDIDATE_SCHEMA.names[len(HISTORY_SCHEMA):-1]:
+        columns[name] = [row[name] for row in context]
+    columns["category_risk"] = [risk.get(f"{t.merchant_category}|{t.channel}") for t in batch]
+    return pa.Table.from_pydict(columns, schema=CANDIDATE_SCHEMA)
 
 
 def _unknown(signals: pa.Table, names: tuple[str, ...]) -> pa.Table:
@@ -159,21 +221,26 @@ def _unknown(signals: pa.Table, names: tuple[str, ...]) -> pa.Table:
     return signals
 
 
-def _explain(snapshot: Snapshot, signals: pa.Table) -> tuple[float, list[dict[str, Any]]]:
-    """The probability and the features that pushed it most, either way."""
-    assert snapshot.model is not None
-    contributions = snapshot.model.contributions(signals)[0]
-    probability = 1.0 / (1.0 + math.exp(-float(contributions.sum())))
-    strongest = np.argsort(-np.abs(contributions[:-1]))[:TOP_FEATURES]
-    top = []
-    for index in strongest:
-        value = signals[FEATURES[index]][0].as_py()
-        top.append({
-            "name": FEATURES[index],
-            "value": None if value is None or math.isnan(value) else round(value, 4),
-            "contribution": round(float(contributions[index]), 4),
-        })
-    return probability, top
+def _explain(model: FraudModel, signals: pa.Table
+             ) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
+    """Each row's probability and the features that pushed it most, either way."""
+    contributions = model.contributions(signals)
+    margins = contributions.sum(axis=1, dtype=np.float64)
+    probabilities = (1.0 / (1.0 + np.exp(-margins))).tolist()
+    strongest = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :TOP_FEATURES]
+    values = {name: signals[name].to_numpy() for name in FEATURES}
+    tops = []
+    for row, indices in enumerate(strongest):
+        top = []
+        for index in indices:
+            value = float(values[FEATURES[index]][row])
+            top.append({
+                "name": FEATURES[index],
+                "value": None if math.isnan(value) else round(value, 4),
+                "contribution": round(float(contributions[row, index]), 4),
+            })
+        tops.append(top)
+    return probabilities, tops
 
 
 class _Clock:

@@ -1,11 +1,12 @@
 """The decision service's Redis calls: one pipelined read before deciding, one atomic
 write after, both within a tight timeout and behind a circuit breaker.
 
-The read fetches, in one round trip, whether the transaction was already decided, the
-holder's published profile, and the holder's and the device's week of earlier
-transactions (newest first, at most `fraud_history_limit` each). The write (`record.lua`)
-stores the decision and adds the transaction to both windows, or, when the id was decided
-meanwhile, changes nothing and hands back that decision. With Redis down or slow a request
+The read fetches, in one round trip for a whole batch of payments, whether each was
+already decided, the holder's published profile, and the holder's and the device's week
+of earlier transactions (newest first, at most `fraud_history_limit` each). The write
+(`record.lua`, one pipelined round trip per batch) stores each decision and adds the
+transaction to both windows, or, when the id was decided meanwhile, changes nothing and
+hands back that decision. With Redis down or slow a request
 costs at most one timeout until the breaker opens, and nothing while it is open; the
 service then decides without state and says so.
 
@@ -38,14 +39,22 @@ SET_TTL_SECONDS = 8 * 86_400
 
 
 @dataclass(frozen=True)
-class StateRead:
-    """What Redis said before a decision; `answered` is False when it could not be asked
-    (down, slow, or skipped by the open breaker)."""
+class Lookup:
+    """The keys one transaction's decision reads and writes."""
 
-    answered: bool
-    decided: bytes | None = None
-    profile: bytes | None = None
-    history: tuple[bytes, ...] = ()
+    transaction_id: str
+    user_id: int
+    device_id: str
+    event_ms: int
+
+
+@dataclass(frozen=True)
+class StateRead:
+    """What Redis said about one transaction before deciding it."""
+
+    decided: bytes | None
+    profile: bytes | None
+    history: tuple[bytes, ...]
 
 
 class FraudState:
@@ -66,45 +75,52 @@ class FraudState:
         self.decision_ttl = settings.fraud_decision_ttl_days * 86_400
         self._record = self.client.register_script(_SCRIPT)
 
-    def read(self, transaction_id: str, user_id: int, device_id: str, event_ms: int
-             ) -> StateRead:
-        """Everything a decision needs from Redis, in one round trip."""
+    def read(self, lookups: list[Lookup]) -> list[StateRead] | None:
+        """Everything the decisions of a batch need from Redis, in one round trip; None
+        when Redis could not be asked (down, slow, or skipped by the open breaker)."""
         if not self._allowed():
-            return StateRead(answered=False)
-        oldest = event_ms - WINDOW_MS
+            return None
         try:
             pipeline = self.client.pipeline(transaction=False)
-            pipeline.get(decision_key(transaction_id))
-            pipeline.get(profile_key(user_id))
-            # Up to and including this instant: the features keep only strictly earlier
-            # seconds themselves, and the newest are the ones that matter when capped.
-            pipeline.zrevrangebyscore(holder_key(user_id), event_ms, oldest,
-                                      start=0, num=self.history_limit)
-            pipeline.zrevrangebyscore(device_key(device_id), event_ms, oldest,
-                                      start=0, num=self.history_limit)
-            decided, profile, holder, device = pipeline.execute()
+            for lookup in lookups:
+                oldest = lookup.event_ms - WINDOW_MS
+                pipeline.get(decision_key(lookup.transaction_id))
+                pipeline.get(profile_key(lookup.user_id))
+                # Up to and including this instant: the features keep only strictly earlier
+                # seconds themselves, and the newest are the ones that matter when capped.
+                pipeline.zrevrangebyscore(holder_key(lookup.user_id), lookup.event_ms, oldest,
+                                          start=0, num=self.history_limit)
+                pipeline.zrevrangebyscore(device_key(lookup.device_id), lookup.event_ms,
+                                          oldest, start=0, num=self.history_limit)
+            replies = pipeline.execute()
         except (redis.RedisError, OSError):
             self._failed()
-            return StateRead(answered=False)
+            return None
         self._succeeded()
-        return StateRead(True, decided, profile, (*holder, *device))
+        return [StateRead(replies[k], replies[k + 1], (*replies[k + 2], *replies[k + 3]))
+                for k in range(0, len(replies), 4)]
 
-    def record(self, transaction_id: str, user_id: int, device_id: str, event_ms: int,
-               member: bytes, decision: bytes) -> bytes | bool | None:
-        """Store a decision and count its transaction, once. Returns None when this call
-        recorded it, the earlier decision when the id was already decided, and False when
-        Redis could not be written (the decision stands; the state misses it)."""
-        if not self._allowed():
-            return False
-        keys = [decision_key(transaction_id), holder_key(user_id), device_key(device_id)]
+    def record(self, items: list[tuple[Lookup, bytes, bytes]]) -> list[bytes | None] | None:
+        """Store each (lookup, transaction member, decision) and count the transaction,
+        once, in one round trip. Per item: None when this call recorded it, or the
+        earlier decision when the id was already decided. None overall when Redis could
+        not be written (the decisions stand; the state misses them)."""
+        if not items or not self._allowed():
+            return None if items else []
         try:
-            earlier = self._record(keys=keys, args=[
-                decision, self.decision_ttl, event_ms, member, WINDOW_MS, SET_TTL_SECONDS])
+            pipeline = self.client.pipeline(transaction=False)
+            for lookup, member, decision in items:
+                keys = [decision_key(lookup.transaction_id), holder_key(lookup.user_id),
+                        device_key(lookup.device_id)]
+                self._record(keys=keys, client=pipeline, args=[
+                    decision, self.decision_ttl, lookup.event_ms, member, WINDOW_MS,
+                    SET_TTL_SECONDS])
+            earlier = pipeline.execute()
         except (redis.RedisError, OSError):
             self._failed()
-            return False
+            return None
         self._succeeded()
-        return earlier
+        return [value or None for value in earlier]
 
     def category_risk(self) -> bytes | None:
         """The published risk table (raises on Redis errors: the caller keeps its copy)."""
