@@ -393,8 +393,20 @@ SESSION_FUNNEL_DAILY = _fields(
 
 # --- Fraud and IoT gold ---------------------------------------------------------------
 # The fraud patterns named in `label_fraud_pattern` (docs/events.md): one count column each
-# in gold.fraud_daily_stats.
-FRAUD_PATTERNS = ("velocity_burst", "impossible_travel", "amount_spike", "compromised_device")
+# in gold.fraud_daily_stats. The first seven are fraud the holder did not make;
+# `familiar_fraud` is fraud indistinguishable from the holder's own payments and
+# `friendly_fraud` a holder's own payment disputed as fraud (labelled fraud, not fraud).
+FRAUD_PATTERNS = (
+    "velocity_burst",
+    "impossible_travel",
+    "amount_spike",
+    "compromised_device",
+    "mimicry",
+    "slow_card_testing",
+    "account_takeover",
+    "familiar_fraud",
+    "friendly_fraud",
+)
 
 # Per card holder and day: additive sums (the lifetime profile is rebuilt by summing them),
 # the day's distinct values, and transactions per country (for the home country).

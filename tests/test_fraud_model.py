@@ -1,6 +1,7 @@
-"""The fraud model on five generated days: it recovers every injected pattern far better
-than the rules, its features are what the decision service would compute from the same
-history, its artifact round-trips, and the registry refuses a worse model."""
+"""The fraud model on five generated days: far better than the rules on the fraud that
+leaves a trace, blind (as it must be) to the fraud that leaves none; its features are what
+the decision service would compute from the same history, its artifact round-trips, and
+the registry refuses a worse model."""
 
 from __future__ import annotations
 
@@ -38,17 +39,20 @@ FIRST = date(2026, 3, 2)
 DAYS = [FIRST + timedelta(days=k) for k in range(5)]
 LAST = DAYS[-1]
 HOLDERS = 3_000
+# Five times the realistic default (0.15%): about 110 labelled frauds a day, enough to
+# choose a threshold on one validation day and judge it on the next.
+FRAUD_RATE = 0.0075
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Five days of 3,000 card holders (about 15,000 payments and 110 frauds a day)
-    landed in bronze and built into silver and the fraud gold tables."""
+    """Five days of 3,000 card holders (about 15,000 payments and 110 labelled frauds a
+    day) landed in bronze and built into silver and the fraud gold tables."""
     root: Path = tmp_path_factory.mktemp("fraud-model")
     settings = Settings(lakehouse_home=root / "home", lakehouse_root=str(root / "lake"))
     generator = make_generator(
         "fraud", seed=11, start=datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC),
-        span=timedelta(days=len(DAYS)), n_users=HOLDERS,
+        span=timedelta(days=len(DAYS)), n_users=HOLDERS, fraud_rate=FRAUD_RATE,
     )
     land_in_bronze(settings, generator, HOLDERS * 5 * len(DAYS))
     for day in DAYS:
@@ -64,16 +68,21 @@ def trained(lake: Settings) -> TrainedModel:
     return fraud.train_fraud_model(lake, LAST)
 
 
-def test_the_model_recovers_every_injected_pattern_far_better_than_the_rules(
+def test_the_model_beats_the_rules_and_catches_what_leaves_a_trace(
     trained: TrainedModel,
 ) -> None:
     metrics = trained.metrics
     assert metrics["model_positives"] >= 80
-    assert metrics["model_recall"] >= 0.9
-    assert metrics["model_recall"] >= metrics["rules_recall"] + 0.3
-    assert metrics["pr_auc"] >= 0.9 and metrics["pr_auc"] >= metrics["rules_pr_auc"] + 0.15
-    for pattern in FRAUD_PATTERNS:
+    # Judged on the labels, a fifth of which no model can see (familiar and friendly fraud;
+    # unreported fraud is labelled legit): far from perfect, far better than the rules.
+    assert metrics["pr_auc"] >= metrics["rules_pr_auc"] + 0.2
+    assert metrics["model_recall"] >= metrics["rules_recall"] + 0.2
+    for pattern in ("velocity_burst", "impossible_travel", "compromised_device"):
         assert metrics[f"model_recall_{pattern}"] >= 0.8, pattern
+    assert (metrics["model_recall_slow_card_testing"]
+            >= metrics["rules_recall_slow_card_testing"] + 0.3)
+    for pattern in ("familiar_fraud", "friendly_fraud"):  # the holder's own habits
+        assert metrics[f"model_recall_{pattern}"] <= 0.2, pattern
     # A few hundred legitimate test payments may cross a threshold set on one validation
     # day; the bar is a fraction of a percent, and the probabilities stay calibrated.
     assert metrics["model_false_positive_rate"] <= 0.003
@@ -221,6 +230,7 @@ def test_the_asset_trains_registers_and_shows_its_evaluation(lake: Settings) -> 
     assert metadata["model_pr_auc"].value > metadata["rules_pr_auc"].value
     for chart in ("precision-recall", "lift", "calibration", "feature importance"):
         assert "data:image/png;base64," in metadata[f"chart: {chart}"].value
-    assert "| velocity_burst |" in metadata["table: caught by pattern (test day)"].value
+    by_pattern = metadata["table: caught by pattern (test day)"].value
+    assert all(f"| {pattern} |" in by_pattern for pattern in FRAUD_PATTERNS)
     assert set(metadata["training_data"].value) == {table.key for table in fraud.INPUTS}
     assert champion(lake, fraud.MODEL_NAME).version == 1

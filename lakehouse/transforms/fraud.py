@@ -12,8 +12,10 @@
   rate and one count per fraud pattern (wide columns: the patterns are a closed set,
   `FRAUD_PATTERNS`).
 
-The fraud label (`label_is_fraud`) is the generators' ground truth; in production it is
-where confirmed chargebacks would come in.
+The fraud label (`label_is_fraud`) stands in for confirmed chargebacks and is as noisy (the
+generator labels friendly fraud as fraud and leaves unreported fraud legit); the
+per-pattern counts follow `label_fraud_pattern`, the generator's truth, so they need not
+add up to the labelled count.
 """
 
 from __future__ import annotations
