@@ -25,7 +25,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from lakehouse.catalog import GOLD_FRAUD_DAILY_STATS, GOLD_FRAUD_USER_PROFILES
+from lakehouse.catalog import (
+    GOLD_FRAUD_DAILY_STATS,
+    GOLD_FRAUD_USER_PROFILES,
+    SILVER_TRANSACTIONS,
+)
 from lakehouse.features.fraud import (
     CONTEXT_COLUMNS,
     RISK_DAYS,
@@ -69,6 +73,8 @@ CANDIDATE_SCHEMA = pa.schema([
 ])
 """One transaction to decide with its context (`transaction_features`' candidates)."""
 WINDOW_MS = WEEK * 1000
+WINDOW_TTL_SECONDS = WEEK + 86_400
+"""A holder's or device's window outlives its week by a day, then Redis drops it."""
 
 
 def holder_key(user_id: int) -> str:
@@ -109,12 +115,11 @@ def encode_transaction(row: dict[str, Any]) -> bytes:
 
 def history_table(members: Iterable[bytes]) -> pa.Table:
     """Remembered transactions (possibly repeated across holders' and devices' sets) as
-    one `HISTORY_SCHEMA` table, each event once."""
-    rows: dict[str, list[Any]] = {}
-    for member in members:
-        row = orjson.loads(member)
-        rows[row[0]] = row
-    columns = list(zip(*rows.values(), strict=True)) if rows else [()] * len(HISTORY_SCHEMA)
+    one `HISTORY_SCHEMA` table, each event once. A transaction is always encoded the same
+    way, so repeats are equal bytes; the rest is one JSON parse for all of them."""
+    unique = list(dict.fromkeys(members))
+    rows = orjson.loads(b"[" + b",".join(unique) + b"]")
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(HISTORY_SCHEMA)
     arrays = [pa.array(values, type=pa.int64() if index == 1 else field.type)
               for index, (field, values) in enumerate(zip(HISTORY_SCHEMA, columns, strict=True))]
     arrays[1] = arrays[1].cast(HISTORY_SCHEMA.field(1).type)
@@ -181,3 +186,24 @@ def publish_fraud_state(settings: Settings, day: date, client: Any | None = None
     client.set(CATEGORY_RISK_KEY, value)
     return PublishedFraudState(day, len(rows), len(pairs), written + len(value),
                                time.perf_counter() - started)
+
+
+def rebuild_windows(settings: Settings, last: date, client: Any | None = None) -> int:
+    """Write the week of silver transactions up to `last` into the holders' and devices'
+    windows: a cold start, or a Redis that lost its data, then decides with full history
+    again. Idempotent (a member is the transaction itself, so rewriting it changes
+    nothing); returns the transactions written."""
+    import redis
+
+    client = client or redis.Redis.from_url(settings.redis_url)
+    rows = read_days(settings, SILVER_TRANSACTIONS, TRANSACTION_COLUMNS,
+                     last - timedelta(days=6), last).to_pylist()
+    for start in range(0, len(rows), PUBLISH_CHUNK):
+        pipeline = client.pipeline(transaction=False)
+        for row in rows[start:start + PUBLISH_CHUNK]:
+            member, score = encode_transaction(row), event_millis(row["event_time"])
+            for key in (holder_key(row["user_id"]), device_key(row["device_id"])):
+                pipeline.zadd(key, {member: score})
+                pipeline.expire(key, WINDOW_TTL_SECONDS)
+        pipeline.execute()
+    return len(rows)

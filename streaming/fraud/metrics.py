@@ -19,6 +19,7 @@ class FraudMetrics:
     decisions: Counter
     latency: Histogram
     stages: Histogram
+    batch_size: Histogram
     degraded: Counter
     replays: Counter
     redis_errors: Counter
@@ -39,6 +40,10 @@ METRICS = FraudMetrics(
     ),
     stages=Histogram(
         "fraud_stage_seconds", "Time of each decision stage", ["stage"], buckets=STAGE_BUCKETS,
+    ),
+    batch_size=Histogram(
+        "fraud_batch_size", "Payments decided together in one pass",
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128),
     ),
     degraded=Counter(
         "fraud_degraded_total", "Decisions made without something, by what was missing",

@@ -16,6 +16,7 @@ The client is the synchronous one, called on the event loop, for the reason give
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
@@ -24,6 +25,7 @@ import redis
 from lakehouse.online.fraud_state import (
     CATEGORY_RISK_KEY,
     WINDOW_MS,
+    WINDOW_TTL_SECONDS,
     decision_key,
     device_key,
     holder_key,
@@ -34,8 +36,6 @@ from streaming.fraud.metrics import METRICS
 from streaming.service.breaker import CircuitBreaker
 
 _SCRIPT = resources.files(__package__).joinpath("record.lua").read_text()
-SET_TTL_SECONDS = 8 * 86_400
-"""A holder's or device's window outlives its week by a day, then Redis drops it."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ class FraudState:
         )
         self.history_limit = settings.fraud_history_limit
         self.decision_ttl = settings.fraud_decision_ttl_days * 86_400
-        self._record = self.client.register_script(_SCRIPT)
+        # EVALSHA by the script's digest, loaded on the first NOSCRIPT (a new or restarted
+        # Redis). Not redis-py's Script object: in a pipeline it asks SCRIPT EXISTS on every
+        # execute, a second round trip per batch.
+        self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
     def read(self, lookups: list[Lookup]) -> list[StateRead] | None:
         """Everything the decisions of a batch need from Redis, in one round trip; None
@@ -108,19 +111,25 @@ class FraudState:
         if not items or not self._allowed():
             return None if items else []
         try:
-            pipeline = self.client.pipeline(transaction=False)
-            for lookup, member, decision in items:
-                keys = [decision_key(lookup.transaction_id), holder_key(lookup.user_id),
-                        device_key(lookup.device_id)]
-                self._record(keys=keys, client=pipeline, args=[
-                    decision, self.decision_ttl, lookup.event_ms, member, WINDOW_MS,
-                    SET_TTL_SECONDS])
-            earlier = pipeline.execute()
+            try:
+                earlier = self._record_once(items)
+            except redis.exceptions.NoScriptError:
+                self.client.script_load(_SCRIPT)
+                earlier = self._record_once(items)
         except (redis.RedisError, OSError):
             self._failed()
             return None
         self._succeeded()
         return [value or None for value in earlier]
+
+    def _record_once(self, items: list[tuple[Lookup, bytes, bytes]]) -> list[bytes | None]:
+        pipeline = self.client.pipeline(transaction=False)
+        for lookup, member, decision in items:
+            pipeline.evalsha(
+                self._sha, 3, decision_key(lookup.transaction_id), holder_key(lookup.user_id),
+                device_key(lookup.device_id), decision, self.decision_ttl, lookup.event_ms,
+                member, WINDOW_MS, WINDOW_TTL_SECONDS)
+        return pipeline.execute()
 
     def category_risk(self) -> bytes | None:
         """The published risk table (raises on Redis errors: the caller keeps its copy)."""

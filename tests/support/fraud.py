@@ -43,7 +43,7 @@ def fraud_lake(root: Path) -> FraudLake:
     settings = Settings(lakehouse_home=root / "home", lakehouse_root=str(root / "lake"))
     generator = make_generator(
         "fraud", seed=23, start=datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC),
-        span=timedelta(days=len(DAYS)), n_users=HOLDERS,
+        span=timedelta(days=len(DAYS)), n_users=HOLDERS, fraud_rate=0.0075,
     )
     land_in_bronze(settings, generator, HOLDERS * 5 * len(DAYS))
     for day in DAYS:

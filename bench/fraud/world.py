@@ -1,0 +1,96 @@
+"""The fraud benchmark's world: one generated run of card payments split in time, its
+first days landed and built into the lake (silver, gold, a trained champion, profiles
+and risk published, the week's windows written to Redis, as the nightly job and the
+service would have left them), its later days held out as the stream the service
+decides: payments it has never seen, with their ground truth for the quality figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import redis
+
+from lakehouse.broker import ensure_topics
+from lakehouse.catalog import Domain
+from lakehouse.models.fraud import train_fraud_model, training_data_versions
+from lakehouse.models.registry import ModelVersion, register
+from lakehouse.online.fraud_state import publish_fraud_state, rebuild_windows
+from lakehouse.settings import Settings
+from lakehouse.transforms import fraud as gold
+from lakehouse.transforms.silver import build_silver_partition
+from streaming.generators import make_generator
+from streaming.generators.common import EventBatch
+from tests.support.landing import land_in_bronze
+
+FIRST = date(2026, 3, 2)
+SEED = 31
+
+
+@dataclass(frozen=True)
+class World:
+    """The lake's settings, its champion, and the held-out payments in event-time order
+    (each the JSON body of a decision request, labels included: the service never reads
+    them)."""
+
+    settings: Settings
+    champion: ModelVersion
+    last_history_day: date
+    stream: list[bytes]
+
+
+class _History:
+    """The generated run's batches before `until`: what the lake has already landed."""
+
+    domain = Domain.FRAUD
+    topics = ("transactions",)
+
+    def __init__(self, batches: list[EventBatch], until: str) -> None:
+        self._batches, self._until = batches, until
+
+    def batches(self, n_events: int, batch_size: int = 20_000) -> Iterator[EventBatch]:
+        for batch in self._batches:
+            kept = [(key, value) for key, value in zip(batch.keys, batch.values, strict=True)
+                    if orjson.loads(value)["event_time"] < self._until]
+            if kept:
+                yield EventBatch(batch.topic, [k for k, _ in kept], [v for _, v in kept])
+
+
+def build_world(root: Path, redis_url: str, kafka: str, holders: int, history_days: int,
+                stream_days: int) -> World:
+    """Generate `history_days + stream_days` of payments of `holders` holders; land and
+    train on the history, publish for the service, and hold out the rest."""
+    days = history_days + stream_days
+    settings = Settings(lakehouse_home=root / "home", lakehouse_root=str(root / "lake"),
+                        redis_url=redis_url, kafka_bootstrap_servers=kafka)
+    ensure_topics(settings)
+    generator = make_generator(
+        "fraud", seed=SEED, start=datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC),
+        span=timedelta(days=days), n_users=holders,
+    )
+    batches = list(generator.batches(holders * 5 * days))
+    last = FIRST + timedelta(days=history_days - 1)
+    until = (last + timedelta(days=1)).isoformat()
+    land_in_bronze(settings, _History(batches, until), holders * 5 * history_days)
+    for day in (FIRST + timedelta(days=k) for k in range(history_days)):
+        build_silver_partition(settings, "transactions", day)
+        gold.build_fraud_user_daily_partition(settings, day)
+        gold.build_fraud_user_profiles_partition(settings, day)
+        gold.build_fraud_daily_stats_partition(settings, day)
+    trained = train_fraud_model(settings, last)
+    champion = register(
+        settings, trained.name, trained.artifact, params=trained.params,
+        metrics=trained.metrics, training_data=training_data_versions(settings),
+        promotion_metric=trained.promotion_metric,
+    )
+    client = redis.Redis.from_url(redis_url)
+    publish_fraud_state(settings, last, client)
+    rebuild_windows(settings, last, client)
+    held_out = [value for batch in batches for value in batch.values
+                if orjson.loads(value)["event_time"] >= until]
+    held_out.sort(key=lambda value: orjson.loads(value)["event_time"])
+    return World(settings, champion, last, held_out)
