@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ import orjson
 from fastapi import FastAPI, Security
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from lakehouse.settings import Settings, get_settings
 from streaming.fraud.audit import AuditTrail
@@ -36,6 +36,14 @@ from streaming.service.auth import BearerToken
 from streaming.service.exposition import render
 
 log = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Answer = Callable[[Transaction], Awaitable[tuple[int, bytes, dict[str, str] | None]]]
+DECISIONS_PATH = "/v1/decisions"
+MAX_BODY_BYTES = 64 * 1024
 BEARER = HTTPBearer(auto_error=False, description="LAKEHOUSE_API_TOKEN")
 """Module level: FastAPI resolves the route's (string) annotations in this namespace."""
 
@@ -49,7 +57,7 @@ class Readiness(BaseModel):
     category_risk: bool
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     """The service as an ASGI app (uvicorn's `--factory` target). Refuses to build without
     a token outside the local profile (`auth.MissingToken`) or with an invalid rules file
     (`lakehouse.decisions.rules.RulesError`)."""
@@ -60,6 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     audit = AuditTrail(settings)
     batcher: Batcher[Transaction, Decided | IdConflict] = Batcher(
         lambda batch: decide_batch(serving.current, state, batch), settings.fraud_max_batch)
+
+    async def answer(transaction: Transaction) -> tuple[int, bytes, dict[str, str] | None]:
+        """Decide, count, audit: (status, JSON body, headers), for both paths."""
+        started = time.perf_counter()
+        decided = await batcher.submit(transaction)
+        if isinstance(decided, IdConflict):
+            METRICS.decisions.labels("none", "409").inc()
+            return 409, orjson.dumps({"detail": str(decided)}), None
+        METRICS.decisions.labels(decided.body["decision"], "200").inc()
+        METRICS.latency.observe(time.perf_counter() - started)
+        if decided.replayed:
+            return 200, orjson.dumps(decided.body), {"Idempotent-Replayed": "true"}
+        audit.record(_transaction_event(transaction), _decision_event(transaction, decided))
+        return 200, orjson.dumps(decided.body), None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @api.post(
-        "/v1/decisions",
+        DECISIONS_PATH,
         response_model=Decision,
         responses={
             401: {"description": "Missing or wrong bearer token"},
@@ -100,17 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             METRICS.decisions.labels("none", "401").inc()
             return _json({"detail": "missing or wrong bearer token"}, 401,
                          {"WWW-Authenticate": "Bearer"})
-        started = time.perf_counter()
-        decided = await batcher.submit(transaction)
-        if isinstance(decided, IdConflict):
-            METRICS.decisions.labels("none", "409").inc()
-            return _json({"detail": str(decided)}, 409)
-        METRICS.decisions.labels(decided.body["decision"], "200").inc()
-        METRICS.latency.observe(time.perf_counter() - started)
-        if not decided.replayed:
-            audit.record(_transaction_event(transaction), _decision_event(transaction, decided))
-        return _json(decided.body, 200,
-                     {"Idempotent-Replayed": "true"} if decided.replayed else None)
+        status, body, headers = await answer(transaction)
+        return Response(body, status, headers, media_type="application/json")
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -134,7 +147,80 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         payload, content_type = render()
         return Response(payload, media_type=content_type)
 
-    return api
+    return FastPath(api, answer, token)
+
+
+class FastPath:
+    """Answers well-formed, authorized decision requests before FastAPI sees them: the
+    body is validated by pydantic-core straight from the bytes, skipping FastAPI's
+    dependency injection and request plumbing (about a third of a request's time under
+    load, by py-spy). Anything else (a body that does not validate, a missing token,
+    another route, lifespan) goes to FastAPI, which documents the endpoint and explains
+    the 401 or 422; the body read here is handed on to it."""
+
+    def __init__(self, app: FastAPI, answer: Answer, token: BearerToken) -> None:
+        self.app = app
+        self.answer = answer
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"] != DECISIONS_PATH or not self._authorized(scope)):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            await _send(send, 413, orjson.dumps({"detail": "body over 64 KiB"}), None)
+            return
+        try:
+            transaction = Transaction.model_validate_json(body)
+        except ValidationError:
+            await self.app(scope, _replaying(body), send)
+            return
+        await _send(send, *await self.answer(transaction))
+
+    def _authorized(self, scope: Scope) -> bool:
+        if not self.token.required:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return self.token.accepts(value)
+        return False
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None past `MAX_BODY_BYTES`."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes) -> Receive:
+    """A `receive` that hands FastAPI the body already read."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str] | None) -> None:
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _transaction_event(transaction: Transaction) -> dict[str, Any]:
