@@ -34,7 +34,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli import online_demo
+from cli import fraud_demo, online_demo
 from cli.runtime import bring_up
 from cli.views import arrow_view, models_view, tables_view
 from lakehouse import broker
@@ -79,23 +79,23 @@ def run_demo(
     report = DemoReport()
     console.rule("[bold]lakehouse demo")
 
-    with _stage(console, report, "up", "1/7 starting the broker, topics and bronze tables"):
+    with _stage(console, report, "up", "1/8 starting the broker, topics and bronze tables"):
         _bring_up(settings, console, report)
 
     with online_demo.session_processor(settings, console) as processor:
-        with _stage(console, report, "generate", f"2/7 producing {DEMO_DAYS} simulated days"):
+        with _stage(console, report, "generate", f"2/8 producing {DEMO_DAYS} simulated days"):
             _generate_all(settings, console, report, scale=scale, seed=seed)
 
-        with _stage(console, report, "ingest", "3/7 landing every topic in bronze, exactly once"):
+        with _stage(console, report, "ingest", "3/8 landing every topic in bronze, exactly once"):
             _ingest_all(settings, console, report)
 
-        with _stage(console, report, "materialize", "4/7 silver and gold through Dagster"):
+        with _stage(console, report, "materialize", "4/8 silver and gold through Dagster"):
             _materialize_all(settings, console, report)
 
-        with _stage(console, report, "train", "5/7 training and publishing the daily models"):
+        with _stage(console, report, "train", "5/8 training and publishing the daily models"):
             _train(console, report)
 
-        with _stage(console, report, "online", "6/7 the online path: clicks to recommendations"):
+        with _stage(console, report, "online", "6/8 the online path: clicks to recommendations"):
             partitions = online_demo.wait_caught_up(settings, processor)
             console.print(
                 f"   [green]session features[/] caught up with all {partitions} partitions "
@@ -109,7 +109,11 @@ def run_demo(
                     settings, console, base, token, date.fromisoformat(report.days[-1])
                 )
 
-    with _stage(console, report, "query", "7/7 what the lake holds, and what it answers"):
+    with _stage(console, report, "fraud", "7/8 the fraud path: payments decided before "
+                "authorization"):
+        _decide_payments(settings, console, date.fromisoformat(report.days[-1]))
+
+    with _stage(console, report, "query", "8/8 what the lake holds, and what it answers"):
         console.print(tables_view(settings))
         _show_queries(settings, console)
 
@@ -276,6 +280,17 @@ def _train(console: Console, report: DemoReport) -> None:
             f"training run {run.run_id} published no recommendations: "
             + ("; ".join(run.failures) or "no step failed")
         )
+
+
+def _decide_payments(settings: Settings, console: Console, day: date) -> None:
+    """A few hundred payments of the model's test day through `lakehouse serve fraud`."""
+    windows = fraud_demo.prepare_state(settings, day)
+    console.print(f"   [green]fraud state[/] profiles as of {day - timedelta(days=1)} "
+                  f"published, {windows:,} earlier payments in the windows")
+    payments = fraud_demo.demo_payments(settings, day)
+    with fraud_demo.fraud_service(settings, console, _free_port()) as (base, token):
+        decided = fraud_demo.decide_all(base, token, payments)
+    fraud_demo.show_decisions(console, decided)
 
 
 # --- what landed ------------------------------------------------------------------------------

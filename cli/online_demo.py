@@ -131,7 +131,7 @@ def session_processor(settings: Settings, console: Console) -> Iterator[OnlinePr
     process = OnlineProcess(
         "the session processor",
         ["stream", "session-features"],
-        _log(settings, "session-features"),
+        log_path(settings, "session-features"),
         dict(os.environ),
     )
     console.print(
@@ -174,13 +174,13 @@ def recommendation_service(
     process = OnlineProcess(
         "the recommendation service",
         ["serve", "recommendations", "--host", "127.0.0.1", "--port", str(port)],
-        _log(settings, "recommendations"),
+        log_path(settings, "recommendations"),
         env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.perf_counter()
-        _wait_ready(base, process)
+        wait_answering(base, process)
         console.print(
             f"   [green]recommendation service[/] ready at {base} in "
             f"{time.perf_counter() - started:.1f}s (pid {process.process.pid}, log {process.log})"
@@ -354,22 +354,24 @@ def _topic_ends(settings: Settings) -> dict[str, int]:
         consumer.close()
 
 
-def _wait_ready(base: str, process: OnlineProcess) -> None:
+def wait_answering(base: str, process: OnlineProcess, path: str = "/readyz") -> None:
+    """Wait until `path` of the service answers 200 (or fail with its log if it died)."""
     deadline = time.monotonic() + _READY_SECONDS
     while True:
         process.check_alive()
         try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2.0) as response:
+            with urllib.request.urlopen(f"{base}{path}", timeout=2.0) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"the recommendation service was not ready within {_READY_SECONDS:.0f} s"
+                f"{process.name} did not answer {path} within {_READY_SECONDS:.0f} s"
             )
         time.sleep(0.2)
 
 
-def _log(settings: Settings, name: str) -> Path:
+def log_path(settings: Settings, name: str) -> Path:
+    """Where a demo process writes its output."""
     return Path(settings.lakehouse_home).expanduser() / "logs" / f"{name}.log"

@@ -85,6 +85,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load the champion and the risk table before the port takes requests, so the
+        # first payments are not decided without them.
+        try:
+            serving.swap(await asyncio.to_thread(serving.refresh))
+        except Exception:  # the poller keeps trying; meanwhile decisions say what is missing
+            log.exception("the first load of the model, rules or risk table failed")
         poller = asyncio.create_task(serving.poll())
         try:
             yield
