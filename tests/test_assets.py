@@ -74,6 +74,8 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "models/iot_failure",
         "models/recommender_als",
         "models/user_recommendations",
+        "online/fraud_category_risk",
+        "online/fraud_user_profiles",
         "online/popular_products",
         "online/recommendations",
         "silver/cart_events",

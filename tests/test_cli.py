@@ -21,6 +21,7 @@ import pytest
 from lakehouse.broker import pid_alive, running_broker, terminate_pid
 from lakehouse.catalog import BRONZE_CLICKSTREAM, CATALOG, topic_partitions
 from lakehouse.delta import ensure_table
+from lakehouse.online.fraud_state import CATEGORY_RISK_KEY
 from lakehouse.settings import Settings
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.conftest import lakehouse_command, settings_env
@@ -200,20 +201,26 @@ def test_faulty_traffic_is_stopped_by_its_quality_check_end_to_end(settings: Set
     assert bad.returncode == 2 and "unknown fault 'typos'" in bad.stderr
 
 
-def test_several_generated_days_train_and_register_the_daily_models(settings: Settings) -> None:
+def test_several_generated_days_train_and_register_the_daily_models(
+    settings: Settings, redis_server: RedisServer
+) -> None:
     """generate --days -> Kafka -> ingest -> materialize -> train: both daily models are
-    registered and promoted (the registry is empty). Retrained on the same day, the fraud
-    model is compared with its champion on that test day; the recommender's champion was
-    refit on its held-out day, so it cannot be judged there and is kept."""
+    registered and promoted (the registry is empty), and the fraud service's profiles are
+    published (to a private Redis). Retrained on the same day, the fraud model is compared
+    with its champion on that test day; the recommender's champion was refit on its
+    held-out day, so it cannot be judged there and is kept."""
+    settings = settings.model_copy(update={"redis_url": redis_server.url})
     for domain, events in (("fraud", "40000"), ("ecommerce", "60000")):
         lakehouse(settings, "generate", domain, "--events", events, "--days", "4",
                   "--start", "2026-11-19")
     lakehouse(settings, "ingest", "--until-idle", "--no-json-logs", timeout=180)
     lakehouse(settings, "materialize", timeout=300)
     first = lakehouse(settings, "train", "--day", "2026-11-22", timeout=300)
-    for model in ("models/recommender_als", "models/fraud_xgboost"):
+    for model in ("models/recommender_als", "models/fraud_xgboost", "online/fraud_user_profiles"):
         assert model in first.stdout
     assert first.stdout.count("first version: promoted") == 2
+    published = redis_server.client()
+    assert published.exists(CATEGORY_RISK_KEY) and any(published.scan_iter("fraud:profile:*"))
     again = lakehouse(settings, "train", timeout=300)  # the last landed day: the same one
     assert again.stdout.count("on the same held-out data") == 1
     assert "not comparable: the champion v1 has learnt from" in again.stdout

@@ -123,7 +123,8 @@ def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
     [
         ("nightly_models", datetime(2026, 11, 24, 2, tzinfo=UTC), "train_daily_models",
          {"models/recommender_als", "models/user_recommendations", "online/recommendations",
-          "online/popular_products", "models/fraud_xgboost"}),
+          "online/popular_products", "models/fraud_xgboost", "online/fraud_user_profiles",
+          "online/fraud_category_risk"}),
         ("weekly_models", datetime(2026, 11, 29, 6, tzinfo=UTC), "train_weekly_models",
          {"models/fraud_xgboost", "models/iot_failure"}),
     ],
