@@ -32,9 +32,13 @@ from starlette.testclient import TestClient
 from lakehouse.decisions.rules import DEFAULT_RULES_PATH
 from lakehouse.models.fraud import MODEL_NAME
 from lakehouse.models.registry import champion
-from lakehouse.online.fraud_state import holder_key, publish_fraud_state
+from lakehouse.online.fraud_state import holder_key, publish_fraud_state, rebuild_windows
 from lakehouse.settings import Settings
 from streaming.fraud.app import create_app
+from streaming.fraud.contract import Transaction
+from streaming.fraud.decide import IdConflict, decide_batch
+from streaming.fraud.serving import Serving
+from streaming.fraud.state import FraudState
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.fraud import (
     LAST,
@@ -360,3 +364,42 @@ def _ready(http: object, port: int) -> bool:
         return http.get(f"http://127.0.0.1:{port}/readyz").status_code == 200  # type: ignore[attr-defined]
     except httpx.TransportError:
         return False
+
+
+def test_payments_decided_in_one_batch_see_each_other(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """Micro-batching changes nothing a payment sees: the third of a burst decided in the
+    same pass as the first two still counts them; a repeated id is decided once."""
+    state = FraudState(settings)
+    serving = Serving(settings, state)
+    serving.swap(serving.refresh())
+    holder = holders[5]
+    burst = [Transaction.model_validate(payment(holder, f"batch-{k}", served_at(7, k)))
+             for k in range(3)]
+    first, second, third, again = decide_batch(serving.current, state, [*burst, burst[2]])
+    assert "velocity_5m" not in first.body["rules_fired"]
+    assert "velocity_5m" not in second.body["rules_fired"]
+    assert "velocity_5m" in third.body["rules_fired"]
+    assert again is third
+    window = state.client.zrange(holder_key(holder.user_id), 0, -1)
+    assert [orjson.loads(member)[0] for member in window] == ["batch-0", "batch-1", "batch-2"]
+    changed = Transaction.model_validate({**payment(holder, "batch-0", served_at(7)),
+                                          "amount": 1.0})
+    assert isinstance(decide_batch(serving.current, state, [changed])[0], IdConflict)
+    state.close()
+
+
+def test_windows_rebuilt_from_silver_are_what_the_service_would_have_recorded(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """The cold start: a week of silver in the windows, idempotently, so the first
+    payment of the day sees the holder's history (not a newcomer's empty one)."""
+    client = redis.Redis.from_url(settings.redis_url)
+    holder = holders[0]
+    assert client.zcard(holder_key(holder.user_id)) == 0
+    written = rebuild_windows(settings, LAST, client)
+    assert written > 0
+    count = client.zcard(holder_key(holder.user_id))
+    assert count > 0 and rebuild_windows(settings, LAST, client) == written
+    assert client.zcard(holder_key(holder.user_id)) == count
