@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -403,3 +404,24 @@ def test_windows_rebuilt_from_silver_are_what_the_service_would_have_recorded(
     count = client.zcard(holder_key(holder.user_id))
     assert count > 0 and rebuild_windows(settings, LAST, client) == written
     assert client.zcard(holder_key(holder.user_id)) == count
+
+
+def test_a_hung_redis_costs_a_few_timeouts_then_the_breaker_decides_without_it(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """A Redis that accepts connections and never answers (a hung process): decisions time
+    out at `redis_timeout_ms` until the breaker opens, and every payment is answered."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)
+    stuck = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{hung.getsockname()[1]}/0"})
+    errors = REGISTRY.get_sample_value("fraud_redis_errors_total") or 0
+    try:
+        with TestClient(create_app(stuck)) as client:
+            answers = [decide(client, payment(holders[k % 3], f"hung-{k}", served_at(6, k)))
+                       for k in range(20)]
+    finally:
+        hung.close()
+    assert all(a["degraded"] and "realtime_state" in a["missing"] for a in answers)
+    assert REGISTRY.get_sample_value("fraud_redis_errors_total") - errors < 20
