@@ -147,9 +147,9 @@ CHANNELS = Vocabulary(VOCABULARIES["transactions"]["channel"])
 POS, ONLINE, MOBILE = 0, 1, 2
 PATTERNS = Vocabulary(FRAUD_PATTERNS)
 CODE = {pattern: code for code, pattern in enumerate(FRAUD_PATTERNS)}
-# Of the injected transactions, in `FRAUD_PATTERNS` order: card-not-present fraud that looks
-# like the holder (mimicry, slow testing, takeover) is the larger part, as in card fraud
-# today; the two undetectable kinds are a fifth of the cases.
+# Of the injected transactions, in `FRAUD_PATTERNS` order: fraud that keeps close to the
+# holder's habits (mimicry, slow testing, takeover: 44%) is the larger part, as in card
+# fraud today; the two kinds no transaction can reveal (familiar, friendly) are 16%.
 PATTERN_SHARE = np.array([0.14, 0.07, 0.07, 0.12, 0.18, 0.12, 0.14, 0.06, 0.10])
 UNREPORTED = 0.10
 """Share of holders who never notice fraud on their card: their fraud is labelled legit."""
@@ -238,7 +238,8 @@ def build_population(rng: np.random.Generator, n_users: int, traveler_rate: floa
 
 Txns = dict[str, np.ndarray]
 """Transactions column-wise before encoding: time, user, card, merchant, category, amount,
-city, lat, lon, device (S16), ip (uint32), channel, fraud, pattern (code or -1)."""
+city, lat, lon, device (S16), ip (uint32), channel, fraud (the label), pattern (code or -1:
+the truth)."""
 
 
 def _merge(parts: list[Txns]) -> Txns:
