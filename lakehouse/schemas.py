@@ -156,6 +156,53 @@ TRANSACTIONS = EventSchema(
     ),
 )
 
+# One decision of the fraud decision service per transaction (its audit record, kept seven
+# years): the transaction's key fields, what was decided and why, and what the service had
+# to decide without. `event_id` is the transaction id, so silver's dedup by event id is
+# dedup by transaction. `fraud_probability` and `model_version` are null when no model was
+# loaded; `missing` names what was unavailable (for example "model", "realtime_state",
+# "profile").
+FRAUD_DECISIONS = EventSchema(
+    "fraud_decisions",
+    _fields(
+        *_COMMON,
+        ("transaction_id", pa.string()),
+        ("transaction_time", TIMESTAMP),
+        ("user_id", pa.int64()),
+        ("card_id", pa.string()),
+        ("amount", pa.float64()),
+        ("merchant_category", pa.string()),
+        ("channel", pa.string()),
+        ("decision", pa.string()),
+        ("fraud_probability", pa.float64()),
+        ("rules_fired", pa.list_(pa.string())),
+        ("reasons", pa.list_(pa.string())),
+        ("model_version", pa.int64()),
+        ("rules_version", pa.string()),
+        ("degraded", pa.bool_()),
+        ("missing", pa.list_(pa.string())),
+        ("latency_ms", pa.float64()),
+    ),
+    required=(
+        "event_id",
+        "event_time",
+        "transaction_id",
+        "transaction_time",
+        "user_id",
+        "card_id",
+        "amount",
+        "merchant_category",
+        "channel",
+        "decision",
+        "rules_fired",
+        "reasons",
+        "rules_version",
+        "degraded",
+        "missing",
+        "latency_ms",
+    ),
+)
+
 SENSOR_READINGS = EventSchema(
     "sensor_readings",
     _fields(
@@ -194,12 +241,21 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "cart_events": {"action": ("add", "remove"), "variant": ("control", "treatment")},
     "purchases": {"variant": ("control", "treatment")},
     "transactions": {"channel": ("pos", "online", "mobile")},
+    "fraud_decisions": {"decision": ("APPROVE", "REVIEW", "BLOCK")},
     "sensor_readings": {"sensor_type": ("temperature", "vibration", "pressure", "current")},
 }
 
 EVENT_SCHEMAS: dict[str, EventSchema] = {
     schema.name: schema
-    for schema in (CLICKSTREAM, CART_EVENTS, SEARCH, PURCHASES, TRANSACTIONS, SENSOR_READINGS)
+    for schema in (
+        CLICKSTREAM,
+        CART_EVENTS,
+        SEARCH,
+        PURCHASES,
+        TRANSACTIONS,
+        FRAUD_DECISIONS,
+        SENSOR_READINGS,
+    )
 }
 
 # Columns the ingest sidecar adds to every event when it lands in bronze.
