@@ -152,7 +152,6 @@ TRANSACTIONS = EventSchema(
         "longitude",
         "device_id",
         "channel",
-        "label_is_fraud",
     ),
 )
 

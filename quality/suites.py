@@ -309,6 +309,20 @@ SUITES: dict[str, Suite] = {
             expected=("city",),
         ),
         _silver(
+            catalog.SILVER_FRAUD_DECISIONS,
+            between(
+                "values_in_range",
+                "Fraud probabilities in [0, 1]; amounts from 0.01 to 100,000; latencies "
+                "from 0 to 60 s.",
+                ("fraud_probability", 0, 1),
+                ("amount", 0.01, 100_000),
+                ("latency_ms", 0, 60_000),
+            ),
+            # One decision per transaction (the service is idempotent on its id).
+            natural_key=("transaction_id",),
+            natural_blocking=True,
+        ),
+        _silver(
             catalog.SILVER_SENSOR_READINGS,
             _SENSOR_RANGES,
             natural_key=("sensor_id", "sequence"),

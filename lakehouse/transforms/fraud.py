@@ -13,7 +13,11 @@
   `FRAUD_PATTERNS`).
 
 The fraud label (`label_is_fraud`) is the generators' ground truth; in production it is
-where confirmed chargebacks would come in.
+where confirmed chargebacks would come in. It may be NULL (not known yet: a payment the
+decision service forwarded has no label until a chargeback, or its absence, settles it).
+Fraud is counted only where the label is true, so a NULL label counts as not (yet) fraud
+in the per-holder and daily stats (`fraud_rate` is confirmed fraud over all
+transactions).
 """
 
 from __future__ import annotations
