@@ -437,6 +437,15 @@ GOLD_FRAUD_DAILY_STATS = _gold(
     ("merchant_category",),
     7 * 365,
 )
+GOLD_FRAUD_DECISION_QUALITY = _gold(
+    "fraud_decision_quality",
+    Domain.FRAUD,
+    schemas.FRAUD_DECISION_QUALITY,
+    "Per day, the decision service's decisions against the ground truth: decisions by "
+    "kind, precision and recall of BLOCK and of REVIEW-or-BLOCK, false-positive rates.",
+    (),
+    7 * 365,
+)
 
 
 # --- models: the registry and the models' batch outputs ------------------------------------

@@ -518,6 +518,35 @@ FRAUD_DAILY_STATS = _fields(
     *((f"{pattern}_transactions", pa.int64()) for pattern in FRAUD_PATTERNS),
 )
 
+# Per day of the decision service's decisions, judged against the ground truth: how many
+# of each decision, and, among decisions whose transaction has a known label
+# (`labelled`; silver transactions' `label_is_fraud`, in production confirmed
+# chargebacks), how many frauds were blocked or at least sent to review and how many
+# legitimate payments were. Precision, recall and false-positive rate are NULL when their
+# denominator is zero; the counts add up over days.
+FRAUD_DECISION_QUALITY = _fields(
+    ("event_date", pa.date32()),
+    ("decisions", pa.int64()),
+    ("approved", pa.int64()),
+    ("reviewed", pa.int64()),
+    ("blocked", pa.int64()),
+    ("degraded", pa.int64()),
+    ("labelled", pa.int64()),
+    ("fraud", pa.int64()),
+    ("blocked_fraud", pa.int64()),
+    ("blocked_legit", pa.int64()),
+    ("review_or_block_fraud", pa.int64()),
+    ("review_or_block_legit", pa.int64()),
+    ("block_precision", pa.float64()),
+    ("block_recall", pa.float64()),
+    ("block_false_positive_rate", pa.float64()),
+    ("review_or_block_precision", pa.float64()),
+    ("review_or_block_recall", pa.float64()),
+    ("review_or_block_false_positive_rate", pa.float64()),
+    ("fraud_amount", pa.float64()),
+    ("blocked_fraud_amount", pa.float64()),
+)
+
 # Per device and day: coverage, per sensor type mean / max / max hourly stddev / drift,
 # a health score and status, and the failure ground truth (lakehouse.transforms.iot).
 DEVICE_HEALTH_DAILY = _fields(

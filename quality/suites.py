@@ -478,6 +478,36 @@ SUITES: dict[str, Suite] = {
             ("hour", "merchant_category", "channel"),
             between("fraud_rate_is_a_share", "Fraud rate in [0, 1].", ("fraud_rate", 0, 1)),
         ),
+        _gold(
+            catalog.GOLD_FRAUD_DECISION_QUALITY,
+            ("event_date",),
+            between(
+                "rates_are_shares",
+                "Precision, recall and false-positive rates in [0, 1].",
+                *(
+                    (f"{kind}_{measure}", 0, 1)
+                    for kind in ("block", "review_or_block")
+                    for measure in ("precision", "recall", "false_positive_rate")
+                ),
+            ),
+            Check(
+                "counts_nest",
+                "Labelled decisions within all of them, fraud within the labelled, blocked "
+                "fraud within the fraud sent to review or blocked.",
+                tuple(
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {"column_A": wider, "column_B": narrower, "or_equal": True},
+                    )
+                    for wider, narrower in (
+                        ("decisions", "labelled"),
+                        ("labelled", "fraud"),
+                        ("review_or_block_fraud", "blocked_fraud"),
+                    )
+                ),
+                blocking=True,
+            ),
+        ),
         # The service's fallback answer: ten distinct products per user, ranked 1..10.
         Suite(
             catalog.USER_RECOMMENDATIONS,

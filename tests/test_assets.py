@@ -63,6 +63,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "gold/ab_test_daily",
         "gold/device_health_daily",
         "gold/fraud_daily_stats",
+        "gold/fraud_decision_quality",
         "gold/fraud_user_daily",
         "gold/fraud_user_profiles",
         "gold/product_daily",
