@@ -104,13 +104,19 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One Kafka topic, its event schema and its default partition count."""
+    """One Kafka topic, its event schema and its default partition count.
+
+    `generated`: whether the domain's traffic generator simulates the topic (the outside
+    world's events); False for a topic the platform's own services write, such as the
+    fraud decisions.
+    """
 
     name: str
     domain: Domain
     event: schemas.EventSchema
     partitions: int = 4
     retention_ms: int = 7 * 24 * 3600 * 1000  # the seed keeps 7 days for replay
+    generated: bool = True
 
 
 @dataclass
@@ -176,12 +182,18 @@ class Catalog:
         wanted = Domain(domain)
         return [topic for topic in self.topics.values() if topic.domain is wanted]
 
+    def generated_topics(self, domain: Domain | str) -> list[TopicSpec]:
+        """The topics of one domain that its traffic generator produces."""
+        return [topic for topic in self.topics_of(domain) if topic.generated]
+
 
 CATALOG = Catalog()
 
 
-def _topic(name: str, domain: Domain, partitions: int) -> TopicSpec:
-    return CATALOG.add_topic(TopicSpec(name, domain, schemas.EVENT_SCHEMAS[name], partitions))
+def _topic(name: str, domain: Domain, partitions: int, generated: bool = True) -> TopicSpec:
+    return CATALOG.add_topic(
+        TopicSpec(name, domain, schemas.EVENT_SCHEMAS[name], partitions, generated=generated)
+    )
 
 
 # --- topics --------------------------------------------------------------------------------
@@ -191,6 +203,8 @@ CART_EVENTS = _topic("cart_events", Domain.ECOMMERCE, 2)
 SEARCH = _topic("search", Domain.ECOMMERCE, 2)
 PURCHASES = _topic("purchases", Domain.ECOMMERCE, 2)
 TRANSACTIONS = _topic("transactions", Domain.FRAUD, 4)
+# Written by the fraud decision service (its audit trail), one decision per transaction.
+FRAUD_DECISIONS = _topic("fraud_decisions", Domain.FRAUD, 4, generated=False)
 SENSOR_READINGS = _topic("sensor_readings", Domain.IOT, 4)
 
 
@@ -223,7 +237,12 @@ BRONZE_SEARCH = _bronze(
 )
 BRONZE_PURCHASES = _bronze(PURCHASES, "Order lines, as landed from Kafka.")
 BRONZE_TRANSACTIONS = _bronze(
-    TRANSACTIONS, "Card transactions with ground-truth fraud labels, as landed from Kafka."
+    TRANSACTIONS,
+    "Card transactions with their ground-truth fraud labels where known, as landed from Kafka.",
+)
+BRONZE_FRAUD_DECISIONS = _bronze(
+    FRAUD_DECISIONS,
+    "The fraud decision service's decisions (the audit trail), as landed from Kafka.",
 )
 BRONZE_SENSOR_READINGS = _bronze(
     SENSOR_READINGS, "Machine sensor readings with ground truth, as landed from Kafka."
@@ -268,6 +287,7 @@ SILVER_CART_EVENTS = _silver(CART_EVENTS, ("user_id", "product_id"))
 SILVER_SEARCH = _silver(SEARCH, ("user_id",))
 SILVER_PURCHASES = _silver(PURCHASES, ("user_id", "product_id"))
 SILVER_TRANSACTIONS = _silver(TRANSACTIONS, ("user_id", "merchant_id"))
+SILVER_FRAUD_DECISIONS = _silver(FRAUD_DECISIONS, ("user_id", "transaction_id"))
 SILVER_SENSOR_READINGS = _silver(SENSOR_READINGS, ("device_id", "sensor_id"))
 
 REJECTED_ROWS = CATALOG.add_table(
@@ -415,6 +435,15 @@ GOLD_FRAUD_DAILY_STATS = _gold(
     "Per day, UTC hour, merchant category and channel: transactions, fraud rate, amounts, "
     "distinct holders and counts per fraud pattern.",
     ("merchant_category",),
+    7 * 365,
+)
+GOLD_FRAUD_DECISION_QUALITY = _gold(
+    "fraud_decision_quality",
+    Domain.FRAUD,
+    schemas.FRAUD_DECISION_QUALITY,
+    "Per day, the decision service's decisions against the ground truth: decisions by "
+    "kind, precision and recall of BLOCK and of REVIEW-or-BLOCK, false-positive rates.",
+    (),
     7 * 365,
 )
 

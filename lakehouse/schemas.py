@@ -152,7 +152,53 @@ TRANSACTIONS = EventSchema(
         "longitude",
         "device_id",
         "channel",
-        "label_is_fraud",
+    ),
+)
+
+# One decision of the fraud decision service per transaction (its audit record, kept seven
+# years): the transaction's key fields, what was decided and why, and what the service had
+# to decide without. `event_id` is the transaction id, so silver's dedup by event id is
+# dedup by transaction. `fraud_probability` and `model_version` are null when no model was
+# loaded; `missing` names what was unavailable (for example "model", "realtime_state",
+# "profile").
+FRAUD_DECISIONS = EventSchema(
+    "fraud_decisions",
+    _fields(
+        *_COMMON,
+        ("transaction_id", pa.string()),
+        ("transaction_time", TIMESTAMP),
+        ("user_id", pa.int64()),
+        ("card_id", pa.string()),
+        ("amount", pa.float64()),
+        ("merchant_category", pa.string()),
+        ("channel", pa.string()),
+        ("decision", pa.string()),
+        ("fraud_probability", pa.float64()),
+        ("rules_fired", pa.list_(pa.string())),
+        ("reasons", pa.list_(pa.string())),
+        ("model_version", pa.int64()),
+        ("rules_version", pa.string()),
+        ("degraded", pa.bool_()),
+        ("missing", pa.list_(pa.string())),
+        ("latency_ms", pa.float64()),
+    ),
+    required=(
+        "event_id",
+        "event_time",
+        "transaction_id",
+        "transaction_time",
+        "user_id",
+        "card_id",
+        "amount",
+        "merchant_category",
+        "channel",
+        "decision",
+        "rules_fired",
+        "reasons",
+        "rules_version",
+        "degraded",
+        "missing",
+        "latency_ms",
     ),
 )
 
@@ -194,12 +240,21 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "cart_events": {"action": ("add", "remove"), "variant": ("control", "treatment")},
     "purchases": {"variant": ("control", "treatment")},
     "transactions": {"channel": ("pos", "online", "mobile")},
+    "fraud_decisions": {"decision": ("APPROVE", "REVIEW", "BLOCK")},
     "sensor_readings": {"sensor_type": ("temperature", "vibration", "pressure", "current")},
 }
 
 EVENT_SCHEMAS: dict[str, EventSchema] = {
     schema.name: schema
-    for schema in (CLICKSTREAM, CART_EVENTS, SEARCH, PURCHASES, TRANSACTIONS, SENSOR_READINGS)
+    for schema in (
+        CLICKSTREAM,
+        CART_EVENTS,
+        SEARCH,
+        PURCHASES,
+        TRANSACTIONS,
+        FRAUD_DECISIONS,
+        SENSOR_READINGS,
+    )
 }
 
 # Columns the ingest sidecar adds to every event when it lands in bronze.
@@ -473,6 +528,35 @@ FRAUD_DAILY_STATS = _fields(
     ("avg_amount", pa.float64()),
     ("distinct_users", pa.int64()),
     *((f"{pattern}_transactions", pa.int64()) for pattern in FRAUD_PATTERNS),
+)
+
+# Per day of the decision service's decisions, judged against the ground truth: how many
+# of each decision, and, among decisions whose transaction has a known label
+# (`labelled`; silver transactions' `label_is_fraud`, in production confirmed
+# chargebacks), how many frauds were blocked or at least sent to review and how many
+# legitimate payments were. Precision, recall and false-positive rate are NULL when their
+# denominator is zero; the counts add up over days.
+FRAUD_DECISION_QUALITY = _fields(
+    ("event_date", pa.date32()),
+    ("decisions", pa.int64()),
+    ("approved", pa.int64()),
+    ("reviewed", pa.int64()),
+    ("blocked", pa.int64()),
+    ("degraded", pa.int64()),
+    ("labelled", pa.int64()),
+    ("fraud", pa.int64()),
+    ("blocked_fraud", pa.int64()),
+    ("blocked_legit", pa.int64()),
+    ("review_or_block_fraud", pa.int64()),
+    ("review_or_block_legit", pa.int64()),
+    ("block_precision", pa.float64()),
+    ("block_recall", pa.float64()),
+    ("block_false_positive_rate", pa.float64()),
+    ("review_or_block_precision", pa.float64()),
+    ("review_or_block_recall", pa.float64()),
+    ("review_or_block_false_positive_rate", pa.float64()),
+    ("fraud_amount", pa.float64()),
+    ("blocked_fraud_amount", pa.float64()),
 )
 
 # Per device and day: coverage, per sensor type mean / max / max hourly stddev / drift,

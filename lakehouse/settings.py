@@ -124,6 +124,35 @@ class Settings(BaseSettings):
         description="Where the fraud model is fitted: in process, or as a SageMaker training "
         "job (the `sagemaker` extra; docs/sagemaker.md). Evaluation always runs here.",
     )
+
+    # --- Fraud audit trail (streaming/fraud/audit.py; docs/fraud-service.md) -------------
+    fraud_audit_spool_dir: Path | None = Field(
+        None,
+        description="Folder of the audit trail's on-disk spool: records Kafka did not take "
+        "wait there until it does. Unset: LAKEHOUSE_HOME/spool/fraud-audit. Every service "
+        "process writes its own files in it; keep it on a disk that outlives the process.",
+    )
+    fraud_audit_spool_max_bytes: int = Field(
+        1 << 30,
+        ge=4096,
+        description="Most bytes one service process keeps in the spool (1 GiB: about 20 "
+        "minutes of a 1,000 TPS outage). Past it new records are DROPPED, counted in "
+        "`fraud_audit_records_dropped_total{reason=\"spool_full\"}` and logged as errors.",
+    )
+    fraud_audit_delivery_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="How long a record may wait for Kafka in memory (librdkafka's "
+        "`message.timeout.ms`) before it goes to the spool.",
+    )
+    fraud_audit_retry_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often the audit trail's background thread checks whether Kafka is "
+        "back and resends the spool (doubling while resends keep failing, up to 30 s).",
+    )
+
+    # --- models, continued ---------------------------------------------------------------
     real_data_dir: Path = Field(
         Path("../shared/data/real"),
         description="The public data sets (UCI Online Retail, C-MAPSS, NAB) that models are "
@@ -297,6 +326,12 @@ class Settings(BaseSettings):
     def home(self) -> Path:
         """Absolute state folder."""
         return self.lakehouse_home.expanduser().resolve()
+
+    @property
+    def fraud_audit_spool(self) -> Path:
+        """Absolute folder of the fraud audit trail's spool."""
+        folder = self.fraud_audit_spool_dir or self.lakehouse_home / "spool" / "fraud-audit"
+        return folder.expanduser().resolve()
 
     def storage_options(self) -> dict[str, str]:
         """Storage options for delta-rs; empty for local folders."""

@@ -309,6 +309,20 @@ SUITES: dict[str, Suite] = {
             expected=("city",),
         ),
         _silver(
+            catalog.SILVER_FRAUD_DECISIONS,
+            between(
+                "values_in_range",
+                "Fraud probabilities in [0, 1]; amounts from 0.01 to 100,000; latencies "
+                "from 0 to 60 s.",
+                ("fraud_probability", 0, 1),
+                ("amount", 0.01, 100_000),
+                ("latency_ms", 0, 60_000),
+            ),
+            # One decision per transaction (the service is idempotent on its id).
+            natural_key=("transaction_id",),
+            natural_blocking=True,
+        ),
+        _silver(
             catalog.SILVER_SENSOR_READINGS,
             _SENSOR_RANGES,
             natural_key=("sensor_id", "sequence"),
@@ -463,6 +477,36 @@ SUITES: dict[str, Suite] = {
             catalog.GOLD_FRAUD_DAILY_STATS,
             ("hour", "merchant_category", "channel"),
             between("fraud_rate_is_a_share", "Fraud rate in [0, 1].", ("fraud_rate", 0, 1)),
+        ),
+        _gold(
+            catalog.GOLD_FRAUD_DECISION_QUALITY,
+            ("event_date",),
+            between(
+                "rates_are_shares",
+                "Precision, recall and false-positive rates in [0, 1].",
+                *(
+                    (f"{kind}_{measure}", 0, 1)
+                    for kind in ("block", "review_or_block")
+                    for measure in ("precision", "recall", "false_positive_rate")
+                ),
+            ),
+            Check(
+                "counts_nest",
+                "Labelled decisions within all of them, fraud within the labelled, blocked "
+                "fraud within the fraud sent to review or blocked.",
+                tuple(
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {"column_A": wider, "column_B": narrower, "or_equal": True},
+                    )
+                    for wider, narrower in (
+                        ("decisions", "labelled"),
+                        ("labelled", "fraud"),
+                        ("review_or_block_fraud", "blocked_fraud"),
+                    )
+                ),
+                blocking=True,
+            ),
         ),
         # The service's fallback answer: ten distinct products per user, ranked 1..10.
         Suite(

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
+import orjson
 import pytest
 from dagster_postgres import PostgresRunStorage
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics
-from lakehouse.catalog import CATALOG, Layer
+from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, Layer
 from lakehouse.delta import table_stats
 from lakehouse.settings import Profile, Settings
 from orchestration.definitions import defs
@@ -28,6 +29,8 @@ from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
 from tests.conftest import s3_client
+from tests.support.fraud_audit import decisions_for
+from tests.support.traffic import produce as send
 
 START = datetime(2026, 11, 22, tzinfo=UTC)
 EVENTS = {"ecommerce": 6_000, "fraud": 2_000, "iot": 3_000}
@@ -40,9 +43,13 @@ SILVER_AND_GOLD = sorted(
 
 
 def land_a_day(settings: Settings) -> None:
-    """Generated traffic for every domain, produced to Kafka and landed in bronze."""
+    """Generated traffic for every domain, produced to Kafka and landed in bronze, with
+    a decision of the fraud service for every generated transaction."""
     for domain, events in EVENTS.items():
         produce(settings, make_generator(domain, seed=11, start=START), events, progress=False)
+    fraud = make_generator("fraud", seed=11, start=START).batches(EVENTS["fraud"])
+    payments = [orjson.loads(value) for batch in fraud for value in batch.values]
+    send(settings, FRAUD_DECISIONS.name, decisions_for(payments))
     options = IngestOptions(topics=list(CATALOG.topics), until_idle=True, handle_signals=False)
     IngestWorker(settings, options).run()
 

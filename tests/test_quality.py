@@ -37,6 +37,7 @@ from quality.suites import SUITES, suite_for
 from quality.validate import validate
 from streaming.generators import Faults, make_generator
 from streaming.ingest.decode import BatchDecoder
+from tests.support.fraud_audit import decisions_bronze
 from tests.test_silver import land, reading
 
 DAY = date(2026, 11, 22)
@@ -51,6 +52,7 @@ RANGE_CHECK = {
     "search": "results_count_in_range",
     "purchases": "amounts_in_range",
     "transactions": "amount_in_range",
+    "fraud_decisions": "values_in_range",
     "sensor_readings": "value_physically_possible",
 }
 
@@ -102,8 +104,10 @@ def failed_checks(settings: Settings, topic: str, rows: pa.Table) -> set[str]:
 
 @pytest.fixture(scope="module")
 def clean() -> dict[str, pa.Table]:
-    """Clean bronze rows of every topic."""
-    return {topic: rows for domain in EVENTS for topic, rows in bronze_rows(domain).items()}
+    """Clean bronze rows of every topic; the decision service's, one decision per
+    generated transaction."""
+    rows = {topic: rows for domain in EVENTS for topic, rows in bronze_rows(domain).items()}
+    return {**rows, "fraud_decisions": decisions_bronze(rows["transactions"])}
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from lakehouse.broker import EmbeddedBroker, ensure_topics
+from lakehouse.broker import ensure_topics
 from lakehouse.settings import Settings
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.net import free_port
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import CuttableProxy, broker_behind_proxy
 from tests.support.traffic import (
     SteadyTraffic,
     assert_exactly_once,
@@ -145,14 +145,8 @@ def test_a_30_second_broker_outage_heals_by_itself(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     outage = float(os.environ.get("LAKEHOUSE_OUTAGE_SECONDS", "30"))
-    proxy_port, broker_port = free_port(), free_port()
-    broker = EmbeddedBroker("127.0.0.1", broker_port, tmp_path / "broker.log")
-    # Clients only ever see the proxy: it is both the bootstrap and the advertised address.
-    broker.advertised_port = proxy_port
-    broker.start()
-    proxy = CuttableProxy(proxy_port, broker_port).start()
-    try:
-        settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{proxy_port}")
+    with broker_behind_proxy(tmp_path / "broker.log") as proxy:
+        settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{proxy.listen_port}")
         ensure_topics(settings)
         log = tmp_path / "ingest.log"
         produce(settings, "clickstream", map(click_event, range(20_000)))
@@ -170,9 +164,6 @@ def test_a_30_second_broker_outage_heals_by_itself(
         wait_for_rows(settings, "clickstream", 40_000, timeout=120)
         assert stop(ingest) == 0
         assert_exactly_once(settings, "clickstream", {f"c{i}" for i in range(40_000)})
-    finally:
-        proxy.cut()
-        broker.stop()
 
 
 def _wait_for_log(log: Path, prefix: str, timeout: float, after: int = 0) -> None:

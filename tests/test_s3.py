@@ -15,13 +15,14 @@ import orjson
 import pyarrow.compute as pc
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics
-from lakehouse.catalog import CATALOG, Domain
+from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, TRANSACTIONS, Domain
 from lakehouse.delta import table_stats
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
 from tests.conftest import s3_client
+from tests.support.fraud_audit import decisions_for
 from tests.support.traffic import bronze, produce
 
 EVENTS = {Domain.ECOMMERCE: 4_000, Domain.FRAUD: 2_000, Domain.IOT: 3_000}
@@ -29,13 +30,18 @@ START = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def produce_all_domains(settings: Settings) -> dict[str, Counter[str]]:
-    """Produce every domain's traffic; return the event ids sent per topic, with multiplicity."""
+    """Produce every domain's traffic, and a fraud decision per transaction; return the
+    event ids sent per topic, with multiplicity."""
     sent: dict[str, Counter[str]] = {topic: Counter() for topic in CATALOG.topics}
     for domain, events in EVENTS.items():
         generator = make_generator(domain, seed=7, start=START)
         for batch in generator.batches(events, 1_000):
             produce(settings, batch.topic, batch.values)
             sent[batch.topic].update(orjson.loads(value)["event_id"] for value in batch.values)
+            if batch.topic == TRANSACTIONS.name:  # and the fraud service's decisions
+                decisions = decisions_for(map(orjson.loads, batch.values))
+                produce(settings, FRAUD_DECISIONS.name, decisions)
+                sent[FRAUD_DECISIONS.name].update(orjson.loads(v)["event_id"] for v in decisions)
     return sent
 
 

@@ -1,4 +1,5 @@
-"""Fraud gold: per holder and day, lifetime profiles as of each day, daily fraud stats."""
+"""Fraud gold: per holder and day, lifetime profiles as of each day, daily fraud stats, and
+the decision service's daily precision and recall against the ground truth."""
 
 from datetime import date
 
@@ -11,12 +12,16 @@ from assets.metadata import bar_chart, preview
 from assets.tables import asset_key
 from lakehouse.catalog import (
     GOLD_FRAUD_DAILY_STATS,
+    GOLD_FRAUD_DECISION_QUALITY,
     GOLD_FRAUD_USER_DAILY,
     GOLD_FRAUD_USER_PROFILES,
+    SILVER_FRAUD_DECISIONS,
     SILVER_TRANSACTIONS,
 )
 from lakehouse.transforms.fraud import (
+    DECISIONS,
     build_fraud_daily_stats_partition,
+    build_fraud_decision_quality_partition,
     build_fraud_user_daily_partition,
     build_fraud_user_profiles_partition,
     fraud_rate_by_category,
@@ -27,6 +32,9 @@ from lakehouse.transforms.fraud import (
 # AllPartitionMapping would also tie D to every later day, so a new day would mark all the
 # earlier profiles stale although they are snapshots as of their own day.
 _UP_TO_THIS_DAY = dg.TimeWindowPartitionMapping(start_offset=-100_000, end_offset=0)
+# A day's decisions are judged with the labels of that day's transactions and the day
+# before's (a payment just before midnight may be decided after it).
+_THIS_DAY_AND_THE_DAY_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
 
 
 def _fraud_count(rows: pa.Table, days: list[date]) -> dict[str, object]:
@@ -66,6 +74,30 @@ def _fraud_rate_chart(stats: pa.Table, days: list[date]) -> dict[str, object]:
     }
 
 
+def _decision_quality(rows: pa.Table, days: list[date]) -> dict[str, object]:
+    if rows.num_rows == 0:
+        return {"decisions_last_day": dg.MetadataValue.int(0)}
+    (day,) = rows.to_pylist()
+
+    def share(name: str) -> dg.MetadataValue:
+        value = day[name]
+        return dg.MetadataValue.float(value) if value is not None else dg.MetadataValue.null()
+
+    shown = ("block", "review_or_block")
+    return {
+        "decisions_last_day": dg.MetadataValue.int(day["decisions"]),
+        "labelled_last_day": dg.MetadataValue.int(day["labelled"]),
+        **{f"{kind}_{measure}": share(f"{kind}_{measure}")
+           for kind in shown for measure in ("precision", "recall")},
+        "block_false_positive_rate": share("block_false_positive_rate"),
+        "decisions_by_kind": bar_chart(
+            f"Decisions, {days[-1].isoformat()}",
+            list(DECISIONS),
+            [day["approved"], day["reviewed"], day["blocked"]],
+        ),
+    }
+
+
 gold_fraud_user_daily = daily_asset(
     GOLD_FRAUD_USER_DAILY,
     build_fraud_user_daily_partition,
@@ -84,4 +116,13 @@ gold_fraud_daily_stats = daily_asset(
     build_fraud_daily_stats_partition,
     deps=[SILVER_TRANSACTIONS],
     describe=_fraud_rate_chart,
+)
+gold_fraud_decision_quality = daily_asset(
+    GOLD_FRAUD_DECISION_QUALITY,
+    build_fraud_decision_quality_partition,
+    deps=[
+        SILVER_FRAUD_DECISIONS,
+        dg.AssetDep(asset_key(SILVER_TRANSACTIONS), partition_mapping=_THIS_DAY_AND_THE_DAY_BEFORE),
+    ],
+    describe=_decision_quality,
 )

@@ -85,8 +85,12 @@ class FraudDataset:
 
 
 def fraud_dataset(settings: Settings, first: date, last: date) -> FraudDataset:
-    """The features of every silver transaction dated `first`..`last`, with what was known
-    before each: a week of earlier transactions, profiles and category risk."""
+    """The features of every labelled silver transaction dated `first`..`last`, with what
+    was known before each: a week of earlier transactions, profiles and category risk.
+
+    A transaction whose label is NULL (not known yet: no chargeback has settled it) is
+    neither trained nor evaluated on, but still counts in its neighbours' history: the
+    service saw it."""
     history = read_days(
         settings,
         SILVER_TRANSACTIONS,
@@ -103,8 +107,14 @@ def fraud_dataset(settings: Settings, first: date, last: date) -> FraudDataset:
                       first - timedelta(days=RISK_DAYS), last - timedelta(days=1))
     days = pc.unique(candidates["event_date"]).to_pylist()
     context = attach_context(candidates, profiles, category_risk(stats, days))
+    features = transaction_features(context, history)
+    labelled = pc.is_valid(context["label_is_fraud"])
+    if not pc.all(labelled).as_py():
+        features, context = features.filter(labelled), context.filter(labelled)
+    if context.num_rows == 0:
+        raise ValueError(f"no labelled silver transactions dated {first}..{last} to train on")
     return FraudDataset(
-        features=transaction_features(context, history),
+        features=features,
         labels=context["label_is_fraud"].to_numpy(zero_copy_only=False).astype(bool),
         days=context["event_date"].to_numpy(zero_copy_only=False).astype("datetime64[D]"),
         patterns=context["label_fraud_pattern"].to_numpy(zero_copy_only=False),

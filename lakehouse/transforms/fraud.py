@@ -11,30 +11,42 @@
 - `fraud_daily_stats`: per day, UTC hour, merchant category and channel: volumes, fraud
   rate and one count per fraud pattern (wide columns: the patterns are a closed set,
   `FRAUD_PATTERNS`).
+- `fraud_decision_quality`: per day, the decision service's decisions (silver
+  `fraud_decisions`) judged against the labels of their transactions: precision and
+  recall of BLOCK and of REVIEW-or-BLOCK, false-positive rates.
 
 The fraud label (`label_is_fraud`) stands in for confirmed chargebacks and is as noisy (the
 generator labels friendly fraud as fraud and leaves unreported fraud legit); the
 per-pattern counts follow `label_fraud_pattern`, the generator's truth, so they need not
-add up to the labelled count.
+add up to the labelled count. The label may be NULL (not known yet: a payment the
+decision service forwarded has no label until a chargeback, or its absence, settles it).
+Fraud is counted only where the label is true, so a NULL label counts as not (yet) fraud
+in the per-holder and daily stats (`fraud_rate` is confirmed fraud over all
+transactions), and decision quality judges labelled decisions only.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pyarrow as pa
 
 from lakehouse.catalog import (
+    FRAUD_DECISIONS,
     GOLD_FRAUD_DAILY_STATS,
+    GOLD_FRAUD_DECISION_QUALITY,
     GOLD_FRAUD_USER_DAILY,
     GOLD_FRAUD_USER_PROFILES,
+    SILVER_FRAUD_DECISIONS,
     SILVER_TRANSACTIONS,
 )
 from lakehouse.schemas import (
     FRAUD_DAILY_STATS,
+    FRAUD_DECISION_QUALITY,
     FRAUD_PATTERNS,
     FRAUD_USER_DAILY,
     FRAUD_USER_PROFILES,
+    VOCABULARIES,
 )
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
@@ -180,6 +192,52 @@ GROUP BY merchant_category
 ORDER BY fraud_rate DESC, merchant_category
 """
 
+DECISIONS = VOCABULARIES[FRAUD_DECISIONS.name]["decision"]
+APPROVE, REVIEW, BLOCK = DECISIONS
+
+# Labels are looked up among transactions dated the decision's day or the day before (a
+# payment at 23:59:59.999 may be decided after midnight); a decision whose transaction is
+# not there, or not labelled yet, counts as unlabelled.
+_DECISION_QUALITY_SQL = f"""
+WITH labels AS (
+    SELECT event_id, bool_or(label_is_fraud) AS fraud FROM txns GROUP BY event_id
+),
+judged AS (
+    SELECT d.decision, d.degraded, d.amount, l.fraud
+    FROM decisions AS d LEFT JOIN labels AS l ON l.event_id = d.transaction_id
+),
+counts AS (
+    SELECT count(*) AS decisions,
+           count(*) FILTER (WHERE decision = '{APPROVE}') AS approved,
+           count(*) FILTER (WHERE decision = '{REVIEW}') AS reviewed,
+           count(*) FILTER (WHERE decision = '{BLOCK}') AS blocked,
+           count(*) FILTER (WHERE degraded) AS degraded,
+           count(fraud) AS labelled,
+           count(*) FILTER (WHERE fraud) AS fraud,
+           count(*) FILTER (WHERE fraud AND decision = '{BLOCK}') AS blocked_fraud,
+           count(*) FILTER (WHERE NOT fraud AND decision = '{BLOCK}') AS blocked_legit,
+           count(*) FILTER (WHERE fraud AND decision IN ('{REVIEW}', '{BLOCK}'))
+               AS review_or_block_fraud,
+           count(*) FILTER (WHERE NOT fraud AND decision IN ('{REVIEW}', '{BLOCK}'))
+               AS review_or_block_legit,
+           coalesce(sum(amount) FILTER (WHERE fraud), 0) AS fraud_amount,
+           coalesce(sum(amount) FILTER (WHERE fraud AND decision = '{BLOCK}'), 0)
+               AS blocked_fraud_amount
+    FROM judged
+)
+SELECT $day::DATE AS event_date, *,
+       blocked_fraud / nullif(blocked_fraud + blocked_legit, 0) AS block_precision,
+       blocked_fraud / nullif(fraud, 0) AS block_recall,
+       blocked_legit / nullif(labelled - fraud, 0) AS block_false_positive_rate,
+       review_or_block_fraud / nullif(review_or_block_fraud + review_or_block_legit, 0)
+           AS review_or_block_precision,
+       review_or_block_fraud / nullif(fraud, 0) AS review_or_block_recall,
+       review_or_block_legit / nullif(labelled - fraud, 0)
+           AS review_or_block_false_positive_rate
+FROM counts
+WHERE decisions > 0
+"""
+
 _TXN_COLUMNS = [
     "event_time",
     "event_date",
@@ -222,6 +280,20 @@ def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
     return run_sql(_STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
 
 
+def fraud_decision_quality(decisions: pa.Table, transactions: pa.Table, day: date) -> pa.Table:
+    """One row for `day`: its `decisions` (silver `fraud_decisions` rows) against the
+    labels of `transactions` (silver rows with `event_id` and `label_is_fraud`); no row
+    for a day without decisions."""
+    return run_sql(
+        _DECISION_QUALITY_SQL,
+        FRAUD_DECISION_QUALITY,
+        {"day": day},
+        deterministic=True,
+        decisions=decisions,
+        txns=transactions,
+    )
+
+
 def _transactions_of(settings: Settings, day: date) -> pa.Table:
     return read_days(settings, SILVER_TRANSACTIONS, _TXN_COLUMNS, day)
 
@@ -255,3 +327,18 @@ def fraud_rate_by_category(stats: pa.Table) -> pa.Table:
     """gold.fraud_daily_stats rows summed over days, hours and channels, riskiest category
     first."""
     return run_sql(_BY_CATEGORY_SQL, deterministic=True, stats=stats)
+
+
+def build_fraud_decision_quality_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> pa.Table:
+    """Rebuild one day of gold.fraud_decision_quality from silver decisions and the labels
+    of the transactions of that day and the day before; idempotent."""
+    decisions = read_days(
+        settings, SILVER_FRAUD_DECISIONS, ["transaction_id", "decision", "degraded", "amount"], day
+    )
+    labels = read_days(
+        settings, SILVER_TRANSACTIONS, ["event_id", "label_is_fraud"], day - timedelta(days=1), day
+    )
+    rows = fraud_decision_quality(decisions, labels, day)
+    return replace_day(settings, GOLD_FRAUD_DECISION_QUALITY, rows, day, guard)

@@ -19,6 +19,7 @@ from lakehouse.catalog import (
     CART_EVENTS,
     CATALOG,
     CLICKSTREAM,
+    FRAUD_DECISIONS,
     PURCHASES,
     REJECTED_ROWS,
     SEARCH,
@@ -78,6 +79,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("total_matches_lines", "abs(total_amount - unit_price * quantity) < 0.01"),
         Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
     ),
+    # No rule reads `label_is_fraud`: NULL is a label not known yet (a live payment's
+    # ground truth comes later, with chargebacks), not a broken row.
     TRANSACTIONS.name: (
         *_SESSION,
         _one_of(TRANSACTIONS, "channel"),
@@ -85,6 +88,17 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
         Rule("latitude_in_range", "latitude BETWEEN -90 AND 90"),
         Rule("longitude_in_range", "longitude BETWEEN -180 AND 180"),
+    ),
+    FRAUD_DECISIONS.name: (
+        *_SESSION,
+        _one_of(FRAUD_DECISIONS, "decision"),
+        # Dedup by event id is dedup by transaction only if the two are the same.
+        Rule("event_id_is_transaction_id", "event_id = transaction_id"),
+        Rule(
+            "fraud_probability_is_a_share",
+            "fraud_probability IS NULL OR fraud_probability BETWEEN 0 AND 1",
+        ),
+        Rule("latency_non_negative", "latency_ms >= 0"),
     ),
     SENSOR_READINGS.name: (
         _one_of(SENSOR_READINGS, "sensor_type"),

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -80,7 +79,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         METRICS.latency.observe(time.perf_counter() - started)
         if decided.replayed:
             return 200, orjson.dumps(decided.body), {"Idempotent-Replayed": "true"}
-        audit.record(_transaction_event(transaction), _decision_event(transaction, decided))
+        # The decision's latency is its `total` stage, not the sum of the stages.
+        audit.record(transaction.model_dump(mode="json"),
+                     {**decided.body, "latency_ms": decided.body["stage_ms"]["total"]})
         return 200, orjson.dumps(decided.body), None
 
     @contextlib.asynccontextmanager
@@ -227,37 +228,6 @@ async def _send(send: Send, status: int, body: bytes, headers: dict[str, str] | 
     raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-def _transaction_event(transaction: Transaction) -> dict[str, Any]:
-    """The payment as a `transactions` event, as received."""
-    return transaction.model_dump(mode="json")
-
-
-def _decision_event(transaction: Transaction, decided: Decided) -> dict[str, Any]:
-    """The decision as a `fraud_decisions` event (one per transaction: its id is the
-    transaction's, so the lake deduplicates retries and redeliveries by it)."""
-    body = decided.body
-    return {
-        "event_id": transaction.event_id,
-        "event_time": datetime.now(UTC).isoformat(),
-        "transaction_id": transaction.event_id,
-        "transaction_time": transaction.event_time.isoformat(),
-        "user_id": transaction.user_id,
-        "card_id": transaction.card_id,
-        "amount": transaction.amount,
-        "merchant_category": transaction.merchant_category,
-        "channel": transaction.channel,
-        "decision": body["decision"],
-        "fraud_probability": body["fraud_probability"],
-        "rules_fired": body["rules_fired"],
-        "reasons": body["reasons"],
-        "model_version": body["model_version"],
-        "rules_version": body["rules_version"],
-        "degraded": body["degraded"],
-        "missing": body["missing"],
-        "latency_ms": body["stage_ms"]["total"],
-    }
 
 
 def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:

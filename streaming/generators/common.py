@@ -217,7 +217,7 @@ class ChunkedGenerator(ABC):
         self.live = live
         self.start = start if start is not None else default_start(live)
         self.span = span
-        self.topics = tuple(topic.name for topic in CATALOG.topics_of(self.domain))
+        self.topics = tuple(topic.name for topic in CATALOG.generated_topics(self.domain))
         self._events = {topic: CATALOG.topic(topic).event for topic in self.topics}
 
     def timeline(self, diurnal: bool) -> Timeline:

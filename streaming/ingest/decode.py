@@ -91,7 +91,7 @@ class BatchDecoder:
         )
         self._read_options = pajson.ReadOptions(use_threads=True, block_size=8 << 20)
         self._required = list(event.required)
-        self._string_columns = [f.name for f in event.schema if pa.types.is_string(f.type)]
+        self._string_columns = [f.name for f in event.schema if _holds_strings(f.type)]
         self._timestamp_columns = [f.name for f in event.schema if pa.types.is_timestamp(f.type)]
         self._screen_decoder = msgspec.json.Decoder(_screening_struct(event.schema))
         self._poison_seen = False  # whether the last slow path found suspects
@@ -221,7 +221,8 @@ class BatchDecoder:
         """Parse JSON lines; raise if Arrow refuses them."""
         table = pajson.read_json(io.BytesIO(data), read_options=read, parse_options=options)
         # Arrow's JSON reader copies string bytes unchecked; refuse invalid UTF-8 here
-        # (a few ms per 250K rows) rather than write corrupt strings to Parquet.
+        # (a few ms per 250K rows) rather than write corrupt strings to Parquet. Full
+        # validation descends into lists, so the strings of a list<string> are checked too.
         for name in self._string_columns:
             table.column(name).validate(full=True)
         return table
@@ -303,8 +304,22 @@ def _clean(message: str) -> str:
     return message.removeprefix("JSON parse error: ").strip()
 
 
+def _holds_strings(dtype: pa.DataType) -> bool:
+    """Whether a column's values are, or contain, strings (a list<string> does)."""
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return _holds_strings(dtype.value_type)
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+
+
 def _screening_type(dtype: pa.DataType) -> object:
-    """The msgspec type that accepts exactly the JSON values Arrow converts to `dtype`."""
+    """The msgspec type that accepts exactly the JSON values Arrow converts to `dtype`.
+
+    A list takes a JSON array whose items are each the item type's value or null (Arrow
+    reads `[null]` as a list holding one null); a string, an object or a nested array in
+    its place is refused, as Arrow refuses it.
+    """
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return list[_screening_type(dtype.value_type) | None]  # type: ignore[misc]
     if pa.types.is_integer(dtype):
         bits = dtype.bit_width - 1
         return Annotated[int, msgspec.Meta(ge=-(2**bits), le=2**bits - 1)]

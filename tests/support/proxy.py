@@ -9,6 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from lakehouse.broker import EmbeddedBroker
+from tests.support.net import free_port
 
 
 class CuttableProxy:
@@ -75,3 +80,18 @@ class CuttableProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def broker_behind_proxy(log: Path) -> Iterator[CuttableProxy]:
+    """A fresh broker that clients reach only through a cuttable proxy: the proxy's port
+    is both the bootstrap and the advertised address (`127.0.0.1:{proxy.listen_port}`)."""
+    proxy_port, broker_port = free_port(), free_port()
+    broker = EmbeddedBroker("127.0.0.1", broker_port, log, advertised_port=proxy_port)
+    broker.start()
+    proxy = CuttableProxy(proxy_port, broker_port).start()
+    try:
+        yield proxy
+    finally:
+        proxy.cut()
+        broker.stop()
