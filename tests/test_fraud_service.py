@@ -30,6 +30,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from lakehouse.catalog import FRAUD_DECISIONS, TRANSACTIONS
 from lakehouse.decisions.rules import DEFAULT_RULES_PATH
 from lakehouse.models.fraud import MODEL_NAME
 from lakehouse.models.registry import champion
@@ -51,6 +52,7 @@ from tests.support.fraud import (
     served_at,
     settled_holders,
 )
+from tests.support.fraud_audit import read_topic
 from tests.support.net import free_port
 from tests.support.redis_server import RedisServer
 
@@ -425,3 +427,23 @@ def test_a_hung_redis_costs_a_few_timeouts_then_the_breaker_decides_without_it(
         hung.close()
     assert all(a["degraded"] and "realtime_state" in a["missing"] for a in answers)
     assert REGISTRY.get_sample_value("fraud_redis_errors_total") - errors < 20
+
+
+def test_every_answered_payment_is_audited_with_its_decision(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """After the answer, the payment as received and its decision reach Kafka (the
+    service's shutdown flushes the audit trail); a retry is not audited twice."""
+    events = [payment(holders[k], f"audit-{k}", served_at(5, k)) for k in range(3)]
+    with TestClient(create_app(settings)) as client:
+        answers = {e["event_id"]: decide(client, e) for e in events}
+        decide(client, events[0])  # a retry: the stored decision, no second record
+    decisions = [orjson.loads(m.value()) for m in read_topic(settings, FRAUD_DECISIONS.name)]
+    payments = [orjson.loads(m.value()) for m in read_topic(settings, TRANSACTIONS.name)]
+    assert sorted(d["transaction_id"] for d in decisions) == sorted(answers)
+    for decision in decisions:
+        answered = answers[decision["transaction_id"]]
+        assert decision["decision"] == answered["decision"]
+        assert decision["rules_version"] == answered["rules_version"]
+        assert decision["latency_ms"] == answered["stage_ms"]["total"]
+    assert sorted(p["event_id"] for p in payments) == sorted(answers)
