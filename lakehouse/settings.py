@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     fraud_audit_spool_max_bytes: int = Field(
         1 << 30,
         ge=4096,
-        description="Most bytes one service process keeps in the spool (1 GiB: about 20 "
+        description="Most bytes one service process keeps in the spool (1 GiB: about 17 "
         "minutes of a 1,000 TPS outage). Past it new records are DROPPED, counted in "
         "`fraud_audit_records_dropped_total{reason=\"spool_full\"}` and logged as errors.",
     )
