@@ -55,7 +55,7 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
 
 P99_TARGET_MS = 10.0
-STEP_RATES = [500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 2500.0]
+STEP_RATES = [100.0, 250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0]
 SEED_BUDGET_MS = {"enrichment": 50.0, "aggregates": None, "model": 30.0, "rules": 20.0,
                   "record": None, "total": 200.0}
 """The seed's latency budget per stage (case study 2); None where it sets none."""
