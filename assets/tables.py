@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from lakehouse.catalog import TableSpec
+from lakehouse.catalog import Domain, TableSpec
 from quality.suites import has_suite, suite_for
 
 
@@ -26,6 +26,31 @@ def asset_deps(
     """`deps` for `@dg.asset`: catalogued tables become their assets' keys; an `AssetDep`
     (a partition mapping) or an asset definition passes through as it is."""
     return [asset_key(dep) if isinstance(dep, TableSpec) else dep for dep in upstream]
+
+
+ONLINE_LAYER = "online"
+"""The layer of the assets that publish to the online stores."""
+
+
+def online_key(name: str) -> dg.AssetKey:
+    """`online/<name>`: something published to a serving store."""
+    return dg.AssetKey([ONLINE_LAYER, name])
+
+
+def online_spec(
+    key: dg.AssetKey, domain: Domain, description: str, deps: Sequence, kinds: set[str]
+) -> dg.AssetSpec:
+    """An online asset of `domain` (key from `online_key`): what a nightly run publishes to
+    a serving store, downstream of `deps`."""
+    return dg.AssetSpec(
+        key,
+        description=description,
+        group_name=domain.value,
+        owners=[domain.owner],
+        tags={"layer": ONLINE_LAYER},
+        kinds=kinds,
+        deps=asset_deps(deps),
+    )
 
 
 def check_specs(table: TableSpec) -> list[dg.AssetCheckSpec]:

@@ -12,14 +12,11 @@ and of a sample of others, in event-time order, so each holder's history is whol
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from typing import Any
 
@@ -28,7 +25,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from cli.online_demo import OnlineProcess, log_path, redis_client, wait_answering
+from cli.online_demo import api_service, redis_client
 from lakehouse.catalog import SILVER_TRANSACTIONS
 from lakehouse.online.fraud_state import publish_fraud_state, rebuild_windows
 from lakehouse.settings import Settings
@@ -40,33 +37,19 @@ MOST_PAYMENTS = 400
 TABLE_ROWS = 30
 
 
-@contextmanager
-def fraud_service(settings: Settings, console: Console, port: int) -> Iterator[tuple[str, str]]:
-    """`lakehouse serve fraud` on `port` with a fresh token, once it answers; yields its
-    base URL and the token, then stops it with SIGTERM."""
-    token = settings.lakehouse_api_token
-    secret = token.get_secret_value() if token else secrets.token_urlsafe(24)
-    process = OnlineProcess(
-        "the fraud decision service",
-        ["serve", "fraud", "--host", "127.0.0.1", "--port", str(port)],
-        log_path(settings, "fraud"),
-        {**os.environ, "LAKEHOUSE_API_TOKEN": secret},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        started = time.perf_counter()
-        wait_answering(base, process, "/healthz")
+def fraud_service(
+    settings: Settings, console: Console, port: int
+) -> AbstractContextManager[tuple[str, str]]:
+    """`lakehouse serve fraud` on `port` once it answers (`api_service`; liveness, since a
+    tiny demo may have no champion to be ready with)."""
+
+    def loaded(base: str) -> str:
         readiness = _get(f"{base}/readyz")
-        console.print(
-            f"   [green]fraud decision service[/] answering at {base} in "
-            f"{time.perf_counter() - started:.1f}s (model version "
-            f"{readiness.get('model_version')}, rules {readiness.get('rules_version')}, "
-            f"pid {process.process.pid}, log {process.log})"
-        )
-        yield base, secret
-    finally:
-        code = process.stop()
-        console.print(f"   [dim]fraud decision service stopped with SIGTERM (exit code {code})[/]")
+        return (f"model version {readiness.get('model_version')}, rules "
+                f"{readiness.get('rules_version')}, ")
+
+    return api_service(settings, console, "fraud", "fraud decision service", port,
+                       "/healthz", loaded)
 
 
 def prepare_state(settings: Settings, day: date) -> int:

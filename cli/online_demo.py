@@ -19,8 +19,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -163,32 +163,46 @@ def wait_caught_up(settings: Settings, process: OnlineProcess, timeout: float = 
 
 
 @contextmanager
-def recommendation_service(
-    settings: Settings, console: Console, port: int
+def api_service(
+    settings: Settings,
+    console: Console,
+    service: str,
+    label: str,
+    port: int,
+    ready_path: str = "/readyz",
+    detail: Callable[[str], str] = lambda base: "",
 ) -> Iterator[tuple[str, str]]:
-    """`lakehouse serve recommendations` on `port` with a fresh token, once ready; yields
-    its base URL and the token, then stops it with SIGTERM."""
+    """`lakehouse serve <service>` on `port` with a fresh token, once `ready_path`
+    answers; yields its base URL and the token, then stops it with SIGTERM. `detail(base)`
+    adds what the service says about itself to the line announcing it."""
     token = settings.lakehouse_api_token
     secret = token.get_secret_value() if token else secrets.token_urlsafe(24)
     env = {**os.environ, "LAKEHOUSE_API_TOKEN": secret}
     process = OnlineProcess(
-        "the recommendation service",
-        ["serve", "recommendations", "--host", "127.0.0.1", "--port", str(port)],
-        log_path(settings, "recommendations"),
+        f"the {label}",
+        ["serve", service, "--host", "127.0.0.1", "--port", str(port)],
+        log_path(settings, service),
         env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.perf_counter()
-        wait_answering(base, process)
+        wait_answering(base, process, ready_path)
         console.print(
-            f"   [green]recommendation service[/] ready at {base} in "
-            f"{time.perf_counter() - started:.1f}s (pid {process.process.pid}, log {process.log})"
+            f"   [green]{label}[/] ready at {base} in {time.perf_counter() - started:.1f}s "
+            f"({detail(base)}pid {process.process.pid}, log {process.log})"
         )
         yield base, secret
     finally:
         code = process.stop()
-        console.print(f"   [dim]recommendation service stopped with SIGTERM (exit code {code})[/]")
+        console.print(f"   [dim]{label} stopped with SIGTERM (exit code {code})[/]")
+
+
+def recommendation_service(
+    settings: Settings, console: Console, port: int
+) -> AbstractContextManager[tuple[str, str]]:
+    """`lakehouse serve recommendations` on `port`, once ready (`api_service`)."""
+    return api_service(settings, console, "recommendations", "recommendation service", port)
 
 
 def recommend(base: str, token: str, user_id: int, k: int = 10) -> Answer:

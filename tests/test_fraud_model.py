@@ -29,10 +29,9 @@ from lakehouse.models.registry import champion, register
 from lakehouse.models.trained import TrainedModel
 from lakehouse.schemas import FRAUD_PATTERNS
 from lakehouse.settings import Settings
-from lakehouse.transforms import fraud as gold
-from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
 from streaming.generators import make_generator
+from tests.support.fraud import build_fraud_days
 from tests.support.landing import land_in_bronze
 
 FIRST = date(2026, 3, 2)
@@ -55,11 +54,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         span=timedelta(days=len(DAYS)), n_users=HOLDERS, fraud_rate=FRAUD_RATE,
     )
     land_in_bronze(settings, generator, HOLDERS * 5 * len(DAYS))
-    for day in DAYS:
-        build_silver_partition(settings, "transactions", day)
-        gold.build_fraud_user_daily_partition(settings, day)
-        gold.build_fraud_user_profiles_partition(settings, day)
-        gold.build_fraud_daily_stats_partition(settings, day)
+    build_fraud_days(settings, DAYS)
     return settings
 
 

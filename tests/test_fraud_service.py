@@ -385,7 +385,7 @@ def test_payments_decided_in_one_batch_see_each_other(
     assert "velocity_5m" not in second.body["rules_fired"]
     assert "velocity_5m" in third.body["rules_fired"]
     assert again is third
-    window = state.client.zrange(holder_key(holder.user_id), 0, -1)
+    window = state.redis.client.zrange(holder_key(holder.user_id), 0, -1)
     assert [orjson.loads(member)[0] for member in window] == ["batch-0", "batch-1", "batch-2"]
     changed = Transaction.model_validate({**payment(holder, "batch-0", served_at(7)),
                                           "amount": 1.0})

@@ -13,27 +13,18 @@ import dagster as dg
 from assets.ecommerce.models import user_recommendations
 from assets.partitions import DAILY, SINGLE_RUN, partition_days
 from assets.resources import LakehouseResource
-from assets.tables import asset_deps
+from assets.tables import online_key, online_spec
 from lakehouse.catalog import SILVER_PURCHASES, Domain
 from lakehouse.online.publication import publish_recommendations
 
-ONLINE_LAYER = "online"
-ONLINE_RECOMMENDATIONS = dg.AssetKey([ONLINE_LAYER, "recommendations"])
+ONLINE_RECOMMENDATIONS = online_key("recommendations")
 """The champion's batch top 10 per user, as published to the serving store."""
-ONLINE_POPULAR_PRODUCTS = dg.AssetKey([ONLINE_LAYER, "popular_products"])
+ONLINE_POPULAR_PRODUCTS = online_key("popular_products")
 """Products by distinct buyers over the recommender's history, as published."""
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        key,
-        description=description,
-        group_name=Domain.ECOMMERCE.value,
-        owners=[Domain.ECOMMERCE.owner],
-        tags={"layer": ONLINE_LAYER},
-        kinds={"python"},
-        deps=asset_deps(deps),
-    )
+    return online_spec(key, Domain.ECOMMERCE, description, deps, {"python"})
 
 
 @dg.multi_asset(

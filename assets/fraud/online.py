@@ -12,27 +12,18 @@ import dagster as dg
 from assets.fraud.gold import gold_fraud_daily_stats, gold_fraud_user_profiles
 from assets.partitions import DAILY, SINGLE_RUN, partition_days
 from assets.resources import LakehouseResource
-from assets.tables import asset_deps
+from assets.tables import online_key, online_spec
 from lakehouse.catalog import Domain
 from lakehouse.online.fraud_state import publish_fraud_state
 
-ONLINE_LAYER = "online"
-ONLINE_FRAUD_PROFILES = dg.AssetKey([ONLINE_LAYER, "fraud_user_profiles"])
+ONLINE_FRAUD_PROFILES = online_key("fraud_user_profiles")
 """Holder profiles as of the day, in Redis, for the decision service."""
-ONLINE_FRAUD_CATEGORY_RISK = dg.AssetKey([ONLINE_LAYER, "fraud_category_risk"])
+ONLINE_FRAUD_CATEGORY_RISK = online_key("fraud_category_risk")
 """The (category, channel) fraud-rate table for the next day, in Redis."""
 
 
 def _spec(key: dg.AssetKey, description: str, deps: list) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        key,
-        description=description,
-        group_name=Domain.FRAUD.value,
-        owners=[Domain.FRAUD.owner],
-        tags={"layer": ONLINE_LAYER},
-        kinds={"python", "redis"},
-        deps=asset_deps(deps),
-    )
+    return online_spec(key, Domain.FRAUD, description, deps, {"python", "redis"})
 
 
 @dg.multi_asset(

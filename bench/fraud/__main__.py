@@ -39,6 +39,7 @@ from rich.table import Table
 from bench.envelope import envelope, write
 from bench.fraud.world import build_world
 from bench.serving import loadgen
+from bench.serving.mix import measure as measure_service
 from bench.serving.servers import (
     GENERATOR_CORE,
     SERVER_CORE,
@@ -46,6 +47,7 @@ from bench.serving.servers import (
     pin_generator,
     private_redis,
     server,
+    wait_ready,
 )
 from lakehouse.broker import EmbeddedBroker
 from lakehouse.online.fraud_state import decision_key
@@ -107,7 +109,7 @@ def main(
                 {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
                 for body in world.stream]
             with server("fraud", command, port, env=env, ready_seconds=120) as service:
-                _wait_ready(port)
+                wait_ready(port, 120.0)
                 runs, sent = _load(service, store, requests, rate, duration, step_seconds)
                 means = _metric_means(port)
             document["main"], document["steps"] = runs[0], runs[1:]
@@ -137,16 +139,9 @@ def _load(service: Any, store: Any, requests: list[bytes], rate: float, duration
         count = int(at * seconds)
         if sent + count > len(requests):
             raise RuntimeError("the held-out stream ran out: build a larger world")
-        before, redis_before = service.cpu_seconds(), store.cpu_seconds()
-        result = loadgen.run("127.0.0.1", service.port, requests[sent:sent + count], at,
-                             seconds)
+        result = measure_service(service, store, requests[sent:sent + count], at, seconds)
         sent += count
-        cpu, redis_cpu = service.cpu_seconds() - before, store.cpu_seconds() - redis_before
-        summary = result.summary()
-        return {**summary, "worst_seconds": result.worst_seconds(),
-                "service_cpu_share": round(cpu / result.wall, 3),
-                "service_cpu_us_per_request": round(cpu / summary["requests"] * 1e6, 1),
-                "redis_cpu_us_per_request": round(redis_cpu / summary["requests"] * 1e6, 1)}
+        return result
 
     measure(200.0, 5.0)  # warm-up: imports, first model call, connections
     runs = [measure(rate, duration)]
@@ -254,19 +249,6 @@ def _report(document: dict[str, Any]) -> None:
     console.print({"mean_batch_size": document["mean_batch_size"]})
     console.print({"highest_rate_p99_under_10ms": document["highest_rate_p99_under_10ms"]})
     console.print({"quality": document["quality"]})
-
-
-def _wait_ready(port: int, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the fraud service never became ready")
 
 
 if __name__ == "__main__":

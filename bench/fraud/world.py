@@ -17,14 +17,12 @@ import redis
 
 from lakehouse.broker import ensure_topics
 from lakehouse.catalog import Domain
-from lakehouse.models.fraud import train_fraud_model, training_data_versions
-from lakehouse.models.registry import ModelVersion, register
+from lakehouse.models.registry import ModelVersion
 from lakehouse.online.fraud_state import publish_fraud_state, rebuild_windows
 from lakehouse.settings import Settings
-from lakehouse.transforms import fraud as gold
-from lakehouse.transforms.silver import build_silver_partition
 from streaming.generators import make_generator
 from streaming.generators.common import EventBatch
+from tests.support.fraud import build_fraud_days, register_trained
 from tests.support.landing import land_in_bronze
 
 FIRST = date(2026, 3, 2)
@@ -76,17 +74,8 @@ def build_world(root: Path, redis_url: str, kafka: str, holders: int, history_da
     last = FIRST + timedelta(days=history_days - 1)
     until = (last + timedelta(days=1)).isoformat()
     land_in_bronze(settings, _History(batches, until), holders * 5 * history_days)
-    for day in (FIRST + timedelta(days=k) for k in range(history_days)):
-        build_silver_partition(settings, "transactions", day)
-        gold.build_fraud_user_daily_partition(settings, day)
-        gold.build_fraud_user_profiles_partition(settings, day)
-        gold.build_fraud_daily_stats_partition(settings, day)
-    trained = train_fraud_model(settings, last)
-    champion = register(
-        settings, trained.name, trained.artifact, params=trained.params,
-        metrics=trained.metrics, training_data=training_data_versions(settings),
-        promotion_metric=trained.promotion_metric,
-    )
+    build_fraud_days(settings, (FIRST + timedelta(days=k) for k in range(history_days)))
+    champion = register_trained(settings, last)
     client = redis.Redis.from_url(redis_url)
     publish_fraud_state(settings, last, client)
     rebuild_windows(settings, last, client)

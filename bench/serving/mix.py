@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from bench.serving import loadgen
-from bench.serving.servers import Server, free_port, private_redis, server
+from bench.serving.servers import Server, free_port, private_redis, server, wait_ready
 from lakehouse.online.publication import open_store, publish_recommendations
 from lakehouse.settings import Settings
 from tests.conftest import settings_env
@@ -139,7 +139,7 @@ def run_mix(
             command = [str(Path(sys.executable).parent / "lakehouse"), "serve",
                        "recommendations", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
             with server("service", command, port, env=env, ready_seconds=120) as srv:
-                _wait_ready(port)
+                wait_ready(port)
                 sources = check_sources(port, population, token)
                 requests = payloads(population, token)
                 loadgen.run("127.0.0.1", port, requests, rate, 5.0)  # warm up
@@ -166,19 +166,3 @@ def run_mix(
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_ready(port: int, seconds: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError("the service never became ready")
-        time.sleep(0.1)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,18 @@ def private_redis(core: int = REDIS_CORE) -> Iterator[Server]:
     command += ["--appendonly", "no"]
     with server("redis", command, port, core=core) as redis:
         yield redis
+
+
+def wait_ready(port: int, seconds: float = 60.0) -> None:
+    """Wait until a service on `port` answers `/readyz` with 200."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the service never became ready")
+        time.sleep(0.1)

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
 
 import orjson
 from fastapi import FastAPI, Security
@@ -31,15 +31,20 @@ from streaming.fraud.decide import Decided, IdConflict, decide_batch
 from streaming.fraud.metrics import METRICS
 from streaming.fraud.serving import Serving
 from streaming.fraud.state import FraudState
+from streaming.service.asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    authorized,
+    json_response,
+    send_json,
+)
 from streaming.service.auth import BearerToken
 from streaming.service.exposition import render
 
 log = logging.getLogger(__name__)
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Answer = Callable[[Transaction], Awaitable[tuple[int, bytes, dict[str, str] | None]]]
 DECISIONS_PATH = "/v1/decisions"
 MAX_BODY_BYTES = 64 * 1024
@@ -127,7 +132,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         header = None if credentials is None else f"Bearer {credentials.credentials}".encode()
         if not token.accepts(header):
             METRICS.decisions.labels("none", "401").inc()
-            return _json({"detail": "missing or wrong bearer token"}, 401,
+            return json_response({"detail": "missing or wrong bearer token"}, 401,
                          {"WWW-Authenticate": "Bearer"})
         status, body, headers = await answer(transaction)
         return Response(body, status, headers, media_type="application/json")
@@ -146,7 +151,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         body = Readiness(ready=ready, model_version=snapshot.model_version,
                          rules_version=snapshot.rules.version,
                          category_risk=bool(snapshot.category_risk))
-        return _json(body.model_dump(), 200 if ready else 503)
+        return json_response(body.model_dump(), 200 if ready else 503)
 
     @api.get("/metrics", response_class=Response)
     async def metrics() -> Response:
@@ -172,27 +177,20 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
-                or scope["path"] != DECISIONS_PATH or not self._authorized(scope)):
+                or scope["path"] != DECISIONS_PATH or not authorized(self.token, scope)):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         if body is None:
-            await _send(send, 413, orjson.dumps({"detail": "body over 64 KiB"}), None)
+            await send_json(send, 413, orjson.dumps({"detail": "body over 64 KiB"}), None)
             return
         try:
             transaction = Transaction.model_validate_json(body)
         except ValidationError:
             await self.app(scope, _replaying(body), send)
             return
-        await _send(send, *await self.answer(transaction))
+        await send_json(send, *await self.answer(transaction))
 
-    def _authorized(self, scope: Scope) -> bool:
-        if not self.token.required:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return self.token.accepts(value)
-        return False
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -221,14 +219,3 @@ def _replaying(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-async def _send(send: Send, status: int, body: bytes, headers: dict[str, str] | None) -> None:
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")

@@ -223,12 +223,13 @@ def _unknown(signals: pa.Table, names: tuple[str, ...]) -> pa.Table:
 def _explain(model: FraudModel, signals: pa.Table
              ) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
     """Each row's probability and the features that pushed it most, either way."""
-    contributions = model.contributions(signals, approximate=True)
+    matrix = feature_matrix(signals)
+    contributions = model.matrix_contributions(matrix, approximate=True)
     margins = contributions.sum(axis=1, dtype=np.float64)
     probabilities = (1.0 / (1.0 + np.exp(-margins))).tolist()
     strongest = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :TOP_FEATURES]
     rows = np.arange(len(strongest))[:, None]
-    values = np.round(feature_matrix(signals)[rows, strongest].astype(np.float64), 4).tolist()
+    values = np.round(matrix[rows, strongest].astype(np.float64), 4).tolist()
     pushes = np.round(contributions[rows, strongest].astype(np.float64), 4).tolist()
     tops = [
         [{"name": FEATURES[index], "value": None if math.isnan(value) else value,

@@ -100,15 +100,16 @@ class Serving:
             gc.freeze()
 
     async def poll(self) -> None:
-        """Refresh forever (the app's lifespan cancels it); a failed refresh is logged and
-        the current snapshot kept."""
+        """Refresh every `fraud_reload_seconds` forever (the app's lifespan loads the first
+        snapshot, then starts this and cancels it at shutdown); a failed refresh is logged
+        and the current snapshot kept."""
         while True:
+            await asyncio.sleep(self.settings.fraud_reload_seconds)
             try:
                 self.swap(await asyncio.to_thread(self.refresh))
             except Exception:  # keep deciding with what we have, whatever went wrong
                 METRICS.reload_errors.labels("refresh").inc()
                 log.exception("reloading the fraud model, rules or risk table failed")
-            await asyncio.sleep(self.settings.fraud_reload_seconds)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 
 import redis
@@ -35,7 +36,7 @@ from lakehouse.online.fraud_state import (
 )
 from lakehouse.settings import Settings
 from streaming.fraud.metrics import METRICS
-from streaming.service.breaker import CircuitBreaker
+from streaming.service.guarded_redis import GuardedRedis
 
 
 @dataclass(frozen=True)
@@ -76,24 +77,13 @@ class FraudState:
     """The shared state of every service process."""
 
     def __init__(self, settings: Settings) -> None:
-        seconds = settings.redis_timeout_ms / 1000
-        self.client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=seconds,
-            socket_connect_timeout=seconds,
-            retry=None,  # no retries: a failed call degrades at once
-        )
-        self.breaker = CircuitBreaker(
-            settings.redis_breaker_failures, settings.redis_breaker_reset_seconds
-        )
+        self.redis = GuardedRedis(settings, METRICS.redis_errors, METRICS.breaker_state)
         self.history_limit = settings.fraud_history_limit
         self.decision_ttl = settings.fraud_decision_ttl_days * 86_400
 
     def read(self, lookups: list[Lookup]) -> list[StateRead] | None:
         """Everything the decisions of a batch need from Redis, in one round trip; None
         when Redis could not be asked (down, slow, or skipped by the open breaker)."""
-        if not self._allowed():
-            return None
         keys: list[str] = []
         args: list[object] = [self.history_limit]
         for lookup in lookups:
@@ -102,12 +92,9 @@ class FraudState:
             # Up to and including this instant: the features keep only strictly earlier
             # seconds themselves, and the newest are the ones that matter when capped.
             args += [lookup.event_ms, lookup.event_ms - WINDOW_MS]
-        try:
-            replies = self._script(_READ, keys, args)
-        except (redis.RedisError, OSError):
-            self._failed()
+        replies = self.redis.call(partial(_run, _READ, keys, args))
+        if replies is None:
             return None
-        self._succeeded()
         return [StateRead(replies[k], replies[k + 1], (*replies[k + 2], *replies[k + 3]))
                 for k in range(0, len(replies), 4)]
 
@@ -118,51 +105,32 @@ class FraudState:
         not be written (the decisions stand; the state misses them)."""
         if not items:
             return []
-        if not self._allowed():
-            return None
         keys: list[str] = []
         args: list[object] = [self.decision_ttl, WINDOW_MS, WINDOW_TTL_SECONDS]
         for lookup, member, decision in items:
             keys += [decision_key(lookup.transaction_id), holder_key(lookup.user_id),
                      device_key(lookup.device_id)]
             args += [decision, lookup.event_ms, member]
-        try:
-            earlier = self._script(_RECORD, keys, args)
-        except (redis.RedisError, OSError):
-            self._failed()
+        earlier = self.redis.call(partial(_run, _RECORD, keys, args))
+        if earlier is None:
             return None
-        self._succeeded()
         return [value or None for value in earlier]
-
-    def _script(self, script: _Script, keys: list[str], args: list[object]) -> list:
-        """EVALSHA by the script's digest, loading it on NOSCRIPT (a new or restarted
-        Redis). Not redis-py's Script object, which asks SCRIPT EXISTS first when
-        pipelined: another round trip."""
-        try:
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            self.client.script_load(script.source)
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     def category_risk(self) -> bytes | None:
         """The published risk table (raises on Redis errors: the caller keeps its copy)."""
-        return self.client.get(CATEGORY_RISK_KEY)
+        return self.redis.client.get(CATEGORY_RISK_KEY)
 
     def close(self) -> None:
         """Close the connection pool."""
-        self.client.close()
+        self.redis.close()
 
-    def _allowed(self) -> bool:
-        if self.breaker.allow():
-            return True
-        METRICS.breaker_state.set(self.breaker.state)
-        return False
 
-    def _failed(self) -> None:
-        self.breaker.record_failure()
-        METRICS.redis_errors.inc()
-        METRICS.breaker_state.set(self.breaker.state)
-
-    def _succeeded(self) -> None:
-        self.breaker.record_success()
-        METRICS.breaker_state.set(self.breaker.state)
+def _run(script: _Script, keys: list[str], args: list[object], client: redis.Redis) -> list:
+    """EVALSHA by the script's digest, loading it on NOSCRIPT (a new or restarted Redis).
+    Not redis-py's Script object, which asks SCRIPT EXISTS first when pipelined: another
+    round trip."""
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        client.script_load(script.source)
+        return client.evalsha(script.sha, len(keys), *keys, *args)

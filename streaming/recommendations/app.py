@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import FastAPI, Path, Query, Security
@@ -33,14 +33,17 @@ from streaming.recommendations.answer import Answer, recommend
 from streaming.recommendations.metrics import METRICS
 from streaming.recommendations.serving import Serving
 from streaming.recommendations.sessions import SessionReader
+from streaming.service.asgi import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    authorized,
+    json_response,
+    send_json,
+)
 from streaming.service.auth import BearerToken
 from streaming.service.exposition import render
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/v1/recommendations/"
 MAX_K = 100
@@ -125,7 +128,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         header = None if credentials is None else f"Bearer {credentials.credentials}".encode()
         if not token.accepts(header):
             METRICS.requests.labels("none", "401").inc()
-            return _json(
+            return json_response(
                 {"detail": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"}
             )
         started = time.perf_counter()
@@ -133,7 +136,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         if answer is None:
             return _not_ready()
         _observe(answer, started)
-        return _json(answer.body())
+        return json_response(answer.body())
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -151,7 +154,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             if snapshot.publication is None
             else snapshot.publication.publication_id,
         )
-        return _json(body.model_dump(), 200 if snapshot.ready else 503)
+        return json_response(body.model_dump(), 200 if snapshot.ready else 503)
 
     @api.get("/metrics", response_class=Response)
     async def metrics() -> Response:
@@ -180,33 +183,15 @@ class FastPath:
             if path.startswith(PREFIX):
                 user_id = parse_user_id(path[len(PREFIX) :])
                 k = parse_k(scope["query_string"])
-                if user_id is not None and k is not None and self._authorized(scope):
+                if user_id is not None and k is not None and authorized(self.token, scope):
                     started = time.perf_counter()
                     answer = _answer(self.serving, self.sessions, user_id, k)
                     if answer is not None:
-                        body = orjson.dumps(answer.body())
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": 200,
-                                "headers": [
-                                    (b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                ],
-                            }
-                        )
-                        await send({"type": "http.response.body", "body": body})
+                        await send_json(send, 200, orjson.dumps(answer.body()))
                         _observe(answer, started)
                         return
         await self.app(scope, receive, send)
 
-    def _authorized(self, scope: Scope) -> bool:
-        if not self.token.required:
-            return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                return self.token.accepts(value)
-        return False
 
 
 def parse_user_id(text: str) -> int | None:
@@ -244,12 +229,8 @@ def _observe(answer: Answer, started: float) -> None:
 
 def _not_ready() -> Response:
     METRICS.requests.labels("none", "503").inc()
-    return _json(
+    return json_response(
         {"detail": "no model or batch recommendations loaded yet"},
         503,
         {"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
-
-
-def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")

@@ -1,16 +1,18 @@
 """Reading a shopper's session features from Redis, within a tight budget.
 
 One pipelined round trip (HGETALL of the features, the purchased set newest first) per
-request, with a socket timeout of `redis_timeout_ms`, behind the circuit breaker: with
-Redis down or slow a request costs at most one timeout until the breaker opens, and
-nothing at all while it is open. The client is the synchronous one, called on the event
-loop: one round trip to a local Redis is a fraction of a millisecond, less than a hop to
-a thread pool would cost, and the timeout bounds the worst case.
+request, with a socket timeout of `redis_timeout_ms`, behind the circuit breaker
+(`streaming.service.guarded_redis`): with Redis down or slow a request costs at most one
+timeout until the breaker opens, and nothing at all while it is open. The client is the
+synchronous one, called on the event loop: one round trip to a local Redis is a fraction
+of a millisecond, less than a hop to a thread pool would cost, and the timeout bounds
+the worst case.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import redis
 
@@ -23,7 +25,7 @@ from lakehouse.online.session_keys import (
 )
 from lakehouse.settings import Settings
 from streaming.recommendations.metrics import METRICS
-from streaming.service.breaker import CircuitBreaker
+from streaming.service.guarded_redis import GuardedRedis
 
 
 @dataclass(frozen=True)
@@ -39,36 +41,23 @@ class SessionReader:
     """The service's window on `lakehouse stream session-features`' Redis keys."""
 
     def __init__(self, settings: Settings) -> None:
-        seconds = settings.redis_timeout_ms / 1000
-        self.client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=seconds,
-            socket_connect_timeout=seconds,
-            retry=None,  # no retries: a failed read falls back at once
-        )
-        self.breaker = CircuitBreaker(
-            settings.redis_breaker_failures, settings.redis_breaker_reset_seconds
-        )
+        self.redis = GuardedRedis(settings, METRICS.redis_errors, METRICS.breaker_state)
 
     def read(self, user_id: int) -> SessionRead:
         """The user's session features, or why there are none."""
-        if not self.breaker.allow():
-            METRICS.breaker_state.set(self.breaker.state)
+        replies = self.redis.call(partial(_session, user_id))
+        if replies is None:
             return SessionRead(None, answered=False)
-        try:
-            pipeline = self.client.pipeline(transaction=False)
-            pipeline.hgetall(features_key(user_id))
-            pipeline.zrevrange(purchased_key(user_id), 0, RECENT_PURCHASES - 1)
-            features, purchased = pipeline.execute()
-        except (redis.RedisError, OSError):
-            self.breaker.record_failure()
-            METRICS.redis_errors.inc()
-            METRICS.breaker_state.set(self.breaker.state)
-            return SessionRead(None, answered=False)
-        self.breaker.record_success()
-        METRICS.breaker_state.set(self.breaker.state)
+        features, purchased = replies
         return SessionRead(parse_features(user_id, features, purchased), answered=True)
 
     def close(self) -> None:
         """Close the connection pool."""
-        self.client.close()
+        self.redis.close()
+
+
+def _session(user_id: int, client: redis.Redis) -> list:
+    pipeline = client.pipeline(transaction=False)
+    pipeline.hgetall(features_key(user_id))
+    pipeline.zrevrange(purchased_key(user_id), 0, RECENT_PURCHASES - 1)
+    return pipeline.execute()

@@ -4,6 +4,7 @@ helpers to build payments for a known holder."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -46,18 +47,24 @@ def fraud_lake(root: Path) -> FraudLake:
         span=timedelta(days=len(DAYS)), n_users=HOLDERS, fraud_rate=0.0075,
     )
     land_in_bronze(settings, generator, HOLDERS * 5 * len(DAYS))
-    for day in DAYS:
+    build_fraud_days(settings, DAYS)
+    return FraudLake(settings, register_trained(settings))
+
+
+def build_fraud_days(settings: Settings, days: Iterable[date]) -> None:
+    """Silver transactions and the three fraud gold tables for each landed day."""
+    for day in days:
         build_silver_partition(settings, "transactions", day)
         gold.build_fraud_user_daily_partition(settings, day)
         gold.build_fraud_user_profiles_partition(settings, day)
         gold.build_fraud_daily_stats_partition(settings, day)
-    return FraudLake(settings, register_trained(settings))
 
 
-def register_trained(settings: Settings, **metric_bonus: float) -> ModelVersion:
-    """Train the fraud model as of `LAST` and register it (promoted if it beats the
+def register_trained(settings: Settings, last: date = LAST, **metric_bonus: float
+                     ) -> ModelVersion:
+    """Train the fraud model as of `last` and register it (promoted if it beats the
     champion); `metric_bonus` adds to recorded metrics, to register a 'better' one."""
-    trained = train_fraud_model(settings, LAST)
+    trained = train_fraud_model(settings, last)
     metrics = {name: value + metric_bonus.get(name, 0.0)
                for name, value in trained.metrics.items()}
     return register(
