@@ -91,6 +91,9 @@ class SessionProcessor:
         self.positions: dict[Key, int | None] = {}
         self.report = SessionReport()
         self._stopping = False
+        # When a message last arrived, or partitions were last assigned: `until_idle`
+        # counts from the later, so a slow group join is not mistaken for an idle topic.
+        self._last_activity = time.monotonic()
         # Messages polled while waiting on Redis, for the next batch.
         self._carried: list[Message] = []
         self._consumer = Consumer(
@@ -122,19 +125,19 @@ class SessionProcessor:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        last_message = time.monotonic()
+        self._last_activity = time.monotonic()
         next_lag = 0.0
         try:
             while not self._stopping:
                 messages = self._collect()
                 now = time.monotonic()
                 if messages:
-                    last_message = now
+                    self._last_activity = now
                     self._process(messages)
                 if self.options.max_seconds and now - started >= self.options.max_seconds:
                     break
                 idle = self.options.until_idle
-                if idle is not None and self.positions and now - last_message >= idle:
+                if idle is not None and self.positions and now - self._last_activity >= idle:
                     break
                 if now >= next_lag:
                     next_lag = now + LAG_EVERY_SECONDS
@@ -365,6 +368,7 @@ class SessionProcessor:
             tp.offset = offset if offset is not None else OFFSET_BEGINNING
             self.positions[(tp.topic, tp.partition)] = offset
         consumer.assign(partitions)
+        self._last_activity = time.monotonic()
         log.info("assigned %s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
