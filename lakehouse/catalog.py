@@ -206,6 +206,8 @@ TRANSACTIONS = _topic("transactions", Domain.FRAUD, 4)
 # Written by the fraud decision service (its audit trail), one decision per transaction.
 FRAUD_DECISIONS = _topic("fraud_decisions", Domain.FRAUD, 4, generated=False)
 SENSOR_READINGS = _topic("sensor_readings", Domain.IOT, 4)
+# Written by the IoT alert processor, one record per alert opened or closed.
+IOT_ALERTS = _topic("iot_alerts", Domain.IOT, 2, generated=False)
 
 
 # --- bronze: each topic as the ingest sidecar lands it -------------------------------------
@@ -246,6 +248,9 @@ BRONZE_FRAUD_DECISIONS = _bronze(
 )
 BRONZE_SENSOR_READINGS = _bronze(
     SENSOR_READINGS, "Machine sensor readings with ground truth, as landed from Kafka."
+)
+BRONZE_IOT_ALERTS = _bronze(
+    IOT_ALERTS, "Alerts the IoT alert processor opened and closed, as landed from Kafka."
 )
 
 QUARANTINE = CATALOG.add_table(
@@ -289,6 +294,7 @@ SILVER_PURCHASES = _silver(PURCHASES, ("user_id", "product_id"))
 SILVER_TRANSACTIONS = _silver(TRANSACTIONS, ("user_id", "merchant_id"))
 SILVER_FRAUD_DECISIONS = _silver(FRAUD_DECISIONS, ("user_id", "transaction_id"))
 SILVER_SENSOR_READINGS = _silver(SENSOR_READINGS, ("device_id", "sensor_id"))
+SILVER_IOT_ALERTS = _silver(IOT_ALERTS, ("device_id", "sensor_id"))
 
 REJECTED_ROWS = CATALOG.add_table(
     TableSpec(

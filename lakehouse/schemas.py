@@ -228,6 +228,58 @@ SENSOR_READINGS = EventSchema(
     ),
 )
 
+# One record per change of an alert's state, produced by the IoT alert processor
+# (`lakehouse stream iot-alerts`) to the `iot_alerts` topic: `open` when a sensor (or, for
+# `device_health`, a whole device) starts misbehaving, `close` when it has behaved for the
+# quiet period; a burst of anomalous readings is one alert. `alert_id` is the same on both
+# records and derives from the opening reading, so a replay after a restart produces the
+# same ids: `event_id` is `<alert_id>:<state>`, and silver's dedup by event id makes a
+# repeated record harmless. `event_time` is the reading time of the transition;
+# `detected_at` the processor's wall clock when it emitted the record (alert latency).
+# `value` is the reading that caused the transition; `readings` counts the anomalous
+# readings of the alert so far (at `close`: all of them); `sensor_id`/`sensor_type` are
+# null for device-level alerts.
+IOT_ALERTS = EventSchema(
+    "iot_alerts",
+    _fields(
+        *_COMMON,
+        ("alert_id", pa.string()),
+        ("state", pa.string()),
+        ("rule", pa.string()),
+        ("severity", pa.string()),
+        ("device_id", pa.string()),
+        ("sensor_id", pa.string()),
+        ("sensor_type", pa.string()),
+        ("plant", pa.string()),
+        ("value", pa.float64()),
+        ("mean_1m", pa.float64()),
+        ("baseline_mean", pa.float64()),
+        ("baseline_sd", pa.float64()),
+        ("zscore", pa.float64()),
+        ("limit", pa.float64()),
+        ("health_score", pa.float64()),
+        ("readings", pa.int64()),
+        ("opened_at", TIMESTAMP),
+        ("closed_at", TIMESTAMP),
+        ("reading_event_id", pa.string()),
+        ("detected_at", TIMESTAMP),
+        ("message", pa.string()),
+    ),
+    required=(
+        "event_id",
+        "event_time",
+        "alert_id",
+        "state",
+        "rule",
+        "severity",
+        "device_id",
+        "readings",
+        "opened_at",
+        "reading_event_id",
+        "detected_at",
+    ),
+)
+
 # Closed vocabularies of categorical fields: part of the event contract. The generators
 # draw from them and silver rejects rows outside them (docs/events.md lists them).
 VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -242,6 +294,11 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "transactions": {"channel": ("pos", "online", "mobile")},
     "fraud_decisions": {"decision": ("APPROVE", "REVIEW", "BLOCK")},
     "sensor_readings": {"sensor_type": ("temperature", "vibration", "pressure", "current")},
+    "iot_alerts": {
+        "state": ("open", "close"),
+        "rule": ("zscore", "above_limit", "below_limit", "device_health"),
+        "severity": ("warning", "critical"),
+    },
 }
 
 EVENT_SCHEMAS: dict[str, EventSchema] = {
@@ -254,6 +311,7 @@ EVENT_SCHEMAS: dict[str, EventSchema] = {
         TRANSACTIONS,
         FRAUD_DECISIONS,
         SENSOR_READINGS,
+        IOT_ALERTS,
     )
 }
 

@@ -329,6 +329,18 @@ SUITES: dict[str, Suite] = {
             natural_blocking=True,
             expected=("plant",),
         ),
+        _silver(
+            catalog.SILVER_IOT_ALERTS,
+            between(
+                "scores_in_range",
+                "Health scores in [0, 1]; |z| under a million (a finite baseline).",
+                ("health_score", 0, 1),
+                ("zscore", -1e6, 1e6),
+            ),
+            # One record per alert and transition (the processor's ids are deterministic).
+            natural_key=("alert_id", "state"),
+            natural_blocking=True,
+        ),
         # --- gold ---------------------------------------------------------------------------
         _gold(
             catalog.GOLD_SENSOR_HOURLY,

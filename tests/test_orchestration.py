@@ -26,12 +26,20 @@ from tests.test_silver import DAY, NOON, land, reading, silver_ids
 
 # The default resource reads the environment, which the `lake` fixture points at a temp lake.
 RESOURCES = {"lakehouse": LakehouseResource()}
-IOT_DOWNSTREAM = {
-    key
-    for key in defs.resolve_asset_graph().get_all_asset_keys()
-    if key.path[0] in ("silver", "gold")
-    and defs.resolve_asset_graph().get(key).group_name == "iot"
-}
+def _downstream_in_lake(source: dg.AssetKey) -> set[dg.AssetKey]:
+    """The silver and gold assets built, directly or not, from `source`."""
+    graph = defs.resolve_asset_graph()
+    found: set[dg.AssetKey] = set()
+    frontier = [source]
+    while frontier:
+        for child in graph.get(frontier.pop()).child_keys:
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return {key for key in found if key.path[0] in ("silver", "gold")}
+
+
+IOT_DOWNSTREAM = _downstream_in_lake(asset_key(BRONZE_SENSOR_READINGS))
 
 
 @pytest.fixture

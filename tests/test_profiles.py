@@ -19,7 +19,7 @@ import pytest
 from dagster_postgres import PostgresRunStorage
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics
-from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, Layer
+from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, IOT_ALERTS, Layer
 from lakehouse.delta import table_stats
 from lakehouse.settings import Profile, Settings
 from orchestration.definitions import defs
@@ -30,6 +30,7 @@ from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
 from tests.conftest import s3_client
 from tests.support.fraud_audit import decisions_for
+from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import produce as send
 
 START = datetime(2026, 11, 22, tzinfo=UTC)
@@ -44,12 +45,16 @@ SILVER_AND_GOLD = sorted(
 
 def land_a_day(settings: Settings) -> None:
     """Generated traffic for every domain, produced to Kafka and landed in bronze, with
-    a decision of the fraud service for every generated transaction."""
+    a decision of the fraud service for every generated transaction and an alert for
+    every labelled spike."""
     for domain, events in EVENTS.items():
         produce(settings, make_generator(domain, seed=11, start=START), events, progress=False)
     fraud = make_generator("fraud", seed=11, start=START).batches(EVENTS["fraud"])
     payments = [orjson.loads(value) for batch in fraud for value in batch.values]
     send(settings, FRAUD_DECISIONS.name, decisions_for(payments))
+    iot = make_generator("iot", seed=11, start=START).batches(EVENTS["iot"])
+    readings = [orjson.loads(value) for batch in iot for value in batch.values]
+    send(settings, IOT_ALERTS.name, alerts_for(readings))
     options = IngestOptions(topics=list(CATALOG.topics), until_idle=True, handle_signals=False)
     IngestWorker(settings, options).run()
 

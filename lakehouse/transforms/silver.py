@@ -20,6 +20,7 @@ from lakehouse.catalog import (
     CATALOG,
     CLICKSTREAM,
     FRAUD_DECISIONS,
+    IOT_ALERTS,
     PURCHASES,
     REJECTED_ROWS,
     SEARCH,
@@ -104,6 +105,17 @@ RULES: dict[str, tuple[Rule, ...]] = {
         _one_of(SENSOR_READINGS, "sensor_type"),
         Rule("value_finite", "isfinite(value)"),
         Rule("sequence_non_negative", "sequence >= 0"),
+    ),
+    IOT_ALERTS.name: (
+        _one_of(IOT_ALERTS, "state"),
+        _one_of(IOT_ALERTS, "rule"),
+        _one_of(IOT_ALERTS, "severity"),
+        # Dedup by event id is dedup by alert transition only if the id is built from both.
+        Rule("event_id_is_alert_and_state", "event_id = alert_id || ':' || state"),
+        Rule("sensor_alert_names_its_sensor",
+             "rule = 'device_health' OR (sensor_id IS NOT NULL AND sensor_type IS NOT NULL)"),
+        Rule("readings_positive", "readings > 0"),
+        Rule("closed_after_opened", "closed_at IS NULL OR closed_at >= opened_at"),
     ),
 }
 
