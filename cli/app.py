@@ -368,7 +368,9 @@ def reset(
 
 # --- `lakehouse stream ...`: stream processors beside the ingest sidecar (step 6) ------------
 
-stream_app = typer.Typer(help="Stream processors that keep the online stores fresh.")
+stream_app = typer.Typer(
+    help="Stream processors: online features in Redis, IoT alerts to Kafka and a webhook."
+)
 app.add_typer(stream_app, name="stream")
 
 
@@ -397,6 +399,39 @@ def stream_session_features(
         f"[green]session features[/] {report.consumed:,} consumed, {report.applied:,} applied, "
         f"{report.bad:,} bad, {report.batches:,} batches, {report.fenced} fenced "
         f"in {report.seconds:.1f}s"
+    )
+
+
+@stream_app.command("iot-alerts")
+def stream_iot_alerts(
+    until_idle: Annotated[
+        float | None,
+        typer.Option(help="Exit after this many seconds without a message (once assigned)"),
+    ] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Port of /metrics and /healthz (default: IOT_ALERTS_METRICS_PORT)"),
+    ] = None,
+    webhook: Annotated[
+        bool, typer.Option(help="Deliver alerts to IOT_ALERTS_WEBHOOK_URL (when set)")
+    ] = True,
+    json_logs: Annotated[bool, typer.Option(help="Structured JSON logs on stderr")] = True,
+) -> None:
+    """Raise and close anomaly alerts on sensor readings (to `iot_alerts` and the webhook),
+    restart-safe."""
+    from streaming.alerts.processor import AlertOptions, run_iot_alerts
+
+    configure_logging(json=json_logs)
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"iot_alerts_metrics_port": metrics_port})
+    options = AlertOptions(until_idle=until_idle, max_seconds=max_seconds, webhook=webhook)
+    report = run_iot_alerts(settings, options)
+    console.print(
+        f"[green]iot alerts[/] {report.consumed:,} readings, {report.alerts:,} alert records, "
+        f"{report.invalid:,} invalid, {report.bad:,} bad, {report.batches:,} batches, "
+        f"{report.fenced} fenced, {report.delivered:,} delivered in {report.seconds:.1f}s"
     )
 
 

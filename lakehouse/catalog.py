@@ -210,6 +210,38 @@ SENSOR_READINGS = _topic("sensor_readings", Domain.IOT, 4)
 IOT_ALERTS = _topic("iot_alerts", Domain.IOT, 2, generated=False)
 
 
+# --- sensor types: what each can report, and where operation stops being normal -----------
+
+
+@dataclass(frozen=True)
+class SensorLimits:
+    """One sensor type's limits, in its unit.
+
+    `physical`: what the sensor can report at all; outside it the reading is broken data
+    (silver's blocking check, the alert processor's invalid readings). `operating`: the
+    band a healthy machine stays in under any load; the alert processor raises
+    `above_limit` / `below_limit` outside it, whatever the sensor's own baseline.
+    """
+
+    sensor_type: str
+    unit: str
+    physical: tuple[float, float]
+    operating: tuple[float, float]
+
+
+SENSOR_LIMITS: dict[str, SensorLimits] = {
+    limits.sensor_type: limits
+    for limits in (
+        SensorLimits("temperature", "degC", (-40.0, 200.0), (0.0, 90.0)),
+        # ISO 10816 puts RMS velocity above about 11 mm/s in "damage occurs" for most machines.
+        SensorLimits("vibration", "mm/s", (0.0, 100.0), (0.0, 11.0)),
+        SensorLimits("pressure", "bar", (0.0, 100.0), (1.0, 10.0)),
+        SensorLimits("current", "A", (0.0, 500.0), (0.0, 35.0)),
+    )
+}
+"""Per sensor type (the `sensor_type` vocabulary of `sensor_readings`)."""
+
+
 # --- bronze: each topic as the ingest sidecar lands it -------------------------------------
 
 

@@ -296,6 +296,84 @@ class Settings(BaseSettings):
         "publisher degrades decisions rather than serving month-old profiles).",
     )
 
+    # --- IoT alerts (step 8: `lakehouse stream iot-alerts`) ---------------------------------
+    iot_alerts_group_id: str = Field(
+        "lakehouse-iot-alerts", description="Consumer group of the IoT alert processor."
+    )
+    iot_alerts_batch_events: int = Field(
+        5_000, ge=1, description="Most readings one micro-batch of the alert processor takes."
+    )
+    iot_alerts_batch_ms: int = Field(
+        100,
+        ge=1,
+        description="Longest a micro-batch waits to fill before it is processed (latency bound).",
+    )
+    iot_alerts_spike_z: float = Field(
+        5.0,
+        gt=0,
+        description="A reading whose |z| against its sensor's fast baseline exceeds this is a "
+        "spike (rule `zscore`).",
+    )
+    iot_alerts_level_z: float = Field(
+        3.0,
+        gt=0,
+        description="A one-minute mean whose |z| against the sensor's slow reference exceeds "
+        "this is a level shift, the way drift shows (rule `zscore`).",
+    )
+    iot_alerts_baseline_seconds: float = Field(
+        300.0, gt=0, description="Time constant of the fast baseline (event time)."
+    )
+    iot_alerts_reference_seconds: float = Field(
+        28_800.0,
+        gt=0,
+        description="Time constant of the slow reference, one load cycle (8 h) so the cycle "
+        "averages out; its spread is learnt over a sensor's first period this long, and level "
+        "shifts are judged after it.",
+    )
+    iot_alerts_warmup_readings: int = Field(
+        20, ge=1, description="Readings a sensor's baseline needs before it may alert on z."
+    )
+    iot_alerts_quiet_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="An alert closes once its sensor (or device) has been this long without "
+        "an anomalous reading; a burst within it is one alert.",
+    )
+    iot_alerts_lateness_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How late a reading may arrive; an alert of a silent sensor closes once "
+        "the partition's newest reading is its quiet period plus this past its last anomaly.",
+    )
+    iot_alerts_health_seconds: float = Field(
+        300.0, gt=0, description="Time constant of the bad-reading share behind device health."
+    )
+    iot_alerts_health_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A device whose health score (0 to 1) falls under this raises `device_health`.",
+    )
+    iot_alerts_webhook_url: str | None = Field(
+        None, description="Where alert records are POSTed (JSON); no delivery if unset."
+    )
+    iot_alerts_webhook_group_id: str = Field(
+        "lakehouse-iot-alerts-webhook",
+        description="Consumer group of the webhook delivery loop (reads `iot_alerts`).",
+    )
+    iot_alerts_webhook_timeout_seconds: float = Field(
+        5.0, gt=0, description="Timeout of one webhook request."
+    )
+    iot_alerts_webhook_max_backoff_seconds: float = Field(
+        30.0, gt=0, description="Longest wait between retries of a failing webhook."
+    )
+    iot_alerts_delivered_ttl_days: int = Field(
+        7, ge=1, description="How long Redis remembers a delivered alert record (no redelivery)."
+    )
+    iot_alerts_metrics_port: int | None = Field(
+        None, description="Port of the processor's /metrics and /healthz; off if unset."
+    )
+
     @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:

@@ -29,14 +29,6 @@ from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
 from quality.checks import Check, Expect, Suite
 
-# Physically possible values per sensor type (units in docs/events.md): far wider than
-# any healthy or failing machine, so only broken data falls outside.
-SENSOR_LIMITS = {
-    "temperature": (-40.0, 200.0),
-    "vibration": (0.0, 100.0),
-    "pressure": (0.0, 100.0),
-    "current": (0.0, 500.0),
-}
 VOLUME_HISTORY_DAYS = 7
 VOLUME_BAND = (0.5, 2.0)  # a day within half to twice the median of the recent days
 
@@ -216,10 +208,10 @@ _SENSOR_RANGES = Check(
     tuple(
         Expect(
             "ExpectColumnValuesToBeBetween",
-            {"column": "value", "min_value": low, "max_value": high},
-            where=("sensor_type", sensor_type),
+            {"column": "value", "min_value": limits.physical[0], "max_value": limits.physical[1]},
+            where=("sensor_type", limits.sensor_type),
         )
-        for sensor_type, (low, high) in SENSOR_LIMITS.items()
+        for limits in catalog.SENSOR_LIMITS.values()
     ),
     blocking=True,
 )

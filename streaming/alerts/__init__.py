@@ -1,0 +1,1 @@
+"""`lakehouse stream iot-alerts`: near-real-time anomaly alerts over sensor readings."""

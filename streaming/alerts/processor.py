@@ -1,0 +1,442 @@
+"""The IoT alert processor: a consumer-group member over `sensor_readings` that raises and
+closes alerts on `iot_alerts`, restart-safe.
+
+Micro-batches of up to `iot_alerts_batch_events` readings or `iot_alerts_batch_ms`
+milliseconds are decoded with the ingest sidecar's decoder (poison is counted, logged and
+skipped) and handed, per partition, to that partition's `Detector`. Each partition's new
+offset, detector state and alert records are then checkpointed in Redis in one atomic
+script call (`store.py`, `checkpoint.lua`), and only then are the records produced to
+Kafka; once Kafka confirms them the outbox is cleared. A crash before the checkpoint
+re-reads the batch from the old state (the same records, byte for byte, since ids and
+detection depend only on the readings); a crash after it sends the outbox again on
+restart. Redis, not Kafka, records progress: committed offsets are only a lag hint.
+The webhook is another loop (`webhook.py`) reading `iot_alerts`, so a slow or failing
+receiver never holds this one up. docs/iot-alerts.md explains the design.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import orjson
+import redis
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from lakehouse.catalog import IOT_ALERTS, SENSOR_READINGS
+from lakehouse.settings import Settings
+from streaming.alerts import metrics, state
+from streaming.alerts.detector import Detector, DetectorConfig
+from streaming.alerts.store import AlertStore, Outbox
+from streaming.alerts.webhook import WebhookDelivery
+from streaming.ingest.decode import BatchDecoder
+
+log = logging.getLogger(__name__)
+
+RETRY_MAX_SECONDS = 5.0
+LAG_EVERY_SECONDS = 5.0
+PRODUCE_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass
+class AlertOptions:
+    """How long the processor runs: `until_idle` seconds without a message (once it owns
+    partitions), `max_seconds` in all, or until SIGTERM/SIGINT; `webhook`: run the
+    delivery loop beside it when a webhook URL is configured."""
+
+    until_idle: float | None = None
+    max_seconds: float | None = None
+    handle_signals: bool = True
+    webhook: bool = True
+
+
+@dataclass
+class AlertReport:
+    """What one run did."""
+
+    consumed: int = 0
+    invalid: int = 0
+    bad: int = 0
+    alerts: int = 0
+    batches: int = 0
+    fenced: int = 0
+    delivered: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Partition:
+    """An owned partition: the next offset to process (None: Redis had none, read from
+    the start) and its detector."""
+
+    position: int | None
+    detector: Detector
+
+
+class AlertProcessor:
+    """One member of the alert processor's consumer group; `run()` returns when stopped,
+    idle or out of time, having checkpointed (or dropped, to be read again) its last batch."""
+
+    def __init__(self, settings: Settings, options: AlertOptions,
+                 store: AlertStore | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.config = DetectorConfig.from_settings(settings)
+        self.store = store or AlertStore(settings)
+        self.topic = SENSOR_READINGS.name
+        self.decoder = BatchDecoder(SENSOR_READINGS.event, settings.ingest_max_message_bytes)
+        self.partitions: dict[int, _Partition] = {}
+        self.report = AlertReport()
+        self._stopping = False
+        self._last_activity = time.monotonic()
+        self._carried: list[Message] = []
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": settings.iot_alerts_group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": settings.kafka_session_timeout_ms,
+                "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+                "partition.assignment.strategy": "roundrobin",
+                "fetch.wait.max.ms": 20,
+                "logger": logging.getLogger("librdkafka"),
+            }
+        )
+        self._producer = Producer(
+            {
+                **settings.kafka_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 1,
+                "logger": logging.getLogger("librdkafka"),
+            }
+        )
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self) -> AlertReport:
+        """Consume, detect, checkpoint and produce until told to stop, idle or out of time."""
+        started = time.monotonic()
+        if self.options.handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._request_stop)
+        delivery = self._start_delivery()
+        self._consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._last_activity = time.monotonic()
+        next_lag = 0.0
+        try:
+            while not self._stopping:
+                messages = self._collect()
+                now = time.monotonic()
+                if messages:
+                    self._last_activity = now
+                    self._process(messages)
+                metrics.beat()
+                if self.options.max_seconds and now - started >= self.options.max_seconds:
+                    break
+                idle = self.options.until_idle
+                if idle is not None and self.partitions and now - self._last_activity >= idle:
+                    break
+                if now >= next_lag:
+                    next_lag = now + LAG_EVERY_SECONDS
+                    self._report_lag()
+        finally:
+            self._consumer.close()
+            self._producer.flush(PRODUCE_TIMEOUT_SECONDS)
+            if delivery is not None:
+                self.report.delivered = delivery[0].stop_after(self.options.until_idle)
+                delivery[1].join()
+        self.report.seconds = time.monotonic() - started
+        log.info(
+            "stopped: %d readings, %d invalid, %d bad, %d alert records, %d batches, "
+            "%d fenced, %d delivered in %.1fs",
+            self.report.consumed, self.report.invalid, self.report.bad, self.report.alerts,
+            self.report.batches, self.report.fenced, self.report.delivered, self.report.seconds,
+        )
+        return self.report
+
+    def stop(self) -> None:
+        """Ask `run()` to finish the batch in hand and return; safe from another thread."""
+        self._stopping = True
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        log.info("signal %d: finishing the current batch and stopping", signum)
+        self.stop()
+
+    def _start_delivery(self) -> tuple[WebhookDelivery, threading.Thread] | None:
+        if not (self.options.webhook and self.settings.iot_alerts_webhook_url):
+            return None
+        delivery = WebhookDelivery(self.settings)
+        thread = threading.Thread(target=delivery.run, name="alerts-webhook", daemon=True)
+        thread.start()
+        return delivery, thread
+
+    def _collect(self) -> list[Message]:
+        """One micro-batch: up to `batch_events` messages, waiting at most `batch_ms` after
+        the first one arrived (and at most 200 ms for a first one)."""
+        limit = self.settings.iot_alerts_batch_events
+        window = self.settings.iot_alerts_batch_ms / 1000
+        messages, self._carried = self._carried, []
+        messages.extend(self._consumer.consume(max(limit - len(messages), 1), timeout=0.2))
+        if not messages:
+            return messages
+        deadline = time.monotonic() + window
+        while len(messages) < limit and not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self._consumer.consume(limit - len(messages), timeout=remaining)
+            if not more:
+                break
+            messages.extend(more)
+        return messages
+
+    # --- one batch ---------------------------------------------------------------------
+
+    def _process(self, messages: list[Message]) -> None:
+        began = time.perf_counter()
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_error(error)
+                continue
+            owned = self.partitions.get(message.partition())
+            if owned is None:
+                continue  # no longer ours (revoked while the batch filled)
+            batch = by_partition.setdefault(message.partition(), [])
+            floor = owned.position if not batch else batch[-1].offset() + 1
+            if floor is not None and message.offset() < floor:
+                continue  # already processed: delivered again after a seek or re-assignment
+            batch.append(message)
+        now_us = time.time_ns() // 1000
+        sent: list[tuple[int, int, Outbox]] = []
+        for partition, batch in by_partition.items():
+            outcome = self._detect(partition, batch, now_us)
+            if outcome is not None:
+                sent.append((partition, batch[-1].offset() + 1, outcome))
+        if not sent:
+            return
+        self._publish([entry for _, _, outbox in sent for entry in outbox])
+        for partition, next_offset, outbox in sent:
+            if outbox:
+                self._retry(lambda p=partition, o=next_offset: self.store.clear_outbox(
+                    self.topic, p, o))
+        self.report.batches += 1
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - began)
+        self._hint([(p, o) for p, o, _ in sent])
+
+    def _detect(self, partition: int, batch: list[Message], now_us: int) -> Outbox | None:
+        """Detect over one partition's messages and checkpoint; the outbox to produce, or
+        None if the batch was fenced or the processor is stopping with Redis away."""
+        owned = self.partitions[partition]
+        decoded = self.decoder.decode([message.value() for message in batch])
+        self._count_rejects(decoded.rejects, batch)
+        # If Redis refuses the batch, `_fence` replaces this detector with what Redis holds.
+        detector = owned.detector
+        result = detector.process(decoded.table, now_us)
+        outbox = [
+            (str(record["device_id"]).encode(), orjson.dumps(record)) for record in result.records
+        ]
+        next_offset = batch[-1].offset() + 1
+        stored = self._retry(lambda: self.store.checkpoint(
+            self.topic, partition, owned.position, next_offset, state.dump(detector), outbox))
+        if stored is _STOPPED:
+            return None
+        if stored is not None:
+            self._fence(partition, int(stored))
+            return None
+        owned.position = next_offset
+        self.report.consumed += len(batch)
+        self.report.invalid += result.invalid
+        self.report.alerts += len(result.records)
+        metrics.READINGS.inc(result.readings)
+        metrics.INVALID.inc(result.invalid)
+        for record in result.records:
+            metrics.ALERTS.labels(record["rule"], record["state"]).inc()
+        return outbox
+
+    def _count_rejects(self, rejects: list, batch: list[Message]) -> None:
+        if not rejects:
+            return
+        self.report.bad += len(rejects)
+        reasons = Counter(reject.reason.value for reject in rejects)
+        for reason, count in reasons.items():
+            metrics.BAD.labels(reason).inc(count)
+        where = batch[rejects[0].index]
+        log.warning("%d bad records skipped (%s); first at [%d]@%d: %s", len(rejects),
+                    dict(reasons), where.partition(), where.offset(), rejects[0].detail[:200])
+
+    def _publish(self, outbox: Outbox) -> None:
+        """Produce alert records and wait until Kafka has them all (acks=all), retrying
+        the ones it refused; stopping leaves the rest in Redis's outbox for the restart."""
+        pending = list(outbox)
+        delay = 0.05
+        while pending:
+            failed: list[tuple[bytes, bytes]] = []
+
+            def report(error: KafkaError | None, message: Message,
+                       failed: list[tuple[bytes, bytes]] = failed) -> None:
+                if error is not None:
+                    failed.append((message.key(), message.value()))
+
+            for key, value in pending:
+                self._producer.produce(IOT_ALERTS.name, value=value, key=key, on_delivery=report)
+            remaining = self._producer.flush(PRODUCE_TIMEOUT_SECONDS)
+            if remaining == 0 and not failed:
+                return
+            log.warning("kafka took %d of %d alert records; retrying in %.2fs",
+                        len(pending) - len(failed) - remaining, len(pending), delay)
+            if self._stopping:
+                log.info("stopping with alert records unsent; the outbox sends them on restart")
+                return
+            pending = failed if remaining == 0 else pending
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    def _retry(self, call: object) -> object:
+        """Call Redis, retrying with backoff while it is unreachable; `_STOPPED` if told
+        to stop first."""
+        delay = 0.05
+        while True:
+            try:
+                return call()  # type: ignore[operator]
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
+                metrics.REDIS_ERRORS.inc()
+                log.warning("redis unavailable, retrying in %.2fs: %s", delay, error)
+            if self._stopping:
+                log.info("stopping with Redis away; the batch is read again on restart")
+                return _STOPPED
+            time.sleep(delay)
+            self._keep_membership()
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    def _keep_membership(self) -> None:
+        """Poll (partitions paused) so the group does not drop a member waiting on Redis."""
+        assignment = self._consumer.assignment()
+        self._consumer.pause(assignment)
+        try:
+            message = self._consumer.poll(0)
+            if message is not None:
+                self._carried.append(message)
+        finally:
+            self._consumer.resume(self._consumer.assignment())
+
+    def _fence(self, partition: int, stored: int) -> None:
+        """Redis does not hold this batch's start: reload what it holds and read on from
+        there (from the start if it lost the partition altogether)."""
+        self.report.fenced += 1
+        metrics.FENCED.inc()
+        log.warning("partition %d fenced: redis holds offset %d", partition, stored)
+        self._resume(partition)
+        position = self.partitions[partition].position
+        target = OFFSET_BEGINNING if position is None else position
+        try:
+            self._consumer.seek(TopicPartition(self.topic, partition, target))
+        except KafkaException as error:
+            log.warning("seek after fencing failed (%s); the partition is re-assigned", error)
+
+    def _resume(self, partition: int) -> None:
+        """Load a partition's checkpoint and send its outbox (records a crash may have left
+        unsent; Kafka may get them twice, with the same ids)."""
+        saved = self.store.load(self.topic, partition)
+        detector = (state.load(saved.state, self.config) if saved.state
+                    else Detector(self.config))
+        self.partitions[partition] = _Partition(saved.offset, detector)
+        if saved.outbox:
+            log.info("partition %d: sending %d alert records left in the outbox",
+                     partition, len(saved.outbox))
+            self._publish(saved.outbox)
+            self.store.clear_outbox(self.topic, partition, saved.offset or 0)
+
+    def _hint(self, done: list[tuple[int, int]]) -> None:
+        """Commit the checkpointed offsets to Kafka, only as a hint for lag dashboards."""
+        offsets = [TopicPartition(self.topic, p, o) for p, o in done]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
+            log.debug("offset hint not committed: %s", error)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("kafka error: %s", error)
+
+    def _report_lag(self) -> None:
+        for partition, owned in list(self.partitions.items()):
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                metrics.LAG.labels(str(partition)).set(max(high - (owned.position or 0), 0))
+
+    # --- group membership --------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Resume each partition from its checkpoint, assigning with explicit offsets so no
+        fetch starts elsewhere."""
+        for tp in partitions:
+            delay = 0.05
+            while True:
+                try:
+                    self._resume(tp.partition)
+                    break
+                except (redis.ConnectionError, redis.TimeoutError,
+                        redis.BusyLoadingError) as error:
+                    metrics.REDIS_ERRORS.inc()
+                    if self._stopping:
+                        return
+                    log.warning("redis unavailable on assignment, retrying: %s", error)
+                    time.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+            position = self.partitions[tp.partition].position
+            tp.offset = OFFSET_BEGINNING if position is None else position
+        consumer.assign(partitions)
+        self._last_activity = time.monotonic()
+        log.info("assigned %s", _describe(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.partitions.pop(tp.partition, None)
+        consumer.unassign()
+        log.info("revoked %s", _describe(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.partitions.pop(tp.partition, None)
+        log.warning("lost %s", _describe(partitions))
+
+
+_STOPPED = object()
+
+
+def run_iot_alerts(settings: Settings, options: AlertOptions) -> AlertReport:
+    """Serve metrics and health (if a port is set) and run one processor until it stops."""
+    metrics.serve(settings.iot_alerts_metrics_port)
+    return AlertProcessor(settings, options).run()
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
