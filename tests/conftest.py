@@ -90,7 +90,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     online = [
         name
         for name in type(settings).model_fields
-        if name.startswith(("redis_", "session_features_", "recommendations_", "fraud_"))
+        if name.startswith(
+            ("redis_", "session_features_", "recommendations_", "fraud_", "iot_alerts_")
+        )
     ]
     for name in online:
         value = getattr(settings, name)

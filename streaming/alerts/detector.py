@@ -19,8 +19,10 @@ Per reading (docs/iot-alerts.md has the math):
   `device_health` alert.
 
 Readings that are not finite, outside the sensor type's physical limits or without a time
-are invalid: counted, bad for the device's health, never part of a baseline. Readings
-older than their sensor's newest are used with no decay (their time moves nothing back).
+are invalid: counted, bad for the device's health, never part of a baseline. A reading
+whose `sequence` its sensor has already reported (a redelivery) or passed is dropped and
+counted. A reading timed before its sensor's newest is used with no decay (its time moves
+nothing back).
 
 The hot path is columnar: a batch is split into rounds by each reading's rank among its
 sensor's readings in the batch, and each round is a handful of NumPy operations over the
@@ -55,7 +57,7 @@ OPERATING_HIGH = np.array([SENSOR_LIMITS[t].operating[1] for t in TYPES] + [np.n
 UNKNOWN_TYPE = len(TYPES)  # an index whose limits are NaN: every comparison is False
 
 SENSOR_FLOATS = ("fast_mean", "fast_var", "ref_mean", "ref_var", "mean_1m", "bad")
-SENSOR_INTS = ("device", "type", "n", "first_us", "last_us")
+SENSOR_INTS = ("device", "type", "n", "first_us", "last_us", "last_seq")
 ALERT_INTS = ("opened_us", "last_us", "readings")
 ALERT_FLOATS = ("value", "mean_1m", "baseline_mean", "baseline_sd", "zscore", "limit", "health")
 ALERT_TEXTS = ("alert_id", "open_event", "last_event", "message")
@@ -128,6 +130,7 @@ class Batch:
     timed: np.ndarray  # bool: has a time
     sensor: np.ndarray  # int64 index into the detector's sensors
     value: np.ndarray  # float64
+    sequence: np.ndarray  # int64, -1 where missing or negative
 
     def __len__(self) -> int:
         return self.value.size
@@ -140,6 +143,7 @@ class Result:
     records: list[dict[str, object]] = field(default_factory=list)
     readings: int = 0
     invalid: int = 0
+    repeated: int = 0
 
 
 def alert_id(subject: str, rule: str, event_id: str) -> str:
@@ -203,7 +207,7 @@ class Detector:
         added = len(names)
         kinds = [TYPES.index(k) if k in TYPES else UNKNOWN_TYPE for k in types]
         new_ints = {"device": device_numbers, "type": kinds, "n": [0] * added,
-                    "first_us": [0] * added, "last_us": [0] * added}
+                    "first_us": [0] * added, "last_us": [0] * added, "last_seq": [-1] * added}
         for name, values in new_ints.items():
             self.ints[name] = np.concatenate([self.ints[name], np.array(values, np.int64)])
         for name in SENSOR_FLOATS:
@@ -229,6 +233,9 @@ class Detector:
             value=pc.fill_null(table.column("value").cast(pa.float64()), np.nan).to_numpy(
                 zero_copy_only=False
             ),
+            sequence=np.maximum(
+                pc.fill_null(table.column("sequence").cast(pa.int64()), -1).to_numpy(), -1
+            ),
         )
         order = np.argsort(batch.sensor, kind="stable")
         ranks = np.empty(len(batch), np.int64)
@@ -237,13 +244,28 @@ class Detector:
         group_start = np.repeat(starts, np.diff(np.r_[starts, len(batch)]))
         ranks[order] = np.arange(len(batch)) - group_start
         for rank in range(int(ranks.max()) + 1):
-            rows = np.flatnonzero(ranks == rank)
-            result.invalid += self._round(batch, rows, now_us, result.records)
+            rows = self._unseen(batch, np.flatnonzero(ranks == rank))
+            result.repeated += int((ranks == rank).sum()) - rows.size
+            if rows.size:
+                result.invalid += self._round(batch, rows, now_us, result.records)
         timed = batch.time_us[batch.timed]
         if timed.size:
             self.watermark_us = max(self.watermark_us, int(timed.max()))
         self._sweep(now_us, result.records)
         return result
+
+    def _unseen(self, batch: Batch, rows: np.ndarray) -> np.ndarray:
+        """The rows whose sequence is past their sensor's newest: a redelivered reading
+        (the same sequence again) or one arriving after a newer one is dropped, so it can
+        neither count twice in an alert nor open one again. Readings without a sequence
+        are all taken."""
+        sequence = batch.sequence[rows]
+        last = self.ints["last_seq"][batch.sensor[rows]]
+        keep = (sequence < 0) | (sequence > last)
+        kept = rows[keep]
+        numbered = kept[batch.sequence[kept] >= 0]
+        self.ints["last_seq"][batch.sensor[numbered]] = batch.sequence[numbered]
+        return kept
 
     def _round(self, batch: Batch, rows: np.ndarray, now_us: int,
                records: list[dict[str, object]]) -> int:
@@ -347,7 +369,9 @@ class Detector:
         pick = s.size - 1 - last
         d = touched[pick]
         health = 1.0 - total[d] / np.maximum(count[d], 1)
-        hit = health < self.config.health_threshold
+        # A sensor's first readings say little about its device: judged once it is warm.
+        warm = self.ints["n"][s[pick]] >= self.config.warmup_readings
+        hit = warm & (health < self.config.health_threshold)
         nan = np.full(pick.size, np.nan)
         context = {"mean_1m": nan, "baseline_mean": nan, "baseline_sd": nan, "zscore": nan,
                    "limit": np.full(pick.size, self.config.health_threshold), "health": health}

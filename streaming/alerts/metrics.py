@@ -18,6 +18,10 @@ INVALID = Counter(
     "iot_alerts_invalid_readings_total",
     "Readings not finite, outside physical limits or without a time (never in a baseline)",
 )
+REPEATED = Counter(
+    "iot_alerts_repeated_readings_total",
+    "Readings dropped because their sensor already reported that sequence or a later one",
+)
 BAD = Counter(
     "iot_alerts_bad_records_total",
     "Records that could not be decoded (skipped, counted, logged)",

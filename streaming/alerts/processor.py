@@ -68,6 +68,7 @@ class AlertReport:
 
     consumed: int = 0
     invalid: int = 0
+    repeated: int = 0
     bad: int = 0
     alerts: int = 0
     batches: int = 0
@@ -266,9 +267,11 @@ class AlertProcessor:
         owned.position = next_offset
         self.report.consumed += len(batch)
         self.report.invalid += result.invalid
+        self.report.repeated += result.repeated
         self.report.alerts += len(result.records)
         metrics.READINGS.inc(result.readings)
         metrics.INVALID.inc(result.invalid)
+        metrics.REPEATED.inc(result.repeated)
         for record in result.records:
             metrics.ALERTS.labels(record["rule"], record["state"]).inc()
         return outbox
