@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 RETRY_MAX_SECONDS = 5.0
 LAG_EVERY_SECONDS = 5.0
 PRODUCE_TIMEOUT_SECONDS = 10.0
+DRAIN_SECONDS = 60.0
 
 
 @dataclass
@@ -162,8 +163,7 @@ class AlertProcessor:
             self._consumer.close()
             self._producer.flush(PRODUCE_TIMEOUT_SECONDS)
             if delivery is not None:
-                self.report.delivered = delivery[0].stop_after(self.options.until_idle)
-                delivery[1].join()
+                self._stop_delivery(*delivery)
         self.report.seconds = time.monotonic() - started
         log.info(
             "stopped: %d readings, %d invalid, %d bad, %d alert records, %d batches, "
@@ -188,6 +188,17 @@ class AlertProcessor:
         thread = threading.Thread(target=delivery.run, name="alerts-webhook", daemon=True)
         thread.start()
         return delivery, thread
+
+    def _stop_delivery(self, delivery: WebhookDelivery, thread: threading.Thread) -> None:
+        """Let the delivery loop drain what is there (when running until idle), but not wait
+        on a webhook that stays down: what it has not delivered is read again next run."""
+        delivery.stop_after(self.options.until_idle)
+        thread.join(timeout=(self.options.until_idle or 0) + DRAIN_SECONDS)
+        if thread.is_alive():
+            log.warning("webhook still failing after %.0fs: stopping delivery", DRAIN_SECONDS)
+            delivery.stop()
+            thread.join(timeout=PRODUCE_TIMEOUT_SECONDS)
+        self.report.delivered = delivery.delivered
 
     def _collect(self) -> list[Message]:
         """One micro-batch: up to `batch_events` messages, waiting at most `batch_ms` after
