@@ -57,9 +57,9 @@ SPIKE_EVERY = 40
 PROBE_STEP_US = 10_000_000
 
 
-def quality(machines: int, days: int, seeds: list[int]) -> dict[str, Any]:
+def quality(machines: int, days: int, seeds: list[int], config: DetectorConfig
+            ) -> dict[str, Any]:
     """Scores per seed over generated days, and false alarms on a noise-only day."""
-    config = DetectorConfig()
     readings = machines * 4 * 8_640 * days
     runs = []
     for seed in seeds:
@@ -237,14 +237,21 @@ def main(
     quality_days: Annotated[int, typer.Option(help="Simulated days per quality run")] = 1,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds of the quality runs")] = "3,4,5",
     skip_latency: Annotated[bool, typer.Option(help="Quality only")] = False,
+    spike_z: Annotated[
+        float | None, typer.Option(help="Spike threshold of the quality runs (default: setting)")
+    ] = None,
 ) -> None:
     """Measure alert precision/recall against ground truth and spike-to-alert latency."""
     config = {"rate": rate, "seconds": seconds, "warmup": warmup, "probes": probes,
               "probe_ms": probe_ms, "machines": machines, "quality_days": quality_days,
-              "seeds": seeds, "detector": DetectorConfig().__dict__}
+              "seeds": seeds}
+    detector = DetectorConfig(**({} if spike_z is None else {"spike_z": spike_z}))
+    config["detector"] = detector.__dict__
     document = envelope("alerts", config)
     document["quiet_load_cores"] = wait_for_quiet()
-    document["quality"] = quality(machines, quality_days, [int(s) for s in seeds.split(",")])
+    document["quality"] = quality(
+        machines, quality_days, [int(s) for s in seeds.split(",")], detector
+    )
     if not skip_latency:
         workdir = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
         document["latency"] = latency(rate, seconds, warmup, probes, probe_ms, workdir)
