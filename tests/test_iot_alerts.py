@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pyarrow as pa
 import redis
@@ -29,13 +30,14 @@ from hypothesis import strategies as st
 from lakehouse.catalog import IOT_ALERTS, SENSOR_LIMITS, SENSOR_READINGS
 from lakehouse.schemas import VOCABULARIES
 from lakehouse.settings import Settings
-from streaming.alerts import state
+from streaming.alerts import metrics, state
 from streaming.alerts.detector import Detector, DetectorConfig
 from streaming.alerts.processor import AlertOptions, AlertProcessor
 from streaming.generators import make_generator
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.alert_truth import decode, detect, score
 from tests.support.fraud_audit import read_topic
+from tests.support.net import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.webhook import WebhookReceiver
 
@@ -178,24 +180,32 @@ FLOATS = st.one_of(
 )
 
 
+TIMES = st.one_of(
+    st.none(),
+    st.integers(-10**6, 10**6).map(lambda seconds: START + timedelta(seconds=seconds)),
+    # The first and last moments a timestamp can carry, and the epoch.
+    st.sampled_from([datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC),
+                     datetime(1970, 1, 1, tzinfo=UTC)]),
+)
+
+
 @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
-        st.tuples(FLOATS, st.one_of(st.none(), st.integers(-10**6, 10**6)),
+        st.tuples(FLOATS, TIMES,
                   st.integers(0, 5), st.sampled_from([*SENSOR_LIMITS, "humidity", None])),
         min_size=1, max_size=120,
     ),
     st.integers(1, 40),
 )
 def test_untrusted_readings_never_crash_and_records_stay_valid(
-    rows: list[tuple[float | None, int | None, int, str | None]], split: int
+    rows: list[tuple[float | None, datetime | None, int, str | None]], split: int
 ) -> None:
     detector = Detector(CONFIG)
     data = [
         {**reading(i, 0.0, 0.0, f"dev-000{s}-x", kind or "temperature"),
-         "sensor_type": kind, "value": value,
-         "event_time": None if seconds is None else START + timedelta(seconds=seconds)}
-        for i, (value, seconds, s, kind) in enumerate(rows)
+         "sensor_type": kind, "value": value, "event_time": when}
+        for i, (value, when, s, kind) in enumerate(rows)
     ]
     records = []
     for offset in range(0, len(data), split):
@@ -297,3 +307,18 @@ def test_a_webhook_outage_delays_but_loses_nothing(
     produced = alert_messages(settings)
     assert report.alerts == len(produced) > 0
     assert sorted(receiver.event_ids()) == sorted(produced)
+
+
+def test_metrics_and_health_are_served() -> None:
+    port = free_port()
+    server = metrics.serve(port)
+    assert server is not None
+    try:
+        metrics.READINGS.inc(3)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "iot_alerts_readings_total" in text and "iot_alerts_alerts_total" in text
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200 and health.json()["healthy"] is True
+    finally:
+        server.shutdown()
+        server.server_close()
