@@ -430,7 +430,8 @@ def stream_iot_alerts(
     report = run_iot_alerts(settings, options)
     console.print(
         f"[green]iot alerts[/] {report.consumed:,} readings, {report.alerts:,} alert records, "
-        f"{report.invalid:,} invalid, {report.bad:,} bad, {report.batches:,} batches, "
+        f"{report.invalid:,} invalid, {report.repeated:,} repeated, {report.bad:,} bad, "
+        f"{report.batches:,} batches, "
         f"{report.fenced} fenced, {report.delivered:,} delivered in {report.seconds:.1f}s"
     )
 

@@ -166,9 +166,11 @@ class AlertProcessor:
                 self._stop_delivery(*delivery)
         self.report.seconds = time.monotonic() - started
         log.info(
-            "stopped: %d readings, %d invalid, %d bad, %d alert records, %d batches, "
+            "stopped: %d readings, %d invalid, %d repeated, %d bad, %d alert records, "
+            "%d batches, "
             "%d fenced, %d delivered in %.1fs",
-            self.report.consumed, self.report.invalid, self.report.bad, self.report.alerts,
+            self.report.consumed, self.report.invalid, self.report.repeated, self.report.bad,
+            self.report.alerts,
             self.report.batches, self.report.fenced, self.report.delivered, self.report.seconds,
         )
         return self.report
@@ -246,9 +248,9 @@ class AlertProcessor:
                 sent.append((partition, batch[-1].offset() + 1, outcome))
         if not sent:
             return
-        self._publish([entry for _, _, outbox in sent for entry in outbox])
+        published = self._publish([entry for _, _, outbox in sent for entry in outbox])
         for partition, next_offset, outbox in sent:
-            if outbox:
+            if outbox and published:
                 self._retry(lambda p=partition, o=next_offset: self.store.clear_outbox(
                     self.topic, p, o))
         self.report.batches += 1
@@ -298,9 +300,10 @@ class AlertProcessor:
         log.warning("%d bad records skipped (%s); first at [%d]@%d: %s", len(rejects),
                     dict(reasons), where.partition(), where.offset(), rejects[0].detail[:200])
 
-    def _publish(self, outbox: Outbox) -> None:
+    def _publish(self, outbox: Outbox) -> bool:
         """Produce alert records and wait until Kafka has them all (acks=all), retrying
-        the ones it refused; stopping leaves the rest in Redis's outbox for the restart."""
+        the ones it refused; False if told to stop first (the outbox in Redis keeps them
+        for the restart)."""
         pending = list(outbox)
         delay = 0.05
         while pending:
@@ -315,15 +318,16 @@ class AlertProcessor:
                 self._producer.produce(IOT_ALERTS.name, value=value, key=key, on_delivery=report)
             remaining = self._producer.flush(PRODUCE_TIMEOUT_SECONDS)
             if remaining == 0 and not failed:
-                return
+                return True
             log.warning("kafka took %d of %d alert records; retrying in %.2fs",
                         len(pending) - len(failed) - remaining, len(pending), delay)
             if self._stopping:
                 log.info("stopping with alert records unsent; the outbox sends them on restart")
-                return
+                return False
             pending = failed if remaining == 0 else pending
             time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
+        return True
 
     def _retry(self, call: object) -> object:
         """Call Redis, retrying with backoff while it is unreachable; `_STOPPED` if told
@@ -377,8 +381,8 @@ class AlertProcessor:
         if saved.outbox:
             log.info("partition %d: sending %d alert records left in the outbox",
                      partition, len(saved.outbox))
-            self._publish(saved.outbox)
-            self.store.clear_outbox(self.topic, partition, saved.offset or 0)
+            if self._publish(saved.outbox):
+                self.store.clear_outbox(self.topic, partition, saved.offset or 0)
 
     def _hint(self, done: list[tuple[int, int]]) -> None:
         """Commit the checkpointed offsets to Kafka, only as a hint for lag dashboards."""

@@ -15,11 +15,13 @@ from tests.support.net import free_port
 
 
 class WebhookReceiver:
-    """Collects alert records POSTed to `url`; `down` makes it answer 503 and keep nothing."""
+    """Collects alert records POSTed to `url` with their `Idempotency-Key`; `down` makes it
+    answer 503 and keep nothing."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.records: list[dict[str, Any]] = []
+        self.keys: list[str] = []
         self.received_at: list[float] = []
         self.refused = 0
         self.down = False
@@ -35,6 +37,7 @@ class WebhookReceiver:
                         self.send_response(503)
                     else:
                         receiver.records.append(orjson.loads(body))
+                        receiver.keys.append(self.headers.get("Idempotency-Key", ""))
                         receiver.received_at.append(time.time())
                         self.send_response(204)
                 self.end_headers()
