@@ -234,11 +234,13 @@ SENSOR_READINGS = EventSchema(
 # quiet period; a burst of anomalous readings is one alert. `alert_id` is the same on both
 # records and derives from the opening reading, so a replay after a restart produces the
 # same ids: `event_id` is `<alert_id>:<state>`, and silver's dedup by event id makes a
-# repeated record harmless. `event_time` is the reading time of the transition;
-# `detected_at` the processor's wall clock when it emitted the record (alert latency).
-# `value` is the reading that caused the transition; `readings` counts the anomalous
-# readings of the alert so far (at `close`: all of them); `sensor_id`/`sensor_type` are
-# null for device-level alerts.
+# repeated record harmless. `event_time` is the reading time of the transition: the
+# opening reading's, or for `close` the last anomalous reading's plus the quiet period
+# (= `closed_at`); `detected_at` the processor's wall clock when it emitted the record
+# (alert latency). `value` and the baseline fields are those of the opening reading on
+# both records; `reading_event_id` is the opening reading (`open`) or the last anomalous
+# one (`close`); `readings` counts the anomalous readings of the alert so far (at `close`:
+# all of them); `sensor_id`/`sensor_type` are null for device-level alerts.
 IOT_ALERTS = EventSchema(
     "iot_alerts",
     _fields(
