@@ -376,6 +376,74 @@ SUITES: dict[str, Suite] = {
             ),
         ),
         _gold(
+            catalog.GOLD_IOT_ALERT_HISTORY,
+            ("alert_id",),
+            present("device_id", "rule", "severity", "opened_at", "readings"),
+            Check(
+                "categories_known",
+                "rule, severity: the alert contract's values; state open or closed.",
+                (
+                    *(
+                        Expect("ExpectColumnValuesToBeInSet",
+                               {"column": column, "value_set": list(values)})
+                        for column, values in VOCABULARIES["iot_alerts"].items()
+                        if column != "state"
+                    ),
+                    Expect("ExpectColumnValuesToBeInSet",
+                           {"column": "state", "value_set": ["open", "closed"]}),
+                ),
+                blocking=True,
+            ),
+            Check(
+                "closed_alerts_have_a_close",
+                "An alert in state closed has a close time.",
+                (Expect("ExpectColumnValuesToNotBeNull", {"column": "closed_at"},
+                        where=("state", "closed")),),
+                blocking=True,
+            ),
+            between(
+                "counts_possible",
+                "At least one reading per alert; an alert closes at or after it opened "
+                "(minutes to close never negative).",
+                ("readings", 1, None),
+                ("minutes_to_close", 0, None),
+            ),
+            between(
+                "detected_within_the_sla",
+                "The processor emitted each open record within the seed's 5-minute alert "
+                "SLA of its reading (a slower one is late, not wrong).",
+                ("detection_seconds", None, 300),
+                blocking=False,
+            ),
+        ),
+        _gold(
+            catalog.GOLD_DEVICE_ALERTS_DAILY,
+            ("device_id",),
+            between(
+                "counts_possible",
+                "Counts never negative; at most a day (1,440 minutes) under alert.",
+                ("alerts_opened", 0, None),
+                ("alerts_active", 0, None),
+                ("open_at_end_of_day", 0, None),
+                ("minutes_under_alert", 0, 1440),
+            ),
+            Check(
+                "opened_within_active",
+                "A device's alerts opened and those still open at midnight are among the "
+                "alerts active that day.",
+                (
+                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
+                           {"column_A": "alerts_active", "column_B": "alerts_opened",
+                            "or_equal": True}),
+                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
+                           {"column_A": "alerts_active", "column_B": "open_at_end_of_day",
+                            "or_equal": True}),
+                ),
+                blocking=True,
+            ),
+            present("health_score", name="health_known", mostly=0.95, blocking=False),
+        ),
+        _gold(
             catalog.GOLD_USER_ACTIVITY_DAILY,
             ("user_id",),
             between(
