@@ -108,10 +108,12 @@ def alert_history(records: pa.Table) -> pa.Table:
 
 def history_days(day_records: pa.Table, day: date) -> list[date]:
     """The partitions of gold.iot_alert_history a rebuild of `day` must rewrite, oldest
-    first: `day` itself and the opening day of every alert one of `day_records` (the
-    day's silver records, at least `opened_at`) belongs to."""
+    first, `day` last: `day` itself and the opening day of every alert one of
+    `day_records` (the day's silver records, at least `opened_at`) belongs to. A record
+    never reaches forward: silver refuses a close before its open, and an open record's
+    `opened_at` is its own time."""
     opened = pc.cast(pc.cast(day_records["opened_at"], pa.timestamp("us")), pa.date32())
-    return sorted({day, *(d for d in opened.to_pylist() if d is not None)})
+    return sorted({day, *(d for d in opened.to_pylist() if d is not None and d < day)})
 
 
 def build_alert_history_partition(
@@ -126,16 +128,10 @@ def build_alert_history_partition(
     # Every record from the oldest touched day on: an alert's close may lie any day later.
     records = read_days(settings, SILVER_IOT_ALERTS, RECORD_COLUMNS, days[0], date.max)
     history = alert_history(records)
-    rows = history
     for partition in days:
-        rows = replace_day(
-            settings,
-            GOLD_IOT_ALERT_HISTORY,
-            history.filter(pc.field("event_date") == partition),
-            partition,
-            guard,
-        )
-    return rows
+        rows = history.filter(pc.field("event_date") == partition)
+        replace_day(settings, GOLD_IOT_ALERT_HISTORY, rows, partition, guard)
+    return history.filter(pc.field("event_date") == day)
 
 
 # --- gold.device_alerts_daily ------------------------------------------------------------
@@ -250,7 +246,7 @@ def alerts_open_during(settings: Settings, first: datetime, end: datetime) -> pa
     if table is None:
         return IOT_ALERT_HISTORY.empty_table().select(HISTORY_COLUMNS)
     window = (
-        (pc.field("event_date") <= end.date())
+        (pc.field("event_date") <= (end - timedelta(microseconds=1)).date())
         & (pc.field("opened_at") < end)
         & (pc.field("closed_at").is_null() | (pc.field("closed_at") >= first))
     )
