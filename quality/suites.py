@@ -201,10 +201,13 @@ def _silver(
     return Suite(spec, tuple(suite_checks), id_columns=("event_id",))
 
 
-def _gold(spec: TableSpec, key_columns: tuple[str, ...], *checks: Check) -> Suite:
+def _gold(
+    spec: TableSpec, key_columns: tuple[str, ...], *checks: Check, steady_volume: bool = True
+) -> Suite:
+    volume = (usual_volume(spec),) if steady_volume else ()
     return Suite(
         spec,
-        (columns_match(spec), unique(*key_columns), *checks, usual_volume(spec)),
+        (columns_match(spec), unique(*key_columns), *checks, *volume),
         id_columns=key_columns,
     )
 
@@ -415,6 +418,8 @@ SUITES: dict[str, Suite] = {
                 ("detection_seconds", None, 300),
                 blocking=False,
             ),
+            # As for silver.iot_alerts: a quiet or a bad day is news about the fleet.
+            steady_volume=False,
         ),
         _gold(
             catalog.GOLD_DEVICE_ALERTS_DAILY,
