@@ -67,6 +67,10 @@ class Forwarder:
         """Wait for every queued message's report; the number still undelivered."""
         return self._producer.flush(timeout)
 
+    def close(self) -> None:
+        """Release the producer's connections (after `flush`)."""
+        self._producer.close()
+
     def _delivered(self, mid: int, generation: int, error: KafkaError | None,
                    _message: Message) -> None:
         self.in_flight -= 1

@@ -22,6 +22,7 @@ import logging
 import select
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,7 @@ class Gateway:
         self._batch_started = 0.0
         self._generation = 0  # bumped on reconnect: acks for an older session are void
         self._subscribed = False
+        self.ready = threading.Event()  # set once subscribed, for tests and benchmarks
         self._stopping = False
         self._synced = GatewayReport()  # what the Prometheus counters already hold
 
@@ -167,6 +169,7 @@ class Gateway:
         if refused:
             raise PermissionError(f"subscription refused: {refused[0]}")
         self._subscribed = True
+        self.ready.set()
 
     def _received(self, _client: Client, _userdata: Any, message: MQTTMessage) -> None:
         if not self._mids:
@@ -310,6 +313,7 @@ class Gateway:
             self.client.loop_write()
         self._sync_metrics()
         self.client.disconnect()
+        self.forwarder.close()
         if remaining or self.forwarder.failure is not None:
             raise DeliveryFailedError(
                 f"{remaining} readings undelivered at stop (first error: "
@@ -350,6 +354,10 @@ class Gateway:
 
     def _request_stop(self, signum: int, _frame: object) -> None:
         log.info("signal %d: flushing and stopping", signum)
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask the loop to finish: flush, acknowledge, disconnect (safe from any thread)."""
         self._stopping = True
 
 
