@@ -18,6 +18,7 @@ loop, flushes the producer, sends the last acknowledgements and exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import select
 import signal
@@ -40,6 +41,7 @@ from streaming.edge import health, metrics
 from streaming.edge.forward import DeliveryFailedError, Forwarder
 from streaming.edge.provision import Credentials
 from streaming.edge.screen import DedupeWindow, Screen, Verdicts
+from streaming.generators.iot import IotGenerator
 from streaming.ingest.decode import BatchDecoder
 
 log = logging.getLogger(__name__)
@@ -198,7 +200,13 @@ class Gateway:
         server = None
         if self.settings.gateway_metrics_port:
             server = health.serve(self.settings.gateway_metrics_port, self.health)
+        self._warm_up()
         self._connect()
+        # Everything allocated so far lives for the whole run; keep the collector off it.
+        # paho allocates a message object (and its properties) per reading: with the
+        # default thresholds full collections would rescan them all again and again.
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 1000)
         started = time.monotonic()
         linger = self.settings.gateway_batch_ms / 1000
         try:
@@ -219,6 +227,12 @@ class Gateway:
             if server is not None:
                 server.shutdown()
         return self.report
+
+    def _warm_up(self) -> None:
+        """Decode one generated reading before connecting, so that the first real batch
+        does not pay for the decoder's lazy imports and kernels (about a second)."""
+        sample = next(iter(IotGenerator(n_machines=1).batches(1, 1))).values
+        self.screen.decoder.decode(sample)
 
     def _turn(self, timeout: float) -> None:
         """Read what the broker sent (up to a batch), serve Kafka's reports, write acks."""
