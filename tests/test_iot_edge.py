@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -29,11 +29,12 @@ from lakehouse.delta import open_table
 from lakehouse.settings import Settings
 from streaming.edge.devices import DeviceFleet, DeviceRefusedError, publish_batches
 from streaming.edge.gateway import Gateway, GatewayOptions
-from streaming.edge.provision import CREDENTIALS_FILE
+from streaming.edge.provision import CREDENTIALS_FILE, Credentials
 from streaming.generators.iot import IotGenerator
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.mosquitto import MosquittoServer, provisioned_mosquitto
+from tests.support.net import free_port
 
 LAYOUT = SENSOR_READINGS_MQTT
 MACHINES = 4  # dev-0000 .. dev-0003, 16 sensors
@@ -313,3 +314,22 @@ def test_two_gateways_share_the_subscription(edge_settings: Settings,
     two_thread.join(60)
     assert one.report.received > 0 and two.report.received > 0
     assert one.report.received + two.report.received == report.accepted == 2_000
+
+
+def test_cli_provisions_a_broker_the_devices_publish_to(
+        tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    port = free_port()
+    edge = tmp_path / "iot"
+    env = {**settings_env(make_settings()), "MQTT_URL": f"mqtt://127.0.0.1:{port}",
+           "IOT_EDGE_DIR": str(edge)}
+    subprocess.run(lakehouse_command("iot", "provision", "--devices", "200"), env=env,
+                   check=True, capture_output=True)
+    server = MosquittoServer(edge, Credentials.load(edge)).start()
+    try:
+        done = subprocess.run(
+            lakehouse_command("generate", "iot", "--via", "mqtt", "--events", "500"),
+            env=env, check=True, capture_output=True, text=True)
+    finally:
+        server.stop()
+    assert "published 500 readings over MQTT" in done.stdout
+    assert "0 refused" in done.stdout
