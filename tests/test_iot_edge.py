@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.request import urlopen
 
 import orjson
 import pytest
@@ -275,12 +276,17 @@ def test_gateway_killed_under_traffic_loses_nothing(edge_settings: Settings,
     fleet.close()
     first.wait(10)
 
-    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    port = free_port()
+    second = subprocess.Popen([*command, "--metrics-port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wanted = {orjson.loads(p)["event_id"] for p in accepted}
     assert len(wanted) > 10_000
     messages = kafka_values(edge_settings, len(wanted), timeout=60)
     landed = {orjson.loads(m.value())["event_id"] for m in messages}
+    health = orjson.loads(urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+    exposition = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert health["mqtt_connected"] and health["status"] == "ok"
+    assert "gateway_messages_acked_total" in exposition
     second.send_signal(signal.SIGTERM)
     output = second.communicate(timeout=30)[0].decode()
     assert second.returncode == 0, output
