@@ -18,7 +18,10 @@ def serve(port: int, probe: Probe, host: str = "0.0.0.0") -> ThreadingHTTPServer
     503 otherwise, with the probe's detail as JSON."""
 
     class Handler(BaseHTTPRequestHandler):
+        """The two endpoints; anything else is 404."""
+
         def do_GET(self) -> None:
+            """Answer /metrics or /healthz."""
             if self.path == "/metrics":
                 body, content_type = render()
                 status = 200
@@ -35,7 +38,7 @@ def serve(port: int, probe: Probe, host: str = "0.0.0.0") -> ThreadingHTTPServer
             self.wfile.write(body)
 
         def log_message(self, *_args: object) -> None:
-            return  # scrapes every few seconds would flood the logs
+            """Silent: scrapes every few seconds would flood the logs."""
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -31,9 +31,11 @@ class MosquittoServer:
 
     @property
     def url(self) -> str:
+        """The broker as MQTT_URL names it."""
         return f"mqtt://127.0.0.1:{self.credentials.port}"
 
     def start(self) -> MosquittoServer:
+        """Start Mosquitto with the provisioned config; wait until it listens."""
         log = (self.directory / "mosquitto.log").open("ab")
         self.process = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.directory / CONFIG_FILE)], stdout=log, stderr=log
@@ -46,6 +48,7 @@ class MosquittoServer:
         return self
 
     def stop(self, kill: bool = False) -> None:
+        """End the broker: SIGTERM (it saves its database), or SIGKILL with `kill`."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             self.process.wait(10)
