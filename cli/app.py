@@ -198,6 +198,9 @@ def _publish_over_mqtt(settings: Settings, generator: DomainGenerator, events: i
         f"[green]published[/] {report.accepted:,} readings over MQTT in {report.seconds:.1f}s "
         f"({report.accepted / max(report.seconds, 1e-9):,.0f}/s), {report.refused:,} refused"
     )
+    if report.unrouted:
+        err_console.print(f"[yellow]{report.unrouted:,} accepted readings had no subscriber "
+                          "(no gateway session on the broker): they are gone[/]")
 
 
 @app.command()

@@ -69,7 +69,7 @@ def gateway(
     ] = None,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long")] = None,
     until_idle: Annotated[
-        float | None, typer.Option(help="Exit after this many seconds without a message")
+        float | None, typer.Option(help="Exit after this long without a message, once one came")
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="/metrics and /healthz port (default: GATEWAY_METRICS_PORT)")

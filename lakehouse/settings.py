@@ -205,7 +205,7 @@ class Settings(BaseSettings):
     gateway_share_group: str = Field(
         "lakehouse-gateway",
         description="Shared-subscription group ($share/<group>/...): processes in one group "
-        "split the readings between them.",
+        "split the readings between them; empty: a plain subscription (one gateway).",
     )
     gateway_session_expiry_seconds: int = Field(
         7 * 24 * 3600, ge=1,

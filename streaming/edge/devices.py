@@ -29,6 +29,8 @@ from streaming.generators import EventBatch
 Outcome = Callable[[bytes, ReasonCode], None]
 # Unacknowledged publishes per device before paho holds further ones back.
 DEVICE_INFLIGHT = 100
+# PUBACK reason code: accepted, but no subscription matched, so nobody will receive it.
+NO_MATCHING_SUBSCRIBERS = 16
 
 
 class DeviceRefusedError(RuntimeError):
@@ -41,6 +43,7 @@ class PublishReport:
 
     accepted: int = 0
     refused: int = 0
+    unrouted: int = 0  # accepted, but the broker had no subscriber for it (reason code 16)
     seconds: float = 0.0
     refused_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -142,6 +145,8 @@ class DeviceFleet:
             self.report.refused_reasons[name] = self.report.refused_reasons.get(name, 0) + 1
         else:
             self.report.accepted += 1
+            if reason.value == NO_MATCHING_SUBSCRIBERS:
+                self.report.unrouted += 1
         if self.on_outcome is not None:
             self.on_outcome(payload, reason)
 

@@ -89,6 +89,15 @@ def broker_address(settings: Settings) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or 1883
 
 
+def subscription_filter(settings: Settings,
+                        layout: MqttTopicLayout = SENSOR_READINGS_MQTT) -> str:
+    """`$share/<group>/factory/+/+/+`, or the plain filter when GATEWAY_SHARE_GROUP is
+    empty (one gateway; Mosquitto 2.0 restores only plain subscriptions of a persistent
+    session after a broker restart: docs/iot-edge.md)."""
+    group = settings.gateway_share_group
+    return f"$share/{group}/{layout.subscription}" if group else layout.subscription
+
+
 def gateway_password(settings: Settings) -> str:
     """GATEWAY_MQTT_PASSWORD, or the provisioned one in IOT_EDGE_DIR's credentials.json."""
     if settings.gateway_mqtt_password is not None:
@@ -161,8 +170,7 @@ class Gateway:
         if reason.is_failure:
             raise ConnectionRefusedError(f"MQTT broker refused the gateway: {reason}")
         log.info("connected (session present: %s)", flags.session_present)
-        group = self.settings.gateway_share_group
-        client.subscribe(f"$share/{group}/{self.layout.subscription}",
+        client.subscribe(subscription_filter(self.settings, self.layout),
                          options=SubscribeOptions(qos=1))
 
     def _subscribed_cb(self, _client: Client, _userdata: Any, _mid: int,
