@@ -396,6 +396,27 @@ GOLD_DEVICE_HEALTH_DAILY = _gold(
     ("device_id",),
     5 * 365,
 )
+# Alerts gold (lakehouse.transforms.alerts): the alert history partitioned by the day an
+# alert opened, the daily roll-up per device beside device health.
+GOLD_IOT_ALERT_HISTORY = _gold(
+    "iot_alert_history",
+    Domain.IOT,
+    schemas.IOT_ALERT_HISTORY,
+    "One row per IoT alert, in the partition of the day it opened: device, sensor, rule, "
+    "severity, opened and closed (NULL while open), minutes to close, readings, |z|, "
+    "detection delay.",
+    ("device_id", "sensor_id"),
+    5 * 365,
+)
+GOLD_DEVICE_ALERTS_DAILY = _gold(
+    "device_alerts_daily",
+    Domain.IOT,
+    schemas.DEVICE_ALERTS_DAILY,
+    "Per device and day: alerts opened by rule and severity, closed, active, minutes under "
+    "alert, open at the end of the day, beside the day's health score and status.",
+    ("device_id",),
+    5 * 365,
+)
 
 # E-commerce gold (lakehouse.transforms.ecommerce). Per-user tables are large and z-ordered
 # by user_id; the activity base is kept 2 years, the 30-day feature snapshots 180 days

@@ -642,6 +642,59 @@ DEVICE_HEALTH_DAILY = _fields(
     ("hours_to_failure", pa.float64()),
 )
 
+# --- IoT alerts gold (lakehouse.transforms.alerts) --------------------------------------
+# One row per alert the alert processor raised, partitioned by the day it opened (a home
+# that never moves): its open and close records folded together, `closed_at` and
+# `minutes_to_close` NULL while no close is known. A close on a later day rewrites the row
+# in its opening day's partition. `readings` is the close record's count when closed (all
+# the anomalous readings), the open record's otherwise; the values are those of the
+# transitions, the only readings an alert record carries; `detection_seconds` is the
+# processor's delay from the opening reading to emitting the open record.
+IOT_ALERT_HISTORY = _fields(
+    ("event_date", pa.date32()),
+    ("alert_id", pa.string()),
+    ("device_id", pa.string()),
+    ("plant", pa.string()),
+    ("sensor_id", pa.string()),
+    ("sensor_type", pa.string()),
+    ("rule", pa.string()),
+    ("severity", pa.string()),
+    ("state", pa.string()),
+    ("opened_at", TIMESTAMP),
+    ("closed_at", TIMESTAMP),
+    ("minutes_to_close", pa.float64()),
+    ("readings", pa.int64()),
+    ("open_value", pa.float64()),
+    ("open_zscore", pa.float64()),
+    ("max_abs_zscore", pa.float64()),
+    ("min_health_score", pa.float64()),
+    ("detected_at", TIMESTAMP),
+    ("detection_seconds", pa.float64()),
+)
+ALERT_RULES: tuple[str, ...] = VOCABULARIES["iot_alerts"]["rule"]
+ALERT_SEVERITIES: tuple[str, ...] = VOCABULARIES["iot_alerts"]["severity"]
+
+# Per device and day: every device with a health row that day or an alert open at some
+# moment of it. Alerts opened that day, by rule and by severity; alerts closed that day;
+# minutes of the day with at least one alert open (overlapping alerts count once); alerts
+# still open at the end of the day; and the device's health that day (NULL without a
+# gold.device_health_daily row). A day's figures need only the records up to its end: an
+# alert not closed by midnight was open until midnight whenever it closes.
+DEVICE_ALERTS_DAILY = _fields(
+    ("event_date", pa.date32()),
+    ("device_id", pa.string()),
+    ("plant", pa.string()),
+    ("alerts_opened", pa.int64()),
+    *((f"{rule}_opened", pa.int64()) for rule in ALERT_RULES),
+    *((f"{severity}_opened", pa.int64()) for severity in ALERT_SEVERITIES),
+    ("alerts_closed", pa.int64()),
+    ("alerts_active", pa.int64()),
+    ("minutes_under_alert", pa.float64()),
+    ("open_at_end_of_day", pa.int64()),
+    ("health_score", pa.float64()),
+    ("status", pa.string()),
+)
+
 
 # The batch top 10 of every user the recommender champion knows, as of a day: the
 # recommendation service's fallback when its online path is down (step 5). rank 1 is the

@@ -178,6 +178,7 @@ def _silver(
     natural_blocking: bool,
     expected: tuple[str, ...] = (),
     expected_mostly: float = 0.99,
+    steady_volume: bool = True,
 ) -> Suite:
     topic = CATALOG.topic(spec.source_topic or "")
     suite_checks = [
@@ -186,8 +187,9 @@ def _silver(
         present(*topic.event.required),
         unique(*natural_key, name="natural_key_unique", blocking=natural_blocking),
         *checks,
-        usual_volume(spec),
     ]
+    if steady_volume:
+        suite_checks.append(usual_volume(spec))
     if topic.name in VOCABULARIES:
         suite_checks.insert(3, known_values(topic.name))
     if expected:
@@ -199,10 +201,13 @@ def _silver(
     return Suite(spec, tuple(suite_checks), id_columns=("event_id",))
 
 
-def _gold(spec: TableSpec, key_columns: tuple[str, ...], *checks: Check) -> Suite:
+def _gold(
+    spec: TableSpec, key_columns: tuple[str, ...], *checks: Check, steady_volume: bool = True
+) -> Suite:
+    volume = (usual_volume(spec),) if steady_volume else ()
     return Suite(
         spec,
-        (columns_match(spec), unique(*key_columns), *checks, usual_volume(spec)),
+        (columns_match(spec), unique(*key_columns), *checks, *volume),
         id_columns=key_columns,
     )
 
@@ -340,6 +345,9 @@ SUITES: dict[str, Suite] = {
             # One record per alert and transition (the processor's ids are deterministic).
             natural_key=("alert_id", "state"),
             natural_blocking=True,
+            # Alerts come with the machines' troubles: a quiet day, or a bad one, is news
+            # about the fleet, not about the pipeline.
+            steady_volume=False,
         ),
         # --- gold ---------------------------------------------------------------------------
         _gold(
@@ -369,6 +377,76 @@ SUITES: dict[str, Suite] = {
                 ),
                 blocking=True,
             ),
+        ),
+        _gold(
+            catalog.GOLD_IOT_ALERT_HISTORY,
+            ("alert_id",),
+            present("device_id", "rule", "severity", "opened_at", "readings"),
+            Check(
+                "categories_known",
+                "rule, severity: the alert contract's values; state open or closed.",
+                (
+                    *(
+                        Expect("ExpectColumnValuesToBeInSet",
+                               {"column": column, "value_set": list(values)})
+                        for column, values in VOCABULARIES["iot_alerts"].items()
+                        if column != "state"
+                    ),
+                    Expect("ExpectColumnValuesToBeInSet",
+                           {"column": "state", "value_set": ["open", "closed"]}),
+                ),
+                blocking=True,
+            ),
+            Check(
+                "closed_alerts_have_a_close",
+                "An alert in state closed has a close time.",
+                (Expect("ExpectColumnValuesToNotBeNull", {"column": "closed_at"},
+                        where=("state", "closed")),),
+                blocking=True,
+            ),
+            between(
+                "counts_possible",
+                "At least one reading per alert; an alert closes at or after it opened "
+                "(minutes to close never negative).",
+                ("readings", 1, None),
+                ("minutes_to_close", 0, None),
+            ),
+            between(
+                "detected_within_the_sla",
+                "The processor emitted each open record within the seed's 5-minute alert "
+                "SLA of its reading (a slower one is late, not wrong).",
+                ("detection_seconds", None, 300),
+                blocking=False,
+            ),
+            # As for silver.iot_alerts: a quiet or a bad day is news about the fleet.
+            steady_volume=False,
+        ),
+        _gold(
+            catalog.GOLD_DEVICE_ALERTS_DAILY,
+            ("device_id",),
+            between(
+                "counts_possible",
+                "Counts never negative; at most a day (1,440 minutes) under alert.",
+                ("alerts_opened", 0, None),
+                ("alerts_active", 0, None),
+                ("open_at_end_of_day", 0, None),
+                ("minutes_under_alert", 0, 1440),
+            ),
+            Check(
+                "opened_within_active",
+                "A device's alerts opened and those still open at midnight are among the "
+                "alerts active that day.",
+                (
+                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
+                           {"column_A": "alerts_active", "column_B": "alerts_opened",
+                            "or_equal": True}),
+                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
+                           {"column_A": "alerts_active", "column_B": "open_at_end_of_day",
+                            "or_equal": True}),
+                ),
+                blocking=True,
+            ),
+            present("health_score", name="health_known", mostly=0.95, blocking=False),
         ),
         _gold(
             catalog.GOLD_USER_ACTIVITY_DAILY,

@@ -17,8 +17,15 @@ import pytest
 
 from assets.iot.models import failure_model
 from assets.resources import LakehouseResource
-from lakehouse.catalog import GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
-from lakehouse.features.iot import FEATURES, HOURLY_COLUMNS, LOOKBACK_HOURS, device_hour_features
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, IOT_ALERTS, SILVER_SENSOR_READINGS
+from lakehouse.features.iot import (
+    ALERT_FEATURES,
+    FEATURES,
+    HOURLY_COLUMNS,
+    LOOKBACK_HOURS,
+    device_hour_alert_features,
+    device_hour_features,
+)
 from lakehouse.models.evaluation import evaluate_binary
 from lakehouse.models.failure import (
     ALERT_FPR,
@@ -36,13 +43,15 @@ from lakehouse.models.failure import (
 )
 from lakehouse.models.registry import champion
 from lakehouse.models.trained import TrainedModel
-from lakehouse.schemas import SENSOR_HOURLY, TIMESTAMP
+from lakehouse.schemas import IOT_ALERT_HISTORY, SENSOR_HOURLY, TIMESTAMP
 from lakehouse.settings import Settings
+from lakehouse.transforms.alerts import build_alert_history_partition
 from lakehouse.transforms.iot import build_sensor_hourly_partition
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import read_days
 from streaming.generators import make_generator
-from tests.support.landing import land_in_bronze
+from tests.support.iot_alerts import alerts_for
+from tests.support.landing import land_in_bronze, land_messages
 
 FIRST, LAST = date(2026, 11, 20), date(2026, 11, 23)
 DAY = date(2026, 11, 23)
@@ -114,6 +123,37 @@ def test_device_hour_features_compare_each_hour_with_the_devices_previous_24_hou
     )
     # Device b is judged against its own past only (it has none), never against a's.
     assert by_key["b", at(3)] == features_row("b", 3, baseline_hours=0.0)
+
+
+def test_alert_features_count_only_what_was_known_when_the_hour_ended() -> None:
+    def alert(device: str, rule: str, opened: float, closed: float | None,
+              severity: str = "warning") -> dict[str, object]:  # fmt: skip
+        return {"device_id": device, "rule": rule, "severity": severity, "opened_at": at(opened),
+                "closed_at": None if closed is None else at(closed)}  # fmt: skip
+
+    alerts = pa.Table.from_pylist(
+        [
+            alert("a", "zscore", 0.5, 1.2),  # within hour 0, closed during hour 1
+            alert("a", "device_health", 1.5, None, "critical"),  # opens in hour 1, stays open
+            alert("a", "zscore", -30, -29),  # a day and more before: only in the 7-day count
+            alert("a", "above_limit", 2.5, 3.0),  # after every hour scored below: not there
+            alert("b", "zscore", -200, None),  # older than 7 days, still open
+        ],
+        schema=IOT_ALERT_HISTORY,
+    )
+    keys = pa.table({"device_id": ["a", "a", "b", "c"],
+                     "hour": pa.array([at(0), at(1), at(1), at(1)], TIMESTAMP)})  # fmt: skip
+    rows = device_hour_alert_features(keys, alerts)
+    got = [
+        {name: row[name] for name in ALERT_FEATURES if row[name]} for row in rows.to_pylist()
+    ]
+    assert got == [
+        {"zscore_alerts_24h": 1.0, "zscore_alerts_7d": 2.0, "alerts_open": 1.0},
+        {"zscore_alerts_24h": 1.0, "zscore_alerts_7d": 2.0, "device_health_alerts_24h": 1.0,
+         "device_health_alerts_7d": 1.0, "critical_alerts_7d": 1.0, "alerts_open": 1.0},
+        {"alerts_open": 1.0},
+        {},
+    ]  # fmt: skip
 
 
 def test_failure_labels_look_the_horizon_ahead_of_each_hour_end() -> None:
@@ -268,6 +308,28 @@ def test_one_devices_recent_hours_give_the_batch_features_and_an_alert_before_it
     # The service warns of it: an hour that ended before the failure alerts.
     alerts = load_failure_model(trained.artifact).alerts(online)
     assert any(hour < last_hour for hour in alerts["hour"].to_pylist())
+
+
+def test_the_model_trains_with_alert_features_and_its_artifact_carries_them(
+    fleet: Settings,
+) -> None:
+    """The comparison's path (docs/models.md): the fleet's alerts (one per labelled spike
+    from the stand-in) through bronze, silver and gold.iot_alert_history, then a model
+    with the alert features whose artifact and params carry them."""
+    readings = read_days(fleet, SILVER_SENSOR_READINGS, None, FIRST, LAST).to_pylist()
+    land_messages(fleet, IOT_ALERTS.name, alerts_for(readings))
+    for offset in range((LAST - FIRST).days + 2):
+        day = FIRST + timedelta(days=offset)
+        build_silver_partition(fleet, IOT_ALERTS.name, day)
+        build_alert_history_partition(fleet, day)
+    features = FEATURES + ALERT_FEATURES
+    rows = labelled_device_hours(fleet, FIRST, LAST, features=features)
+    assert rows.num_rows == labelled_device_hours(fleet, FIRST, LAST).num_rows
+    assert pc.sum(rows["zscore_alerts_24h"]).as_py() > 0
+    trained = train_failure_model(fleet, FIRST, LAST, features=features)
+    model = load_failure_model(trained.artifact)
+    assert model.features == features and trained.params["features"] == list(features)
+    assert model.score(rows).shape == (rows.num_rows,)
 
 
 def test_training_without_a_failure_to_learn_from_is_refused(

@@ -15,7 +15,15 @@ the wall time of the whole training (features, fit, evaluation) and of the fit a
   BLOCK threshold on the test day, with recall and PR-AUC against the rules, judged on
   the labels as training is and again on the generator's truth (friendly fraud legit,
   unreported fraud fraud), with the test day's transactions per pattern;
-- failure: XGBoost against a sensor-deviation threshold, per failure and per device-hour.
+- failure: XGBoost against a sensor-deviation threshold, per failure and per device-hour;
+- failure_alerts: the failure model trained twice on the same lake, on the same split and
+  thresholds chosen the same way, without and with the alert-history features
+  (`ALERT_FEATURES`, from gold.iot_alert_history), to judge on the test hours whether the
+  alerts help. On generated days the alerts are those of `tests/support/iot_alerts.py`
+  over the generated readings (today a stand-in: one alert per labelled spike, which says
+  nothing about failures; once it runs the real detector, the same command measures the
+  real alerts); `--lake PATH` runs the comparison on an existing lake instead (its
+  gold.sensor_hourly, silver.sensor_readings and gold.iot_alert_history, every day).
 
 Results go to bench/results/models-<UTC time>.json; docs/benchmarks.md records them.
 """
@@ -39,9 +47,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.envelope import envelope, summary, write
+from lakehouse.catalog import (
+    GOLD_IOT_ALERT_HISTORY,
+    GOLD_SENSOR_HOURLY,
+    IOT_ALERTS,
+    SENSOR_READINGS,
+)
 from lakehouse.models.trained import TrainedModel
 from lakehouse.settings import Settings
-from lakehouse.transforms import fraud, iot
+from lakehouse.transforms import alerts, fraud, iot
 from lakehouse.transforms.silver import build_silver_partition
 from streaming.generators import make_generator
 from tests.support.landing import land_in_bronze
@@ -49,7 +63,7 @@ from tests.support.landing import land_in_bronze
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
 START = date(2026, 1, 5)
-MODELS = ("recommender", "retail", "fraud", "failure")
+MODELS = ("recommender", "retail", "fraud", "failure", "failure_alerts")
 RETAIL_CUT = datetime(2011, 11, 9, tzinfo=UTC)
 
 
@@ -71,6 +85,10 @@ def main(
     failure_rate: Annotated[float, typer.Option(help="Share of machines that fail")] = 0.3,
     seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
     runs: Annotated[int, typer.Option(help="Trainings per model (timing)")] = 3,
+    lake: Annotated[
+        str | None, typer.Option(help="failure_alerts: compare on this lake root (a folder "
+                                      "or s3://) instead of generated days")
+    ] = None,
 ) -> None:
     """Generate, build and train each model; print and save the figures."""
     chosen = only or list(MODELS)
@@ -81,13 +99,17 @@ def main(
         "models": chosen, "ecommerce_events": ecommerce_events, "ecommerce_days": ecommerce_days,
         "holders": holders, "fraud_days": fraud_days, "fraud_rate": fraud_rate,
         "machines": machines, "iot_days": iot_days, "failure_rate": failure_rate, "seed": seed,
-        "runs": runs,
+        "runs": runs, "lake": lake,
     }
     trainers = {
         "recommender": lambda s: _recommender(s, ecommerce_events, ecommerce_days, seed, runs),
         "retail": lambda s: _retail(s, runs),
         "fraud": lambda s: _fraud(s, holders, fraud_days, fraud_rate, seed, runs),
         "failure": lambda s: _failure(s, machines, iot_days, failure_rate, seed, runs),
+        "failure_alerts": lambda s: _failure_alerts(
+            s if lake is None else Settings(lakehouse_root=lake),
+            machines, iot_days, failure_rate, seed, generate=lake is None,
+        ),
     }
     results = {}
     for name in chosen:
@@ -224,6 +246,78 @@ def _failure(settings: Settings, machines: int, days: int, failure_rate: float,
     return {**built, **_timed(lambda: train_failure_model(settings, START, last), runs)}
 
 
+def _failure_alerts(settings: Settings, machines: int, days: int, failure_rate: float,
+                    seed: int, *, generate: bool) -> dict[str, Any]:
+    """The failure model without and with the alert-history features on one lake: the
+    generated one (readings and the alerts of tests/support/iot_alerts.py over them), or
+    an existing one."""
+    from lakehouse.delta import first_partition, partition_rows
+    from lakehouse.features.iot import ALERT_FEATURES, FEATURES
+    from lakehouse.models.failure import train_failure_model
+
+    if generate:
+        built = _iot_lake_with_alerts(settings, machines, days, failure_rate, seed)
+        first, last = START, START + timedelta(days=days - 1)
+    else:
+        first = first_partition(GOLD_SENSOR_HOURLY, settings)
+        if first is None or first_partition(GOLD_IOT_ALERT_HISTORY, settings) is None:
+            raise typer.BadParameter(
+                f"{settings.lakehouse_root} needs {GOLD_SENSOR_HOURLY.key} and "
+                f"{GOLD_IOT_ALERT_HISTORY.key}: materialize the medallion job first"
+            )
+        last = max(partition_rows(GOLD_SENSOR_HOURLY, settings))
+        built = {"events": {}, "days": (last - first).days + 1, "land_seconds": 0.0,
+                 "build_seconds": 0.0}
+    alert_rows = sum(partition_rows(GOLD_IOT_ALERT_HISTORY, settings).values())
+    without = _timed(lambda: train_failure_model(settings, first, last), 1)
+    started = time.perf_counter()
+    with_alerts = train_failure_model(settings, first, last,
+                                      features=FEATURES + ALERT_FEATURES)
+    gains = dict(
+        (row["feature"], row["gain"]) for row in with_alerts.tables["feature importance (gain)"]
+    )
+    return {**built, **without, "alerts": alert_rows,
+            "with_alerts": {"train_seconds": time.perf_counter() - started,
+                            "metrics": with_alerts.metrics,
+                            "alert_feature_gain": {name: gains[name] for name in ALERT_FEATURES},
+                            "gain_share_of_alert_features":
+                                sum(gains[name] for name in ALERT_FEATURES)
+                                / max(sum(gains.values()), 1e-12)}}
+
+
+def _iot_lake_with_alerts(settings: Settings, machines: int, days: int, failure_rate: float,
+                          seed: int) -> dict[str, Any]:
+    """Generated telemetry landed and built as for `failure`, plus the alerts of
+    tests/support/iot_alerts.py over the same readings (generated again: the generator is
+    seeded), landed in bronze and built to silver and gold.iot_alert_history."""
+    import orjson
+
+    from tests.support.iot_alerts import alerts_for
+    from tests.support.landing import land_messages
+
+    def generator() -> Any:
+        return make_generator("iot", seed=seed, start=_midnight(START),
+                              span=timedelta(days=days), n_machines=machines,
+                              failure_rate=failure_rate)
+
+    events = machines * 4 * 26 * 24 * days
+    started = time.perf_counter()
+    readings = (orjson.loads(value) for batch in generator().batches(events)
+                if batch.topic == SENSOR_READINGS.name for value in batch.values)
+    landed_alerts = land_messages(settings, IOT_ALERTS.name, alerts_for(readings))
+    alert_seconds = time.perf_counter() - started
+
+    def gold(day: date) -> None:
+        for topic in (SENSOR_READINGS, IOT_ALERTS):
+            build_silver_partition(settings, topic.name, day)
+        iot.build_sensor_hourly_partition(settings, day)
+        alerts.build_alert_history_partition(settings, day)
+
+    built = _build(settings, generator(), events, days, gold)
+    return {**built, "events": {**built["events"], IOT_ALERTS.name: landed_alerts},
+            "land_seconds": built["land_seconds"] + alert_seconds}
+
+
 def _timed(train: Callable[[], TrainedModel], runs: int, params: tuple[str, ...] = (),
            judge: Callable[[TrainedModel], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train `runs` times: the spread of the training and fit times, the first run's
@@ -264,9 +358,16 @@ def _print(name: str, result: dict[str, Any]) -> None:
                         f"{result['fit_seconds']['min']:.2f}-{result['fit_seconds']['max']:.2f})")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    compared = result.get("with_alerts", {}).get("metrics")
+    if compared is not None:
+        table.add_column("with alert features", justify="right")
     for metric, value in sorted({**result["metrics"], **result.get("truth", {})}.items()):
-        table.add_row(metric, f"{value:.4g}")
+        extra = () if compared is None else (f"{compared[metric]:.4g}",)
+        table.add_row(metric, f"{value:.4g}", *extra)
     console.print(table)
+    if compared is not None:
+        console.print(f"alerts in gold: {result['alerts']:,}; share of the gain on alert "
+                      f"features: {result['with_alerts']['gain_share_of_alert_features']:.2%}")
     if "test_day_patterns" in result:
         console.print(result["test_day_patterns"])
 

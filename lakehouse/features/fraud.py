@@ -22,7 +22,6 @@ per transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -111,6 +110,7 @@ RISK_DAYS = 30
 # A (category, channel) pair's fraud rate is shrunk towards the overall rate as if it had
 # this many more transactions at that rate: a quiet pair cannot look risky by chance.
 RISK_PRIOR_TRANSACTIONS = 2_000
+_MICROS = pa.timestamp("us", tz="UTC")
 
 
 def category_risk(stats: pa.Table, days: list[date]) -> pa.Table:
@@ -174,12 +174,39 @@ def attach_context(candidates: pa.Table, profiles: pa.Table, risk: pa.Table) -> 
     ).drop_columns(["_position"])
 
 
-@dataclass(frozen=True)
 class _Windows:
-    """History sorted by (group, time) for one grouping, searchable by composite key."""
+    """History sorted by (group, time) for one grouping, searchable by composite key, with
+    each candidate's upper bound searched once for all the windows that end at it."""
 
-    keys: np.ndarray  # group code << 32 | seconds since the origin, sorted
-    order: np.ndarray  # history row of each sorted position
+    def __init__(self, groups: np.ndarray, seconds: np.ndarray, candidates: np.ndarray,
+                 now: np.ndarray) -> None:
+        keys = (groups << 32) | seconds
+        self.order = np.argsort(keys, kind="stable")  # history row of each sorted position
+        self.keys = keys[self.order]  # group code << 32 | seconds since the origin, sorted
+        self.wanted = (candidates << 32) | now
+        self.upper = np.searchsorted(self.keys, self.wanted, "left")
+        self._prefix: np.ndarray | None = None
+
+    def count(self, window: int) -> np.ndarray:
+        """History rows of the same group in [t - window, t) for each candidate."""
+        return self.upper - np.searchsorted(self.keys, self.wanted - window, "left")
+
+    def total(self, window: int, values: np.ndarray) -> np.ndarray:
+        """Sum of `values` (one per history row, the same on every call) over the rows
+        `count` counts, by prefix sums."""
+        if self._prefix is None:
+            self._prefix = np.concatenate([[0.0], np.cumsum(values[self.order])])
+        return (self._prefix[self.upper]
+                - self._prefix[np.searchsorted(self.keys, self.wanted - window, "left")])
+
+    def previous(self) -> np.ndarray:
+        """Sorted position of the same group's latest strictly earlier row, or -1."""
+        if self.keys.size == 0:
+            return np.full(self.wanted.size, -1)
+        position = self.upper - 1
+        same = (position >= 0) & ((self.keys[np.maximum(position, 0)] >> 32)
+                                  == (self.wanted >> 32))
+        return np.where(same, position, -1)
 
 
 def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
@@ -190,6 +217,9 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     `TRANSACTION_COLUMNS` and may include the candidates themselves (only strictly
     earlier rows count). It must cover the week before the earliest candidate for the
     windows to be complete.
+
+    The decision service calls this for every few payments, so per-call overhead counts:
+    each column is converted once, and each window's upper bound is searched once.
     """
     seconds = _seconds(history["event_time"])
     now = _seconds(candidates["event_time"])
@@ -201,24 +231,22 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     merchant_h, merchant_c = _codes(history["merchant_id"], candidates["merchant_id"])
     pairs_h, pairs_c = _pair_codes((users_h, devices_h), (users_c, devices_c))
     merchants_h, merchants_c = _pair_codes((users_h, merchant_h), (users_c, merchant_c))
-    by_user = _sorted(users_h, seconds)
-    by_device = _sorted(devices_h, seconds)
-    by_pair = _sorted(pairs_h, seconds)
-    by_merchant = _sorted(merchants_h, seconds)
+    by_user = _Windows(users_h, seconds, users_c, now)
+    by_device = _Windows(devices_h, seconds, devices_c, now)
+    by_pair = _Windows(pairs_h, seconds, pairs_c, now)
+    by_merchant = _Windows(merchants_h, seconds, merchants_c, now)
 
     amount_h = _floats(history["amount"])
     amount = _floats(candidates["amount"])
-    user_key = (users_c << 32) | now
     features: dict[str, np.ndarray] = {"amount": amount}
-    device_key = (devices_c << 32) | now
     for name, window in (("5m", FIVE_MINUTES), ("1h", HOUR), ("24h", DAY), ("7d", WEEK)):
-        features[f"txn_count_{name}"] = _count(by_user, user_key, window)
+        features[f"txn_count_{name}"] = by_user.count(window)
     for name, window in (("1h", HOUR), ("24h", DAY), ("7d", WEEK)):
-        features[f"amount_sum_{name}"] = _sum(by_user, user_key, window, amount_h)
-        features[f"device_txn_count_{name}"] = _count(by_device, device_key, window)
-    features["device_amount_sum_24h"] = _sum(by_device, device_key, DAY, amount_h)
+        features[f"amount_sum_{name}"] = by_user.total(window, amount_h)
+        features[f"device_txn_count_{name}"] = by_device.count(window)
+    features["device_amount_sum_24h"] = by_device.total(DAY, amount_h)
 
-    previous = _previous(by_user, user_key)
+    previous = by_user.previous()
     found = previous >= 0
     if found.any():
         row = by_user.order[np.where(found, previous, 0)]
@@ -241,16 +269,14 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     # "New" means first used by the holder within the last day: not in yesterday's profile
     # and not in the history older than a day (for holders without a profile), so every
     # transaction of a same-day burst from a stolen device counts as on a new device.
-    pair_key, merchant_key = (pairs_c << 32) | now, (merchants_c << 32) | now
-    seen_device = _count(by_pair, pair_key, WEEK) > _count(by_pair, pair_key, DAY)
-    seen_merchant = _count(by_merchant, merchant_key, WEEK) > _count(by_merchant, merchant_key, DAY)
+    pair_day = by_pair.count(DAY)
+    seen_device = by_pair.count(WEEK) > pair_day
+    seen_merchant = by_merchant.count(WEEK) > by_merchant.count(DAY)
     features["new_device"] = ~(seen_device | _listed(candidates, "device_id", "profile_devices"))
     features["new_merchant"] = ~(
         seen_merchant | _listed(candidates, "merchant_id", "profile_merchants")
     )
-    features["device_txns_by_others_24h"] = (
-        features["device_txn_count_24h"] - _count(by_pair, pair_key, DAY)
-    )
+    features["device_txns_by_others_24h"] = features["device_txn_count_24h"] - pair_day
     # NULL (no profile) comparisons stay NULL, hence NaN: unknown, not "at home".
     features["foreign_country"] = _floats(
         pc.not_equal(candidates["country"], candidates["profile_home_country"])
@@ -261,10 +287,12 @@ def transaction_features(candidates: pa.Table, history: pa.Table) -> pa.Table:
     features["profile_transactions"] = _floats(candidates["profile_transactions"])
     features["profile_days_active"] = _floats(candidates["profile_days_active"])
 
-    columns = {"event_id": candidates["event_id"]}
-    columns.update({name: pa.array(np.asarray(features[name], dtype=np.float32))
-                    for name in SIGNALS})
-    return pa.table(columns)
+    # One float32 block, one contiguous row per signal: each column is then a view.
+    block = np.empty((len(SIGNALS), candidates.num_rows), dtype=np.float32)
+    for index, name in enumerate(SIGNALS):
+        block[index] = features[name]
+    columns = [candidates["event_id"], *(pa.array(row) for row in block)]
+    return pa.Table.from_arrays(columns, names=["event_id", *SIGNALS])
 
 
 def feature_matrix(features: pa.Table) -> np.ndarray:
@@ -273,12 +301,18 @@ def feature_matrix(features: pa.Table) -> np.ndarray:
 
 
 def _seconds(times: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    micros = pc.cast(times, pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return micros.to_numpy(zero_copy_only=False) // 1_000_000
+    if times.type != _MICROS:
+        times = pc.cast(times, _MICROS)
+    return times.to_numpy(zero_copy_only=False).view(np.int64) // 1_000_000
 
 
 def _floats(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Numbers as float64 with NULL as NaN."""
+    """Numbers (or booleans) as float64 with NULL as NaN."""
+    kind = values.type
+    numeric = pa.types.is_floating(kind) or pa.types.is_integer(kind)
+    if numeric or (pa.types.is_boolean(kind) and values.null_count == 0):
+        # Arrow turns numeric NULLs into NaN itself; a cast first would cost a kernel call.
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
     return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
@@ -292,40 +326,15 @@ def _codes(history: pa.ChunkedArray, candidates: pa.ChunkedArray) -> tuple[np.nd
 
 def _pair_codes(history: tuple[np.ndarray, np.ndarray],
                 candidates: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes of (a, b) pairs, shared between history and candidates."""
+    """Codes of (a, b) pairs, shared between history and candidates, under 2**31 (they
+    share an int64 with the seconds): a * width + b while that fits, else made dense."""
     width = int(max(history[1].max(initial=0), candidates[1].max(initial=0))) + 1
+    height = int(max(history[0].max(initial=0), candidates[0].max(initial=0))) + 1
     combined = np.concatenate([history[0] * width + history[1],
                                candidates[0] * width + candidates[1]])
-    _, codes = np.unique(combined, return_inverse=True)
-    return codes[: history[0].size], codes[history[0].size:]
-
-
-def _sorted(groups: np.ndarray, seconds: np.ndarray) -> _Windows:
-    keys = (groups << 32) | seconds
-    order = np.argsort(keys, kind="stable")
-    return _Windows(keys[order], order)
-
-
-def _count(windows: _Windows, keys: np.ndarray, window: int) -> np.ndarray:
-    """History rows of the same group in [t - window, t) for each candidate key."""
-    return (np.searchsorted(windows.keys, keys, "left")
-            - np.searchsorted(windows.keys, keys - window, "left"))
-
-
-def _sum(windows: _Windows, keys: np.ndarray, window: int, values: np.ndarray) -> np.ndarray:
-    """Sum of `values` over the same rows as `_count`, by prefix sums."""
-    prefix = np.concatenate([[0.0], np.cumsum(values[windows.order])])
-    return (prefix[np.searchsorted(windows.keys, keys, "left")]
-            - prefix[np.searchsorted(windows.keys, keys - window, "left")])
-
-
-def _previous(windows: _Windows, keys: np.ndarray) -> np.ndarray:
-    """Sorted position of the same group's latest strictly earlier row, or -1."""
-    if windows.keys.size == 0:
-        return np.full(keys.size, -1)
-    position = np.searchsorted(windows.keys, keys, "left") - 1
-    same_group = (position >= 0) & ((windows.keys[np.maximum(position, 0)] >> 32) == (keys >> 32))
-    return np.where(same_group, position, -1)
+    if height * width >= 2**31:
+        combined = np.unique(combined, return_inverse=True)[1]
+    return combined[: history[0].size], combined[history[0].size:]
 
 
 def _listed(candidates: pa.Table, column: str, lists: str) -> np.ndarray:
@@ -335,6 +344,4 @@ def _listed(candidates: pa.Table, column: str, lists: str) -> np.ndarray:
     flat = pc.list_flatten(values)
     wanted = candidates[column].combine_chunks().take(pa.array(owner))
     hits = pc.equal(flat, wanted).to_numpy(zero_copy_only=False).astype(bool)
-    found = np.zeros(candidates.num_rows, dtype=bool)
-    np.logical_or.at(found, owner[hits], True)
-    return found
+    return np.bincount(owner[hits], minlength=candidates.num_rows) > 0

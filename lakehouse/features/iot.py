@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from lakehouse.schemas import TIMESTAMP, VOCABULARIES
+from lakehouse.schemas import ALERT_RULES, TIMESTAMP, VOCABULARIES
 from lakehouse.transforms.tables import run_sql
 
 SENSOR_TYPES: tuple[str, ...] = tuple(VOCABULARIES["sensor_readings"]["sensor_type"])
@@ -135,3 +135,78 @@ def feature_matrix(features: pa.Table, names: tuple[str, ...] = FEATURES) -> np.
     XGBoost treats as missing)."""
     columns = [features[name].to_numpy(zero_copy_only=False) for name in names]
     return np.column_stack(columns).astype(np.float64)
+
+
+# --- alert history ---------------------------------------------------------------------
+# What the alert processor said about the device before the hour ended: alerts opened in
+# the last 24 hours and 7 days, per rule, critical ones over 7 days, and how many were
+# still open when the hour ended. Read from gold.iot_alert_history (`ALERT_COLUMNS`). Only
+# what was known at the end of the hour counts: an alert opened later is not there, and a
+# close after the hour's end leaves the alert open. These are candidates: the failure model
+# takes them only where they improve it on held-out hours (docs/models.md, the comparison
+# `python -m bench.models --only failure_alerts`).
+ALERT_WINDOWS: dict[str, int] = {"24h": 24, "7d": 7 * 24}
+"""Each alert-count window by its name's suffix, in hours."""
+ALERT_COLUMNS = ["device_id", "rule", "severity", "opened_at", "closed_at"]
+"""The gold.iot_alert_history columns the alert features are computed from."""
+ALERT_FEATURES: tuple[str, ...] = (
+    *(f"{rule}_alerts_{window}" for rule in ALERT_RULES for window in ALERT_WINDOWS),
+    "critical_alerts_7d",
+    "alerts_open",
+)
+ALERT_LOOKBACK_HOURS = max(ALERT_WINDOWS.values())
+"""The alert features of hour h count alerts opened in the `ALERT_LOOKBACK_HOURS` up to
+its end (and any still open then, however old)."""
+
+_ALERT_COUNTS = ",\n".join(
+    f"       count(a.rule) FILTER (WHERE a.rule = '{rule}' "
+    f"AND a.opened_at >= k.hour_end - INTERVAL {hours} HOURS) AS {rule}_alerts_{window}"
+    for rule in ALERT_RULES
+    for window, hours in ALERT_WINDOWS.items()
+)
+
+_ALERT_FEATURES_SQL = f"""
+WITH keys AS (
+    SELECT DISTINCT device_id, hour, hour + INTERVAL 1 HOUR AS hour_end FROM keys_in
+)
+SELECT k.device_id, k.hour,
+{_ALERT_COUNTS},
+       count(a.rule) FILTER (WHERE a.severity = 'critical'
+           AND a.opened_at >= k.hour_end - INTERVAL {ALERT_LOOKBACK_HOURS} HOURS)
+           AS critical_alerts_7d,
+       count(a.rule) FILTER (WHERE a.closed_at IS NULL OR a.closed_at >= k.hour_end)
+           AS alerts_open
+FROM keys AS k
+LEFT JOIN alerts AS a
+  ON a.device_id = k.device_id
+ AND a.opened_at < k.hour_end
+ AND (a.opened_at >= k.hour_end - INTERVAL {ALERT_LOOKBACK_HOURS} HOURS
+      OR a.closed_at IS NULL OR a.closed_at >= k.hour_end)
+GROUP BY k.device_id, k.hour
+ORDER BY k.device_id, k.hour
+"""
+ALERT_FEATURE_SCHEMA = pa.schema(
+    [
+        ("device_id", pa.string()),
+        ("hour", TIMESTAMP),
+        *((name, pa.float64()) for name in ALERT_FEATURES),
+    ]
+)
+
+
+def device_hour_alert_features(keys: pa.Table, alerts: pa.Table) -> pa.Table:
+    """One row per distinct (device_id, hour) of `keys`, sorted by them, with
+    `ALERT_FEATURES` counted from `alerts` (gold.iot_alert_history rows, at least
+    `ALERT_COLUMNS`); a device without alerts gets zeros.
+
+    `alerts` must hold every alert opened in the `ALERT_LOOKBACK_HOURS` before the last
+    hour's end and every one still open at the first hour's start; serving passes the
+    device's, training the fleet's: the same counts either way.
+    """
+    return run_sql(
+        _ALERT_FEATURES_SQL,
+        ALERT_FEATURE_SCHEMA,
+        deterministic=True,
+        keys_in=keys.select(["device_id", "hour"]),
+        alerts=alerts.select(ALERT_COLUMNS),
+    )

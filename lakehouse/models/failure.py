@@ -39,10 +39,13 @@ import pyarrow.compute as pc
 from lakehouse.catalog import GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS
 from lakehouse.delta import current_versions
 from lakehouse.features.iot import (
+    ALERT_FEATURES,
+    ALERT_LOOKBACK_HOURS,
     FEATURES,
     HOURLY_COLUMNS,
     LOOKBACK_HOURS,
     SENSOR_TYPES,
+    device_hour_alert_features,
     device_hour_features,
     feature_matrix,
 )
@@ -51,6 +54,7 @@ from lakehouse.models.registry import ModelVersion, load_artifact
 from lakehouse.models.trained import TrainedModel, zip_artifact
 from lakehouse.schemas import TIMESTAMP
 from lakehouse.settings import Settings
+from lakehouse.transforms.alerts import alerts_open_during
 from lakehouse.transforms.tables import read_days, run_sql
 
 MODEL_NAME = "iot_failure"
@@ -181,22 +185,36 @@ def baseline_score(features: pa.Table) -> np.ndarray:
 
 
 def labelled_device_hours(
-    settings: Settings, first: date, last: date, horizon_hours: int = HORIZON_HOURS
+    settings: Settings,
+    first: date,
+    last: date,
+    horizon_hours: int = HORIZON_HOURS,
+    features: tuple[str, ...] = FEATURES,
 ) -> pa.Table:
     """Features and known labels of every device-hour of `first`..`last`, sorted by device
     and hour; positive rows also say which failure they precede (`failure_id`) and how many
     hours before it their hour ends (`lead_hours`).
 
     Reads gold.sensor_hourly from the day before `first` (so the first hours have a
-    baseline) and the ground truth of silver readings up to the horizon after `last`.
+    baseline) and the ground truth of silver readings up to the horizon after `last`;
+    when `features` include any of `ALERT_FEATURES`, also gold.iot_alert_history from
+    `ALERT_LOOKBACK_HOURS` before `first`.
     """
     hourly = read_days(
         settings, GOLD_SENSOR_HOURLY, HOURLY_COLUMNS, first - timedelta(days=1), last
     )
     start, end = _midnight(first), _midnight(last + timedelta(days=1))
-    features = device_hour_features(hourly).filter(
+    rows = device_hour_features(hourly).filter(
         (pc.field("hour") >= start) & (pc.field("hour") < end)
     )
+    if set(features) & set(ALERT_FEATURES):
+        alerts = alerts_open_during(settings, start - timedelta(hours=ALERT_LOOKBACK_HOURS), end)
+        rows = run_sql(
+            "SELECT * FROM hours JOIN alerts USING (device_id, hour) ORDER BY device_id, hour",
+            deterministic=True,
+            hours=rows,
+            alerts=device_hour_alert_features(rows, alerts),
+        )
     readings = read_days(
         settings,
         SILVER_SENSOR_READINGS,
@@ -207,8 +225,8 @@ def labelled_device_hours(
     return run_sql(
         _LABELLED_SQL,
         deterministic=True,
-        features=features,
-        labels=failure_labels(features, readings, horizon_hours),
+        features=rows,
+        labels=failure_labels(rows, readings, horizon_hours),
     )
 
 
@@ -230,19 +248,23 @@ def train_failure_model(
     *,
     horizon_hours: int = HORIZON_HOURS,
     alert_fpr: float = ALERT_FPR,
+    features: tuple[str, ...] = FEATURES,
 ) -> TrainedModel:
     """Train the failure model on the device-hours of `first`..`last` and evaluate it
     against the threshold baseline on the test hours (see the module docstring).
 
+    `features` are the model's inputs: the device-hour features by default; the
+    comparison with the alert history adds `ALERT_FEATURES` (docs/models.md).
+
     Raises ValueError when the training or the test period has no failure, or the
     validation period no hours (too few days).
     """
-    rows = labelled_device_hours(settings, first, last, horizon_hours)
+    rows = labelled_device_hours(settings, first, last, horizon_hours, features)
     labels = rows["label"].to_numpy(zero_copy_only=False)
     split = time_split(pc.cast(rows["hour"], pa.int64()).to_numpy(), first, last, horizon_hours)
     _check_split(labels, split)
-    matrix = feature_matrix(rows)
-    booster, seconds = _fit(matrix[split.train], labels[split.train])
+    matrix = feature_matrix(rows, features)
+    booster, seconds = _fit(matrix[split.train], labels[split.train], features)
 
     scores = {"model": booster.inplace_predict(matrix), "baseline": baseline_score(rows)}
     thresholds = {
@@ -256,12 +278,12 @@ def train_failure_model(
         metrics |= _evaluate(name, score, rows, split.test, thresholds[name], alert_fpr)
     metrics["pr_auc"] = metrics["model_pr_auc"]
 
-    importance = _gain_importance(booster)
+    importance = _gain_importance(booster, features)
     test = {name: (score[split.test], labels[split.test]) for name, score in scores.items()}
     return TrainedModel(
         name=MODEL_NAME,
-        artifact=FailureModel(booster, thresholds["model"], FEATURES, horizon_hours).to_bytes(),
-        params=_params(first, last, split, horizon_hours, alert_fpr),
+        artifact=FailureModel(booster, thresholds["model"], features, horizon_hours).to_bytes(),
+        params=_params(first, last, split, horizon_hours, alert_fpr, features),
         metrics=metrics,
         promotion_metric="pr_auc",
         seconds=seconds,
@@ -276,7 +298,9 @@ def train_failure_model(
     )
 
 
-def _fit(matrix: np.ndarray, labels: np.ndarray) -> tuple[Any, float]:
+def _fit(
+    matrix: np.ndarray, labels: np.ndarray, features: tuple[str, ...]
+) -> tuple[Any, float]:
     """The XGBoost booster (deterministic: fixed seed and thread count) and the seconds
     the fit took, the import of xgboost excluded."""
     import xgboost
@@ -284,7 +308,7 @@ def _fit(matrix: np.ndarray, labels: np.ndarray) -> tuple[Any, float]:
     started = time.perf_counter()
     booster = xgboost.train(
         HYPERPARAMETERS,
-        xgboost.DMatrix(matrix, labels, feature_names=list(FEATURES)),
+        xgboost.DMatrix(matrix, labels, feature_names=list(features)),
         num_boost_round=BOOSTING_ROUNDS,
     )
     return booster, time.perf_counter() - started
@@ -359,9 +383,9 @@ def _column(rows: pa.Table, name: str) -> np.ndarray:
     return rows[name].to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _gain_importance(booster: Any) -> dict[str, float]:
+def _gain_importance(booster: Any, features: tuple[str, ...]) -> dict[str, float]:
     gains = booster.get_score(importance_type="gain")
-    return {name: float(gains.get(name, 0.0)) for name in FEATURES}
+    return {name: float(gains.get(name, 0.0)) for name in features}
 
 
 def _charts(
@@ -395,7 +419,12 @@ def _comparison(metrics: dict[str, float]) -> list[dict[str, Any]]:
 
 
 def _params(
-    first: date, last: date, split: Split, horizon_hours: int, alert_fpr: float
+    first: date,
+    last: date,
+    split: Split,
+    horizon_hours: int,
+    alert_fpr: float,
+    features: tuple[str, ...],
 ) -> dict[str, Any]:
     return {
         "first": first.isoformat(),
@@ -410,7 +439,7 @@ def _params(
             "gap_hours": horizon_hours,
         },
         "hyperparameters": {**HYPERPARAMETERS, "num_boost_round": BOOSTING_ROUNDS},
-        "features": list(FEATURES),
+        "features": list(features),
         "lookback_hours": LOOKBACK_HOURS,
         "baseline": "max |deviation| of any sensor type from the device's 24 h baseline",
     }
@@ -481,7 +510,8 @@ def rescore(settings: Settings, champion: ModelVersion, first: date, last: date,
     """A registered model's PR-AUC on the test hours a model trained on `first`..`last`
     is judged on, so a challenger and the champion are compared on the same rows; None
     when the champion's own test hours began later (it learnt from some of these)."""
-    rows = labelled_device_hours(settings, first, last, horizon_hours)
+    features = tuple(champion.params["features"])  # the champion's inputs, alerts or not
+    rows = labelled_device_hours(settings, first, last, horizon_hours, features)
     split = time_split(pc.cast(rows["hour"], pa.int64()).to_numpy(), first, last, horizon_hours)
     if datetime.fromisoformat(champion.params["split"]["test_start"]) > split.test_start:
         return None  # the champion trained on some of these test hours

@@ -75,3 +75,30 @@ def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -
     write_deltalake(ensure_table(spec, settings), rows, mode="append",
                     partition_by=list(spec.partition_by))
     buffers[topic] = []
+
+
+def bronze_messages(topic: str, values: list[bytes]) -> pa.Table:
+    """Bronze rows of `values` (messages of `topic`, such as the ones a platform service
+    produces), decoded by the ingest decoder as ingest would land them from a single
+    partition; a reject raises, as these messages are the test's own."""
+    decoded = BatchDecoder(CATALOG.topic(topic).event, 1 << 20).decode(values)
+    if decoded.rejects:
+        raise ValueError(f"{topic} messages rejected by ingest: {decoded.rejects[:1]}")
+    rows = with_provenance(
+        decoded.table,
+        np.zeros(decoded.table.num_rows, np.int32),
+        decoded.indices.astype(np.int64),
+        datetime.now(UTC),
+    )
+    return rows.cast(CATALOG.bronze_for_topic(topic).schema)
+
+
+def land_messages(settings: Settings, topic: str, values: list[bytes]) -> int:
+    """Append `values` (messages of `topic`) to its bronze table in one commit; return how
+    many landed."""
+    if not values:
+        return 0
+    spec = CATALOG.bronze_for_topic(topic)
+    write_deltalake(ensure_table(spec, settings), bronze_messages(topic, values),
+                    mode="append", partition_by=list(spec.partition_by))
+    return len(values)
