@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import pyarrow as pa
@@ -14,11 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.iot import gateway, iot_app
 from cli.views import arrow_view, models_view
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, topic_partitions
 from lakehouse.logs import configure_logging
-from lakehouse.settings import get_settings
+from lakehouse.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streaming.generators import DomainGenerator
 
 app = typer.Typer(
     name="lakehouse",
@@ -28,6 +32,11 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+class Via(StrEnum):
+    KAFKA = "kafka"
+    MQTT = "mqtt"
 
 
 class OutputFormat(StrEnum):
@@ -125,6 +134,9 @@ def generate(
         int, typer.Option(help="Days of simulated time to spread the events over")
     ] = 1,
     live: Annotated[bool, typer.Option(help="Stamp events with the wall clock instead")] = False,
+    via: Annotated[
+        Via, typer.Option(help="kafka: straight to the topics; mqtt: as the devices would (iot)")
+    ] = Via.KAFKA,
     faults: Annotated[
         str,
         typer.Option(
@@ -154,12 +166,41 @@ def generate(
         start = today - timedelta(days=days)
     generator = make_generator(domain, seed=seed, start=start, live=live, faults=injected,
                                span=timedelta(days=days))
+    if via is Via.MQTT:
+        if domain is not Domain.IOT:
+            raise typer.BadParameter("only iot devices publish over MQTT", param_hint="--via")
+        _publish_over_mqtt(settings, generator, events, rate)
+        return
     report = produce(settings, generator, events, rate=rate, progress=True)
     summary = ", ".join(f"{topic}={count:,}" for topic, count in report.per_topic.items())
     console.print(
         f"[green]produced[/] {report.total:,} events in {report.seconds:.1f}s "
         f"({report.total / max(report.seconds, 1e-9):,.0f}/s): {summary}"
     )
+
+
+def _publish_over_mqtt(settings: Settings, generator: DomainGenerator, events: int,
+                       rate: float | None) -> None:
+    """Publish as the devices would: each with its own credentials, QoS 1."""
+    from streaming.edge.devices import DeviceFleet, publish_batches
+    from streaming.edge.provision import Credentials
+    from streaming.producer import default_batch_size
+
+    if rate is not None:
+        raise typer.BadParameter("--rate is not supported with --via mqtt", param_hint="--rate")
+    fleet = DeviceFleet(Credentials.load(settings.iot_edge_dir))
+    fleet.connect()
+    try:
+        report = publish_batches(fleet, generator.batches(events, default_batch_size(None)))
+    finally:
+        fleet.close()
+    console.print(
+        f"[green]published[/] {report.accepted:,} readings over MQTT in {report.seconds:.1f}s "
+        f"({report.accepted / max(report.seconds, 1e-9):,.0f}/s), {report.refused:,} refused"
+    )
+    if report.unrouted:
+        err_console.print(f"[yellow]{report.unrouted:,} accepted readings had no subscriber "
+                          "(no gateway session on the broker): they are gone[/]")
 
 
 @app.command()
@@ -435,6 +476,9 @@ def stream_iot_alerts(
         f"{report.fenced} fenced, {report.delivered:,} delivered in {report.seconds:.1f}s"
     )
 
+
+app.add_typer(iot_app, name="iot")
+app.command()(gateway)
 
 serve_app = typer.Typer(help="The online services (HTTP APIs).")
 app.add_typer(serve_app, name="serve")

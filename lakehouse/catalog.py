@@ -241,6 +241,47 @@ SENSOR_LIMITS: dict[str, SensorLimits] = {
 }
 """Per sensor type (the `sensor_type` vocabulary of `sensor_readings`)."""
 
+@dataclass(frozen=True)
+class MqttTopicLayout:
+    """Where devices publish over MQTT, and the Kafka topic the edge gateway forwards to.
+
+    A reading of sensor `s` on device `d` in plant `p` is published to `{root}/p/d/s`, its
+    payload the Kafka event unchanged (one JSON object of `kafka_topic`'s schema). The
+    broker's ACL lets a device write only where the third level is its own user name
+    (`device_acl_pattern`), and the gateway checks that the payload's `device_id` is that
+    level too (`device_of`), so a device can neither publish nor claim another's readings.
+    One object, imported by the provisioning, the device simulator and the gateway.
+    """
+
+    root: str
+    kafka_topic: TopicSpec
+    levels: tuple[str, ...] = ("plant", "device_id", "sensor_id")
+
+    def topic(self, plant: str, device_id: str, sensor_id: str) -> str:
+        """The topic a device publishes one sensor's readings to."""
+        return f"{self.root}/{plant}/{device_id}/{sensor_id}"
+
+    @property
+    def subscription(self) -> str:
+        """The filter matching every device's readings (one `+` per level)."""
+        return "/".join((self.root, *("+" for _ in self.levels)))
+
+    @property
+    def device_acl_pattern(self) -> str:
+        """Mosquitto's ACL pattern a device may write to: `%u` is its user name."""
+        return f"{self.root}/+/%u/+"
+
+    def device_of(self, topic: str) -> str | None:
+        """The device id a topic names, or None when the topic is not in the layout."""
+        parts = topic.split("/")
+        if len(parts) != len(self.levels) + 1 or parts[0] != self.root or not all(parts):
+            return None
+        return parts[2]
+
+
+# Devices publish readings under factory/{plant}/{device_id}/{sensor_id} (docs/iot-edge.md).
+SENSOR_READINGS_MQTT = MqttTopicLayout("factory", SENSOR_READINGS)
+
 
 # --- bronze: each topic as the ingest sidecar lands it -------------------------------------
 

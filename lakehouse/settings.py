@@ -188,6 +188,49 @@ class Settings(BaseSettings):
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    iot_edge_dir: Path = Field(
+        Path(".lakehouse/iot"),
+        description="Where `lakehouse iot provision` writes the broker's password file, ACL, "
+        "mosquitto.conf and the devices' and gateway's credentials (credentials.json, 0600).",
+    )
+    gateway_mqtt_username: str = Field("gateway", description="The gateway's MQTT user.")
+    gateway_mqtt_password: SecretStr | None = Field(
+        None, description="The gateway's MQTT password; unset: read from IOT_EDGE_DIR's "
+        "credentials.json."
+    )
+    gateway_client_id: str | None = Field(
+        None, description="MQTT client id, the key of the gateway's persistent session; one "
+        "per gateway process (default: lakehouse-gateway-<hostname>)."
+    )
+    gateway_share_group: str = Field(
+        "lakehouse-gateway",
+        description="Shared-subscription group ($share/<group>/...): processes in one group "
+        "split the readings between them; empty: a plain subscription (one gateway).",
+    )
+    gateway_session_expiry_seconds: int = Field(
+        7 * 24 * 3600, ge=1,
+        description="How long the broker keeps the gateway's session and backlog while it is "
+        "away.",
+    )
+    gateway_receive_maximum: int = Field(
+        10_000, ge=1, le=65_535,
+        description="Readings the broker may have in flight to one gateway, unacknowledged "
+        "(each waits for Kafka's confirmation): the gateway's memory bound.",
+    )
+    gateway_batch_messages: int = Field(
+        2_000, ge=1, description="Validate and forward in batches of at most this many."
+    )
+    gateway_batch_ms: float = Field(
+        20.0, gt=0, description="...or whatever arrived within this many milliseconds."
+    )
+    gateway_dedupe_window: int = Field(
+        200_000, ge=0,
+        description="Distinct payloads remembered to drop exact redeliveries (0: off).",
+    )
+    gateway_linger_ms: int = Field(5, ge=0, description="Kafka producer linger.ms.")
+    gateway_metrics_port: int | None = Field(
+        None, description="Port of /metrics and /healthz; off if unset."
+    )
     redis_timeout_ms: float = Field(
         20.0,
         gt=0,

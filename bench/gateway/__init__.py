@@ -1,0 +1,1 @@
+"""Benchmark of the MQTT-to-Kafka edge gateway: msgs/s per gateway process."""
