@@ -3,11 +3,14 @@ clean slate.
 
 The demo is the README's first command: it must work on a fresh clone with nothing running,
 and again on the second and tenth run. It brings the embedded broker up and the session
-processor beside it, produces `DEMO_DAYS` simulated days of traffic for all three domains,
-lands it in bronze exactly once, runs the Dagster jobs that observe bronze and build every
-silver and gold table (with their quality checks), trains the daily models and publishes
-the recommender's batch results, starts the recommendation service and shows a shopper's
-recommendations change with their clicks (`cli.online_demo`), and shows what landed and
+processor beside it, produces `DEMO_DAYS` simulated days of traffic for all three domains
+(the machines' readings over MQTT, through the edge gateway, with the alert processor
+running: `cli.iot_demo`), lands it in bronze exactly once, runs the Dagster jobs that
+observe bronze and build every silver and gold table (with their quality checks), trains
+the daily models and publishes the recommender's batch results, starts the recommendation
+service and shows a shopper's recommendations change with their clicks
+(`cli.online_demo`), decides a day's payments with the fraud service (`cli.fraud_demo`),
+shows the alerts raised against the anomalies the generator injected, and what landed and
 what the gold tables answer with DuckDB.
 Two situations need care because the local broker keeps topics in memory while the lake
 is on disk:
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +36,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cli import fraud_demo, online_demo
+from cli import fraud_demo, iot_demo, online_demo
 from cli.runtime import bring_up
 from cli.views import arrow_view, models_view, tables_view
 from lakehouse import broker
 from lakehouse.bronze import lake_has_landed
-from lakehouse.catalog import CATALOG, Domain
+from lakehouse.catalog import CATALOG, SENSOR_READINGS, Domain
 from lakehouse.settings import Settings
 
 DEFAULT_EVENTS: dict[Domain, int] = {
@@ -79,29 +81,29 @@ def run_demo(
     report = DemoReport()
     console.rule("[bold]lakehouse demo")
 
-    with _stage(console, report, "up", "1/8 starting the broker, topics and bronze tables"):
+    with _stage(console, report, "up", "1/9 starting the broker, topics and bronze tables"):
         _bring_up(settings, console, report)
 
     with online_demo.session_processor(settings, console) as processor:
-        with _stage(console, report, "generate", f"2/8 producing {DEMO_DAYS} simulated days"):
+        with _stage(console, report, "generate", f"2/9 producing {DEMO_DAYS} simulated days"):
             _generate_all(settings, console, report, scale=scale, seed=seed)
 
-        with _stage(console, report, "ingest", "3/8 landing every topic in bronze, exactly once"):
+        with _stage(console, report, "ingest", "3/9 landing every topic in bronze, exactly once"):
             _ingest_all(settings, console, report)
 
-        with _stage(console, report, "materialize", "4/8 silver and gold through Dagster"):
+        with _stage(console, report, "materialize", "4/9 silver and gold through Dagster"):
             _materialize_all(settings, console, report)
 
-        with _stage(console, report, "train", "5/8 training and publishing the daily models"):
+        with _stage(console, report, "train", "5/9 training and publishing the daily models"):
             _train(console, report)
 
-        with _stage(console, report, "online", "6/8 the online path: clicks to recommendations"):
+        with _stage(console, report, "online", "6/9 the online path: clicks to recommendations"):
             partitions = online_demo.wait_caught_up(settings, processor)
             console.print(
                 f"   [green]session features[/] caught up with all {partitions} partitions "
                 "of the shop topics"
             )
-            with online_demo.recommendation_service(settings, console, _free_port()) as (
+            with online_demo.recommendation_service(settings, console, online_demo.free_port()) as (
                 base,
                 token,
             ):
@@ -109,11 +111,14 @@ def run_demo(
                     settings, console, base, token, date.fromisoformat(report.days[-1])
                 )
 
-    with _stage(console, report, "fraud", "7/8 the fraud path: payments decided before "
+    with _stage(console, report, "fraud", "7/9 the fraud path: payments decided before "
                 "authorization"):
         _decide_payments(settings, console, date.fromisoformat(report.days[-1]))
 
-    with _stage(console, report, "query", "8/8 what the lake holds, and what it answers"):
+    with _stage(console, report, "iot", "8/9 the IoT path: injected anomalies against alerts"):
+        iot_demo.show_alerts(settings, console)
+
+    with _stage(console, report, "query", "9/9 what the lake holds, and what it answers"):
         console.print(tables_view(settings))
         _show_queries(settings, console)
 
@@ -145,6 +150,7 @@ def _bring_up(settings: Settings, console: Console, report: DemoReport) -> None:
     runtime = bring_up(settings)
     if runtime.started:
         online_demo.forget_stale_offsets(settings)
+        iot_demo.forget_stale_alert_state(settings)
     if runtime.managed:
         verb = "started" if runtime.started else "already running"
         console.print(f"   [green]broker[/] {verb} at {runtime.bootstrap}")
@@ -186,29 +192,37 @@ def _generate_all(
     from streaming.generators import make_generator
     from streaming.producer import produce
 
-    for domain, events in DEFAULT_EVENTS.items():
-        count = max(1, round(events * scale))
-        domain_seed = seed if seed is not None else DEFAULT_SEED
-        if seed is None and lake_has_landed(settings, domain):
-            # Same seed, same bytes: a rerun would add events whose ids are already landed.
-            domain_seed = int(time.time() * 1000) % 1_000_000_007
-            console.print(
-                f"   [dim]{domain}: the lake already holds an earlier run's events; "
-                f"adding new ones with seed {domain_seed}[/]"
+    devices = list(make_generator(Domain.IOT).devices.values)
+    accepted = 0
+    with iot_demo.edge(settings, console, devices, online_demo.free_port()) as edge:
+        for domain, events in DEFAULT_EVENTS.items():
+            count = max(1, round(events * scale))
+            domain_seed = seed if seed is not None else DEFAULT_SEED
+            if seed is None and lake_has_landed(settings, domain):
+                # Same seed, same bytes: a rerun would add events whose ids are already landed.
+                domain_seed = int(time.time() * 1000) % 1_000_000_007
+                console.print(
+                    f"   [dim]{domain}: the lake already holds an earlier run's events; "
+                    f"adding new ones with seed {domain_seed}[/]"
+                )
+            generator = make_generator(
+                domain, seed=domain_seed, start=demo_start(), span=timedelta(days=DEMO_DAYS)
             )
-        generator = make_generator(
-            domain, seed=domain_seed, start=demo_start(), span=timedelta(days=DEMO_DAYS)
-        )
-        result = produce(settings, generator, count, rate=None, progress=True)
-        report.seeds[domain.value] = domain_seed
-        for topic, produced in result.per_topic.items():
-            report.produced[topic] = report.produced.get(topic, 0) + produced
-        rate = result.total / max(result.seconds, 1e-9)
-        summary = ", ".join(f"{topic} {n:,}" for topic, n in result.per_topic.items())
-        console.print(
-            f"   [green]{domain}[/] {result.total:,} events in {result.seconds:.1f}s "
-            f"({rate:,.0f}/s): {summary}"
-        )
+            report.seeds[domain.value] = domain_seed
+            if domain is Domain.IOT:  # as the machines send them: over MQTT, via the edge
+                accepted += iot_demo.publish_fleet(settings, console, edge, generator, count)
+                report.produced[SENSOR_READINGS.name] = accepted
+                continue
+            result = produce(settings, generator, count, rate=None, progress=True)
+            for topic, produced in result.per_topic.items():
+                report.produced[topic] = report.produced.get(topic, 0) + produced
+            rate = result.total / max(result.seconds, 1e-9)
+            summary = ", ".join(f"{topic} {n:,}" for topic, n in result.per_topic.items())
+            console.print(
+                f"   [green]{domain}[/] {result.total:,} events in {result.seconds:.1f}s "
+                f"({rate:,.0f}/s): {summary}"
+            )
+        iot_demo.wait_drained(console, edge, accepted)
 
 
 def _ingest_all(settings: Settings, console: Console, report: DemoReport) -> None:
@@ -288,7 +302,7 @@ def _decide_payments(settings: Settings, console: Console, day: date) -> None:
     console.print(f"   [green]fraud state[/] profiles as of {day - timedelta(days=1)} "
                   f"published, {windows:,} earlier payments in the windows")
     payments = fraud_demo.demo_payments(settings, day)
-    with fraud_demo.fraud_service(settings, console, _free_port()) as (base, token):
+    with fraud_demo.fraud_service(settings, console, online_demo.free_port()) as (base, token):
         decided = fraud_demo.decide_all(base, token, payments)
     fraud_demo.show_decisions(console, decided)
 
@@ -360,8 +374,9 @@ def _show_queries(settings: Settings, console: Console) -> None:
             console.print(arrow_view(result, title=f"{title}"))
             if title.startswith("exactly once"):
                 console.print(
-                    "   [dim]sensor_readings has more events than distinct ids on purpose: "
-                    "the IoT generator injects redeliveries (same event_id), which bronze "
+                    "   [dim]sensor_readings may have more events than distinct ids: the "
+                    "IoT generator injects redeliveries (same event_id); the gateway drops "
+                    "those within its dedupe window, and any later ones bronze "
                     "keeps as landed and silver drops.[/]"
                 )
     finally:
@@ -401,13 +416,6 @@ def demo_start() -> datetime:
     """Midnight UTC `DEMO_DAYS` ago: the simulated days end with yesterday."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=DEMO_DAYS)
-
-
-def _free_port() -> int:
-    """A port the service can listen on (the demo never takes a fixed one from the user)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def ui_command(settings: Settings) -> str:

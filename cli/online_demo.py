@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -384,6 +385,13 @@ def wait_answering(base: str, process: OnlineProcess, path: str = "/readyz") -> 
                 f"{process.name} did not answer {path} within {_READY_SECONDS:.0f} s"
             )
         time.sleep(0.2)
+
+
+def free_port() -> int:
+    """A port a demo process can listen on (the demo never takes a fixed one from the user)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def log_path(settings: Settings, name: str) -> Path:

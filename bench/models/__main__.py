@@ -19,11 +19,10 @@ the wall time of the whole training (features, fit, evaluation) and of the fit a
 - failure_alerts: the failure model trained twice on the same lake, on the same split and
   thresholds chosen the same way, without and with the alert-history features
   (`ALERT_FEATURES`, from gold.iot_alert_history), to judge on the test hours whether the
-  alerts help. On generated days the alerts are those of `tests/support/iot_alerts.py`
-  over the generated readings (today a stand-in: one alert per labelled spike, which says
-  nothing about failures; once it runs the real detector, the same command measures the
-  real alerts); `--lake PATH` runs the comparison on an existing lake instead (its
-  gold.sensor_hourly, silver.sensor_readings and gold.iot_alert_history, every day).
+  alerts help. On generated days the alerts are those the alert processor's detector
+  (`streaming.alerts.detector`, default settings) raises over the generated readings;
+  `--lake PATH` runs the comparison on an existing lake instead (its gold.sensor_hourly,
+  silver.sensor_readings and gold.iot_alert_history, every day).
 
 Results go to bench/results/models-<UTC time>.json; docs/benchmarks.md records them.
 """
@@ -249,8 +248,7 @@ def _failure(settings: Settings, machines: int, days: int, failure_rate: float,
 def _failure_alerts(settings: Settings, machines: int, days: int, failure_rate: float,
                     seed: int, *, generate: bool) -> dict[str, Any]:
     """The failure model without and with the alert-history features on one lake: the
-    generated one (readings and the alerts of tests/support/iot_alerts.py over them), or
-    an existing one."""
+    generated one (readings and the detector's alerts over them), or an existing one."""
     from lakehouse.delta import first_partition, partition_rows
     from lakehouse.features.iot import ALERT_FEATURES, FEATURES
     from lakehouse.models.failure import train_failure_model
@@ -287,12 +285,15 @@ def _failure_alerts(settings: Settings, machines: int, days: int, failure_rate: 
 
 def _iot_lake_with_alerts(settings: Settings, machines: int, days: int, failure_rate: float,
                           seed: int) -> dict[str, Any]:
-    """Generated telemetry landed and built as for `failure`, plus the alerts of
-    tests/support/iot_alerts.py over the same readings (generated again: the generator is
-    seeded), landed in bronze and built to silver and gold.iot_alert_history."""
+    """Generated telemetry landed and built as for `failure`, plus the alerts the alert
+    processor's detector raises over the same readings (generated again: the generator is
+    seeded; one detector over the whole stream in arrival order, as one processor would
+    see it), landed in bronze and built to silver and gold.iot_alert_history."""
     import orjson
 
-    from tests.support.iot_alerts import alerts_for
+    from lakehouse.settings import get_settings
+    from streaming.alerts.detector import DetectorConfig
+    from tests.support.alert_truth import decode, detect
     from tests.support.landing import land_messages
 
     def generator() -> Any:
@@ -302,9 +303,11 @@ def _iot_lake_with_alerts(settings: Settings, machines: int, days: int, failure_
 
     events = machines * 4 * 26 * 24 * days
     started = time.perf_counter()
-    readings = (orjson.loads(value) for batch in generator().batches(events)
-                if batch.topic == SENSOR_READINGS.name for value in batch.values)
-    landed_alerts = land_messages(settings, IOT_ALERTS.name, alerts_for(readings))
+    readings = decode(batch.values for batch in generator().batches(events)
+                      if batch.topic == SENSOR_READINGS.name)
+    records = detect(readings, DetectorConfig.from_settings(get_settings()))
+    landed_alerts = land_messages(settings, IOT_ALERTS.name,
+                                  [orjson.dumps(record) for record in records])
     alert_seconds = time.perf_counter() - started
 
     def gold(day: date) -> None:

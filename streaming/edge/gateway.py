@@ -362,12 +362,15 @@ class Gateway:
             report.received, report.forwarded, report.acked)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while connected to the broker with Kafka accepting readings."""
+        """Healthy while connected and subscribed to the broker with Kafka accepting
+        readings (before the subscription, the broker drops what devices publish: a
+        supervisor starts them only once this answers 200)."""
         connected = self.client.is_connected()
-        healthy = connected and self.forwarder.failure is None
+        healthy = connected and self._subscribed and self.forwarder.failure is None
         return healthy, {
             "status": "ok" if healthy else "unhealthy",
             "mqtt_connected": connected,
+            "subscribed": self._subscribed,
             "kafka_failure": str(self.forwarder.failure) if self.forwarder.failure else None,
             "in_flight": len(self._mids) + self.forwarder.in_flight,
             "received": self.report.received,
