@@ -15,7 +15,14 @@ import orjson
 import pyarrow.compute as pc
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics
-from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, TRANSACTIONS, Domain
+from lakehouse.catalog import (
+    CATALOG,
+    FRAUD_DECISIONS,
+    IOT_ALERTS,
+    SENSOR_READINGS,
+    TRANSACTIONS,
+    Domain,
+)
 from lakehouse.delta import table_stats
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
@@ -23,6 +30,7 @@ from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
 from tests.conftest import s3_client
 from tests.support.fraud_audit import decisions_for
+from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import bronze, produce
 
 EVENTS = {Domain.ECOMMERCE: 4_000, Domain.FRAUD: 2_000, Domain.IOT: 3_000}
@@ -30,8 +38,8 @@ START = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def produce_all_domains(settings: Settings) -> dict[str, Counter[str]]:
-    """Produce every domain's traffic, and a fraud decision per transaction; return the
-    event ids sent per topic, with multiplicity."""
+    """Produce every domain's traffic, a fraud decision per transaction and an alert per
+    labelled spike; return the event ids sent per topic, with multiplicity."""
     sent: dict[str, Counter[str]] = {topic: Counter() for topic in CATALOG.topics}
     for domain, events in EVENTS.items():
         generator = make_generator(domain, seed=7, start=START)
@@ -42,6 +50,10 @@ def produce_all_domains(settings: Settings) -> dict[str, Counter[str]]:
                 decisions = decisions_for(map(orjson.loads, batch.values))
                 produce(settings, FRAUD_DECISIONS.name, decisions)
                 sent[FRAUD_DECISIONS.name].update(orjson.loads(v)["event_id"] for v in decisions)
+            if batch.topic == SENSOR_READINGS.name:  # and the alert processor's records
+                alerts = alerts_for(map(orjson.loads, batch.values))
+                produce(settings, IOT_ALERTS.name, alerts)
+                sent[IOT_ALERTS.name].update(orjson.loads(v)["event_id"] for v in alerts)
     return sent
 
 
