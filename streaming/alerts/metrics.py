@@ -4,12 +4,13 @@ once it has not finished a pass for `STALE_SECONDS`, stuck on Redis or Kafka).""
 
 from __future__ import annotations
 
-import threading
 import time
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.exposition import MetricsHandler
+
+from streaming.service import health
 
 STALE_SECONDS = 30.0
 
@@ -60,21 +61,11 @@ def beat() -> None:
     LAST_PASS.set(_last_pass[0])
 
 
-class _Handler(MetricsHandler):
-    def do_GET(self) -> None:
-        if self.path.split("?")[0] != "/healthz":
-            super().do_GET()
-            return
-        age = time.time() - _last_pass[0]
-        healthy = age < STALE_SECONDS
-        body = f'{{"healthy": {str(healthy).lower()}, "seconds_since_pass": {age:.1f}}}'
-        self.send_response(200 if healthy else 503)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
+def _probe() -> tuple[bool, dict[str, Any]]:
+    """Healthy while the loop finished a pass within `STALE_SECONDS`."""
+    age = time.time() - _last_pass[0]
+    return age < STALE_SECONDS, {"healthy": age < STALE_SECONDS,
+                                 "seconds_since_pass": round(age, 1)}
 
 
 def serve(port: int | None) -> ThreadingHTTPServer | None:
@@ -82,6 +73,4 @@ def serve(port: int | None) -> ThreadingHTTPServer | None:
     if not port:
         return None
     beat()
-    server = ThreadingHTTPServer(("0.0.0.0", port), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="alerts-metrics").start()
-    return server
+    return health.serve(port, _probe)

@@ -37,12 +37,13 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from lakehouse.catalog import SENSOR_READINGS_MQTT, MqttTopicLayout
 from lakehouse.settings import Settings
-from streaming.edge import health, metrics
+from streaming.edge import metrics
 from streaming.edge.forward import DeliveryFailedError, Forwarder
 from streaming.edge.provision import Credentials
 from streaming.edge.screen import DedupeWindow, Screen, Verdicts
 from streaming.generators.iot import IotGenerator
 from streaming.ingest.decode import BatchDecoder
+from streaming.service import health
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""`/metrics` (Prometheus) and `/healthz` for the gateway, on a background HTTP thread."""
+"""`/metrics` (Prometheus) and `/healthz` for the stream processes that are not HTTP
+services (the edge gateway, the IoT alert processor), on a background HTTP thread: each
+says what healthy means through its probe."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ Probe = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def serve(port: int, probe: Probe, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Serve both endpoints on `port`; `/healthz` answers 200 when `probe` says healthy,
-    503 otherwise, with the probe's detail as JSON."""
+    """Serve both endpoints on `port` (a daemon thread); `/healthz` answers 200 when
+    `probe` says healthy, 503 otherwise, with the probe's detail as JSON."""
 
     class Handler(BaseHTTPRequestHandler):
         """The two endpoints; anything else is 404."""
@@ -42,5 +44,5 @@ def serve(port: int, probe: Probe, host: str = "0.0.0.0") -> ThreadingHTTPServer
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="gateway-http", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name=f"health-{port}", daemon=True).start()
     return server
