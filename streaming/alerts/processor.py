@@ -42,6 +42,7 @@ from streaming.alerts.detector import Detector, DetectorConfig
 from streaming.alerts.store import AlertStore, Outbox
 from streaming.alerts.webhook import WebhookDelivery
 from streaming.ingest.decode import BatchDecoder
+from streaming.microbatch import MicroBatches
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,6 @@ class AlertProcessor:
         self.report = AlertReport()
         self._stopping = False
         self._last_activity = time.monotonic()
-        self._carried: list[Message] = []
         self._consumer = Consumer(
             {
                 **settings.kafka_config(),
@@ -118,6 +118,7 @@ class AlertProcessor:
                 "logger": logging.getLogger("librdkafka"),
             }
         )
+        self._batches = MicroBatches(self._consumer)
         self._producer = Producer(
             {
                 **settings.kafka_config(),
@@ -145,7 +146,11 @@ class AlertProcessor:
         next_lag = 0.0
         try:
             while not self._stopping:
-                messages = self._collect()
+                messages = self._batches.collect(
+                    self.settings.iot_alerts_batch_events,
+                    self.settings.iot_alerts_batch_ms / 1000,
+                    lambda: self._stopping,
+                )
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
@@ -201,26 +206,6 @@ class AlertProcessor:
             delivery.stop()
             thread.join(timeout=PRODUCE_TIMEOUT_SECONDS)
         self.report.delivered = delivery.delivered
-
-    def _collect(self) -> list[Message]:
-        """One micro-batch: up to `batch_events` messages, waiting at most `batch_ms` after
-        the first one arrived (and at most 200 ms for a first one)."""
-        limit = self.settings.iot_alerts_batch_events
-        window = self.settings.iot_alerts_batch_ms / 1000
-        messages, self._carried = self._carried, []
-        messages.extend(self._consumer.consume(max(limit - len(messages), 1), timeout=0.2))
-        if not messages:
-            return messages
-        deadline = time.monotonic() + window
-        while len(messages) < limit and not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            more = self._consumer.consume(limit - len(messages), timeout=remaining)
-            if not more:
-                break
-            messages.extend(more)
-        return messages
 
     # --- one batch ---------------------------------------------------------------------
 
@@ -343,19 +328,8 @@ class AlertProcessor:
                 log.info("stopping with Redis away; the batch is read again on restart")
                 return _STOPPED
             time.sleep(delay)
-            self._keep_membership()
+            self._batches.keep_membership()
             delay = min(delay * 2, RETRY_MAX_SECONDS)
-
-    def _keep_membership(self) -> None:
-        """Poll (partitions paused) so the group does not drop a member waiting on Redis."""
-        assignment = self._consumer.assignment()
-        self._consumer.pause(assignment)
-        try:
-            message = self._consumer.poll(0)
-            if message is not None:
-                self._carried.append(message)
-        finally:
-            self._consumer.resume(self._consumer.assignment())
 
     def _fence(self, partition: int, stored: int) -> None:
         """Redis does not hold this batch's start: reload what it holds and read on from

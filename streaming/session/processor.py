@@ -40,6 +40,7 @@ from lakehouse.features.ecommerce import (
 )
 from lakehouse.settings import Settings
 from streaming.ingest.decode import BatchDecoder
+from streaming.microbatch import MicroBatches
 from streaming.session import metrics
 from streaming.session.store import PART, ApplyResult, PartitionRange, SessionStore
 
@@ -95,7 +96,6 @@ class SessionProcessor:
         # counts from the later, so a slow group join is not mistaken for an idle topic.
         self._last_activity = time.monotonic()
         # Messages polled while waiting on Redis, for the next batch.
-        self._carried: list[Message] = []
         self._consumer = Consumer(
             {
                 **settings.kafka_config(),
@@ -110,6 +110,7 @@ class SessionProcessor:
                 "logger": logging.getLogger("librdkafka"),
             }
         )
+        self._batches = MicroBatches(self._consumer)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -129,7 +130,11 @@ class SessionProcessor:
         next_lag = 0.0
         try:
             while not self._stopping:
-                messages = self._collect()
+                messages = self._batches.collect(
+                    self.settings.session_features_batch_events,
+                    self.settings.session_features_batch_ms / 1000,
+                    lambda: self._stopping,
+                )
                 now = time.monotonic()
                 if messages:
                     self._last_activity = now
@@ -163,26 +168,6 @@ class SessionProcessor:
     def _request_stop(self, signum: int, _frame: object) -> None:
         log.info("signal %d: finishing the current batch and stopping", signum)
         self.stop()
-
-    def _collect(self) -> list[Message]:
-        """One micro-batch: up to `batch_events` messages, waiting at most `batch_ms` after
-        the first one arrived (and at most 200 ms for a first one)."""
-        limit = self.settings.session_features_batch_events
-        window = self.settings.session_features_batch_ms / 1000
-        messages, self._carried = self._carried, []
-        messages.extend(self._consumer.consume(max(limit - len(messages), 1), timeout=0.2))
-        if not messages:
-            return messages
-        deadline = time.monotonic() + window
-        while len(messages) < limit and not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            more = self._consumer.consume(limit - len(messages), timeout=remaining)
-            if not more:
-                break
-            messages.extend(more)
-        return messages
 
     # --- one batch ---------------------------------------------------------------------
 
@@ -279,20 +264,8 @@ class SessionProcessor:
                 log.info("stopping with a batch not applied; it is read again on restart")
                 return None
             time.sleep(delay)
-            self._keep_membership()
+            self._batches.keep_membership()
             delay = min(delay * 2, RETRY_MAX_SECONDS)
-
-    def _keep_membership(self) -> None:
-        """Poll (partitions paused) so the group does not drop a member waiting on Redis;
-        a message that was already fetched is kept for the next batch, never dropped."""
-        assignment = self._consumer.assignment()
-        self._consumer.pause(assignment)
-        try:
-            message = self._consumer.poll(0)
-            if message is not None:
-                self._carried.append(message)
-        finally:
-            self._consumer.resume(self._consumer.assignment())
 
     def _fence(self, key: Key, stored: int) -> None:
         """Redis does not hold this partition's batch start: read on from what it holds,
