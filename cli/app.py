@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.iot import gateway, iot_app
+from cli.runtime import process_settings
 from cli.views import arrow_view, models_view
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Domain, topic_partitions
@@ -430,10 +431,7 @@ def stream_session_features(
     """Keep per-user session features in Redis from the shop topics, exactly once in effect."""
     from streaming.session.processor import SessionOptions, run_session_features
 
-    configure_logging(json=json_logs)
-    settings = get_settings()
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"session_features_metrics_port": metrics_port})
+    settings = process_settings(json_logs, session_features_metrics_port=metrics_port)
     options = SessionOptions(until_idle=until_idle, max_seconds=max_seconds)
     report = run_session_features(settings, options)
     console.print(
@@ -463,10 +461,7 @@ def stream_iot_alerts(
     restart-safe."""
     from streaming.alerts.processor import AlertOptions, run_iot_alerts
 
-    configure_logging(json=json_logs)
-    settings = get_settings()
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"iot_alerts_metrics_port": metrics_port})
+    settings = process_settings(json_logs, iot_alerts_metrics_port=metrics_port)
     options = AlertOptions(until_idle=until_idle, max_seconds=max_seconds, webhook=webhook)
     report = run_iot_alerts(settings, options)
     console.print(

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lakehouse.logs import configure_logging
+from cli.runtime import process_settings
 from lakehouse.settings import get_settings
 
 iot_app = typer.Typer(help="The IoT edge: broker credentials and a local Mosquitto.")
@@ -79,10 +79,7 @@ def gateway(
     """Run the MQTT-to-Kafka edge gateway: dedupe, validate, forward, ack after Kafka."""
     from streaming.edge.gateway import GatewayOptions, run_gateway
 
-    configure_logging(json=json_logs)
-    settings = get_settings()
-    if metrics_port is not None:
-        settings = settings.model_copy(update={"gateway_metrics_port": metrics_port})
+    settings = process_settings(json_logs, gateway_metrics_port=metrics_port)
     report = run_gateway(settings, GatewayOptions(client_id=client_id, max_seconds=max_seconds,
                                                   until_idle=until_idle))
     console.print(

@@ -1,4 +1,5 @@
-"""Bring the local runtime up: broker (local profile only), topics and bronze tables.
+"""Bring the local runtime up: broker (local profile only), topics and bronze tables;
+and the settings a long-running process starts with.
 
 Shared by `lakehouse up` and `lakehouse demo`. Against real Kafka nothing is started;
 missing topics are created and the lake's bronze tables made ready.
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from lakehouse import broker
 from lakehouse.catalog import CATALOG, Layer
 from lakehouse.delta import ensure_table
-from lakehouse.settings import Settings
+from lakehouse.logs import configure_logging
+from lakehouse.settings import Settings, get_settings
 
 
 @dataclass
@@ -35,3 +37,12 @@ def bring_up(settings: Settings) -> Runtime:
     for spec in CATALOG.in_layer(Layer.BRONZE):
         ensure_table(spec, settings)
     return Runtime(settings.kafka_bootstrap_servers, managed, started, created)
+
+
+def process_settings(json_logs: bool, **given: object) -> Settings:
+    """Configure logging for a long-running command and return its settings: the
+    environment's, with the command-line options that were given (None: not given)."""
+    configure_logging(json=json_logs)
+    update = {name: value for name, value in given.items() if value is not None}
+    settings = get_settings()
+    return settings.model_copy(update=update) if update else settings

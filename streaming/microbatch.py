@@ -9,13 +9,37 @@ then is carried into the next batch, never dropped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, Message
 
+from lakehouse.settings import Settings
+
 FIRST_WAIT_SECONDS = 0.2
 """How long `collect` waits for a batch's first message (the loop's idle tick)."""
+
+
+def checkpointing_consumer(settings: Settings, group_id: str) -> Consumer:
+    """A group member for a processor that keeps its offsets in Redis with its state:
+    Kafka never commits or stores offsets on its own (what the processor commits is a
+    hint for lag dashboards), a new group starts at the earliest offset, partitions are
+    dealt round-robin, and fetches wait at most 20 ms (latency over batching)."""
+    return Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
+            "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
+            "partition.assignment.strategy": "roundrobin",
+            "fetch.wait.max.ms": 20,
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
 
 
 class MicroBatches:

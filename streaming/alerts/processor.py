@@ -42,7 +42,7 @@ from streaming.alerts.detector import Detector, DetectorConfig
 from streaming.alerts.store import AlertStore, Outbox
 from streaming.alerts.webhook import WebhookDelivery
 from streaming.ingest.decode import BatchDecoder
-from streaming.microbatch import MicroBatches
+from streaming.microbatch import MicroBatches, checkpointing_consumer
 
 log = logging.getLogger(__name__)
 
@@ -104,20 +104,7 @@ class AlertProcessor:
         self.report = AlertReport()
         self._stopping = False
         self._last_activity = time.monotonic()
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": settings.iot_alerts_group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": settings.kafka_session_timeout_ms,
-                "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
-                "partition.assignment.strategy": "roundrobin",
-                "fetch.wait.max.ms": 20,
-                "logger": logging.getLogger("librdkafka"),
-            }
-        )
+        self._consumer = checkpointing_consumer(settings, settings.iot_alerts_group_id)
         self._batches = MicroBatches(self._consumer)
         self._producer = Producer(
             {

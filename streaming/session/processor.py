@@ -40,7 +40,7 @@ from lakehouse.features.ecommerce import (
 )
 from lakehouse.settings import Settings
 from streaming.ingest.decode import BatchDecoder
-from streaming.microbatch import MicroBatches
+from streaming.microbatch import MicroBatches, checkpointing_consumer
 from streaming.session import metrics
 from streaming.session.store import PART, ApplyResult, PartitionRange, SessionStore
 
@@ -95,21 +95,7 @@ class SessionProcessor:
         # When a message last arrived, or partitions were last assigned: `until_idle`
         # counts from the later, so a slow group join is not mistaken for an idle topic.
         self._last_activity = time.monotonic()
-        # Messages polled while waiting on Redis, for the next batch.
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": settings.session_features_group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": settings.kafka_session_timeout_ms,
-                "heartbeat.interval.ms": settings.kafka_heartbeat_interval_ms,
-                "partition.assignment.strategy": "roundrobin",
-                "fetch.wait.max.ms": 20,
-                "logger": logging.getLogger("librdkafka"),
-            }
-        )
+        self._consumer = checkpointing_consumer(settings, settings.session_features_group_id)
         self._batches = MicroBatches(self._consumer)
 
     # --- the loop ----------------------------------------------------------------------

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
@@ -17,8 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, topic_partitions
 from lakehouse.settings import Settings
 from streaming.fraud.audit import decision_event, iso_utc
-from streaming.ingest.decode import BatchDecoder
-from streaming.ingest.provenance import with_provenance
+from tests.support.landing import bronze_messages
 
 DECIDED_AFTER = timedelta(milliseconds=3)
 
@@ -102,16 +100,7 @@ def decisions_for(transactions: Iterable[Mapping[str, Any]]) -> list[bytes]:
 def decisions_bronze(transactions: pa.Table) -> pa.Table:
     """Bronze rows of `fraud_decisions` for bronze or silver `transactions` rows
     (`decisions_for` them), decoded by the ingest decoder as ingest would land them."""
-    values = decisions_for(transactions.to_pylist())
-    decoded = BatchDecoder(FRAUD_DECISIONS.event, 1 << 20).decode(values)
-    if decoded.rejects:
-        raise ValueError(f"decisions rejected by ingest: {decoded.rejects[:1]}")
-    return with_provenance(
-        decoded.table,
-        np.zeros(decoded.table.num_rows, np.int32),
-        decoded.indices.astype(np.int64),
-        datetime.now(UTC),
-    )
+    return bronze_messages(FRAUD_DECISIONS.name, decisions_for(transactions.to_pylist()))
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 
 from lakehouse.catalog import IOT_ALERTS
 from streaming.fraud.audit import iso_utc
-from streaming.ingest.decode import BatchDecoder
-from streaming.ingest.provenance import with_provenance
+from tests.support.landing import bronze_messages
 
 QUIET = timedelta(minutes=1)
 
@@ -71,12 +69,4 @@ def alerts_for(readings: Iterable[Mapping[str, Any]]) -> list[bytes]:
 def alerts_bronze(readings: pa.Table) -> pa.Table:
     """Bronze rows of `iot_alerts` for bronze or silver `sensor_readings` rows (`alerts_for`
     them), decoded by the ingest decoder as ingest would land them."""
-    decoded = BatchDecoder(IOT_ALERTS.event, 1 << 20).decode(alerts_for(readings.to_pylist()))
-    if decoded.rejects:
-        raise ValueError(f"alerts rejected by ingest: {decoded.rejects[:1]}")
-    return with_provenance(
-        decoded.table,
-        np.zeros(decoded.table.num_rows, np.int32),
-        decoded.indices.astype(np.int64),
-        datetime.now(UTC),
-    )
+    return bronze_messages(IOT_ALERTS.name, alerts_for(readings.to_pylist()))
