@@ -144,14 +144,14 @@ def wait_drained(console: Console, edge: Edge, accepted: int, timeout: float = 6
                                f"{timeout:.0f}s: see {edge.gateway.log}")
         time.sleep(0.2)
     edge.gateway.stop()
-    _succeeded(edge.gateway)
+    edge.gateway.check_succeeded()
     console.print(f"   {_summary(edge.gateway.log)}")
     try:
         edge.alerts.process.wait(max(deadline - time.monotonic(), 1.0))
     except subprocess.TimeoutExpired as error:
         raise RuntimeError(f"the alert processor did not finish: see {edge.alerts.log}"
                            ) from error
-    _succeeded(edge.alerts)
+    edge.alerts.check_succeeded()
     console.print(f"   {_summary(edge.alerts.log)}")
 
 
@@ -273,14 +273,6 @@ def _wait(ready: Callable[[], bool], process: OnlineProcess, what: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}: see {process.log}")
         time.sleep(0.1)
-
-
-def _succeeded(process: OnlineProcess) -> None:
-    """Fail with the end of its log unless the process exited with 0."""
-    if process.process.returncode != 0:
-        tail = process.log.read_text(errors="replace")[-2_000:]
-        raise RuntimeError(f"{process.name} exited with code {process.process.returncode}; "
-                           f"its log ({process.log}) ends with:\n{tail}")
 
 
 def _summary(log: Path) -> str:

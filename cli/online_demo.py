@@ -88,11 +88,19 @@ class OnlineProcess:
     def check_alive(self) -> None:
         """Fail with the end of its log if the process has exited."""
         if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2_000:]
-            raise RuntimeError(
-                f"{self.name} exited with code {self.process.returncode}; its log "
-                f"({self.log}) ends with:\n{tail}"
-            )
+            self._fail()
+
+    def check_succeeded(self) -> None:
+        """Fail with the end of its log unless the process exited with 0."""
+        if self.process.returncode != 0:
+            self._fail()
+
+    def _fail(self) -> None:
+        tail = self.log.read_text(errors="replace")[-2_000:]
+        raise RuntimeError(
+            f"{self.name} exited with code {self.process.returncode}; its log "
+            f"({self.log}) ends with:\n{tail}"
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, as a supervisor would send; SIGKILL only if it ignores it."""

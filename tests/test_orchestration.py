@@ -28,15 +28,9 @@ from tests.test_silver import DAY, NOON, land, reading, silver_ids
 RESOURCES = {"lakehouse": LakehouseResource()}
 def _downstream_in_lake(source: dg.AssetKey) -> set[dg.AssetKey]:
     """The silver and gold assets built, directly or not, from `source`."""
-    graph = defs.resolve_asset_graph()
-    found: set[dg.AssetKey] = set()
-    frontier = [source]
-    while frontier:
-        for child in graph.get(frontier.pop()).child_keys:
-            if child not in found:
-                found.add(child)
-                frontier.append(child)
-    return {key for key in found if key.path[0] in ("silver", "gold")}
+    downstream = dg.AssetSelection.assets(source).downstream(include_self=False)
+    return {key for key in downstream.resolve(defs.resolve_asset_graph())
+            if key.path[0] in ("silver", "gold")}
 
 
 IOT_DOWNSTREAM = _downstream_in_lake(asset_key(BRONZE_SENSOR_READINGS))
