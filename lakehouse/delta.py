@@ -63,7 +63,30 @@ def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predi
     transforms cast to the catalogued schema and the quality gate's `schema_matches`
     check guards the write.
     """
-    table = ensure_table(spec, settings)
+    return overwrite_where(ensure_table(spec, settings), spec, rows, predicate)
+
+
+def overwrite_where(
+    table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str, attempts: int = 5
+) -> int:
+    """`replace_partition` on a table already open: the predicate overwrite, retried on a
+    fresh snapshot when a concurrent commit rewrote the files it read.
+
+    The nightly compaction rewrites a day's files; a rebuild of that day that read the
+    table before the compaction committed is refused by delta-rs's conflict checker
+    ("a concurrent transaction added new data"). The overwrite replaces the whole
+    predicate with `rows`, so redoing it on the newer snapshot gives exactly the intended
+    contents: retrying is safe, and it saves the run a failed step.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return _overwrite(table, spec, rows, predicate)
+        except CommitFailedError:
+            table.update_incremental()
+    return _overwrite(table, spec, rows, predicate)
+
+
+def _overwrite(table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str) -> int:
     write_deltalake(
         table,
         rows,
