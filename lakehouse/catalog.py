@@ -55,19 +55,57 @@ _OWNERS = {
 }
 
 
+class StorageClass(StrEnum):
+    """The S3 storage classes a table's files may be tiered into (S3's own names).
+
+    Delta reads a table by fetching the files its log lists, so a live file must answer a
+    plain GET: GLACIER (Flexible Retrieval) and DEEP_ARCHIVE objects refuse it
+    (InvalidObjectState) until someone restores them, which no query engine does.
+    """
+
+    STANDARD = "STANDARD"
+    STANDARD_IA = "STANDARD_IA"
+    GLACIER_IR = "GLACIER_IR"
+    GLACIER = "GLACIER"
+    DEEP_ARCHIVE = "DEEP_ARCHIVE"
+
+    @property
+    def directly_readable(self) -> bool:
+        """Whether a GET returns the object's bytes at once (milliseconds, no restore)."""
+        return self not in (StorageClass.GLACIER, StorageClass.DEEP_ARCHIVE)
+
+    @property
+    def min_storage_days(self) -> int:
+        """Days S3 bills an object for once it enters the class, even if deleted sooner."""
+        return _MIN_STORAGE_DAYS[self]
+
+
+_MIN_STORAGE_DAYS = {
+    StorageClass.STANDARD: 0,
+    StorageClass.STANDARD_IA: 30,
+    StorageClass.GLACIER_IR: 90,
+    StorageClass.GLACIER: 90,
+    StorageClass.DEEP_ARCHIVE: 180,
+}
+
+
 @dataclass(frozen=True)
 class TierRule:
-    """Move a table's objects to an S3 storage class once they are this many days old."""
+    """Move a table's data files to an S3 storage class once they are this many days old."""
 
-    storage_class: str
+    storage_class: StorageClass
     after_days: int
 
 
-# The seed's IoT tiering: Standard, IA after 30 days, Glacier IR after 180, Deep Archive at 1 year.
+# The seed's tiering for what a table's current snapshot reads: Standard, IA after 30 days,
+# Glacier Instant Retrieval after 180. The seed's last tier (Deep Archive after a year) is
+# left out on purpose: a Delta table's old partitions are still live files, and a Deep
+# Archive object cannot be read without a restore, so they stay in Glacier IR until the
+# table's retention deletes them (docs/storage-tiering.md; the lifecycle builder refuses a
+# class that is not directly readable).
 STANDARD_TIERS = (
-    TierRule("STANDARD_IA", 30),
-    TierRule("GLACIER_IR", 180),
-    TierRule("DEEP_ARCHIVE", 365),
+    TierRule(StorageClass.STANDARD_IA, 30),
+    TierRule(StorageClass.GLACIER_IR, 180),
 )
 
 

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     aws_region: str = "us-east-1"
     aws_allow_http: bool = Field(False, description="Allow plain-HTTP S3 endpoints (local tests).")
+    lifecycle_expiry_margin_days: int = Field(
+        30,
+        ge=8,
+        description="S3 expires a table's data files this many days after its retention: "
+        "the retention step deletes the partitions from the Delta log first (weekly), so S3 "
+        "never deletes a file the log still lists (docs/storage-tiering.md).",
+    )
 
     # --- Kafka: everything passes through to librdkafka ------------------------------------
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

@@ -1,5 +1,6 @@
-"""The evaluation charts as PNG images: precision-recall curves, lift, calibration and
-feature importance, each comparing the model with its baseline where that means something.
+"""Charts as PNG images: the models' evaluation (precision-recall curves, lift, calibration
+and feature importance, each comparing the model with its baseline where that means
+something) and stacked bars (the storage cost report).
 
 matplotlib is imported lazily with the non-interactive Agg backend, so a code location or
 a service that never trains never pays for it. The assets embed the PNGs in Markdown
@@ -91,6 +92,26 @@ def bars(values: Mapping[str, float], title: str, ylabel: str) -> bytes:
     plt, figure, axes = _figure()
     axes.bar(list(values), list(values.values()))
     axes.set(title=title, ylabel=ylabel)
+    return _png(plt, figure)
+
+
+def stacked_bars(
+    values: Mapping[str, Mapping[str, float]], stack: Sequence[str], title: str, xlabel: str
+) -> bytes:
+    """Horizontal bars, one per outer key (top to bottom in order), each stacked from the
+    inner values in `stack` order (a missing one counts 0)."""
+    plt, figure, axes = _figure()
+    figure.set_size_inches(_SIZE[0] * 1.6, max(_SIZE[1], 0.25 * len(values) + 1.2))
+    names = list(values)[::-1]
+    left = np.zeros(len(names))
+    for part in stack:
+        widths = np.array([values[name].get(part, 0.0) for name in names])
+        axes.barh(names, widths, left=left, label=part)
+        left += widths
+    axes.set(title=title, xlabel=xlabel)
+    axes.title.set_fontsize(9)
+    axes.tick_params(axis="y", labelsize=7)
+    axes.legend(loc="best", fontsize=7)
     return _png(plt, figure)
 
 

@@ -57,6 +57,7 @@ import pyarrow.csv as pacsv
 from botocore.client import BaseClient
 
 from lakehouse.settings import Settings
+from lakehouse.storage import split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -241,14 +242,6 @@ def stage_dataset(
         path = Path(folder) / "rows.csv"
         pacsv.write_csv(table, path, pacsv.WriteOptions(include_header=False))
         (s3 or s3_client(settings)).upload_file(str(path), bucket, key)
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """`s3://bucket/key` as (bucket, key)."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 def train_on_sagemaker(
