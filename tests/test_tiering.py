@@ -376,6 +376,13 @@ def test_seed_arithmetic() -> None:
     assert seed_tiering_estimate(
         horizon_days=5 * 365, tiers=STANDARD_TIERS
     ).tiered_usd == pytest.approx(7_516.44, abs=0.01)
+    # The steady state of 50 TB/day kept five years (91,250 TB), in the docs' table.
+    steady = {"days": 5 * 365, "horizon_days": 5 * 365}
+    assert seed_tiering_estimate(**steady).all_standard_usd == pytest.approx(2_098_750)
+    assert seed_tiering_estimate(**steady).tiered_usd == pytest.approx(238_250)
+    assert seed_tiering_estimate(**steady, tiers=STANDARD_TIERS).tiered_usd == pytest.approx(
+        457_250
+    )
     assert seed_tiering_estimate(tiers=[TierRule(StorageClass.STANDARD_IA, 0)]).tiered_usd == (
         1_500 * 12.5
     )
