@@ -31,6 +31,7 @@ from lakehouse.maintenance.retention import (
 )
 from lakehouse.maintenance.vacuum import vacuum_table
 from lakehouse.settings import Settings
+from tests.conftest import s3_client
 
 TODAY = date(2026, 11, 23)
 DAY = date(2026, 11, 20)
@@ -235,3 +236,36 @@ def test_retention_deletes_only_in_production_unless_told(
         lakehouse_profile="production-like", maintenance_retention_dry_run=True
     ).retention_enforced
     assert make_settings(maintenance_retention_dry_run=False).retention_enforced
+
+
+def test_vacuum_and_retention_on_s3(
+    make_settings: Callable[..., Settings], moto_server: str, s3_bucket: str
+) -> None:
+    settings = make_settings(
+        lakehouse_root=f"s3://{s3_bucket}/lake",
+        aws_endpoint_url=moto_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_allow_http=True,
+        maintenance_vacuum_retention_hours=0,
+        maintenance_longest_run_hours=0,
+        maintenance_retention_dry_run=False,
+    )
+    spec = SILVER_SENSOR_READINGS
+    old_day = TODAY - timedelta(days=800)
+    for value in (1.0, 2.0):
+        write_day(spec, settings, DAY, 3, value)
+    write_day(spec, settings, old_day, 2, 1.0)
+    retention = apply_retention(spec, settings, TODAY, dry_run=not settings.retention_enforced)
+    assert [p.day for p in retention.partitions] == [old_day] and not retention.dry_run
+
+    result = vacuum_table(spec, settings)
+
+    assert result.files_removed == 2  # the first version of DAY, and the expired day
+    assert result.bytes_removed > 0
+    listing = s3_client(moto_server).list_objects_v2(Bucket=s3_bucket, Prefix="lake/silver/")
+    keys = [entry["Key"] for entry in listing["Contents"]]
+    assert any(key.endswith(f"{result.checkpoint_version:020d}.checkpoint.parquet") for key in keys)
+    data = [key for key in keys if key.endswith(".parquet") and "_delta_log" not in key]
+    assert len(data) == 1
+    assert result.oldest_readable_version == result.version
