@@ -86,12 +86,12 @@ def vacuum_table(
     table = open_table(spec, settings)
     if table is None:
         return VacuumResult(spec.key, dry_run, hours, (), 0, None, None, 0, None, 0.0)
-    files, log_dir = filesystem(settings, table_uri(spec, settings))
-    log_dir = f"{log_dir}/_delta_log"
+    files, root = filesystem(settings, table_uri(spec, settings))
+    log_dir = f"{root}/_delta_log"
     enforce = hours >= DELTA_DEFAULT_RETENTION_HOURS
     # Listed first even for a real run: a file's size can only be read before it goes.
     listed = table.vacuum(hours, dry_run=True, enforce_retention_duration=enforce)
-    sizes = _sizes(files, log_dir.removesuffix("/_delta_log"), listed)
+    sizes = _sizes(files, root, listed)
     log_before = _log_files(files, log_dir)
     checkpoint = None
     paths = listed
