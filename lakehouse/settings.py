@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -424,12 +424,51 @@ class Settings(BaseSettings):
         None, description="Port of the processor's /metrics and /healthz; off if unset."
     )
 
+    # --- maintenance: vacuum and retention (lakehouse/maintenance; docs/maintenance.md) ----
+    maintenance_vacuum_retention_hours: int = Field(
+        168,
+        ge=0,
+        description="VACUUM deletes files a commit removed longer ago than this (7 days): "
+        "time travel within it keeps working, older versions stop reading. Never below "
+        "`maintenance_longest_run_hours`.",
+    )
+    maintenance_longest_run_hours: int = Field(
+        24,
+        ge=0,
+        description="Longest a Dagster run or another reader keeps reading one table "
+        "snapshot: the floor of the vacuum retention, so no running reader loses its files.",
+    )
+    maintenance_retention_dry_run: bool | None = Field(
+        None,
+        description="Whether data retention only lists the expired partitions instead of "
+        "deleting them. Unset: a dry run in the local profile, deletion in production-like.",
+    )
+
     @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @model_validator(mode="after")
+    def _vacuum_keeps_running_readers(self) -> Settings:
+        if self.maintenance_vacuum_retention_hours < self.maintenance_longest_run_hours:
+            raise ValueError(
+                "MAINTENANCE_VACUUM_RETENTION_HOURS="
+                f"{self.maintenance_vacuum_retention_hours} is below "
+                f"MAINTENANCE_LONGEST_RUN_HOURS={self.maintenance_longest_run_hours}: a "
+                "vacuum would delete files that a run still reading an older snapshot needs"
+            )
+        return self
+
+    @property
+    def retention_enforced(self) -> bool:
+        """Whether data retention deletes expired partitions (True) or only lists them:
+        the explicit setting, else deletion only in the production-like profile."""
+        if self.maintenance_retention_dry_run is not None:
+            return not self.maintenance_retention_dry_run
+        return self.lakehouse_profile is Profile.PRODUCTION_LIKE
 
     @property
     def batch_store(self) -> Literal["file", "dynamodb"]:
