@@ -51,7 +51,7 @@ def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservati
     committed = table.history(1)[0]["timestamp"] / 1000
     return dg.AssetObservation(
         asset_key=key,
-        tags={"dagster/data_version": str(last_data_version(table))},
+        tags={"dagster/data_version": str(last_data_version(spec, settings, stats.version))},
         metadata={
             "dagster/row_count": dg.MetadataValue.int(stats.rows),
             "delta_version": dg.MetadataValue.int(stats.version),

@@ -6,12 +6,15 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from lakehouse import storage
 from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.settings import Settings
 
@@ -212,24 +215,42 @@ def partition_rows(
     return {day: rows or 0 for day, rows in _rows_by_partition(actions, column).items()}
 
 
-# Commits that rewrite or delete unreferenced files without changing what the table holds.
-_NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+def commit_actions(spec: TableSpec, settings: Settings, version: int) -> list[dict[str, Any]]:
+    """The actions of one commit, read from its file `_delta_log/<version>.json` (local
+    folder or S3); FileNotFoundError if the log no longer holds it.
+
+    Read directly because delta-rs 1.6.6's `history()` numbers commits by their
+    timestamps: a compaction that was planned before a concurrent append but committed
+    after it gets the append's version there, and the append its own.
+    """
+    filesystem, root = storage.filesystem(settings, table_uri(spec, settings))
+    with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as stream:
+        return [orjson.loads(line) for line in stream.read().splitlines() if line.strip()]
 
 
-def last_data_version(table: DeltaTable) -> int:
-    """The version of the table's last commit that changed its data: maintenance commits
-    (OPTIMIZE, VACUUM) are skipped, so a compaction does not make what was built from the
-    table look stale. Reads the history from the newest commit back, a few at a time; if
-    the log no longer reaches a data commit, its oldest remaining version."""
-    limit = 8
-    while True:
-        history = table.history(limit)
-        for commit in history:  # newest first
-            if commit["operation"] not in _NO_DATA_CHANGE:
-                return int(commit["version"])
-        if len(history) < limit:
-            return int(history[-1]["version"]) if history else table.version()
-        limit *= 8
+def changes_data(actions: list[dict[str, Any]]) -> bool:
+    """Whether a commit changed what the table holds: it adds or removes a file with
+    `dataChange` true. Compactions (OPTIMIZE) and vacuums do not."""
+    return any(
+        action[kind].get("dataChange", True)
+        for action in actions
+        for kind in ("add", "remove")
+        if kind in action
+    )
+
+
+def last_data_version(spec: TableSpec, settings: Settings, version: int) -> int:
+    """The version of the last commit up to `version` that changed the table's data, so
+    that a compaction does not make what was built from the table look stale. Walks the
+    log back from `version` (usually one commit); if the log no longer reaches a data
+    commit, its oldest remaining version."""
+    for candidate in range(version, 0, -1):
+        try:
+            if changes_data(commit_actions(spec, settings, candidate)):
+                return candidate
+        except FileNotFoundError:
+            return candidate + 1
+    return 0
 
 
 def current_versions(specs: Iterable[TableSpec], settings: Settings) -> dict[str, int]:

@@ -27,7 +27,7 @@ from lakehouse.catalog import (
     TableSpec,
     table_uri,
 )
-from lakehouse.delta import ensure_table
+from lakehouse.delta import ensure_table, last_data_version
 from lakehouse.maintenance.compaction import (
     ALREADY_COMPACTED,
     CompactionRowsChanged,
@@ -64,7 +64,8 @@ def land_batches(
 
 
 def table(spec: TableSpec, settings: Settings, version: int | None = None) -> DeltaTable:
-    return DeltaTable(table_uri(spec, settings), version=version)
+    uri, options = table_uri(spec, settings), settings.storage_options()
+    return DeltaTable(uri, version=version, storage_options=options)
 
 
 def event_ids(spec: TableSpec, settings: Settings, day: date = DAY) -> Counter[str]:
@@ -228,6 +229,51 @@ def test_tables_without_a_date_partition_are_refused(
     assert date_partition(QUARANTINE) == "quarantine_date"
     with pytest.raises(ValueError, match=r"models\.registry is not partitioned by a date"):
         compact_day(MODEL_REGISTRY, make_settings(), DAY)
+
+
+def test_the_last_data_version_skips_compactions_and_vacuums(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    land_batches(settings, 3)  # versions 1 to 3 (0 created the table)
+    compact_day(BRONZE_SENSOR_READINGS, settings, DAY)  # 4
+    table(BRONZE_SENSOR_READINGS, settings).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False
+    )  # 5 and 6: VACUUM START and END
+    latest = table(BRONZE_SENSOR_READINGS, settings).version()
+    assert latest == 6
+
+    assert last_data_version(BRONZE_SENSOR_READINGS, settings, latest) == 3
+    assert last_data_version(BRONZE_SENSOR_READINGS, settings, 2) == 2
+    land_batches(settings, 1, prefix="new")
+    assert last_data_version(BRONZE_SENSOR_READINGS, settings, 7) == 7
+
+
+def test_compaction_on_s3_under_the_postgres_lock(
+    make_settings: Callable[..., Settings],
+    moto_server: str,
+    s3_bucket: str,
+    postgres_database: str,
+) -> None:
+    """The production-like combination: the lake in S3, the lock in PostgreSQL."""
+    settings = make_settings(
+        lakehouse_root=f"s3://{s3_bucket}/lake",
+        aws_endpoint_url=moto_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_allow_http=True,
+        maintenance_lock_url=postgres_database,
+    )
+    land_batches(settings, 6)
+    ids = event_ids(BRONZE_SENSOR_READINGS, settings)
+
+    result = compact_day(BRONZE_SENSOR_READINGS, settings, DAY)
+
+    assert (result.files_before, result.files_after, result.rows_after) == (6, 1, 30)
+    assert event_ids(BRONZE_SENSOR_READINGS, settings) == ids
+    assert last_data_version(BRONZE_SENSOR_READINGS, settings, result.version_after) == 6
+    with exclusive(BRONZE_SENSOR_READINGS, settings), pytest.raises(MaintenanceBusy):
+        compact_day(BRONZE_SENSOR_READINGS, settings, DAY)
 
 
 # --- the hazard: two OPTIMIZE runs from one version ----------------------------------------

@@ -13,11 +13,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
 
+from assets.bronze import bronze_tables
+from assets.iot.silver import silver_sensor_readings
 from assets.partitions import DAILY, first_partition_day
 from assets.resources import LakehouseResource
 from assets.tables import asset_key
-from lakehouse.catalog import BRONZE_SENSOR_READINGS
+from lakehouse.catalog import BRONZE_SENSOR_READINGS, SILVER_SENSOR_READINGS
+from lakehouse.maintenance.compaction import compact_day
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
 from orchestration.materialize import observe_bronze, rebuild_days
@@ -277,3 +283,73 @@ def test_runs_made_by_the_cli_are_runs_of_the_code_locations_own_jobs(
         assert run.tags["dagster/code_location"] == location["location"]
         # The CLI runs in this process; the job keeps its declared (multiprocess) default.
         assert run.run_config["execution"] == {"config": {"in_process": {}}}
+
+
+# --- compaction commits change no data -----------------------------------------------------
+
+
+def test_the_sensor_ignores_a_compaction_but_not_an_append_beside_one(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    baseline = tick(instance, None)
+    land(lake, reading("a", offset=1))
+    land(lake, reading("b", offset=2))
+    first = tick(instance, baseline.cursor)
+    assert [r.partition_key for r in first.run_requests] == [DAY.isoformat()]
+
+    assert compact_day(BRONZE_SENSOR_READINGS, lake, DAY).compacted
+    compacted = tick(instance, first.cursor)
+    assert compacted.run_requests == []
+    assert json.loads(compacted.cursor)["bronze.sensor_readings"] == 3  # seen, not requested
+    (observation,) = compacted.asset_events  # new files, same data version
+    assert observation.tags["dagster/data_version"] == "2"
+    assert observation.metadata["delta_version"].value == 3
+
+    # A compaction and an append of the same day in one interval: the day is requested.
+    land(lake, reading("c", offset=3))
+    assert compact_day(BRONZE_SENSOR_READINGS, lake, DAY).compacted
+    land(lake, reading("d", offset=4, when=NOON - timedelta(days=1)))
+    later = tick(instance, compacted.cursor)
+    requested = [r.partition_key for r in later.run_requests]
+    assert requested == [(DAY - timedelta(days=1)).isoformat(), DAY.isoformat()]
+    assert later.asset_events[0].tags["dagster/data_version"] == "6"
+
+
+def _status(instance: dg.DagsterInstance, key: dg.AssetKey) -> StaleStatus:
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance, graph, loading_context=view)
+    return resolver.get_status(key, partition_key=DAY.isoformat())
+
+
+def test_a_compaction_of_bronze_leaves_what_was_built_from_it_up_to_date(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    def observe() -> None:
+        assert observe_bronze(instance).success
+
+    land(lake, reading("a", offset=1))
+    land(lake, reading("b", offset=2))
+    observe()
+    built = dg.materialize(
+        [bronze_tables, silver_sensor_readings],
+        selection=[silver_sensor_readings],
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        resources=RESOURCES,
+    )
+    assert built.success
+    silver = asset_key(SILVER_SENSOR_READINGS)
+    assert _status(instance, silver) is StaleStatus.FRESH
+
+    assert compact_day(BRONZE_SENSOR_READINGS, lake, DAY).compacted
+    observe()
+    assert _status(instance, silver) is StaleStatus.FRESH
+
+    land(lake, reading("c", offset=3))  # new data does make it stale
+    observe()
+    assert _status(instance, silver) is StaleStatus.STALE

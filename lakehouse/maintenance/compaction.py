@@ -17,23 +17,26 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lakehouse.catalog import TableSpec, table_uri
-from lakehouse.delta import open_table
+from lakehouse.delta import commit_actions, open_table
 from lakehouse.maintenance.locks import exclusive
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ALREADY_COMPACTED = "already compacted"
+# The commitInfo field naming one compaction's commit (Delta custom commit metadata).
+COMMIT_ID_KEY = "lakehouse.compaction"
 NO_FILES = "no files"
 
 
@@ -215,8 +218,9 @@ def compact_day(
             reason = _why_not(plan)
             if reason is not None:
                 return _unchanged(spec, day, plan, began, reason)
+            commit_id = uuid.uuid4().hex
             try:
-                _optimize(table, spec, column, day, target)
+                _optimize(table, spec, column, day, target, commit_id)
             except CommitFailedError as error:
                 if retries == settings.maintenance_commit_retries:
                     raise
@@ -226,10 +230,11 @@ def compact_day(
                     extra={"table": spec.key},
                 )
                 continue
-            if table.version() == plan.version:  # delta-rs found nothing to merge
+            version = _committed_version(spec, settings, plan.version, commit_id)
+            if version is None:  # delta-rs found nothing to merge
                 return _unchanged(spec, day, plan, began, ALREADY_COMPACTED)
             result = verify_compaction(
-                spec, settings, day, table.version(), seconds=time.monotonic() - began
+                spec, settings, day, version, seconds=time.monotonic() - began
             )
             log.info(
                 "compacted %s %s: %d files to %d in %.1f s",
@@ -239,12 +244,16 @@ def compact_day(
             return result
 
 
-def _optimize(table: DeltaTable, spec: TableSpec, column: str, day: date, target: int) -> None:
-    """One OPTIMIZE of one partition, one task at a time so memory stays bounded."""
+def _optimize(
+    table: DeltaTable, spec: TableSpec, column: str, day: date, target: int, commit_id: str
+) -> None:
+    """One OPTIMIZE of one partition, one task at a time so memory stays bounded; its
+    commit carries `commit_id` so that it can be found among the sidecar's."""
     options = {
         "partition_filters": [(column, "=", day.isoformat())],
         "target_size": target,
         "max_concurrent_tasks": 1,
+        "commit_properties": CommitProperties(custom_metadata={COMMIT_ID_KEY: commit_id}),
     }
     if spec.zorder_by:
         table.optimize.z_order(list(spec.zorder_by), **options)
@@ -283,6 +292,27 @@ def verify_compaction(
     if not result.rows_preserved:
         raise CompactionRowsChanged(result)
     return result
+
+
+def _committed_version(
+    spec: TableSpec, settings: Settings, read: int, commit_id: str
+) -> int | None:
+    """The version of the commit carrying `commit_id` (after `read`, the version the
+    compaction planned on), None if it made none.
+
+    From the log files themselves: after the commit the handle may already include
+    appends that landed next, and delta-rs's `history()` can number commits wrongly
+    while they race (see `lakehouse.delta.commit_actions`).
+    """
+    version = read + 1
+    while True:
+        try:
+            actions = commit_actions(spec, settings, version)
+        except FileNotFoundError:
+            return None
+        if any(action.get("commitInfo", {}).get(COMMIT_ID_KEY) == commit_id for action in actions):
+            return version
+        version += 1
 
 
 def _why_not(plan: PartitionFiles) -> str | None:
