@@ -3,8 +3,10 @@ days those commits touched, for the silver and gold assets downstream of that ta
 record the table's new state as an observation of its bronze asset.
 
 The cursor holds each bronze table's last seen Delta version. The touched days are the
-partition values of the files added since that version (`partitions_added_since`): exact
-whichever writer committed and whatever the clocks said, and no data is read.
+partition values of the files added since that version whose row count changed
+(`partitions_added_since`): exact whichever writer committed and whatever the clocks
+said, no data is read, and a compaction, which only rewrites a day's files, requests
+nothing.
 
 The sensor's very first tick only takes the baseline: what bronze held before the sensor
 was switched on is history, for a backfill or the weekly reprocessing to cover, not a
