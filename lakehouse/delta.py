@@ -219,9 +219,10 @@ def commit_actions(spec: TableSpec, settings: Settings, version: int) -> list[di
     """The actions of one commit, read from its file `_delta_log/<version>.json` (local
     folder or S3); FileNotFoundError if the log no longer holds it.
 
-    Read directly because delta-rs 1.6.6's `history()` numbers commits by their
-    timestamps: a compaction that was planned before a concurrent append but committed
-    after it gets the append's version there, and the append its own.
+    Read directly because delta-rs 1.6.6's `history()` can number its entries wrongly
+    while other commits are landing (seen one or two versions off beside a running
+    appender; right again once the writes stop), and a handle's `version()` after a
+    commit may already include the commits that landed next.
     """
     filesystem, root = storage.filesystem(settings, table_uri(spec, settings))
     with filesystem.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as stream:

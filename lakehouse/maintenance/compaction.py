@@ -300,9 +300,9 @@ def _committed_version(
     """The version of the commit carrying `commit_id` (after `read`, the version the
     compaction planned on), None if it made none.
 
-    From the log files themselves: after the commit the handle may already include
-    appends that landed next, and delta-rs's `history()` can number commits wrongly
-    while they race (see `lakehouse.delta.commit_actions`).
+    From the log files themselves (see `lakehouse.delta.commit_actions`): the handle's
+    version after the commit may already include appends that landed next, and
+    comparing the day across one of those would look like a changed row count.
     """
     version = read + 1
     while True:
