@@ -66,3 +66,13 @@ def check_specs(table: TableSpec) -> list[dg.AssetCheckSpec]:
         )
         for check in suite_for(table).checks
     ]
+
+
+MAINTENANCE_LAYER = "maintenance"
+"""The layer (and group) of the assets that keep the tables healthy: compaction, vacuum,
+retention, storage tiering and its cost."""
+
+
+def maintenance_key(name: str) -> dg.AssetKey:
+    """`maintenance/<name>`: work on the tables' files that changes none of their rows."""
+    return dg.AssetKey([MAINTENANCE_LAYER, name])

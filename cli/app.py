@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.iot import gateway, iot_app
+from cli.maintain import maintain
 from cli.runtime import process_settings
 from cli.views import arrow_view, models_view
 from lakehouse import broker
@@ -474,6 +475,7 @@ def stream_iot_alerts(
 
 app.add_typer(iot_app, name="iot")
 app.command()(gateway)
+app.command()(maintain)
 
 serve_app = typer.Typer(help="The online services (HTTP APIs).")
 app.add_typer(serve_app, name="serve")

@@ -135,6 +135,15 @@ class TableSpec:
         return hash(self.key)
 
     @property
+    def date_partition(self) -> str | None:
+        """The partition column holding a day (`event_date`, `quarantine_date`), if any:
+        compaction and retention work one day partition at a time."""
+        for column in self.partition_by:
+            if pa.types.is_date32(self.schema.field(column).type):
+                return column
+        return None
+
+    @property
     def path(self) -> tuple[str, str]:
         """(layer, name): the table's folder under the lake root and its asset key path."""
         return (self.layer.value, self.name)

@@ -15,17 +15,24 @@ from assets.fraud import silver as fraud_silver
 from assets.iot import gold as iot_gold
 from assets.iot import models as iot_models
 from assets.iot import silver as iot_silver
+from assets.maintenance import compaction as maintenance_compaction
+from assets.maintenance import housekeeping as maintenance_housekeeping
+from assets.maintenance import tiering as maintenance_tiering
 from assets.resources import LakehouseResource
 from orchestration.jobs import (
     daily_models_job,
     medallion_job,
+    nightly_maintenance_job,
     observe_bronze_job,
+    weekly_maintenance_job,
     weekly_models_job,
 )
 from orchestration.schedules import (
+    nightly_maintenance,
     nightly_medallion,
     nightly_models,
     weekly_full_reprocessing,
+    weekly_maintenance,
     weekly_models,
 )
 from orchestration.sensors import bronze_advanced
@@ -46,12 +53,29 @@ defs = dg.Definitions(
                 fraud_models,
                 fraud_online,
                 iot_models,
+                maintenance_compaction,
+                maintenance_housekeeping,
+                maintenance_tiering,
             ]
         ),
     ],
     asset_checks=[bronze_freshness],
-    jobs=[medallion_job, observe_bronze_job, daily_models_job, weekly_models_job],
-    schedules=[nightly_medallion, weekly_full_reprocessing, nightly_models, weekly_models],
+    jobs=[
+        medallion_job,
+        observe_bronze_job,
+        daily_models_job,
+        weekly_models_job,
+        nightly_maintenance_job,
+        weekly_maintenance_job,
+    ],
+    schedules=[
+        nightly_medallion,
+        weekly_full_reprocessing,
+        nightly_models,
+        weekly_models,
+        nightly_maintenance,
+        weekly_maintenance,
+    ],
     sensors=[bronze_advanced],
     resources={"lakehouse": LakehouseResource()},
 )

@@ -1,5 +1,7 @@
-"""Jobs: the medallion rebuild of silver and gold by day, the bronze observation, and the
-model training (daily: recommender and fraud; weekly: fraud on all history and failure)."""
+"""Jobs: the medallion rebuild of silver and gold by day, the bronze observation, the
+model training (daily: recommender and fraud; weekly: fraud on all history and failure),
+and the table maintenance (nightly: compaction and tiering; weekly: with retention and
+vacuum)."""
 
 import dagster as dg
 
@@ -9,6 +11,9 @@ from assets.ecommerce.online import online_recommendations
 from assets.fraud.models import fraud_model
 from assets.fraud.online import online_fraud_state
 from assets.iot.models import failure_model
+from assets.maintenance.compaction import COMPACTION_ASSETS
+from assets.maintenance.housekeeping import retention, vacuum
+from assets.maintenance.tiering import s3_lifecycle, storage_costs
 from lakehouse.catalog import Layer
 
 # Silver and gold by their layer tag, so the nightly ML and maintenance assets of later
@@ -52,4 +57,20 @@ weekly_models_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(fraud_model, failure_model),
     config=WEEKLY_MODELS_CONFIG,
     description="Retrain the fraud model on every day there is, and the failure model.",
+)
+
+NIGHTLY_MAINTENANCE = dg.AssetSelection.assets(*COMPACTION_ASSETS, s3_lifecycle, storage_costs)
+
+nightly_maintenance_job = dg.define_asset_job(
+    "nightly_maintenance",
+    selection=NIGHTLY_MAINTENANCE,
+    description="Compact a day's partitions of every table, layer by layer; apply the S3 "
+    "lifecycle rules and tag removed files; report the storage cost.",
+)
+
+weekly_maintenance_job = dg.define_asset_job(
+    "weekly_maintenance",
+    selection=NIGHTLY_MAINTENANCE | dg.AssetSelection.assets(retention, vacuum),
+    description="The nightly maintenance, plus retention (partitions past each table's "
+    "retention) and VACUUM with checkpoints and log cleanup.",
 )

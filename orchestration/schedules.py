@@ -1,11 +1,13 @@
 """Schedules: the nightly rebuild of yesterday and the weekly full reprocessing, then the
-model training that learns from them.
+model training that learns from them, then the table maintenance.
 
 All run in UTC, the lake's calendar. The weekly run is one ranged run over every day that
 has bronze data (the assets' single-run backfill policy walks the days in order), so a
 changed rule or transform reaches all history within a week. The model schedules start
 after the tables they learn from are due: daily models at 02:00 (the medallion runs at
-00:30), weekly models on Sundays at 06:00 (the full reprocessing starts at 03:00).
+00:30), weekly models on Sundays at 06:00 (the full reprocessing starts at 03:00). The
+maintenance comes last, when yesterday's partitions are written: nightly at 04:00, and
+the weekly run with retention and VACUUM on Sundays at 09:00.
 
 The three "yesterday" schedules are not `dg.build_schedule_from_partitioned_job`: that
 runs the job's last partition as of the tick, and the daily partitions end at today
@@ -21,7 +23,13 @@ import dagster as dg
 from assets.partitions import range_tags
 from assets.resources import LakehouseResource
 from lakehouse.bronze import landed_days
-from orchestration.jobs import daily_models_job, medallion_job, weekly_models_job
+from orchestration.jobs import (
+    daily_models_job,
+    medallion_job,
+    nightly_maintenance_job,
+    weekly_maintenance_job,
+    weekly_models_job,
+)
 
 if TYPE_CHECKING:  # what `dg.define_asset_job` returns; Dagster does not export the name
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -72,6 +80,21 @@ weekly_models = yesterday_schedule(
     "weekly-models",
     "Sundays at 06:00 UTC, retrain the fraud model on all history and the failure model, "
     "as of yesterday.",
+)
+
+nightly_maintenance = yesterday_schedule(
+    "nightly_maintenance",
+    nightly_maintenance_job,
+    "0 4 * * *",
+    "maintenance",
+    "At 04:00 UTC, compact yesterday's partitions, apply the lifecycle rules, report costs.",
+)
+weekly_maintenance = yesterday_schedule(
+    "weekly_maintenance",
+    weekly_maintenance_job,
+    "0 9 * * 0",
+    "weekly-maintenance",
+    "Sundays at 09:00 UTC, the nightly maintenance plus retention and VACUUM.",
 )
 
 

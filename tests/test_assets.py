@@ -45,6 +45,7 @@ def test_every_group_has_exactly_one_owning_team() -> None:
         "ecommerce": {"team:personalization"},
         "fraud": {"team:risk"},
         "iot": {"team:iot"},
+        "maintenance": {"team:data-platform"},
         "platform": {"team:data-platform"},
     }
 
@@ -75,6 +76,14 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "gold/session_funnel_daily",
         "gold/user_activity_daily",
         "gold/user_features",
+        "maintenance/bronze_compaction",
+        "maintenance/gold_compaction",
+        "maintenance/models_compaction",
+        "maintenance/retention",
+        "maintenance/s3_lifecycle",
+        "maintenance/silver_compaction",
+        "maintenance/storage_costs",
+        "maintenance/vacuum",
         "models/fraud_xgboost",
         "models/iot_failure",
         "models/recommender_als",

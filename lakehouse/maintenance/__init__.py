@@ -1,1 +1,2 @@
-"""Table maintenance: compaction, vacuum and checkpoints, retention, S3 lifecycle tiering, storage costs."""
+"""Table maintenance: compaction, vacuum and checkpoints, retention, S3 lifecycle tiering,
+storage costs."""

@@ -109,9 +109,8 @@ class CompactionRowsChanged(RuntimeError):
 def date_partition(spec: TableSpec) -> str:
     """The table's date partition column (`event_date`, `quarantine_date`): compaction
     works one day at a time, so a table without one is refused."""
-    for column in spec.partition_by:
-        if pa.types.is_date32(spec.schema.field(column).type):
-            return column
+    if spec.date_partition is not None:
+        return spec.date_partition
     raise ValueError(
         f"{spec.key} is not partitioned by a date (partitions: {list(spec.partition_by)}); "
         "compaction works one day partition at a time"

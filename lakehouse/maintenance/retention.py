@@ -75,14 +75,6 @@ def retention_cutoff(spec: TableSpec, today: date) -> date | None:
     return today - timedelta(days=spec.retention_days)
 
 
-def date_partition(spec: TableSpec) -> str | None:
-    """The table's date partition column, the unit retention deletes (None: it has none)."""
-    for column in spec.partition_by:
-        if pa.types.is_date(spec.schema.field(column).type):
-            return column
-    return None
-
-
 def expired_partitions(spec: TableSpec, settings: Settings, today: date) -> list[ExpiredPartition]:
     """The partitions past the table's retention on `today`, oldest first, with their
     files, rows and bytes from the Delta log (no data read)."""
@@ -96,7 +88,7 @@ def apply_retention(
 
     Callers pass `dry_run=not settings.retention_enforced` for the profile's default.
     """
-    cutoff, column = retention_cutoff(spec, today), date_partition(spec)
+    cutoff, column = retention_cutoff(spec, today), spec.date_partition
     if cutoff is None:
         return RetentionResult(spec.key, dry_run, None, (), None, "no retention declared")
     if column is None:
