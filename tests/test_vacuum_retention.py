@@ -23,6 +23,7 @@ from lakehouse.catalog import (
     table_uri,
 )
 from lakehouse.delta import replace_partition
+from lakehouse.maintenance.locks import MaintenanceBusy, exclusive
 from lakehouse.maintenance.retention import (
     ExpiredPartition,
     apply_retention,
@@ -225,6 +226,23 @@ def test_tables_without_retention_or_not_created_have_nothing_to_do(
     absent = apply_retention(BRONZE_TRANSACTIONS, settings, TODAY, dry_run=False)
     assert absent.skipped == "table not created yet"
     assert vacuum_table(BRONZE_TRANSACTIONS, settings).version is None
+
+
+def test_retention_waits_for_a_compaction_of_the_same_table_and_lists_meanwhile(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    spec = SILVER_SENSOR_READINGS
+    old = retention_cutoff(spec, TODAY) - timedelta(days=1)
+    write_day(spec, settings, old, 2, 1.0)
+
+    with exclusive(spec, settings, "compaction"):
+        assert apply_retention(spec, settings, TODAY, dry_run=True).rows == 2
+        with pytest.raises(MaintenanceBusy, match=r"silver\.sensor_readings"):
+            apply_retention(spec, settings, TODAY, dry_run=False)
+
+    assert apply_retention(spec, settings, TODAY, dry_run=False).rows == 2
+    assert expired_partitions(spec, settings, TODAY) == []
 
 
 def test_retention_deletes_only_in_production_unless_told(

@@ -14,7 +14,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.maintenance.common import maintenance_asset
-from assets.maintenance.compaction import COMPACTION_ASSETS
+from assets.maintenance.compaction import COMPACTION_ASSETS, LOCK_WAIT_SECONDS
 from assets.metadata import markdown_table
 from assets.resources import LakehouseResource
 from lakehouse.catalog import CATALOG
@@ -37,8 +37,10 @@ def retention(
     settings = lakehouse.settings()
     dry_run = not settings.retention_enforced
     today = datetime.now(UTC).date()
-    results = [apply_retention(spec, settings, today, dry_run=dry_run)
-               for spec in CATALOG.tables.values()]
+    results = [
+        apply_retention(spec, settings, today, dry_run=dry_run, lock_timeout=LOCK_WAIT_SECONDS)
+        for spec in CATALOG.tables.values()
+    ]
     expired = [
         {
             "table": result.table,

@@ -20,6 +20,7 @@ local profile, deletion in production-like, `MAINTENANCE_RETENTION_DRY_RUN` eith
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 
 from lakehouse.catalog import TableSpec
 from lakehouse.delta import open_table
+from lakehouse.maintenance.locks import exclusive
 from lakehouse.settings import Settings
 
 
@@ -82,25 +84,29 @@ def expired_partitions(spec: TableSpec, settings: Settings, today: date) -> list
 
 
 def apply_retention(
-    spec: TableSpec, settings: Settings, today: date, *, dry_run: bool
+    spec: TableSpec, settings: Settings, today: date, *, dry_run: bool, lock_timeout: float = 0.0
 ) -> RetentionResult:
     """Delete (or, for a dry run, list) the table's partitions past its retention.
 
-    Callers pass `dry_run=not settings.retention_enforced` for the profile's default.
+    Callers pass `dry_run=not settings.retention_enforced` for the profile's default. The
+    delete holds the table's maintenance lock (waiting up to `lock_timeout` seconds, else
+    `MaintenanceBusy`), so it never races a compaction of the same table.
     """
     cutoff, column = retention_cutoff(spec, today), spec.date_partition
     if cutoff is None:
         return RetentionResult(spec.key, dry_run, None, (), None, "no retention declared")
     if column is None:
         return RetentionResult(spec.key, dry_run, cutoff, (), None, "no date partition")
-    table = open_table(spec, settings)
-    if table is None:
+    if open_table(spec, settings) is None:
         return RetentionResult(spec.key, dry_run, cutoff, (), None, "table not created yet")
-    # One snapshot for the listing and the delete: what is reported is what goes.
-    actions = pa.table(table.get_add_actions(flatten=True))
-    expired = _expired(actions, f"partition.{column}", cutoff)
-    if expired and not dry_run:
-        table.delete(f"{column} < '{cutoff.isoformat()}'")
+    lock = nullcontext() if dry_run else exclusive(spec, settings, "retention", lock_timeout)
+    with lock:
+        # One snapshot for the listing and the delete: what is reported is what goes.
+        table = open_table(spec, settings)
+        actions = pa.table(table.get_add_actions(flatten=True))
+        expired = _expired(actions, f"partition.{column}", cutoff)
+        if expired and not dry_run:
+            table.delete(f"{column} < '{cutoff.isoformat()}'")
     return RetentionResult(spec.key, dry_run, cutoff, tuple(expired), table.version())
 
 
