@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,13 +45,13 @@ class PartitionFiles:
     files: int
     bytes: int
     rows: int
-    small_files: int  # under half the target size: what a compaction would merge
+    small_files: int  # under half the target size
+    target: int
 
     @property
     def worth_compacting(self) -> bool:
-        """Whether at least two small files could be merged. A compacted day keeps at most
-        one (its remainder), so it is not rewritten again; z-order would rewrite it whole."""
-        return self.small_files >= 2
+        """Whether compacting would leave fewer, bigger files: see `_worth_compacting`."""
+        return bool(_worth_compacting(self.files, self.bytes, self.small_files, self.target))
 
 
 @dataclass(frozen=True)
@@ -136,14 +137,15 @@ def partition_files(table: DeltaTable, column: str, day: date, target: int) -> P
         bytes=pc.sum(sizes).as_py() or 0,
         rows=pc.sum(actions["num_records"]).as_py() or 0,
         small_files=pc.sum(pc.less(sizes, target // 2)).as_py() or 0,
+        target=target,
     )
 
 
 def days_to_compact(
     spec: TableSpec, settings: Settings, since: date | None = None, target_size: int | None = None
 ) -> list[date]:
-    """The days (from `since` on) whose partition holds at least two small files, from the
-    Delta log alone: what "compact every day that needs it" runs over."""
+    """The days (from `since` on) that compacting would leave with fewer, bigger files,
+    from the Delta log alone: what "compact every day that needs it" runs over."""
     table = open_table(spec, settings)
     if table is None:
         return []
@@ -151,13 +153,36 @@ def days_to_compact(
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
         return []
-    target = _target(settings, target_size)
-    small = actions.filter(pc.less(actions["size_bytes"], target // 2))
     if since is not None:
-        small = small.filter(pc.greater_equal(small[column], pa.scalar(since)))
-    counts = small.group_by(column).aggregate([("size_bytes", "count")])
-    counts = counts.filter(pc.greater_equal(counts["size_bytes_count"], 2))
-    return sorted(counts[column].drop_null().to_pylist())
+        actions = actions.filter(pc.greater_equal(actions[column], pa.scalar(since)))
+    target = _target(settings, target_size)
+    small = pc.cast(pc.less(actions["size_bytes"], target // 2), pa.int64())
+    per_day = (
+        actions.select([column, "size_bytes"])
+        .append_column("small", small)
+        .group_by(column)
+        .aggregate([("size_bytes", "count"), ("size_bytes", "sum"), ("small", "sum")])
+    )
+    worth = _worth_compacting(
+        per_day["size_bytes_count"], per_day["size_bytes_sum"], per_day["small_sum"], target
+    )
+    return sorted(per_day.filter(worth)[column].drop_null().to_pylist())
+
+
+def _worth_compacting(files: Any, size: Any, small: Any, target: int) -> Any:
+    """Whether a day (or, on Arrow arrays, each day) is worth compacting: it has at least
+    two files under half the target size, and its bytes would fit in fewer files of at
+    least half the target, `(files - 1) * target / 2 >= bytes`.
+
+    The second test keeps a compacted day from being rewritten night after night:
+    merged files come out smaller than the bytes that went in (one footer instead of
+    many, better compression), so "no small files left" would never hold, and delta-rs's
+    z-order rewrites a whole partition every time it runs. A few late files beside a
+    compacted day wait until they are worth a rewrite.
+    """
+    enough_small = pc.greater_equal(small, 2)
+    fits_fewer = pc.greater_equal(pc.multiply(pc.subtract(files, 1), target // 2), size)
+    return pc.and_(enough_small, fits_fewer)
 
 
 def compact_day(
@@ -203,7 +228,15 @@ def compact_day(
                 continue
             if table.version() == plan.version:  # delta-rs found nothing to merge
                 return _unchanged(spec, day, plan, began, ALREADY_COMPACTED)
-            return _verified(spec, settings, day, table.version(), column, target, began)
+            result = verify_compaction(
+                spec, settings, day, table.version(), seconds=time.monotonic() - began
+            )
+            log.info(
+                "compacted %s %s: %d files to %d in %.1f s",
+                spec.key, day, result.files_before, result.files_after, result.seconds,
+                extra={"table": spec.key},
+            )
+            return result
 
 
 def _optimize(table: DeltaTable, spec: TableSpec, column: str, day: date, target: int) -> None:
@@ -219,20 +252,18 @@ def _optimize(table: DeltaTable, spec: TableSpec, column: str, day: date, target
         table.optimize.compact(**options)
 
 
-def _verified(
-    spec: TableSpec,
-    settings: Settings,
-    day: date,
-    version: int,
-    column: str,
-    target: int,
-    began: float,
+def verify_compaction(
+    spec: TableSpec, settings: Settings, day: date, version: int, seconds: float = 0.0
 ) -> CompactionResult:
-    """The commit's figures: the day at the version it landed on and at its own version.
+    """The figures of the compaction commit `version` of `day`, checked: the day at the
+    version the commit landed on against the day at the commit. Raises
+    `CompactionRowsChanged` if the row counts differ (the Delta log's statistics alone).
 
-    Comparing those two (not the version the compaction read) keeps the check exact while
-    the sidecar appends to the same day between the read and the commit.
+    Comparing those two versions, not the one the compaction read, keeps the check exact
+    while the sidecar appends to the same day between the read and the commit; and it
+    catches the duplicating commit of a second, unlocked OPTIMIZE.
     """
+    column, target = date_partition(spec), settings.maintenance_target_file_bytes
     before = partition_files(_open(spec, settings, version - 1), column, day, target)
     after = partition_files(_open(spec, settings, version), column, day, target)
     result = CompactionResult(
@@ -247,15 +278,10 @@ def _verified(
         zorder_by=spec.zorder_by,
         version_before=before.version,
         version_after=after.version,
-        seconds=time.monotonic() - began,
+        seconds=seconds,
     )
     if not result.rows_preserved:
         raise CompactionRowsChanged(result)
-    log.info(
-        "compacted %s %s: %d files to %d in %.1f s",
-        spec.key, day, result.files_before, result.files_after, result.seconds,
-        extra={"table": spec.key},
-    )
     return result
 
 
