@@ -18,7 +18,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.catalog import (
+    BRONZE_CLICKSTREAM,
     BRONZE_SENSOR_READINGS,
+    CLICKSTREAM,
     MODEL_REGISTRY,
     QUARANTINE,
     SILVER_SENSOR_READINGS,
@@ -38,7 +40,9 @@ from lakehouse.maintenance.compaction import (
 from lakehouse.maintenance.locks import MaintenanceBusy, exclusive
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import to_silver
-from tests.conftest import settings_env
+from tests.conftest import lakehouse_command, settings_env
+from tests.support.traffic import SteadyTraffic, assert_exactly_once, stop, wait_for_rows
+from tests.support.traffic import bronze as landed_bronze
 from tests.test_silver import DAY, NOON, bronze, reading
 
 OTHER_DAY = DAY - timedelta(days=1)
@@ -410,3 +414,53 @@ def test_the_lock_url_may_be_written_for_sqlalchemy_or_for_libpq(
     ):
         pass
     assert not (Path(plain.home) / "locks").exists()  # no file lock was taken
+
+
+# --- beside the running ingest sidecar ------------------------------------------------------
+
+
+def test_compaction_beside_the_running_ingest_sidecar_loses_and_duplicates_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The real `lakehouse ingest` lands clickstream traffic (all on DAY) while that day is
+    compacted again and again; afterwards every event is there once and each Kafka
+    partition's recorded offset (the sidecar's txn version) is still its last row's."""
+    log = tmp_path / "ingest.log"
+    traffic = SteadyTraffic(settings, rate=2_000)
+    with log.open("ab") as sink:
+        ingest = subprocess.Popen(
+            lakehouse_command("ingest", "--topics", "clickstream"),
+            env=settings_env(settings),
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        traffic.start()
+        wait_for_rows(settings, "clickstream", 1, timeout=60)
+        compactions = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            result = compact_day(BRONZE_CLICKSTREAM, settings, DAY)
+            compactions += [result] if result.compacted else []
+            time.sleep(0.3)
+        produced = traffic.finish()
+        wait_for_rows(settings, "clickstream", produced, timeout=60)
+        assert stop(ingest) == 0, log.read_text()[-3000:]
+    finally:
+        if ingest.poll() is None:
+            ingest.kill()
+            ingest.wait()
+
+    assert_exactly_once(settings, "clickstream", traffic.expected_ids())
+    assert len(compactions) >= 5
+    assert all(c.rows_before == c.rows_after for c in compactions)
+    landed = landed_bronze(settings, "clickstream")
+    delta = table(BRONZE_CLICKSTREAM, settings)
+    for partition in range(CLICKSTREAM.partitions):
+        offsets = landed.filter(pc.equal(landed["_kafka_partition"], partition))["_kafka_offset"]
+        app_id = f"{settings.ingest_app_id}:clickstream:{partition}"
+        assert delta.transaction_version(app_id) == pc.max(offsets).as_py()
+    # The compactions really interleaved with the sidecar's commits.
+    operations = [c["operation"] for c in reversed(delta.history())]
+    first, last = operations.index("OPTIMIZE"), len(operations) - operations[::-1].index("OPTIMIZE")
+    assert "WRITE" in operations[first:last]
