@@ -1,5 +1,6 @@
 """Bronze tables as observed external assets: the ingest sidecar writes them, Dagster
-records their Delta version (the data version), row count and last commit time.
+records their Delta version, row count and last commit time, and as data version the
+version of the last commit that changed data (compactions do not).
 
 Two paths record the same observation: the `observe_bronze` job (this observable source,
 run by the demo, the CLI or the UI's "Observe sources"), and the bronze sensor, which
@@ -17,7 +18,7 @@ from assets.checks import check_results
 from assets.resources import LakehouseResource
 from assets.tables import asset_key, check_specs
 from lakehouse.catalog import CATALOG, Layer, TableSpec
-from lakehouse.delta import open_table, snapshot_stats
+from lakehouse.delta import last_data_version, open_table, snapshot_stats
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days
 from quality.gate import QualityGate
@@ -36,8 +37,10 @@ BRONZE_SPECS = [
 
 
 def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservation:
-    """A bronze table's state from its Delta log: version (as data version), rows, files,
-    last commit; `exists: False` for a table not created yet."""
+    """A bronze table's state from its Delta log: rows, files, last commit, and as data
+    version the version of its last data-changing commit (a compaction changes no data,
+    so it must not mark what was built from the table stale); `exists: False` for a table
+    not created yet."""
     key = asset_key(spec)
     table = open_table(spec, settings)
     if table is None:
@@ -48,7 +51,7 @@ def bronze_observation(spec: TableSpec, settings: Settings) -> dg.AssetObservati
     committed = table.history(1)[0]["timestamp"] / 1000
     return dg.AssetObservation(
         asset_key=key,
-        tags={"dagster/data_version": str(stats.version)},
+        tags={"dagster/data_version": str(last_data_version(table))},
         metadata={
             "dagster/row_count": dg.MetadataValue.int(stats.rows),
             "delta_version": dg.MetadataValue.int(stats.version),

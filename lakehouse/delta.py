@@ -63,7 +63,30 @@ def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predi
     transforms cast to the catalogued schema and the quality gate's `schema_matches`
     check guards the write.
     """
-    table = ensure_table(spec, settings)
+    return overwrite_where(ensure_table(spec, settings), spec, rows, predicate)
+
+
+def overwrite_where(
+    table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str, attempts: int = 5
+) -> int:
+    """`replace_partition` on a table already open: the predicate overwrite, retried on a
+    fresh snapshot when a concurrent commit rewrote the files it read.
+
+    The nightly compaction rewrites a day's files; a rebuild of that day that read the
+    table before the compaction committed is refused by delta-rs's conflict checker
+    ("a concurrent transaction added new data"). The overwrite replaces the whole
+    predicate with `rows`, so redoing it on the newer snapshot gives exactly the intended
+    contents: retrying is safe, and it saves the run a failed step.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return _overwrite(table, spec, rows, predicate)
+        except CommitFailedError:
+            table.update_incremental()
+    return _overwrite(table, spec, rows, predicate)
+
+
+def _overwrite(table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str) -> int:
     write_deltalake(
         table,
         rows,
@@ -110,31 +133,67 @@ def snapshot_stats(spec: TableSpec, table: DeltaTable) -> TableStats:
 def partitions_added_since(
     spec: TableSpec, settings: Settings, version: int | None, column: str = "event_date"
 ) -> list[date]:
-    """The partition values of live files added after `version` (all live files if None).
+    """The partition values whose data changed after `version` (every value with live files
+    if None), from the Delta log alone.
 
     This is how the bronze sensor learns which event days new commits touched without
-    reading any data: the files live now but not in the snapshot at `version` are exactly
-    what those commits added, whichever writer made them and whatever the clocks said.
-    A compaction rewrites files and so reports their days again; the downstream rebuild is
-    idempotent, so that costs work, never correctness. If `version` is no longer in the
-    log (cleaned up after the log retention), every live file counts as new.
+    reading any data: a day counts when files live now but not at `version` belong to it
+    (whichever writer added them, whatever the clocks said) and its row count differs
+    between the two snapshots. The second test leaves out the days a compaction only
+    rewrote (same rows, new files); it is exact for append-only tables such as bronze,
+    where data can only add rows, so a compaction and an append in one interval still
+    report the day. A day whose files lack row statistics always counts. If `version` is
+    no longer in the log (cleaned up after the log retention), every live file counts.
     """
     table = open_table(spec, settings)
     if table is None:
         return []
     actions = pa.table(table.get_add_actions(flatten=True))
-    if version is not None and actions.num_rows:
-        try:
-            uri, options = table_uri(spec, settings), settings.storage_options()
-            before = DeltaTable(uri, version=version, storage_options=options)
-        except DeltaError:
-            before = None
-        if before is not None:
-            known = pa.table(before.get_add_actions(flatten=True))["path"]
-            actions = actions.filter(pc.invert(pc.is_in(actions["path"], value_set=known)))
     if actions.num_rows == 0:
         return []
-    return sorted(pc.unique(actions[f"partition.{column}"]).drop_null().to_pylist())
+    partition = f"partition.{column}"
+    before = _actions_at(spec, settings, version) if version is not None else None
+    if before is None:
+        return sorted(pc.unique(actions[partition]).drop_null().to_pylist())
+    added = actions.filter(pc.invert(pc.is_in(actions["path"], value_set=before["path"])))
+    days = pc.unique(added[partition]).drop_null()
+    if len(days) == 0:
+        return []
+    rows_now = _rows_by_partition(actions.filter(pc.is_in(actions[partition], days)), column)
+    if before.num_rows:
+        before = before.filter(pc.is_in(before[partition], days))
+    rows_then = _rows_by_partition(before, column) if before.num_rows else {}
+    return sorted(
+        day
+        for day in days.to_pylist()
+        if rows_now[day] is None or rows_now[day] != rows_then.get(day)
+    )
+
+
+def _actions_at(spec: TableSpec, settings: Settings, version: int) -> pa.Table | None:
+    """The live files at `version`, or None if that version is no longer in the log."""
+    try:
+        uri, options = table_uri(spec, settings), settings.storage_options()
+        table = DeltaTable(uri, version=version, storage_options=options)
+    except DeltaError:
+        return None
+    return pa.table(table.get_add_actions(flatten=True))
+
+
+def _rows_by_partition(actions: pa.Table, column: str) -> dict[date, int | None]:
+    """Rows per partition value from the files' statistics; None for a value some of whose
+    files have no row count."""
+    per_day = actions.group_by(f"partition.{column}").aggregate(
+        [("num_records", "sum"), ("num_records", "count", pc.CountOptions(mode="only_null"))]
+    )
+    days = per_day[f"partition.{column}"].to_pylist()
+    sums = per_day["num_records_sum"].to_pylist()
+    unknown = per_day["num_records_count"].to_pylist()
+    return {
+        day: None if missing else int(rows or 0)
+        for day, rows, missing in zip(days, sums, unknown, strict=True)
+        if day is not None
+    }
 
 
 def partition_rows(
@@ -150,12 +209,27 @@ def partition_rows(
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
         return {}
-    per_day = actions.group_by(f"partition.{column}").aggregate([("num_records", "sum")])
-    days = per_day[f"partition.{column}"].to_pylist()
-    counts = per_day["num_records_sum"].to_pylist()
-    return {
-        day: int(count or 0) for day, count in zip(days, counts, strict=True) if day is not None
-    }
+    return {day: rows or 0 for day, rows in _rows_by_partition(actions, column).items()}
+
+
+# Commits that rewrite or delete unreferenced files without changing what the table holds.
+_NO_DATA_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+
+
+def last_data_version(table: DeltaTable) -> int:
+    """The version of the table's last commit that changed its data: maintenance commits
+    (OPTIMIZE, VACUUM) are skipped, so a compaction does not make what was built from the
+    table look stale. Reads the history from the newest commit back, a few at a time; if
+    the log no longer reaches a data commit, its oldest remaining version."""
+    limit = 8
+    while True:
+        history = table.history(limit)
+        for commit in history:  # newest first
+            if commit["operation"] not in _NO_DATA_CHANGE:
+                return int(commit["version"])
+        if len(history) < limit:
+            return int(history[-1]["version"]) if history else table.version()
+        limit *= 8
 
 
 def current_versions(specs: Iterable[TableSpec], settings: Settings) -> dict[str, int]:

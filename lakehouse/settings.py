@@ -417,6 +417,27 @@ class Settings(BaseSettings):
         None, description="Port of the processor's /metrics and /healthz; off if unset."
     )
 
+    # --- maintenance: compaction and locks ---------------------------------------------------
+    maintenance_target_file_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024,
+        description="Compaction rewrites a day partition's small files into files of about "
+        "this size (128 MiB, the seed's target). A file under half of it counts as small.",
+    )
+    maintenance_lock_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL DSN (postgresql:// or postgresql+psycopg2://) whose session "
+        "advisory locks make the maintenance of a table exclusive across machines; meant for "
+        "the production-like profile. Unset: a file lock under LAKEHOUSE_HOME/locks, which "
+        "only excludes processes of one machine.",
+    )
+    maintenance_commit_retries: int = Field(
+        5,
+        ge=0,
+        description="How often a compaction whose commit conflicts with a concurrent writer "
+        "(a rebuild or a retention delete of the same day) is planned and tried again.",
+    )
+
     @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Table maintenance: compaction, vacuum and checkpoints, retention, S3 lifecycle tiering, storage costs."""
