@@ -19,7 +19,7 @@ from unittest import mock
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -314,7 +314,14 @@ def predicates(draw: st.DrawFn, values: dict[str, list[Any]]) -> str:
     return f"({where}) OR {atom()}" if draw(st.booleans()) and len(atoms) == 1 else where
 
 
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No shrinking: every example writes a Delta table, so shrinking takes minutes, and a
+# failure already names its statement.
+@hypothesis_settings(
+    max_examples=25,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(files=FILES, data=st.data())
 def test_pruned_answers_equal_unpruned_answers(
     files: list[list[dict[str, Any]]], data: st.DataObject
@@ -339,7 +346,8 @@ def test_pruned_answers_equal_unpruned_answers(
                 with pytest.raises(Exception):  # noqa: B017
                     pruned(settings, sql)
                 continue
-            rows, _ = pruned(settings, sql)
-            assert rows == expected, sql
+            assert pruned(settings, sql)[0] == expected, sql
+            # Each reader against itself: DuckDB's Parquet reader drops NaN rows from
+            # `f >= 'nan'` by its row-group statistics, the Arrow scan keeps them.
             with dataset_reader():
-                assert pruned(settings, sql)[0] == expected, sql
+                assert pruned(settings, sql)[0] == unpruned(settings, sql), sql
