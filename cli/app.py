@@ -132,9 +132,7 @@ def generate(
     start: Annotated[
         datetime | None, typer.Option(help="Start of simulated time (default: yesterday 00:00 UTC)")
     ] = None,
-    days: Annotated[
-        int, typer.Option(help="Days of simulated time to spread the events over")
-    ] = 1,
+    days: Annotated[int, typer.Option(help="Days of simulated time to spread the events over")] = 1,
     live: Annotated[bool, typer.Option(help="Stamp events with the wall clock instead")] = False,
     via: Annotated[
         Via, typer.Option(help="kafka: straight to the topics; mqtt: as the devices would (iot)")
@@ -166,8 +164,9 @@ def generate(
         # Several days end where one would: at the end of yesterday.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = today - timedelta(days=days)
-    generator = make_generator(domain, seed=seed, start=start, live=live, faults=injected,
-                               span=timedelta(days=days))
+    generator = make_generator(
+        domain, seed=seed, start=start, live=live, faults=injected, span=timedelta(days=days)
+    )
     if via is Via.MQTT:
         if domain is not Domain.IOT:
             raise typer.BadParameter("only iot devices publish over MQTT", param_hint="--via")
@@ -181,8 +180,9 @@ def generate(
     )
 
 
-def _publish_over_mqtt(settings: Settings, generator: DomainGenerator, events: int,
-                       rate: float | None) -> None:
+def _publish_over_mqtt(
+    settings: Settings, generator: DomainGenerator, events: int, rate: float | None
+) -> None:
     """Publish as the devices would: each with its own credentials, QoS 1."""
     from streaming.edge.devices import DeviceFleet, publish_batches
     from streaming.edge.provision import Credentials
@@ -201,8 +201,10 @@ def _publish_over_mqtt(settings: Settings, generator: DomainGenerator, events: i
         f"({report.accepted / max(report.seconds, 1e-9):,.0f}/s), {report.refused:,} refused"
     )
     if report.unrouted:
-        err_console.print(f"[yellow]{report.unrouted:,} accepted readings had no subscriber "
-                          "(no gateway session on the broker): they are gone[/]")
+        err_console.print(
+            f"[yellow]{report.unrouted:,} accepted readings had no subscriber "
+            "(no gateway session on the broker): they are gone[/]"
+        )
 
 
 @app.command()
@@ -243,16 +245,29 @@ def query(
     sql: Annotated[str, typer.Argument(help='SQL over layer.table, e.g. "from bronze.search"')],
     output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
     limit: Annotated[int, typer.Option(help="Rows to print in table format")] = 50,
+    explain_files: Annotated[
+        bool,
+        typer.Option(
+            "--explain-files", help="Say on stderr how many files each table's view listed"
+        ),
+    ] = False,
 ) -> None:
     """Ask DuckDB a question over every catalogued Delta table."""
-    from lakehouse.query import run_query
+    from lakehouse.query import query_with_scans
 
     try:
-        result = run_query(get_settings(), sql)
+        answer = query_with_scans(get_settings(), sql)
     except Exception as error:  # duckdb raises many error types; all are the user's SQL
         err_console.print(f"[red]query failed:[/] {error}")
         raise typer.Exit(code=1) from None
-    _print_arrow(result, output, limit)
+    if explain_files:
+        for scan in answer.scans:
+            bounds = " OR ".join(f"({bound})" for bound in scan.bounds) or "no usable WHERE"
+            err_console.print(
+                f"{scan.table}: {scan.files_scanned:,} of {scan.files:,} files "
+                f"({scan.reader}); {bounds}"
+            )
+    _print_arrow(answer.table, output, limit)
 
 
 def _print_arrow(result: pa.Table, output: OutputFormat, limit: int) -> None:
@@ -279,8 +294,10 @@ def _flat(result: pa.Table) -> pa.Table:
     columns = []
     for column in result.columns:
         if pa.types.is_nested(column.type):
-            values = [None if v is None else orjson.dumps(v, default=str).decode()
-                      for v in column.to_pylist()]
+            values = [
+                None if v is None else orjson.dumps(v, default=str).decode()
+                for v in column.to_pylist()
+            ]
             column = pa.chunked_array([pa.array(values, pa.string())])
         columns.append(column)
     return pa.Table.from_arrays(columns, names=result.column_names)
@@ -508,7 +525,6 @@ def serve_recommendations(
         raise typer.Exit(code=2) from None
 
 
-
 @serve_app.command("fraud")
 def serve_fraud(
     host: Annotated[str | None, typer.Option(help="Interface (default: FRAUD_HOST)")] = None,
@@ -528,6 +544,7 @@ def serve_fraud(
     except (MissingToken, RulesError) as error:
         err_console.print(f"[red]refusing to start:[/] {error}")
         raise typer.Exit(code=2) from None
+
 
 if __name__ == "__main__":
     app()

@@ -120,6 +120,10 @@ def test_query_answers_as_json_and_csv(landed: Settings) -> None:
     )
     rows = list(csv.reader(io.StringIO(lakehouse(landed, "query", sql, "-f", "csv").stdout)))
     assert rows == [["event_id", "user_id"], ["c1", "1"], ["c2", "2"], ["c998", "1"]]
+    explained = lakehouse(landed, "query", sql, "-f", "csv", "--explain-files")
+    assert list(csv.reader(io.StringIO(explained.stdout))) == rows
+    assert "bronze.clickstream: " in explained.stderr
+    assert "(event_id IN ('c1', 'c2', 'c998'))" in explained.stderr
 
     nested = "SELECT 'a,b' AS text, [1, 2] AS numbers, NULL::INTEGER AS nothing"
     rows = list(csv.reader(io.StringIO(lakehouse(landed, "query", nested, "-f", "csv").stdout)))
