@@ -451,6 +451,14 @@ class Settings(BaseSettings):
         description="Compaction rewrites a day partition's small files into files of about "
         "this size (128 MiB, the seed's target). A file under half of it counts as small.",
     )
+    maintenance_spill_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=16 * 1024 * 1024,
+        description="Memory a compaction's sort and merge may hold before spilling to the "
+        "temporary folder (delta-rs max_spill_size): bounds its memory whatever the day's "
+        "size. Measured on a 384 MiB IoT day: 2.55 GB peak without it, 545 MiB at 256 MiB, "
+        "the same 13 s.",
+    )
     maintenance_lock_url: SecretStr | None = Field(
         None,
         description="PostgreSQL DSN (postgresql:// or postgresql+psycopg2://) whose session "

@@ -219,7 +219,8 @@ def compact_day(
                 return _unchanged(spec, day, plan, began, reason)
             commit_id = uuid.uuid4().hex
             try:
-                _optimize(table, spec, column, day, target, commit_id)
+                spill = settings.maintenance_spill_bytes
+                _optimize(table, spec, column, day, target, spill, commit_id)
             except CommitFailedError as error:
                 if retries == settings.maintenance_commit_retries:
                     raise
@@ -244,14 +245,22 @@ def compact_day(
 
 
 def _optimize(
-    table: DeltaTable, spec: TableSpec, column: str, day: date, target: int, commit_id: str
+    table: DeltaTable,
+    spec: TableSpec,
+    column: str,
+    day: date,
+    target: int,
+    spill: int,
+    commit_id: str,
 ) -> None:
-    """One OPTIMIZE of one partition, one task at a time so memory stays bounded; its
-    commit carries `commit_id` so that it can be found among the sidecar's."""
+    """One OPTIMIZE of one partition, one task at a time and spilling past `spill` bytes
+    so memory stays bounded (z-order sorts the whole partition); its commit carries
+    `commit_id` so that it can be found among the sidecar's."""
     options = {
         "partition_filters": [(column, "=", day.isoformat())],
         "target_size": target,
         "max_concurrent_tasks": 1,
+        "max_spill_size": spill,
         "commit_properties": CommitProperties(custom_metadata={COMMIT_ID_KEY: commit_id}),
     }
     if spec.zorder_by:
