@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import psycopg2
 import pytest
 from botocore.client import BaseClient
@@ -40,6 +41,13 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     server = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "broker.log").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance (in a temporary folder) for one test's runs and ticks."""
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
 
 
 @pytest.fixture
@@ -186,6 +194,18 @@ def s3_client(endpoint: str) -> BaseClient:
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
+
+
+def s3_lake_options(endpoint: str, bucket: str) -> dict[str, object]:
+    """The settings that put a lake at s3://<bucket>/lake on the local moto_server (or a
+    proxy in front of it at `endpoint`), for `make_settings(**s3_lake_options(...), ...)`."""
+    return {
+        "lakehouse_root": f"s3://{bucket}/lake",
+        "aws_endpoint_url": endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_allow_http": True,
+    }
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from lakehouse.maintenance.compaction import (
 from lakehouse.maintenance.locks import MaintenanceBusy, exclusive
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import to_silver
-from tests.conftest import lakehouse_command, settings_env
+from tests.conftest import lakehouse_command, s3_lake_options, settings_env
 from tests.support.traffic import SteadyTraffic, assert_exactly_once, stop, wait_for_rows
 from tests.support.traffic import bronze as landed_bronze
 from tests.test_silver import DAY, NOON, bronze, reading
@@ -257,11 +257,7 @@ def test_compaction_on_s3_under_the_postgres_lock(
 ) -> None:
     """The production-like combination: the lake in S3, the lock in PostgreSQL."""
     settings = make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
+        **s3_lake_options(moto_server, s3_bucket),
         maintenance_lock_url=postgres_database,
     )
     land_batches(settings, 6)

@@ -5,7 +5,7 @@ medallion and model work, for the day that just ended."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -20,12 +20,6 @@ from tests.test_cli import lakehouse
 from tests.test_silver import DAY, NOON, land, reading
 
 BRONZE = maintenance_key("bronze_compaction")
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture

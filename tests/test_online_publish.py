@@ -32,7 +32,7 @@ from lakehouse.online.publication import (
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import read_days, replace_day
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 from tests.support.online import OnlineLake, online_lake
 
 
@@ -189,11 +189,7 @@ def test_on_an_s3_lake_the_file_and_its_pointer_live_in_the_bucket(
     """The same publication written to an S3 lake: the file, then the pointer (one PUT),
     the oldest pruned; the service reads the file whole (S3 has no memory map)."""
     settings = make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
+        **s3_lake_options(moto_server, s3_bucket),
     )
     rows = read_days(lake.settings, USER_RECOMMENDATIONS, None, lake.day)
     users = per_user(rows)

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,12 +40,6 @@ def _downstream_in_lake(source: dg.AssetKey) -> set[dg.AssetKey]:
 
 
 IOT_DOWNSTREAM = _downstream_in_lake(asset_key(BRONZE_SENSOR_READINGS))
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture

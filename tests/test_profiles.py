@@ -28,7 +28,7 @@ from orchestration.materialize import observe_bronze, rebuild_days
 from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 from tests.support.fraud_audit import decisions_for
 from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import produce as send
@@ -101,12 +101,8 @@ def test_the_whole_graph_materializes_under_the_production_like_profile(
 ) -> None:
     settings = make_settings(
         lakehouse_profile=Profile.PRODUCTION_LIKE,
-        lakehouse_root=f"s3://{s3_bucket}/lake",
+        **s3_lake_options(moto_server, s3_bucket),
         kafka_bootstrap_servers=broker.bootstrap,
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
     )
     ensure_topics(settings)
     land_a_day(settings)

@@ -18,6 +18,7 @@ from lakehouse.models.registry import (
 )
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
+from tests.conftest import s3_lake_options
 
 DATA = {"gold.fraud_user_profiles": 12, "silver.transactions": 40}
 
@@ -119,13 +120,7 @@ def test_concurrent_registrations_never_share_a_version(
 def test_the_registry_works_on_s3(
     make_settings: Callable[..., Settings], moto_server: str, s3_bucket: str
 ) -> None:
-    settings = make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
-    )
+    settings = make_settings(**s3_lake_options(moto_server, s3_bucket))
     version = fraud_model(settings, 0.61, b"on-s3")
     assert version.artifact_uri.startswith(f"s3://{s3_bucket}/lake/models/artifacts/fraud/")
     assert load_artifact(settings, champion(settings, "fraud")) == b"on-s3"

@@ -28,7 +28,7 @@ from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 from tests.support.fraud_audit import decisions_for
 from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import bronze, produce
@@ -70,11 +70,7 @@ def test_every_event_lands_once_on_s3_and_a_rerun_lands_nothing(
 ) -> None:
     settings = make_settings(
         kafka_bootstrap_servers=broker.bootstrap,
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
+        **s3_lake_options(moto_server, s3_bucket),
     )
     ensure_topics(settings)
     sent = produce_all_domains(settings)

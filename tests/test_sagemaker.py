@@ -33,7 +33,7 @@ from lakehouse.models.sagemaker import (
     xgboost_image_uri,
 )
 from lakehouse.settings import Settings
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 
 ROLE = "arn:aws:iam::123456789012:role/lakehouse-sagemaker-training"
 JOB = "lakehouse-xgboost-test"
@@ -55,11 +55,7 @@ HYPERPARAMETERS: dict[str, str | int | float] = {
 def lake(make_settings: Callable[..., Settings], moto_server: str, s3_bucket: str) -> Settings:
     """Settings for the sagemaker backend with the lake in a bucket on the local S3."""
     return make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
+        **s3_lake_options(moto_server, s3_bucket),
         training_backend="sagemaker",
         sagemaker_role_arn=ROLE,
     )

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
-from pydantic import SecretStr
 
 from lakehouse.catalog import QUARANTINE, TableSpec, table_uri
 from lakehouse.settings import Settings
 from streaming.ingest.sink import CommitResult, PartitionedDeltaSink, PartitionRange, SinkError
+from tests.conftest import s3_lake_options
 from tests.support.net import free_port
 from tests.support.proxy import CuttableProxy
 
@@ -307,11 +307,7 @@ def test_storage_failures_are_retried_within_the_budget_then_raised(
     proxy = CuttableProxy(free_port(), int(moto_server.rsplit(":", 1)[1])).start()
     try:
         settings = make_settings(
-            lakehouse_root=f"s3://{s3_bucket}/lake",
-            aws_endpoint_url=f"http://127.0.0.1:{proxy.listen_port}",
-            aws_access_key_id=SecretStr("testing"),
-            aws_secret_access_key=SecretStr("testing"),
-            aws_allow_http=True,
+            **s3_lake_options(f"http://127.0.0.1:{proxy.listen_port}", s3_bucket),
             ingest_retry_seconds=3,
         )
         writer = sink(settings)

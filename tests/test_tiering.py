@@ -49,7 +49,7 @@ from lakehouse.maintenance.lifecycle import (
 from lakehouse.query import run_query
 from lakehouse.schemas import SENSOR_HOURLY
 from lakehouse.settings import Settings
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 
 SPEC = GOLD_SENSOR_HOURLY
 TODAY = datetime.now(UTC).date()
@@ -83,13 +83,7 @@ def write_day(settings: Settings, day: date, sensors: int, avg: float = 1.0) -> 
 @pytest.fixture
 def s3_lake(make_settings: Callable[..., Settings], moto_server: str, s3_bucket: str) -> Settings:
     """Settings for a lake at s3://<fresh bucket>/lake on the local moto_server."""
-    return make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
-    )
+    return make_settings(**s3_lake_options(moto_server, s3_bucket))
 
 
 def keys(client: BaseClient, bucket: str, prefix: str) -> list[str]:

@@ -32,7 +32,7 @@ from lakehouse.maintenance.retention import (
 )
 from lakehouse.maintenance.vacuum import vacuum_table
 from lakehouse.settings import Settings
-from tests.conftest import s3_client
+from tests.conftest import s3_client, s3_lake_options
 
 TODAY = date(2026, 11, 23)
 DAY = date(2026, 11, 20)
@@ -260,11 +260,7 @@ def test_vacuum_and_retention_on_s3(
     make_settings: Callable[..., Settings], moto_server: str, s3_bucket: str
 ) -> None:
     settings = make_settings(
-        lakehouse_root=f"s3://{s3_bucket}/lake",
-        aws_endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_allow_http=True,
+        **s3_lake_options(moto_server, s3_bucket),
         maintenance_vacuum_retention_hours=0,
         maintenance_longest_run_hours=0,
         maintenance_retention_dry_run=False,
