@@ -10,7 +10,8 @@ observe bronze and build every silver and gold table (with their quality checks)
 the daily models and publishes the recommender's batch results, starts the recommendation
 service and shows a shopper's recommendations change with their clicks
 (`cli.online_demo`), decides a day's payments with the fraud service (`cli.fraud_demo`),
-shows the alerts raised against the anomalies the generator injected, and what landed and
+shows the alerts raised against the anomalies the generator injected, runs the nightly
+maintenance (the day's small files compacted, rows checked), and shows what landed and
 what the gold tables answer with DuckDB.
 Two situations need care because the local broker keeps topics in memory while the lake
 is on disk:
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 from rich.console import Console
 
 from cli import fraud_demo, iot_demo, online_demo
@@ -119,6 +121,7 @@ def run_demo(
         iot_demo.show_alerts(settings, console)
 
     with _stage(console, report, "query", "9/9 what the lake holds, and what it answers"):
+        _maintain(settings, console, report)
         console.print(tables_view(settings))
         _show_queries(settings, console)
 
@@ -294,6 +297,42 @@ def _train(console: Console, report: DemoReport) -> None:
             f"training run {run.run_id} published no recommendations: "
             + ("; ".join(run.failures) or "no step failed")
         )
+
+
+def _maintain(settings: Settings, console: Console, report: DemoReport) -> None:
+    """The nightly maintenance for the last day, as its 04:00 schedule would run it: the
+    ingest sidecar's many small files per day, compacted per layer."""
+    from orchestration.instance import dagster_instance
+    from orchestration.materialize import maintain_day
+
+    day = date.fromisoformat(report.days[-1])
+    with console.status(f"   compacting {day} (nightly_maintenance)..."):
+        run = maintain_day(day, instance=dagster_instance(settings))
+    report.runs.append(run.run_id)
+    if not run.success:
+        raise RuntimeError(
+            f"maintenance run {run.run_id} failed"
+            + (f" ({'; '.join(run.failed_checks)})" if run.failed_checks else "")
+        )
+    console.print(
+        arrow_view(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "asset": c["asset"],
+                        "tables compacted": c["tables_compacted"],
+                        "files before": c["files_before"],
+                        "files after": c["files_after"],
+                        "MB before": round(int(c["bytes_before"]) / 1e6, 1),
+                        "MB after": round(int(c["bytes_after"]) / 1e6, 1),
+                        "seconds": c["seconds"],
+                    }
+                    for c in run.compactions
+                ]
+            ),
+            title=f"nightly maintenance of {day}: every row kept (checked) in run {run.run_id}",
+        )
+    )
 
 
 def _decide_payments(settings: Settings, console: Console, day: date) -> None:

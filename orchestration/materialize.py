@@ -166,6 +166,48 @@ def train_models(
     return TrainingSummary(result.run_id, job, result.success, models, failures)
 
 
+@dataclass(frozen=True)
+class MaintenanceSummary:
+    """One finished maintenance run: per compaction asset its files before and after, the
+    tables it compacted and its rows_preserved verdict."""
+
+    run_id: str
+    job: str
+    success: bool
+    compactions: tuple[dict[str, object], ...]
+    failed_checks: tuple[str, ...]
+
+
+def maintain_day(
+    day: date, *, weekly: bool = False, instance: dg.DagsterInstance | None = None
+) -> MaintenanceSummary:
+    """Run the nightly (or weekly) maintenance job for `day`, as its schedule does."""
+    job = "weekly_maintenance" if weekly else "nightly_maintenance"
+    result = run_job(job, run_config=_QUIET, instance=instance, partition_key=day.isoformat())
+    compactions = tuple(
+        {
+            "asset": event.asset_key.to_user_string(),
+            **{
+                name: event.materialization.metadata[name].value
+                for name in ("files_before", "files_after", "bytes_before", "bytes_after",
+                             "tables_compacted", "seconds")
+            },
+        }
+        for event in result.get_asset_materialization_events()
+        if "files_before" in event.materialization.metadata
+    )
+    failed = tuple(
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in (
+            event.event_specific_data
+            for event in result.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+        if not e.passed
+    )
+    return MaintenanceSummary(result.run_id, job, result.success, compactions, failed)
+
+
 def run_job(
     name: str,
     *,

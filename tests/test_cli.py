@@ -287,6 +287,7 @@ def test_demo_runs_end_to_end_and_survives_a_broker_restart(
         assert "quarantined" in first and "moved the old lake" not in first
         assert f"materialized {len(SILVER_AND_GOLD)} assets" in first
         assert "fraud gold: fraud rate by merchant category" in first
+        assert "nightly maintenance of" in first and "maintenance/bronze_compaction" in first
         assert "e-commerce gold: the session funnel yesterday" in first
         assert "dagster dev" in first
         today = datetime.now(UTC).date()
