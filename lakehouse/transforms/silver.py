@@ -5,6 +5,10 @@ copy of each event (by landing order), and sets aside rows that break the domain
 (with the names of the rules they break) instead of dropping them silently. The rules are
 SQL predicates over one row; a NULL verdict counts as broken, so a rule that tolerates a
 missing value must say so (`x IS NULL OR ...`).
+
+The rules are written once for both engines: every predicate is SQL that DuckDB and Spark
+SQL both accept with the same meaning (`silver_spark` applies them on Spark), so a rule uses
+only functions the two share (no `regexp_full_match` or `isfinite`, which Spark lacks).
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ def _one_of(topic: TopicSpec, column: str, nullable: bool = False) -> Rule:
     return Rule(f"{column}_known", f"{column} IS NULL OR {test}" if nullable else test)
 
 
+# Three capital letters: no regular-expression full match is spelt alike in both engines,
+# so the letters are deleted and nothing may remain.
+_CURRENCY_ISO = (
+    "length(currency) = 3 AND translate(currency, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', '') = ''"
+)
+
 _SESSION = (Rule("user_id_positive", "user_id > 0"),)
 
 RULES: dict[str, tuple[Rule, ...]] = {
@@ -78,7 +88,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("quantity_positive", "quantity > 0"),
         Rule("unit_price_non_negative", "unit_price >= 0"),
         Rule("total_matches_lines", "abs(total_amount - unit_price * quantity) < 0.01"),
-        Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
+        Rule("currency_iso", _CURRENCY_ISO),
     ),
     # No rule reads `label_is_fraud`: NULL is a label not known yet (a live payment's
     # ground truth comes later, with chargebacks), not a broken row.
@@ -86,7 +96,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         *_SESSION,
         _one_of(TRANSACTIONS, "channel"),
         Rule("amount_positive", "amount > 0"),
-        Rule("currency_iso", "regexp_full_match(currency, '[A-Z]{3}')"),
+        Rule("currency_iso", _CURRENCY_ISO),
         Rule("latitude_in_range", "latitude BETWEEN -90 AND 90"),
         Rule("longitude_in_range", "longitude BETWEEN -180 AND 180"),
     ),
@@ -103,7 +113,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     ),
     SENSOR_READINGS.name: (
         _one_of(SENSOR_READINGS, "sensor_type"),
-        Rule("value_finite", "isfinite(value)"),
+        # NaN and the infinities fail; `isnan` and the cast are spelt alike in both engines.
+        Rule("value_finite", "NOT isnan(value) AND abs(value) < CAST('Infinity' AS DOUBLE)"),
         Rule("sequence_non_negative", "sequence >= 0"),
     ),
     IOT_ALERTS.name: (
@@ -120,8 +131,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
 }
 
 # Landing order: the first copy of an event to reach bronze is the one silver keeps.
-_LANDING_ORDER = "_ingested_at, _kafka_partition, _kafka_offset"
-_PLUMBING = ("_kafka_partition", "_kafka_offset")
+LANDING_ORDER = ("_ingested_at", "_kafka_partition", "_kafka_offset")
+PLUMBING = ("_kafka_partition", "_kafka_offset")
+"""Ingest provenance that silver drops (`_ingested_at` stays: when the row landed)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +152,7 @@ def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
         f"CASE WHEN coalesce(({rule.predicate}), false) THEN NULL ELSE '{rule.name}' END"
         for rule in rules
     )
-    plumbing = ", ".join(_PLUMBING)
+    plumbing = ", ".join(PLUMBING)
     connection = duckdb.connect()
     try:
         connection.register("bronze", bronze)
@@ -158,7 +170,7 @@ def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
             UNION ALL
             SELECT * EXCLUDE (_copy, {plumbing}) FROM (
                 SELECT *, row_number() OVER (
-                    PARTITION BY event_id ORDER BY {_LANDING_ORDER}) AS _copy
+                    PARTITION BY event_id ORDER BY {", ".join(LANDING_ORDER)}) AS _copy
                 FROM bronze SEMI JOIN duplicated USING (event_id)
             ) WHERE _copy = 1
             """

@@ -1,0 +1,78 @@
+"""Bronze to silver on Spark: the twin of `silver.to_silver` for days too big for one machine.
+
+Same contract as the local twin: keep the first landed copy of each event id, split the
+rows by the same declared `RULES` (their predicates are SQL both engines accept, a NULL
+verdict counting as broken), drop the ingest plumbing. Only the Spark path imports this
+module, so the core package still imports without pyspark.
+
+The rejected rows' JSON carries the same fields and values as DuckDB's, in two spellings
+that differ (compare parsed values, not text): timestamps are written with all six
+fraction digits (`2026-11-23 12:00:00.500000+00`, DuckDB trims them: `...00.5+00`), and
+non-finite floats are quoted strings (`"NaN"`, `"Infinity"`), where DuckDB writes them bare
+(`NaN`, not strict JSON); large floats may use an exponent (`1.0E20`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.schemas import silver_schema
+from lakehouse.transforms.silver import LANDING_ORDER, PLUMBING, RULES, Rule
+
+# Every field written, nulls included (Spark drops them by default), timestamps to the
+# microsecond in UTC (Spark's default keeps milliseconds).
+_JSON_OPTIONS = {
+    "ignoreNullFields": "false",
+    "timestampFormat": "yyyy-MM-dd HH:mm:ss.SSSSSSx",
+    "timeZone": "UTC",
+}
+
+
+@dataclass(frozen=True)
+class SparkSilverResult:
+    """The clean rows and the rule breakers (lazy DataFrames), and the duplicates dropped."""
+
+    rows: DataFrame
+    rejected: DataFrame
+    duplicates: int
+
+
+def _keeps(rule: Rule) -> Column:
+    """Whether a row passes `rule`; NULL (an unknown verdict) counts as broken."""
+    return F.coalesce(F.expr(rule.predicate), F.lit(False))
+
+
+def to_silver_spark(bronze: DataFrame, topic: str) -> SparkSilverResult:
+    """Deduplicate `bronze` rows of one topic by event id and split them by the rules.
+
+    Counting the duplicates runs one Spark job; the rows and the rejected rows stay lazy,
+    so a caller that writes both may `persist()` the bronze input first.
+    """
+    rules = RULES[topic]
+    landing = Window.partitionBy("event_id").orderBy(*LANDING_ORDER)
+    ranked = bronze.withColumn("_copy", F.row_number().over(landing))
+    firsts = ranked.filter(F.col("_copy") == 1).drop("_copy", *PLUMBING)
+    duplicates = ranked.filter(F.col("_copy") > 1).count()
+
+    keeps = F.lit(True)
+    for rule in rules:
+        keeps = keeps & _keeps(rule)
+    names = silver_schema(topic).names
+    rows = firsts.filter(keeps).select(*names).orderBy("event_time", "event_id")
+    verdicts = F.array(*(F.when(~_keeps(rule), F.lit(rule.name)) for rule in rules))
+    rejected = (
+        firsts.filter(~keeps)
+        .select(
+            F.lit(topic).alias("table"),
+            "event_id",
+            "event_date",
+            F.filter(verdicts, lambda name: name.isNotNull()).alias("broken_rules"),
+            F.to_json(F.struct(*names), _JSON_OPTIONS).alias("row"),
+            F.current_timestamp().alias("rejected_at"),
+        )
+        .orderBy("event_id")
+    )
+    return SparkSilverResult(rows=rows, rejected=rejected, duplicates=duplicates)
