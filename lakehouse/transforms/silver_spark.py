@@ -48,14 +48,20 @@ def _keeps(rule: Rule) -> Column:
 def to_silver_spark(bronze: DataFrame, topic: str) -> SparkSilverResult:
     """Deduplicate `bronze` rows of one topic by event id and split them by the rules.
 
-    Counting the duplicates runs one Spark job; the rows and the rejected rows stay lazy,
-    so a caller that writes both may `persist()` the bronze input first.
+    Counting the duplicates runs one Spark job over the event ids; the rows and the rejected
+    rows stay lazy (each pick of first copies shuffles the rows by event id once), so a
+    caller that writes both may `persist()` the bronze input first.
     """
     rules = RULES[topic]
     landing = Window.partitionBy("event_id").orderBy(*LANDING_ORDER)
-    ranked = bronze.withColumn("_copy", F.row_number().over(landing))
-    firsts = ranked.filter(F.col("_copy") == 1).drop("_copy", *PLUMBING)
-    duplicates = ranked.filter(F.col("_copy") > 1).count()
+    firsts = (
+        bronze.withColumn("_copy", F.row_number().over(landing))
+        .filter(F.col("_copy") == 1)
+        .drop("_copy", *PLUMBING)
+    )
+    # Only the ids travel for the count (a partial aggregation), not whole rows.
+    copies = bronze.groupBy("event_id").count().agg(F.sum(F.col("count") - 1)).first()[0]
+    duplicates = int(copies or 0)
 
     keeps = F.lit(True)
     for rule in rules:
