@@ -139,6 +139,7 @@ def plain(value: Any) -> Any:
 
 
 def plain_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of `table`, NaN made comparable."""
     return [{name: plain(value) for name, value in row.items()} for row in table.to_pylist()]
 
 
@@ -159,6 +160,8 @@ def parsed_row(text: str, schema: pa.Schema) -> dict[str, Any]:
 
 
 def rejected_by_id(table: pa.Table, topic: str) -> dict[str, tuple[Any, ...]]:
+    """Each rejected row by event id: its table, day, broken rules and row values (the
+    moment of rejection differs by run, so only its presence is checked)."""
     schema = silver_schema(topic)
     assert table.column("rejected_at").null_count == 0
     return {
