@@ -14,13 +14,14 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """A `local[2]` session in UTC, its UI off, few shuffle partitions (test data is small),
-    Arrow transfers on and Parquet timestamps in microseconds, as the lake stores them."""
+def spark_builder() -> Iterator[SparkSession.Builder]:
+    """A `local[2]` session's settings, in UTC, its UI off, few shuffle partitions (test data
+    is small), Arrow transfers on and Parquet timestamps in microseconds, as the lake stores
+    them; the session it made is stopped when the test process ends."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    session = (
+    builder = (
         SparkSession.builder.master("local[2]")
         .appName("lakehouse-tests")
         .config("spark.ui.enabled", "false")
@@ -28,8 +29,14 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
     )
+    yield builder
+    builder.getOrCreate().stop()
+
+
+@pytest.fixture
+def spark(spark_builder: SparkSession.Builder) -> SparkSession:
+    """The running session, or a new one if another module's fixture stopped it."""
+    session = spark_builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    return session
