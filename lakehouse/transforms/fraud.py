@@ -56,11 +56,14 @@ from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 # each one or two of each); 50 merchants is about two months of a busy holder's shopping.
 PROFILE_LIST_CAPS = {"countries": 20, "devices": 20, "merchants": 50, "cards": 10}
 
-_DAILY_SQL = """
+# Shared with the Spark twin (`fraud_spark`): array_agg, array_distinct, array_sort and
+# any_value mean the same in DuckDB and Spark SQL, and sorting the (country, count) pairs
+# sorts them by country (one pair per country). Only the struct constructor differs:
+# neither engine has the other's, so each fills in `{country_count}`.
+DAILY_SQL = """
 WITH per_country AS (
     SELECT user_id, event_date,
-           list(struct_pack(country := country, transactions := n) ORDER BY country)
-               AS country_transactions
+           array_sort(array_agg({country_count})) AS country_transactions
     FROM (SELECT user_id, event_date, country, count(*) AS n FROM txns GROUP BY ALL)
     GROUP BY ALL
 )
@@ -72,12 +75,12 @@ SELECT user_id, event_date,
        max(amount) AS amount_max,
        min(event_time) AS first_txn_at,
        max(event_time) AS last_txn_at,
-       list_sort(list_distinct(list(country))) AS countries,
+       array_sort(array_distinct(array_agg(country))) AS countries,
        any_value(country_transactions) AS country_transactions,
-       list_sort(list_distinct(list(merchant_id))) AS merchants,
-       list_sort(list_distinct(list(device_id))) AS devices,
-       list_sort(list_distinct(list(card_id))) AS cards,
-       list_sort(list_distinct(list(channel))) AS channels,
+       array_sort(array_distinct(array_agg(merchant_id))) AS merchants,
+       array_sort(array_distinct(array_agg(device_id))) AS devices,
+       array_sort(array_distinct(array_agg(card_id))) AS cards,
+       array_sort(array_distinct(array_agg(channel))) AS channels,
        count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
        coalesce(sum(amount) FILTER (WHERE label_is_fraud), 0) AS fraud_amount
 FROM txns JOIN per_country USING (user_id, event_date)
@@ -166,7 +169,7 @@ _PATTERN_COUNTS = ",\n".join(
     for pattern in FRAUD_PATTERNS
 )
 
-_STATS_SQL = f"""
+STATS_SQL = f"""
 SELECT event_date, hour(event_time) AS hour, merchant_category, channel,
        count(*) AS transactions,
        count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
@@ -256,7 +259,8 @@ _TXN_COLUMNS = [
 
 def fraud_user_daily(transactions: pa.Table) -> pa.Table:
     """One row per card holder and event date of silver `transactions`."""
-    return run_sql(_DAILY_SQL, FRAUD_USER_DAILY, deterministic=True, txns=transactions)
+    sql = DAILY_SQL.format(country_count="struct_pack(country := country, transactions := n)")
+    return run_sql(sql, FRAUD_USER_DAILY, deterministic=True, txns=transactions)
 
 
 def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:
@@ -277,7 +281,7 @@ def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
 
     `distinct_users` counts holders within the row: do not add it across rows.
     """
-    return run_sql(_STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
+    return run_sql(STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
 
 
 def fraud_decision_quality(decisions: pa.Table, transactions: pa.Table, day: date) -> pa.Table:

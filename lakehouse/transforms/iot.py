@@ -14,7 +14,8 @@ from lakehouse.schemas import DEVICE_HEALTH_DAILY, SENSOR_HOURLY, VOCABULARIES
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 
-_HOURLY_SQL = """
+# Shared with the Spark twin (`iot_spark`): Spark SQL runs this text as it is.
+HOURLY_SQL = """
 SELECT device_id, sensor_id, sensor_type, plant,
        date_trunc('hour', event_time) AS hour,
        CAST(date_trunc('hour', event_time) AS DATE) AS event_date,
@@ -34,7 +35,7 @@ def sensor_hourly(readings: pa.Table) -> pa.Table:
 
     `stddev_value` is the sample standard deviation: NULL for an hour with one reading.
     """
-    return run_sql(_HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
+    return run_sql(HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
 
 
 def build_sensor_hourly_partition(

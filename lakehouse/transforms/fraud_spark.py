@@ -1,0 +1,25 @@
+"""Fraud gold on Spark: the twins of `fraud`'s transforms, for a lake that outgrows one
+machine; the same SQL text, so both engines give the same rows."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+
+from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY
+from lakehouse.transforms.fraud import DAILY_SQL, STATS_SQL
+from lakehouse.transforms.tables_spark import run_spark_sql
+
+# Spark's struct constructor in the shared text (DuckDB's is struct_pack).
+_DAILY_SQL = DAILY_SQL.format(country_count="named_struct('country', country, 'transactions', n)")
+
+
+def fraud_user_daily(transactions: DataFrame) -> DataFrame:
+    """`fraud.fraud_user_daily` on Spark: one row per card holder and event date of silver
+    `transactions`."""
+    return run_spark_sql(_DAILY_SQL, FRAUD_USER_DAILY, txns=transactions)
+
+
+def fraud_daily_stats(transactions: DataFrame) -> DataFrame:
+    """`fraud.fraud_daily_stats` on Spark: per event date, UTC hour (the session's time
+    zone must be UTC), merchant category and channel."""
+    return run_spark_sql(STATS_SQL, FRAUD_DAILY_STATS, txns=transactions)

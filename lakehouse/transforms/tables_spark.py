@@ -1,0 +1,32 @@
+"""The Spark twin of `tables.run_sql`: run a transform's SQL over Spark DataFrames.
+
+Gold transforms keep one SQL text for DuckDB and Spark SQL where both engines read it
+the same, so the pair cannot drift apart; this runs that text on Spark and gives the
+result the catalog's schema, as `run_sql` does for DuckDB.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+
+def run_spark_sql(sql: str, schema: pa.Schema, **frames: DataFrame) -> DataFrame:
+    """Run `sql` over the given DataFrames (by name) in their Spark session; the result
+    has the columns of `schema`, in its order and of its types.
+
+    The names are temporary views only while the statement is analysed (Spark binds them
+    then), so the caller's session keeps no views behind.
+    """
+    session = next(iter(frames.values())).sparkSession
+    for name, frame in frames.items():
+        frame.createOrReplaceTempView(name)
+    try:
+        result = session.sql(sql)
+    finally:
+        for name in frames:
+            session.catalog.dropTempView(name)
+    types = from_arrow_schema(schema, prefer_timestamp_ntz=False)
+    return result.select([F.col(field.name).cast(field.dataType) for field in types.fields])
