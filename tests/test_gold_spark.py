@@ -16,6 +16,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.schemas import (
+    DEVICE_HEALTH_DAILY,
     EVENT_SCHEMAS,
     FRAUD_DAILY_STATS,
     FRAUD_USER_DAILY,
@@ -63,16 +64,18 @@ def same_rows(local: pa.Table, remote: DataFrame, schema: pa.Schema, keys: list[
                 assert got[name] == value, (name, want, got)
 
 
-def generated_readings(events: int, machines: int) -> pa.Table:
-    """The IoT generator's readings for one day as silver columns (no Kafka, no Delta),
-    plus a sensor with a single reading in its hour (a NULL sample stddev)."""
+@pytest.fixture(scope="module")
+def readings() -> pa.Table:
+    """The IoT generator's readings for one day as silver columns (no Kafka, no Delta):
+    12 machines, about 17 readings per sensor and hour, a quarter of them failing; plus a
+    sensor with a single reading in its hour (a NULL sample stddev)."""
     generator = make_generator(
-        "iot", seed=7, start=at(D3, 0), span=timedelta(days=1), n_machines=machines
+        "iot", seed=7, start=at(D3, 0), span=timedelta(days=1), n_machines=12, failure_rate=0.25
     )
     decoder = BatchDecoder(EVENT_SCHEMAS["sensor_readings"], 1 << 20)
     schema = silver_schema("sensor_readings")
     tables = []
-    for batch in generator.batches(events):
+    for batch in generator.batches(20_000):
         table = decoder.decode(batch.values).table
         table = table.append_column("event_date", pc.cast(table["event_time"], pa.date32()))
         tables.append(table.select([name for name in schema.names if name in table.column_names]))
@@ -81,12 +84,28 @@ def generated_readings(events: int, machines: int) -> pa.Table:
     return pa.concat_tables([*tables, lonely_table.cast(tables[0].schema)])
 
 
-def test_sensor_hourly_on_spark_equals_the_local_twin(spark: SparkSession) -> None:
-    readings = generated_readings(events=20_000, machines=12)
+def test_sensor_hourly_on_spark_equals_the_local_twin(
+    spark: SparkSession, readings: pa.Table
+) -> None:
     local = iot.sensor_hourly(readings)
     assert None in local.column("stddev_value").to_pylist()
     remote = iot_spark.sensor_hourly(spark.createDataFrame(readings))
     same_rows(local, remote, SENSOR_HOURLY, ["sensor_id", "hour"])
+
+
+def test_device_health_on_spark_equals_the_local_twin(
+    spark: SparkSession, readings: pa.Table
+) -> None:
+    hourly = iot.sensor_hourly(readings)
+    labels = readings.select(
+        ["device_id", "event_time", "event_date", "label_anomaly", "label_failure_at"]
+    )
+    local = iot.device_health_daily(hourly, labels, D3)
+    assert any(local.column("failed").to_pylist())
+    remote = iot_spark.device_health_daily(
+        spark.createDataFrame(hourly), spark.createDataFrame(labels), D3
+    )
+    same_rows(local, remote, DEVICE_HEALTH_DAILY, ["device_id"])
 
 
 def test_fraud_user_daily_on_spark_equals_the_local_twin(spark: SparkSession) -> None:
