@@ -20,13 +20,14 @@ from lakehouse.schemas import (
     EVENT_SCHEMAS,
     FRAUD_DAILY_STATS,
     FRAUD_USER_DAILY,
+    FRAUD_USER_PROFILES,
     SENSOR_HOURLY,
     silver_schema,
 )
 from lakehouse.transforms import fraud, fraud_spark, iot, iot_spark
 from streaming.generators import make_generator
 from streaming.ingest.decode import BatchDecoder
-from tests.test_gold_fraud_iot import D1, D2, D3, at, random_transactions
+from tests.test_gold_fraud_iot import D1, D2, D3, at, random_transactions, transactions, txn
 from tests.test_silver import reading
 
 REL_TOL = 1e-9
@@ -113,6 +114,16 @@ def test_fraud_user_daily_on_spark_equals_the_local_twin(spark: SparkSession) ->
     local = fraud.fraud_user_daily(txns)
     remote = fraud_spark.fraud_user_daily(spark.createDataFrame(txns))
     same_rows(local, remote, FRAUD_USER_DAILY, ["event_date", "user_id"])
+
+
+def test_fraud_user_profiles_on_spark_equal_the_local_twin(spark: SparkSession) -> None:
+    lone = transactions(txn("lone", at(D1, 3), 999, 5.0))  # a NULL sample stddev
+    txns = pa.concat_tables([random_transactions(13, [D1, D2, D3], 40, 3_000), lone])
+    daily = fraud.fraud_user_daily(txns)
+    local = fraud.fraud_user_profiles(daily, D2)
+    assert None in local.column("stddev_amount").to_pylist()
+    remote = fraud_spark.fraud_user_profiles(spark.createDataFrame(daily), D2)
+    same_rows(local, remote, FRAUD_USER_PROFILES, ["user_id"])
 
 
 def test_fraud_daily_stats_on_spark_equals_the_local_twin(spark: SparkSession) -> None:

@@ -27,6 +27,7 @@ transactions), and decision quality judges labelled decisions only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -88,21 +89,43 @@ GROUP BY user_id, event_date
 ORDER BY event_date, user_id
 """
 
-_LIST_KINDS = tuple(PROFILE_LIST_CAPS)
-_ITEMS = "\nUNION ALL\n".join(
-    f"SELECT user_id, event_date, '{kind}' AS kind, unnest({kind}) AS value FROM upto"
-    for kind in _LIST_KINDS
+
+@dataclass(frozen=True)
+class ListSpelling:
+    """What DuckDB and Spark SQL spell differently in the profile SQL, filled in per engine
+    (the Spark twin's in `fraud_spark`): flattening a list into rows, a list aggregated in
+    an order (`ordered`, a format of `value`, `order` and `where`; Spark has no ORDER BY
+    inside an aggregate) and the empty list."""
+
+    unnest: str
+    ordered: str
+    empty: str
+
+
+DUCKDB_LISTS = ListSpelling(
+    unnest="unnest",
+    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
+    empty="[]",
 )
-_LISTS = ",\n".join(
-    f"list(value ORDER BY recency) FILTER (WHERE kind = '{kind}' AND recency <= {cap}) AS {kind}, "
-    f"count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
-    for kind, cap in PROFILE_LIST_CAPS.items()
-)
+
 
 # The lifetime spread is combined from the days' sums (Chan et al.): the sum of squared
 # deviations is the days' own (sum of squares - sum^2 / n) plus n * (day mean - lifetime
 # mean)^2 per day, which cancels far less than one global sum-of-squares formula.
-_PROFILE_SQL = f"""
+def profile_sql(lists: ListSpelling) -> str:
+    """The profile SQL with an engine's list spellings: one text for DuckDB and Spark."""
+    items = "\nUNION ALL\n".join(
+        f"SELECT user_id, event_date, '{kind}' AS kind, {lists.unnest}({kind}) AS value FROM upto"
+        for kind in PROFILE_LIST_CAPS
+    )
+    aggregates = ",\n".join(
+        lists.ordered.format(
+            value="value", order="recency", where=f"kind = '{kind}' AND recency <= {cap}"
+        )
+        + f" AS {kind}, count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
+        for kind, cap in PROFILE_LIST_CAPS.items()
+    )
+    return f"""
 WITH upto AS (SELECT * FROM daily WHERE event_date <= $as_of),
 totals AS (
     SELECT user_id,
@@ -126,17 +149,21 @@ spread AS (
     GROUP BY d.user_id
 ),
 home AS (
-    SELECT user_id, first(country ORDER BY n DESC, country) AS home_country
+    SELECT user_id, country AS home_country
     FROM (
-        SELECT user_id, c.country AS country, sum(c.transactions) AS n
-        FROM (SELECT user_id, unnest(country_transactions) AS c FROM upto)
-        GROUP BY ALL
+        SELECT user_id, country, row_number() OVER (
+            PARTITION BY user_id ORDER BY n DESC, country NULLS LAST) AS country_rank
+        FROM (
+            SELECT user_id, c.country AS country, sum(c.transactions) AS n
+            FROM (SELECT user_id, {lists.unnest}(country_transactions) AS c FROM upto)
+            GROUP BY ALL
+        )
     )
-    GROUP BY user_id
+    WHERE country_rank = 1
 ),
 used AS (
     SELECT user_id, kind, value, max(event_date) AS last_used
-    FROM ({_ITEMS})
+    FROM ({items})
     GROUP BY ALL
 ),
 ranked AS (
@@ -146,7 +173,7 @@ ranked AS (
 ),
 lists AS (
     SELECT user_id,
-{_LISTS}
+{aggregates}
     FROM ranked GROUP BY user_id
 )
 SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
@@ -154,8 +181,10 @@ SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
        CASE WHEN t.transactions > 1 THEN sqrt(s.m2 / (t.transactions - 1)) END AS stddev_amount,
        t.max_amount, t.first_seen, t.last_seen, t.days_active, h.home_country,
        l.distinct_countries, l.distinct_devices, l.distinct_merchants, l.distinct_cards,
-       coalesce(l.countries, []) AS countries, coalesce(l.devices, []) AS devices,
-       coalesce(l.merchants, []) AS merchants, coalesce(l.cards, []) AS cards,
+       coalesce(l.countries, {lists.empty}) AS countries,
+       coalesce(l.devices, {lists.empty}) AS devices,
+       coalesce(l.merchants, {lists.empty}) AS merchants,
+       coalesce(l.cards, {lists.empty}) AS cards,
        t.fraud_transactions
 FROM totals AS t
 JOIN spread AS s USING (user_id)
@@ -163,6 +192,9 @@ JOIN home AS h USING (user_id)
 JOIN lists AS l USING (user_id)
 ORDER BY t.user_id
 """
+
+
+_PROFILE_SQL = profile_sql(DUCKDB_LISTS)
 
 _PATTERN_COUNTS = ",\n".join(
     f"count(*) FILTER (WHERE label_fraud_pattern = '{pattern}') AS {pattern}_transactions"

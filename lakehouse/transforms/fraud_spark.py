@@ -3,20 +3,38 @@ machine; the same SQL text, so both engines give the same rows."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from pyspark.sql import DataFrame
 
-from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY
-from lakehouse.transforms.fraud import DAILY_SQL, STATS_SQL
+from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY, FRAUD_USER_PROFILES
+from lakehouse.transforms.fraud import DAILY_SQL, STATS_SQL, ListSpelling, profile_sql
 from lakehouse.transforms.tables_spark import run_spark_sql
 
 # Spark's struct constructor in the shared text (DuckDB's is struct_pack).
 _DAILY_SQL = DAILY_SQL.format(country_count="named_struct('country', country, 'transactions', n)")
+
+# Spark's list spellings in the shared profile SQL: an ordered list is the (order, value)
+# pairs sorted, then their values.
+_PROFILE_SQL = profile_sql(
+    ListSpelling(
+        unnest="explode",
+        ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
+        empty="array()",
+    )
+)
 
 
 def fraud_user_daily(transactions: DataFrame) -> DataFrame:
     """`fraud.fraud_user_daily` on Spark: one row per card holder and event date of silver
     `transactions`."""
     return run_spark_sql(_DAILY_SQL, FRAUD_USER_DAILY, txns=transactions)
+
+
+def fraud_user_profiles(daily: DataFrame, as_of: date) -> DataFrame:
+    """`fraud.fraud_user_profiles` on Spark: the lifetime profile, as of `as_of`
+    (inclusive), of every holder in gold.fraud_user_daily rows `daily`."""
+    return run_spark_sql(_PROFILE_SQL, FRAUD_USER_PROFILES, {"as_of": as_of}, daily=daily)
 
 
 def fraud_daily_stats(transactions: DataFrame) -> DataFrame:
