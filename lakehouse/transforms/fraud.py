@@ -57,15 +57,40 @@ from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 # each one or two of each); 50 merchants is about two months of a busy holder's shopping.
 PROFILE_LIST_CAPS = {"countries": 20, "devices": 20, "merchants": 50, "cards": 10}
 
-# Shared with the Spark twin (`fraud_spark`): array_agg, array_distinct, array_sort and
-# any_value mean the same in DuckDB and Spark SQL, and sorting the (country, count) pairs
-# sorts them by country (one pair per country). Only the struct constructor differs:
-# neither engine has the other's, so each fills in `{country_count}`.
-DAILY_SQL = """
+
+@dataclass(frozen=True)
+class Spelling:
+    """What DuckDB and Spark SQL spell differently in the fraud SQL, filled in per engine
+    (Spark's in `fraud_spark`) so that both run one text: the struct of some columns
+    (fields named after them), flattening a list into rows, a list aggregated in an order
+    (`ordered`, a format of `value`, `order` and `where`; Spark has no ORDER BY inside an
+    aggregate) and the empty list."""
+
+    struct: str
+    unnest: str
+    ordered: str
+    empty: str
+
+
+DUCKDB = Spelling(
+    struct="struct_pack",
+    unnest="unnest",
+    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
+    empty="[]",
+)
+
+
+def daily_sql(spelling: Spelling) -> str:
+    """The per-holder daily SQL in an engine's spelling. Besides `spelling`, it keeps to
+    what DuckDB and Spark SQL read alike: array_agg, array_distinct, array_sort (sorting
+    the (country, transactions) pairs sorts them by country: one pair per country) and
+    any_value."""
+    return f"""
 WITH per_country AS (
     SELECT user_id, event_date,
-           array_sort(array_agg({country_count})) AS country_transactions
-    FROM (SELECT user_id, event_date, country, count(*) AS n FROM txns GROUP BY ALL)
+           array_sort(array_agg({spelling.struct}(country, transactions)))
+               AS country_transactions
+    FROM (SELECT user_id, event_date, country, count(*) AS transactions FROM txns GROUP BY ALL)
     GROUP BY ALL
 )
 SELECT user_id, event_date,
@@ -90,36 +115,18 @@ ORDER BY event_date, user_id
 """
 
 
-@dataclass(frozen=True)
-class ListSpelling:
-    """What DuckDB and Spark SQL spell differently in the profile SQL, filled in per engine
-    (the Spark twin's in `fraud_spark`): flattening a list into rows, a list aggregated in
-    an order (`ordered`, a format of `value`, `order` and `where`; Spark has no ORDER BY
-    inside an aggregate) and the empty list."""
-
-    unnest: str
-    ordered: str
-    empty: str
-
-
-DUCKDB_LISTS = ListSpelling(
-    unnest="unnest",
-    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
-    empty="[]",
-)
-
-
 # The lifetime spread is combined from the days' sums (Chan et al.): the sum of squared
 # deviations is the days' own (sum of squares - sum^2 / n) plus n * (day mean - lifetime
 # mean)^2 per day, which cancels far less than one global sum-of-squares formula.
-def profile_sql(lists: ListSpelling) -> str:
-    """The profile SQL with an engine's list spellings: one text for DuckDB and Spark."""
+def profile_sql(spelling: Spelling) -> str:
+    """The profile SQL in an engine's spelling: one text for DuckDB and Spark."""
     items = "\nUNION ALL\n".join(
-        f"SELECT user_id, event_date, '{kind}' AS kind, {lists.unnest}({kind}) AS value FROM upto"
+        f"SELECT user_id, event_date, '{kind}' AS kind, {spelling.unnest}({kind}) AS value "
+        "FROM upto"
         for kind in PROFILE_LIST_CAPS
     )
     aggregates = ",\n".join(
-        lists.ordered.format(
+        spelling.ordered.format(
             value="value", order="recency", where=f"kind = '{kind}' AND recency <= {cap}"
         )
         + f" AS {kind}, count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
@@ -155,7 +162,7 @@ home AS (
             PARTITION BY user_id ORDER BY n DESC, country NULLS LAST) AS country_rank
         FROM (
             SELECT user_id, c.country AS country, sum(c.transactions) AS n
-            FROM (SELECT user_id, {lists.unnest}(country_transactions) AS c FROM upto)
+            FROM (SELECT user_id, {spelling.unnest}(country_transactions) AS c FROM upto)
             GROUP BY ALL
         )
     )
@@ -181,10 +188,10 @@ SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
        CASE WHEN t.transactions > 1 THEN sqrt(s.m2 / (t.transactions - 1)) END AS stddev_amount,
        t.max_amount, t.first_seen, t.last_seen, t.days_active, h.home_country,
        l.distinct_countries, l.distinct_devices, l.distinct_merchants, l.distinct_cards,
-       coalesce(l.countries, {lists.empty}) AS countries,
-       coalesce(l.devices, {lists.empty}) AS devices,
-       coalesce(l.merchants, {lists.empty}) AS merchants,
-       coalesce(l.cards, {lists.empty}) AS cards,
+       coalesce(l.countries, {spelling.empty}) AS countries,
+       coalesce(l.devices, {spelling.empty}) AS devices,
+       coalesce(l.merchants, {spelling.empty}) AS merchants,
+       coalesce(l.cards, {spelling.empty}) AS cards,
        t.fraud_transactions
 FROM totals AS t
 JOIN spread AS s USING (user_id)
@@ -194,7 +201,8 @@ ORDER BY t.user_id
 """
 
 
-_PROFILE_SQL = profile_sql(DUCKDB_LISTS)
+_DAILY_SQL = daily_sql(DUCKDB)
+_PROFILE_SQL = profile_sql(DUCKDB)
 
 _PATTERN_COUNTS = ",\n".join(
     f"count(*) FILTER (WHERE label_fraud_pattern = '{pattern}') AS {pattern}_transactions"
@@ -291,8 +299,7 @@ _TXN_COLUMNS = [
 
 def fraud_user_daily(transactions: pa.Table) -> pa.Table:
     """One row per card holder and event date of silver `transactions`."""
-    sql = DAILY_SQL.format(country_count="struct_pack(country := country, transactions := n)")
-    return run_sql(sql, FRAUD_USER_DAILY, deterministic=True, txns=transactions)
+    return run_sql(_DAILY_SQL, FRAUD_USER_DAILY, deterministic=True, txns=transactions)
 
 
 def fraud_user_profiles(daily: pa.Table, as_of: date) -> pa.Table:

@@ -1,5 +1,5 @@
 """Fraud gold on Spark: the twins of `fraud`'s transforms, for a lake that outgrows one
-machine; the same SQL text, so both engines give the same rows."""
+machine; the same SQL texts, so both engines give the same rows."""
 
 from __future__ import annotations
 
@@ -8,21 +8,19 @@ from datetime import date
 from pyspark.sql import DataFrame
 
 from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY, FRAUD_USER_PROFILES
-from lakehouse.transforms.fraud import DAILY_SQL, STATS_SQL, ListSpelling, profile_sql
+from lakehouse.transforms.fraud import STATS_SQL, Spelling, daily_sql, profile_sql
 from lakehouse.transforms.tables_spark import run_spark_sql
 
-# Spark's struct constructor in the shared text (DuckDB's is struct_pack).
-_DAILY_SQL = DAILY_SQL.format(country_count="named_struct('country', country, 'transactions', n)")
-
-# Spark's list spellings in the shared profile SQL: an ordered list is the (order, value)
-# pairs sorted, then their values.
-_PROFILE_SQL = profile_sql(
-    ListSpelling(
-        unnest="explode",
-        ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
-        empty="array()",
-    )
+# Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
+# sorted, then their values.
+SPARK = Spelling(
+    struct="struct",
+    unnest="explode",
+    ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
+    empty="array()",
 )
+_DAILY_SQL = daily_sql(SPARK)
+_PROFILE_SQL = profile_sql(SPARK)
 
 
 def fraud_user_daily(transactions: DataFrame) -> DataFrame:
