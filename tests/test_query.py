@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
-from lakehouse.catalog import GOLD_SENSOR_HOURLY, table_uri
+from lakehouse.catalog import GOLD_DEVICE_HEALTH_DAILY, GOLD_SENSOR_HOURLY, table_uri
 from lakehouse.delta import replace_partition
 from lakehouse.query import run_query
 from lakehouse.schemas import SENSOR_HOURLY
@@ -62,3 +65,25 @@ def test_only_live_files_are_read_with_typed_partition_values(
         settings, f"SELECT count(*) AS n FROM gold.sensor_hourly WHERE event_date = '{second}'"
     )
     assert pruned.column("n").to_pylist() == [1]
+
+
+def test_a_statement_needs_only_the_tables_it_reads(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A table the statement does not read is not even opened: a broken log elsewhere in
+    the lake does not stop the answer (and every other table's view costs nothing)."""
+    settings = make_settings()
+    day = date(2026, 11, 22)
+    replace_partition(SPEC, settings, hourly(day, ["a"], 1.0), f"event_date = '{day}'")
+    other = GOLD_DEVICE_HEALTH_DAILY
+    log = Path(table_uri(other, settings)) / "_delta_log"
+    log.mkdir(parents=True)
+    (log / "00000000000000000000.json").write_text("not a Delta commit\n")
+
+    answer = run_query(settings, "SELECT sensor_id FROM gold.sensor_hourly")
+
+    assert answer.to_pylist() == [{"sensor_id": "a"}]
+    with pytest.raises(DeltaError, match="Json error"):
+        run_query(settings, "SELECT count(*) FROM gold.device_health_daily")
+    with pytest.raises(DeltaError, match="Json error"):  # named in a string: every view made
+        run_query(settings, "SELECT * FROM query_table('gold.sensor_hourly')")

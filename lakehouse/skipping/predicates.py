@@ -95,10 +95,16 @@ Conjunction = tuple[Bound, ...]
 @dataclass(frozen=True)
 class StatementFilters:
     """The catalogued tables (keys) a statement reads, and for those that can be pruned,
-    one conjunction per occurrence: a file is needed if it may match any of them."""
+    one conjunction per occurrence: a file is needed if it may match any of them.
+
+    `only_these`: whether `tables` is provably every table the statement can read (one
+    parsed SELECT, no table function, no string naming a catalogued table), so views of
+    the others need not be made at all.
+    """
 
     tables: frozenset[str]
     bounds: dict[str, tuple[Conjunction, ...]]
+    only_these: bool = False
 
 
 @dataclass
@@ -125,18 +131,22 @@ def table_filters(
     tables = frozenset(spec.key for spec in occurrences.values())
     if any(node.get("type") == "TABLE_FUNCTION" for node in _walk(tree)):
         return StatementFilters(tables, {})
+    texts = _strings(tree)
+    named_in_text = any(
+        spec.name in text for text in texts for spec in catalog.tables.values()
+    )
     atoms: dict[int, list[_Atom]] = {}
     for node in _walk(tree):
         if node.get("type") == "SELECT_NODE":
             atoms.update(_select_atoms(node, occurrences))
-    texts = _strings(tree)
     by_table: dict[str, list[list[_Atom]]] = {}
     for node_id, spec in occurrences.items():
         if any(spec.name in text for text in texts):  # query('... silver.x ...') and the like
             by_table[spec.key] = [[]]
         by_table.setdefault(spec.key, []).append(atoms.get(node_id, []))
     candidates = {key: found for key, found in by_table.items() if all(found)}
-    return StatementFilters(tables, _bind_constants(connection, candidates, catalog))
+    bounds = _bind_constants(connection, candidates, catalog)
+    return StatementFilters(tables, bounds, only_these=not named_in_text)
 
 
 def _parse(connection: duckdb.DuckDBPyConnection, sql: str) -> Node | None:

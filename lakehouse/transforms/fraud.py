@@ -27,6 +27,7 @@ transactions), and decision quality judges labelled decisions only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -56,12 +57,40 @@ from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 # each one or two of each); 50 merchants is about two months of a busy holder's shopping.
 PROFILE_LIST_CAPS = {"countries": 20, "devices": 20, "merchants": 50, "cards": 10}
 
-_DAILY_SQL = """
+
+@dataclass(frozen=True)
+class Spelling:
+    """What DuckDB and Spark SQL spell differently in the fraud SQL, filled in per engine
+    (Spark's in `fraud_spark`) so that both run one text: the struct of some columns
+    (fields named after them), flattening a list into rows, a list aggregated in an order
+    (`ordered`, a format of `value`, `order` and `where`; Spark has no ORDER BY inside an
+    aggregate) and the empty list."""
+
+    struct: str
+    unnest: str
+    ordered: str
+    empty: str
+
+
+DUCKDB = Spelling(
+    struct="struct_pack",
+    unnest="unnest",
+    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
+    empty="[]",
+)
+
+
+def daily_sql(spelling: Spelling) -> str:
+    """The per-holder daily SQL in an engine's spelling. Besides `spelling`, it keeps to
+    what DuckDB and Spark SQL read alike: array_agg, array_distinct, array_sort (sorting
+    the (country, transactions) pairs sorts them by country: one pair per country) and
+    any_value."""
+    return f"""
 WITH per_country AS (
     SELECT user_id, event_date,
-           list(struct_pack(country := country, transactions := n) ORDER BY country)
+           array_sort(array_agg({spelling.struct}(country, transactions)))
                AS country_transactions
-    FROM (SELECT user_id, event_date, country, count(*) AS n FROM txns GROUP BY ALL)
+    FROM (SELECT user_id, event_date, country, count(*) AS transactions FROM txns GROUP BY ALL)
     GROUP BY ALL
 )
 SELECT user_id, event_date,
@@ -72,12 +101,12 @@ SELECT user_id, event_date,
        max(amount) AS amount_max,
        min(event_time) AS first_txn_at,
        max(event_time) AS last_txn_at,
-       list_sort(list_distinct(list(country))) AS countries,
+       array_sort(array_distinct(array_agg(country))) AS countries,
        any_value(country_transactions) AS country_transactions,
-       list_sort(list_distinct(list(merchant_id))) AS merchants,
-       list_sort(list_distinct(list(device_id))) AS devices,
-       list_sort(list_distinct(list(card_id))) AS cards,
-       list_sort(list_distinct(list(channel))) AS channels,
+       array_sort(array_distinct(array_agg(merchant_id))) AS merchants,
+       array_sort(array_distinct(array_agg(device_id))) AS devices,
+       array_sort(array_distinct(array_agg(card_id))) AS cards,
+       array_sort(array_distinct(array_agg(channel))) AS channels,
        count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
        coalesce(sum(amount) FILTER (WHERE label_is_fraud), 0) AS fraud_amount
 FROM txns JOIN per_country USING (user_id, event_date)
@@ -85,21 +114,25 @@ GROUP BY user_id, event_date
 ORDER BY event_date, user_id
 """
 
-_LIST_KINDS = tuple(PROFILE_LIST_CAPS)
-_ITEMS = "\nUNION ALL\n".join(
-    f"SELECT user_id, event_date, '{kind}' AS kind, unnest({kind}) AS value FROM upto"
-    for kind in _LIST_KINDS
-)
-_LISTS = ",\n".join(
-    f"list(value ORDER BY recency) FILTER (WHERE kind = '{kind}' AND recency <= {cap}) AS {kind}, "
-    f"count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
-    for kind, cap in PROFILE_LIST_CAPS.items()
-)
 
 # The lifetime spread is combined from the days' sums (Chan et al.): the sum of squared
 # deviations is the days' own (sum of squares - sum^2 / n) plus n * (day mean - lifetime
 # mean)^2 per day, which cancels far less than one global sum-of-squares formula.
-_PROFILE_SQL = f"""
+def profile_sql(spelling: Spelling) -> str:
+    """The profile SQL in an engine's spelling: one text for DuckDB and Spark."""
+    items = "\nUNION ALL\n".join(
+        f"SELECT user_id, event_date, '{kind}' AS kind, {spelling.unnest}({kind}) AS value "
+        "FROM upto"
+        for kind in PROFILE_LIST_CAPS
+    )
+    aggregates = ",\n".join(
+        spelling.ordered.format(
+            value="value", order="recency", where=f"kind = '{kind}' AND recency <= {cap}"
+        )
+        + f" AS {kind}, count(*) FILTER (WHERE kind = '{kind}') AS distinct_{kind}"
+        for kind, cap in PROFILE_LIST_CAPS.items()
+    )
+    return f"""
 WITH upto AS (SELECT * FROM daily WHERE event_date <= $as_of),
 totals AS (
     SELECT user_id,
@@ -123,17 +156,21 @@ spread AS (
     GROUP BY d.user_id
 ),
 home AS (
-    SELECT user_id, first(country ORDER BY n DESC, country) AS home_country
+    SELECT user_id, country AS home_country
     FROM (
-        SELECT user_id, c.country AS country, sum(c.transactions) AS n
-        FROM (SELECT user_id, unnest(country_transactions) AS c FROM upto)
-        GROUP BY ALL
+        SELECT user_id, country, row_number() OVER (
+            PARTITION BY user_id ORDER BY n DESC, country NULLS LAST) AS country_rank
+        FROM (
+            SELECT user_id, c.country AS country, sum(c.transactions) AS n
+            FROM (SELECT user_id, {spelling.unnest}(country_transactions) AS c FROM upto)
+            GROUP BY ALL
+        )
     )
-    GROUP BY user_id
+    WHERE country_rank = 1
 ),
 used AS (
     SELECT user_id, kind, value, max(event_date) AS last_used
-    FROM ({_ITEMS})
+    FROM ({items})
     GROUP BY ALL
 ),
 ranked AS (
@@ -143,7 +180,7 @@ ranked AS (
 ),
 lists AS (
     SELECT user_id,
-{_LISTS}
+{aggregates}
     FROM ranked GROUP BY user_id
 )
 SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
@@ -151,8 +188,10 @@ SELECT t.user_id, $as_of::DATE AS event_date, t.transactions, t.amount_sum,
        CASE WHEN t.transactions > 1 THEN sqrt(s.m2 / (t.transactions - 1)) END AS stddev_amount,
        t.max_amount, t.first_seen, t.last_seen, t.days_active, h.home_country,
        l.distinct_countries, l.distinct_devices, l.distinct_merchants, l.distinct_cards,
-       coalesce(l.countries, []) AS countries, coalesce(l.devices, []) AS devices,
-       coalesce(l.merchants, []) AS merchants, coalesce(l.cards, []) AS cards,
+       coalesce(l.countries, {spelling.empty}) AS countries,
+       coalesce(l.devices, {spelling.empty}) AS devices,
+       coalesce(l.merchants, {spelling.empty}) AS merchants,
+       coalesce(l.cards, {spelling.empty}) AS cards,
        t.fraud_transactions
 FROM totals AS t
 JOIN spread AS s USING (user_id)
@@ -161,12 +200,16 @@ JOIN lists AS l USING (user_id)
 ORDER BY t.user_id
 """
 
+
+_DAILY_SQL = daily_sql(DUCKDB)
+_PROFILE_SQL = profile_sql(DUCKDB)
+
 _PATTERN_COUNTS = ",\n".join(
     f"count(*) FILTER (WHERE label_fraud_pattern = '{pattern}') AS {pattern}_transactions"
     for pattern in FRAUD_PATTERNS
 )
 
-_STATS_SQL = f"""
+STATS_SQL = f"""
 SELECT event_date, hour(event_time) AS hour, merchant_category, channel,
        count(*) AS transactions,
        count(*) FILTER (WHERE label_is_fraud) AS fraud_transactions,
@@ -277,7 +320,7 @@ def fraud_daily_stats(transactions: pa.Table) -> pa.Table:
 
     `distinct_users` counts holders within the row: do not add it across rows.
     """
-    return run_sql(_STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
+    return run_sql(STATS_SQL, FRAUD_DAILY_STATS, deterministic=True, txns=transactions)
 
 
 def fraud_decision_quality(decisions: pa.Table, transactions: pa.Table, day: date) -> pa.Table:

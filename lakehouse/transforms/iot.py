@@ -14,7 +14,8 @@ from lakehouse.schemas import DEVICE_HEALTH_DAILY, SENSOR_HOURLY, VOCABULARIES
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
 
-_HOURLY_SQL = """
+# Shared with the Spark twin (`iot_spark`): Spark SQL runs this text as it is.
+HOURLY_SQL = """
 SELECT device_id, sensor_id, sensor_type, plant,
        date_trunc('hour', event_time) AS hour,
        CAST(date_trunc('hour', event_time) AS DATE) AS event_date,
@@ -34,7 +35,7 @@ def sensor_hourly(readings: pa.Table) -> pa.Table:
 
     `stddev_value` is the sample standard deviation: NULL for an hour with one reading.
     """
-    return run_sql(_HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
+    return run_sql(HOURLY_SQL, SENSOR_HOURLY, readings=readings)  # a big scan: parallel
 
 
 def build_sensor_hourly_partition(
@@ -87,27 +88,45 @@ def _penalty(column: str, ok: float, bad: float) -> str:
     return f"least(greatest((coalesce({column}, 0) - {ok}) / {bad - ok}, 0), 1)"
 
 
-_HEALTH_SQL = f"""
-WITH sensors AS (
+_WIDE_COLUMNS = ", ".join(
+    [
+        f"w.{t}_{c}"
+        for t in HEALTH_SENSOR_TYPES
+        for c in ("mean", "max", "max_hourly_stddev", "drift")
+    ]
+    + ["w.drift_score", "w.volatility_score"]
+)
+
+# Shared with the Spark twin (`iot_spark`), which gives Spark DuckDB's `epoch` and `$day`
+# (`tables_spark.run_spark_sql`); the rest reads the same in both engines. Hence the
+# second-largest hourly stddev by rank rather than from a sorted list (Spark's arrays
+# count from 0, DuckDB's from 1), and the hours between first and last by epoch rather
+# than date_diff (Spark's takes its unit unquoted, DuckDB's quoted).
+HEALTH_SQL = f"""
+WITH ranked AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY device_id, sensor_id ORDER BY stddev_value DESC NULLS LAST) AS stddev_rank
+    FROM hourly
+),
+sensors AS (
     SELECT device_id, sensor_id, sensor_type,
            sum(readings) AS readings,
            sum(avg_value * readings) / sum(readings) AS mean_value,
            max(max_value) AS max_value,
            max(stddev_value) AS max_hourly_stddev,
            median(stddev_value) AS typical_stddev,
-           list_sort(list(stddev_value) FILTER (WHERE stddev_value IS NOT NULL), 'DESC')[2]
-               AS second_stddev,
-           regr_slope(avg_value, epoch(hour) / 3600) * date_diff('hour', min(hour), max(hour))
-               AS fitted_change
-    FROM hourly GROUP BY ALL
+           max(stddev_value) FILTER (WHERE stddev_rank = 2) AS second_stddev,
+           regr_slope(avg_value, epoch(hour) / 3600)
+               * (epoch(max(hour)) - epoch(min(hour))) / 3600 AS fitted_change
+    FROM ranked GROUP BY ALL
 ),
 per_type AS (
     SELECT device_id, sensor_type,
            sum(mean_value * readings) / sum(readings) AS mean_value,
            max(max_value) AS max_value,
            max(max_hourly_stddev) AS max_hourly_stddev,
-           arg_max(fitted_change / nullif(typical_stddev, 0),
-                   abs(fitted_change / nullif(typical_stddev, 0))) AS drift,
+           max_by(fitted_change / nullif(typical_stddev, 0),
+                  abs(fitted_change / nullif(typical_stddev, 0))) AS drift,
            max(second_stddev / nullif(typical_stddev, 0)) AS volatility
     FROM sensors GROUP BY ALL
 ),
@@ -145,7 +164,7 @@ outcome AS (
     GROUP BY l.device_id
 ),
 scored AS (
-    SELECT d.*, l.first_reading_at, l.last_reading_at, w.* EXCLUDE (device_id),
+    SELECT d.*, l.first_reading_at, l.last_reading_at, {_WIDE_COLUMNS},
            least(d.hours_reporting / 24, 1)
                * (1 - {_penalty("w.drift_score", DRIFT_OK, DRIFT_BAD)})
                * (1 - {_penalty("w.volatility_score", VOLATILITY_OK, VOLATILITY_BAD)})
@@ -178,7 +197,7 @@ def device_health_daily(hourly: pa.Table, readings: pa.Table, day: date) -> pa.T
     none is known; a failure on the next day is known only once its precursor has begun).
     """
     return run_sql(
-        _HEALTH_SQL,
+        HEALTH_SQL,
         DEVICE_HEALTH_DAILY,
         {"day": day},
         deterministic=True,

@@ -31,7 +31,9 @@ def spark_builder() -> Iterator[SparkSession.Builder]:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     yield builder
-    builder.getOrCreate().stop()
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
 
 
 @pytest.fixture

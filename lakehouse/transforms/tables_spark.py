@@ -1,0 +1,50 @@
+"""The Spark twin of `tables.run_sql`: run a transform's SQL over Spark DataFrames.
+
+Gold transforms keep one SQL text for DuckDB and Spark SQL where both engines read it
+the same, so the pair cannot drift apart; this runs that text on Spark and gives the
+result the catalog's schema, as `run_sql` does for DuckDB. Two DuckDB spellings the
+shared texts use are given to Spark here: `$name` parameters (Spark's are `:name`) and
+`epoch(ts)`, seconds since 1970 as a double (Spark's is `unix_micros(ts) / 1e6`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+_EPOCH = (
+    "CREATE OR REPLACE TEMPORARY FUNCTION epoch(ts TIMESTAMP) RETURNS DOUBLE "
+    "RETURN unix_micros(ts) / 1000000D"
+)
+
+
+def run_spark_sql(
+    sql: str,
+    schema: pa.Schema,
+    params: dict[str, object] | None = None,
+    **frames: DataFrame,
+) -> DataFrame:
+    """Run `sql` over the given DataFrames (by name) in their Spark session, with DuckDB's
+    `$name` parameters bound from `params`; the result has the columns of `schema`, in
+    its order and of its types.
+
+    The names are temporary views only while the statement is analysed (Spark binds them
+    then), so the caller's session keeps no views behind.
+    """
+    session: SparkSession = next(iter(frames.values())).sparkSession
+    session.sql(_EPOCH)
+    for name in params or {}:
+        sql = re.sub(rf"\${name}\b", f":{name}", sql)
+    for name, frame in frames.items():
+        frame.createOrReplaceTempView(name)
+    try:
+        result = session.sql(sql, args=params)
+    finally:
+        for name in frames:
+            session.catalog.dropTempView(name)
+    types = from_arrow_schema(schema, prefer_timestamp_ntz=False)
+    return result.select([F.col(field.name).cast(field.dataType) for field in types.fields])
