@@ -35,6 +35,10 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("LAKEHOUSE_FIRST_DAY", "2025-01-01")
 
 
+# The one local Spark session of a test process (`spark`), shared by every Spark test.
+pytest_plugins = ("tests.support.spark",)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
     """A fresh in-memory tansu broker on a free port."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pyarrow as pa
@@ -31,21 +30,6 @@ from tests.test_gold_fraud_iot import D1, D2, D3, at, random_transactions, trans
 from tests.test_silver import reading
 
 REL_TOL = 1e-9
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkSession]:
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("test_gold_spark")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def same_rows(local: pa.Table, remote: DataFrame, schema: pa.Schema, keys: list[str]) -> None:

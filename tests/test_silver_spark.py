@@ -38,8 +38,6 @@ from tests.support.iot_alerts import alerts_for
 from tests.support.landing import bronze_messages
 from tests.test_silver import bronze, reading
 
-pytest_plugins = ("tests.support.spark",)
-
 START = datetime(2026, 11, 23, tzinfo=UTC)
 
 # One row edit per rule (and a few NULLs, which count as broken): every rule of every
