@@ -69,9 +69,16 @@ def spark_session(settings: Settings) -> SparkSession:
 
 def delta_jars_available(spark: SparkSession) -> bool:
     """Whether delta-spark's classes are on the session's JVM classpath: then Delta tables
-    are read and written by delta-spark itself, otherwise through the delta-rs bridge."""
+    are read and written by delta-spark itself, otherwise through the delta-rs bridge.
+
+    Asked through Spark's own class loader, which also sees the jars of `spark.jars`
+    (`SPARK_EXTRA_JARS`), not only the JVM's start-up classpath.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    utils = spark._jvm.org.apache.spark.util.Utils  # type: ignore[union-attr]
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
-    except Exception:  # py4j raises its own error class for ClassNotFoundException
+        utils.classForName("io.delta.tables.DeltaTable", False, False)
+    except Py4JJavaError:  # java.lang.ClassNotFoundException
         return False
     return True
