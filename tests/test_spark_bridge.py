@@ -8,10 +8,12 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from assets.resources import spark_resource
 from lakehouse.catalog import SILVER_CLICKSTREAM, table_uri
 from lakehouse.delta import partition_rows, replace_partition, snapshot_stats
 from lakehouse.query import run_query
@@ -205,3 +207,18 @@ def test_spark_config_carries_the_lake_settings(make_settings: Callable[..., Set
     assert config["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert config["spark.jars"] == "/jars/hadoop-aws.jar,/jars/delta-spark.jar"
     assert not any(key.startswith("spark.hadoop.fs.s3a") for key in spark_config(make_settings()))
+
+
+def test_the_dagster_spark_resource_hands_assets_the_configured_session(
+    spark, make_settings: Callable[..., Settings]
+) -> None:
+    @dg.asset
+    def spark_answer(pyspark: dg.ResourceParam) -> tuple[str, str, int]:
+        conf = pyspark.spark_session.conf
+        rows = pyspark.spark_session.range(5).count()
+        return conf.get("spark.sql.session.timeZone"), conf.get("spark.lakehouse.probe"), rows
+
+    settings = make_settings(spark_conf={"spark.lakehouse.probe": "from-settings"})
+    result = dg.materialize([spark_answer], resources={"pyspark": spark_resource(settings)})
+
+    assert result.output_for_node("spark_answer") == ("UTC", "from-settings", 5)
