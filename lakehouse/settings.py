@@ -473,7 +473,7 @@ class Settings(BaseSettings):
         "(a rebuild or a retention delete of the same day) is planned and tried again.",
     )
 
-    # --- engine: local or Spark (lakehouse/spark; docs/spark.md) ---------------------------
+    # --- engine: local or Spark (lakehouse/spark; docs/spark.md) --------------------------
     lakehouse_engine: Literal["local", "spark"] = Field(
         "local",
         description="What the heavy assets run on: `local` (DuckDB, Arrow and delta-rs in the "

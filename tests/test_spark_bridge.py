@@ -168,6 +168,16 @@ def test_rerunning_a_spark_day_replaces_it_exactly_and_leaves_the_other_days(
     assert partition_rows(SPEC, settings)[DAYS[2]] == 6
 
 
+def test_a_day_replaced_with_no_rows_is_emptied_as_the_local_overwrite_does(
+    spark, make_settings: Callable[..., Settings]
+) -> None:
+    settings = seeded(make_settings)
+    empty = read_table(spark, SPEC, settings, days=[])
+
+    spark_replace(empty, SPEC, settings, [DAYS[0]])
+
+    assert partition_rows(SPEC, settings) == {DAYS[1]: 4, DAYS[2]: 5}
+
 def test_rows_outside_the_replaced_days_commit_nothing_and_leave_no_files(
     spark, make_settings: Callable[..., Settings]
 ) -> None:

@@ -12,7 +12,8 @@ Two paths, chosen by what the session's classpath holds (`delta_jars_available`)
   platform's log-only figures and file skipping read.
 
 Either way a partition written twice holds the second write exactly, and a failed job
-commits nothing.
+commits nothing. Only a driver killed outright can leave staged or moved files behind,
+which no reader sees (docs/spark.md says how to clean them up).
 """
 
 from __future__ import annotations
