@@ -1,5 +1,5 @@
-"""The one Dagster resource the assets need: the lakehouse settings, so asset code never
-reads the environment.
+"""The Dagster resources the assets need: the lakehouse settings, so asset code never
+reads the environment, and the Spark session of LAKEHOUSE_ENGINE=spark.
 
 It lives with the assets that require it (orchestration only binds it): the same assets
 run under every profile; only this resource's configuration differs (from the environment
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from lakehouse.settings import Settings, get_settings
+from lakehouse.spark.session import spark_config
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -24,3 +25,17 @@ class LakehouseResource(dg.ConfigurableResource):
         if self.lakehouse_root is None:
             return settings
         return settings.model_copy(update={"lakehouse_root": self.lakehouse_root})
+
+
+def spark_resource(settings: Settings | None = None) -> dg.ConfigurableResource:
+    """dagster-pyspark's session resource configured from the settings (`spark_config`):
+    master, memory, UTC, S3A and extra jars all come from the one settings object.
+
+    The lazy variant starts Spark only when a step first asks for the session, so a step
+    that requires the resource but runs on the local engine pays nothing. dagster-pyspark
+    is imported here, not at module import: the code location loads without the Spark
+    extra.
+    """
+    from dagster_pyspark import LazyPySparkResource
+
+    return LazyPySparkResource(spark_config=spark_config(settings or get_settings()))

@@ -12,10 +12,10 @@ from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Profile(StrEnum):
@@ -473,12 +473,46 @@ class Settings(BaseSettings):
         "(a rebuild or a retention delete of the same day) is planned and tried again.",
     )
 
-    @field_validator("kafka_client_config", "kafka_topic_partitions", mode="before")
+    # --- engine: local or Spark (lakehouse/spark; docs/spark.md) --------------------------
+    lakehouse_engine: Literal["local", "spark"] = Field(
+        "local",
+        description="What the heavy assets run on: `local` (DuckDB, Arrow and delta-rs in the "
+        "Dagster process) or `spark` (a SparkSession from the settings below).",
+    )
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master URL: local[N], spark://host:7077, k8s://https://..., yarn.",
+    )
+    spark_driver_memory: str = Field("2g", description="spark.driver.memory, e.g. 2g or 8g.")
+    spark_extra_jars: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Jars added to the session (spark.jars): comma-separated paths or URLs, "
+        "or a JSON list, e.g. the hadoop-aws and delta-spark jars where the image lacks them.",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object of any other Spark properties; applied last, so it "
+        "overrides everything the platform sets.",
+    )
+
+    @field_validator(
+        "kafka_client_config", "kafka_topic_partitions", "spark_conf", mode="before"
+    )
     @classmethod
     def _parse_json_object(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @field_validator("spark_extra_jars", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        """A JSON list, or Spark's own comma-separated form (what `spark.jars` takes)."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
 
     @model_validator(mode="after")
     def _vacuum_keeps_running_readers(self) -> Settings:

@@ -1,5 +1,6 @@
 """One local Spark session for a test process: Spark takes about 10 s to start, so every
-Spark test of a worker shares it."""
+Spark test of a worker shares it. It is the platform's own session (`spark_session`,
+from the settings), with what small test data wants on top."""
 
 from __future__ import annotations
 
@@ -9,36 +10,39 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from lakehouse.settings import Settings
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# Few shuffle partitions (the test data is small), no UI, Arrow transfers for the
+# equality tests' DataFrames in and out.
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
 
 @pytest.fixture(scope="session")
-def spark_builder() -> Iterator[SparkSession.Builder]:
-    """A `local[2]` session's settings, in UTC, its UI off, few shuffle partitions (test data
-    is small), Arrow transfers on and Parquet timestamps in microseconds, as the lake stores
-    them; the session it made is stopped when the test process ends."""
+def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The settings the process's session is built from (`local[2]`, UTC, microsecond
+    Parquet timestamps, plus TEST_CONF); the session is stopped when the process ends."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    yield Settings(lakehouse_root=str(tmp_path_factory.mktemp("spark")), spark_conf=TEST_CONF)
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = (
-        SparkSession.builder.master("local[2]")
-        .appName("lakehouse-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    )
-    yield builder
     session = SparkSession.getActiveSession()
     if session is not None:
         session.stop()
 
 
 @pytest.fixture
-def spark(spark_builder: SparkSession.Builder) -> SparkSession:
-    """The running session, or a new one if another module's fixture stopped it."""
-    session = spark_builder.getOrCreate()
+def spark(spark_settings: Settings) -> SparkSession:
+    """The process's running session (started by the first test that asks)."""
+    from lakehouse.spark.session import spark_session
+
+    session = spark_session(spark_settings)
     session.sparkContext.setLogLevel("ERROR")
     return session
