@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -81,12 +81,20 @@ def overwrite_where(
     predicate with `rows`, so redoing it on the newer snapshot gives exactly the intended
     contents: retrying is safe, and it saves the run a failed step.
     """
+    return retry_on_conflict(table, lambda: _overwrite(table, spec, rows, predicate), attempts)
+
+
+def retry_on_conflict(table: DeltaTable, commit: Callable[[], int], attempts: int = 5) -> int:
+    """Run `commit` (a write through `table` that replaces whole partitions); when a
+    concurrent commit conflicts with it, bring `table` up to date and run it again, up to
+    `attempts` times in all. Safe only for writes whose result does not depend on what
+    they read: a predicate or partition overwrite with its rows in hand."""
     for _ in range(attempts - 1):
         try:
-            return _overwrite(table, spec, rows, predicate)
+            return commit()
         except CommitFailedError:
             table.update_incremental()
-    return _overwrite(table, spec, rows, predicate)
+    return commit()
 
 
 def _overwrite(table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str) -> int:

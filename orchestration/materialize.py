@@ -106,18 +106,32 @@ def rebuild_days(
     materialized = sorted(
         {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     )
-    evaluations = [
+    evaluations = _check_evaluations(result)
+    return RunSummary(
+        result.run_id,
+        "medallion",
+        result.success,
+        tuple(materialized),
+        len(evaluations),
+        _failed_checks(evaluations),
+    )
+
+
+def _check_evaluations(result: dg.JobExecutionResult) -> list[Any]:
+    """Every asset check evaluation of a finished run."""
+    return [
         event.event_specific_data
         for event in result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
-    failed = tuple(
+
+
+def _failed_checks(evaluations: list[Any]) -> tuple[str, ...]:
+    """`asset:check (severity)` of each evaluation that failed."""
+    return tuple(
         f"{e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value.lower()})"
         for e in evaluations
         if not e.passed
-    )
-    return RunSummary(
-        result.run_id, "medallion", result.success, tuple(materialized), len(evaluations), failed
     )
 
 
@@ -196,16 +210,9 @@ def maintain_day(
         for event in result.get_asset_materialization_events()
         if "files_before" in event.materialization.metadata
     )
-    failed = tuple(
-        f"{e.asset_key.to_user_string()}:{e.check_name}"
-        for e in (
-            event.event_specific_data
-            for event in result.all_events
-            if event.event_type_value == "ASSET_CHECK_EVALUATION"
-        )
-        if not e.passed
+    return MaintenanceSummary(
+        result.run_id, job, result.success, compactions, _failed_checks(_check_evaluations(result))
     )
-    return MaintenanceSummary(result.run_id, job, result.success, compactions, failed)
 
 
 def run_job(

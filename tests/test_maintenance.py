@@ -1,7 +1,7 @@
-"""The maintenance assets, jobs, schedules and `lakehouse maintain` over a real lake: a
-day of small bronze files is compacted with its rows kept and checked, the weekly run
-lists (locally) what retention would delete and vacuums, and the schedules run after the
-medallion and model work, for the day that just ended."""
+"""The maintenance assets, jobs and `lakehouse maintain` over a real lake: a day of small
+bronze files is compacted with its rows kept and checked, and the weekly run lists
+(locally) what retention would delete and vacuums. The schedules and what each job
+selects are pinned beside the other schedules' in test_orchestration.py."""
 
 from __future__ import annotations
 
@@ -97,38 +97,6 @@ def test_the_weekly_maintenance_lists_expired_days_locally_and_vacuums(
     vacuum = materializations(result)[maintenance_key("vacuum")]
     assert vacuum["retention_hours"].value == lake.maintenance_vacuum_retention_hours
     assert "bronze.sensor_readings" in vacuum["tables"].value
-
-
-@pytest.mark.parametrize(
-    ("schedule", "when", "job"),
-    [
-        ("nightly_maintenance", datetime(2026, 11, 24, 4, tzinfo=UTC), "nightly_maintenance"),
-        ("weekly_maintenance", datetime(2026, 11, 29, 9, tzinfo=UTC), "weekly_maintenance"),
-    ],
-)
-def test_the_maintenance_schedules_run_for_the_day_that_just_ended(
-    instance: dg.DagsterInstance, schedule: str, when: datetime, job: str
-) -> None:
-    with dg.build_schedule_context(
-        instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=when
-    ) as context:
-        tick = defs.resolve_schedule_def(schedule).evaluate_tick(context)
-    (request,) = tick.run_requests
-    assert request.partition_key == (when - timedelta(days=1)).date().isoformat()
-    assert defs.resolve_schedule_def(schedule).job_name == job
-
-
-def test_only_the_weekly_job_runs_retention_and_vacuum() -> None:
-    def selected(job: str) -> set[str]:
-        layer = defs.resolve_job_def(job).asset_layer
-        return {key.path[-1] for key in layer.executable_asset_keys}
-
-    compaction = {f"{layer}_compaction" for layer in ("bronze", "silver", "gold", "models")}
-    assert selected("nightly_maintenance") == compaction | {"s3_lifecycle", "storage_costs"}
-    assert selected("weekly_maintenance") == selected("nightly_maintenance") | {
-        "retention",
-        "vacuum",
-    }
 
 
 def test_maintenance_never_joins_the_medallion_the_sensor_requests() -> None:

@@ -120,8 +120,14 @@ def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
     assert request.run_key == "nightly-2026-11-23"
 
 
+COMPACTIONS = {
+    f"maintenance/{layer}_compaction" for layer in ("bronze", "silver", "gold", "models")
+}
+NIGHTLY_MAINTENANCE = COMPACTIONS | {"maintenance/s3_lifecycle", "maintenance/storage_costs"}
+
+
 @pytest.mark.parametrize(
-    ("schedule", "when", "job", "models"),
+    ("schedule", "when", "job", "assets"),
     [
         ("nightly_models", datetime(2026, 11, 24, 2, tzinfo=UTC), "train_daily_models",
          {"models/recommender_als", "models/user_recommendations", "online/recommendations",
@@ -129,10 +135,15 @@ def test_the_nightly_schedule_rebuilds_the_day_that_just_ended(
           "online/fraud_category_risk"}),
         ("weekly_models", datetime(2026, 11, 29, 6, tzinfo=UTC), "train_weekly_models",
          {"models/fraud_xgboost", "models/iot_failure"}),
+        ("nightly_maintenance", datetime(2026, 11, 24, 4, tzinfo=UTC), "nightly_maintenance",
+         NIGHTLY_MAINTENANCE),
+        # Only the weekly run deletes: retention and VACUUM.
+        ("weekly_maintenance", datetime(2026, 11, 29, 9, tzinfo=UTC), "weekly_maintenance",
+         NIGHTLY_MAINTENANCE | {"maintenance/retention", "maintenance/vacuum"}),
     ],
 )
-def test_the_model_schedules_train_as_of_yesterday(
-    instance: dg.DagsterInstance, schedule: str, when: datetime, job: str, models: set[str]
+def test_the_model_and_maintenance_schedules_run_their_jobs_as_of_yesterday(
+    instance: dg.DagsterInstance, schedule: str, when: datetime, job: str, assets: set[str]
 ) -> None:
     with dg.build_schedule_context(
         instance=instance, repository_def=defs.get_repository_def(), scheduled_execution_time=when
@@ -143,7 +154,7 @@ def test_the_model_schedules_train_as_of_yesterday(
     definition = defs.resolve_job_def(job)
     assert definition.name == defs.resolve_schedule_def(schedule).job_name
     selected = {key.to_user_string() for key in definition.asset_layer.executable_asset_keys}
-    assert selected == models
+    assert selected == assets
 
 
 def test_only_the_weekly_run_trains_the_fraud_model_on_all_history() -> None:

@@ -47,37 +47,17 @@ from lakehouse.maintenance.lifecycle import (
     tag_removed_files,
 )
 from lakehouse.query import run_query
-from lakehouse.schemas import SENSOR_HOURLY
 from lakehouse.settings import Settings
 from tests.conftest import s3_client, s3_lake_options
+from tests.test_query import hourly
 
 SPEC = GOLD_SENSOR_HOURLY
 TODAY = datetime.now(UTC).date()
 
 
-def hourly(day: date, sensors: int, avg: float = 1.0) -> pa.Table:
-    """Rows of gold.sensor_hourly for one day, one per sensor."""
-    rows = [
-        {
-            "device_id": "m1",
-            "sensor_id": f"s{i}",
-            "sensor_type": "temperature",
-            "plant": "p",
-            "hour": None,
-            "event_date": day,
-            "readings": 1,
-            "avg_value": avg,
-            "min_value": avg,
-            "max_value": avg,
-            "stddev_value": None,
-        }
-        for i in range(sensors)
-    ]
-    return pa.Table.from_pylist(rows, schema=SENSOR_HOURLY)
-
-
 def write_day(settings: Settings, day: date, sensors: int, avg: float = 1.0) -> None:
-    replace_partition(SPEC, settings, hourly(day, sensors, avg), f"event_date = '{day}'")
+    rows = hourly(day, [f"s{i}" for i in range(sensors)], avg)  # one row per sensor
+    replace_partition(SPEC, settings, rows, f"event_date = '{day}'")
 
 
 @pytest.fixture

@@ -283,20 +283,7 @@ def verify_compaction(
     column, target = date_partition(spec), settings.maintenance_target_file_bytes
     before = partition_files(_open(spec, settings, version - 1), column, day, target)
     after = partition_files(_open(spec, settings, version), column, day, target)
-    result = CompactionResult(
-        table=spec.key,
-        day=day,
-        files_before=before.files,
-        files_after=after.files,
-        bytes_before=before.bytes,
-        bytes_after=after.bytes,
-        rows_before=before.rows,
-        rows_after=after.rows,
-        zorder_by=spec.zorder_by,
-        version_before=before.version,
-        version_after=after.version,
-        seconds=seconds,
-    )
+    result = _result(spec, day, before, after, seconds)
     if not result.rows_preserved:
         raise CompactionRowsChanged(result)
     return result
@@ -339,19 +326,32 @@ def _unchanged(
     dry_run: bool = False,
 ) -> CompactionResult:
     """The result of a day left as it is: the after figures are the before figures."""
+    return _result(spec, day, plan, plan, time.monotonic() - began, skipped, dry_run)
+
+
+def _result(
+    spec: TableSpec,
+    day: date,
+    before: PartitionFiles,
+    after: PartitionFiles,
+    seconds: float,
+    skipped: str | None = None,
+    dry_run: bool = False,
+) -> CompactionResult:
+    """A day's figures at two versions of the table, as a result."""
     return CompactionResult(
         table=spec.key,
         day=day,
-        files_before=plan.files,
-        files_after=plan.files,
-        bytes_before=plan.bytes,
-        bytes_after=plan.bytes,
-        rows_before=plan.rows,
-        rows_after=plan.rows,
+        files_before=before.files,
+        files_after=after.files,
+        bytes_before=before.bytes,
+        bytes_after=after.bytes,
+        rows_before=before.rows,
+        rows_after=after.rows,
         zorder_by=spec.zorder_by,
-        version_before=plan.version,
-        version_after=plan.version,
-        seconds=time.monotonic() - began,
+        version_before=before.version,
+        version_after=after.version,
+        seconds=seconds,
         skipped=skipped,
         dry_run=dry_run,
     )

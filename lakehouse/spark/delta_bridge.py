@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction
 from pyarrow import fs
 
 from lakehouse import storage
 from lakehouse.catalog import TableSpec, table_uri
-from lakehouse.delta import ensure_table, open_table
+from lakehouse.delta import ensure_table, open_table, retry_on_conflict
 from lakehouse.settings import Settings
 from lakehouse.spark.file_actions import WrittenFile, add_action
 from lakehouse.spark.session import delta_jars_available
@@ -242,12 +241,7 @@ def _commit(
     the days) conflicts: the overwrite replaces the whole days, so the result is the same.
     """
     filters = [(column, "in", [day.isoformat() for day in days])]
-    for _ in range(attempts - 1):
-        try:
-            return _transaction(table, spec, actions, filters)
-        except CommitFailedError:
-            table.update_incremental()
-    return _transaction(table, spec, actions, filters)
+    return retry_on_conflict(table, lambda: _transaction(table, spec, actions, filters), attempts)
 
 
 def _transaction(
