@@ -15,18 +15,22 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+from dagster_pyspark import LazyPySparkResource
 
 from assets.checks import check_results
 from assets.metadata import table_metadata
 from assets.partitions import DAILY, SINGLE_RUN, partition_days, partition_label
-from assets.resources import LakehouseResource
+from assets.resources import LakehouseResource, transform_on_engine
 from assets.tables import asset_deps, asset_key, check_specs
 from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
+from lakehouse.transforms.engine import row_count, to_arrow
 from lakehouse.transforms.tables import Guard
 from quality.gate import BlockedWrite, QualityGate
 
-Build = Callable[[Settings, date, Guard], pa.Table]
+Build = Callable[[Settings, date, Guard], Any]
+"""A day's build on the local engine (returns the day's rows as Arrow); its Spark twin of
+the same name (`lakehouse.transforms.engine`) returns them as a DataFrame."""
 Describe = Callable[[pa.Table, list[date]], dict[str, object]]
 Upstream = TableSpec | dg.AssetDep
 """A dependency: a catalogued table (its asset, same day), or an `AssetDep` with a
@@ -64,8 +68,12 @@ def daily_asset(
     guard)`, then `describe(rows of the last day, days)` adds the asset's own metadata."""
 
     @dg.asset(**daily_table(table, deps))
-    def _daily(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> Results:
-        yield from materialize_days(context, lakehouse.settings(), table, build, describe)
+    def _daily(
+        context: dg.AssetExecutionContext, lakehouse: LakehouseResource, spark: LazyPySparkResource
+    ) -> Results:
+        settings = lakehouse.settings()
+        engine_build = transform_on_engine(context, settings, spark, build)
+        yield from materialize_days(context, settings, table, engine_build, describe)
 
     return _daily
 
@@ -78,20 +86,22 @@ def materialize_days(
     describe: Describe | None = None,
 ) -> Results:
     """Build, check and write every day of the run in order; yield the materialization
-    with its check results, or the failed checks and a non-retried failure."""
+    with its check results, or the failed checks and a non-retried failure. `build` is
+    the engine's (`transform_on_engine`); `describe` gets the last day's rows as Arrow."""
     days = partition_days(context)
     gate = QualityGate(settings)
     written = 0
-    rows = pa.table({})
+    rows: Any = pa.table({})
     try:
         for day in days:
             rows = build(settings, day, gate)
-            written += rows.num_rows
-            context.log.info(f"{table.key} {day}: {rows.num_rows:,} rows")
+            count = row_count(rows)
+            written += count
+            context.log.info(f"{table.key} {day}: {count:,} rows")
     except BlockedWrite as blocked:
         yield from check_results(gate, table)
         raise dg.Failure(description=str(blocked), allow_retries=False) from blocked
     metadata = table_metadata(table, settings, written, partition_label(days))
     if describe is not None:
-        metadata.update(describe(rows, days))
+        metadata.update(describe(to_arrow(rows), days))
     yield dg.MaterializeResult(metadata=metadata, check_results=check_results(gate, table))

@@ -1,16 +1,19 @@
 """One silver asset per topic, all built the same way from `lakehouse.transforms.silver`."""
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from dagster_pyspark import LazyPySparkResource
 
 from assets.daily import Results, daily_table, materialize_days
 from assets.metadata import bar_chart
-from assets.resources import LakehouseResource
+from assets.resources import LakehouseResource, transform_on_engine
 from lakehouse.catalog import CATALOG, TableSpec
 from lakehouse.settings import Settings
+from lakehouse.transforms.engine import row_count
 from lakehouse.transforms.silver import build_silver_partition
 from lakehouse.transforms.tables import Guard
 
@@ -21,31 +24,48 @@ def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
     bronze = CATALOG.bronze_for_topic(topic)
 
     @dg.asset(**daily_table(table, deps=[bronze]))
-    def _silver(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> Results:
+    def _silver(
+        context: dg.AssetExecutionContext, lakehouse: LakehouseResource, spark: LazyPySparkResource
+    ) -> Results:
+        settings = lakehouse.settings()
+        build_day = transform_on_engine(context, settings, spark, build_silver_partition)
         dropped = {"duplicates_dropped": 0, "rows_rejected": 0}
+        hours: dict[int, int] = {}
 
-        def build(settings: Settings, day: date, guard: Guard) -> pa.Table:
-            result = build_silver_partition(settings, topic, day, guard)
+        def build(settings: Settings, day: date, guard: Guard) -> Any:
+            result = build_day(settings, topic, day, guard)
             dropped["duplicates_dropped"] += result.duplicates
-            dropped["rows_rejected"] += result.rejected.num_rows
+            dropped["rows_rejected"] += row_count(result.rejected)
+            hours.clear()
+            hours.update(events_per_hour(result.rows))
             return result.rows
 
         def describe(rows: pa.Table, days: list[date]) -> dict[str, object]:
             return {
                 **{name: dg.MetadataValue.int(count) for name, count in dropped.items()},
-                "events_by_hour": hourly_volume(rows, days[-1].isoformat()),
+                "events_by_hour": hourly_volume(hours, days[-1].isoformat()),
             }
 
-        yield from materialize_days(context, lakehouse.settings(), table, build, describe)
+        yield from materialize_days(context, settings, table, build, describe)
 
     return _silver
 
 
-def hourly_volume(rows: pa.Table, day: str) -> dg.MetadataValue:
+def events_per_hour(rows: Any) -> dict[int, int]:
+    """Rows per UTC hour of `event_time`, counted where the rows are: by Arrow, or by
+    Spark for a DataFrame (a day of silver is not collected to the driver for a chart)."""
+    if isinstance(rows, pa.Table):
+        hours = pc.hour(rows["event_time"]) if rows.num_rows else pa.array([], pa.int64())
+        counts = pa.table({"hour": hours}).group_by("hour").aggregate([("hour", "count")])
+        return dict(zip(counts["hour"].to_pylist(), counts["hour_count"].to_pylist(), strict=True))
+    from pyspark.sql import functions as F
+
+    by_hour = rows.groupBy(F.hour("event_time").alias("hour")).count().collect()
+    return {row["hour"]: row["count"] for row in by_hour}
+
+
+def hourly_volume(by_hour: dict[int, int], day: str) -> dg.MetadataValue:
     """Events per UTC hour of one day, as a bar chart: gaps and spikes show at a glance."""
-    hours = pc.hour(rows["event_time"]) if rows.num_rows else pa.array([], pa.int64())
-    counts = pa.table({"hour": hours}).group_by("hour").aggregate([("hour", "count")])
-    by_hour = dict(zip(counts["hour"].to_pylist(), counts["hour_count"].to_pylist(), strict=True))
     labels = [f"{hour:02d}:00" for hour in range(24)]
     values = [by_hour.get(hour, 0) for hour in range(24)]
     return bar_chart(f"Events per hour, {day} (UTC)", labels, values)

@@ -18,7 +18,7 @@ from assets.iot import silver as iot_silver
 from assets.maintenance import compaction as maintenance_compaction
 from assets.maintenance import housekeeping as maintenance_housekeeping
 from assets.maintenance import tiering as maintenance_tiering
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from orchestration.jobs import (
     daily_models_job,
     medallion_job,
@@ -77,5 +77,5 @@ defs = dg.Definitions(
         weekly_maintenance,
     ],
     sensors=[bronze_advanced],
-    resources={"lakehouse": LakehouseResource()},
+    resources=platform_resources(),
 )

@@ -13,7 +13,7 @@ from assets.bronze import bronze_tables
 from assets.iot.gold import gold_sensor_hourly
 from assets.iot.silver import silver_sensor_readings
 from assets.partitions import DAILY
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from assets.tables import asset_key
 from assets.training import model_key
 from lakehouse.catalog import (
@@ -131,7 +131,7 @@ def test_a_partition_materializes_bronze_to_gold_and_again_identically(
         reading("a", value=50.0, offset=3, landed_after=60),  # a redelivery
         reading("x", value=float("nan"), offset=4),
     )
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
 
     observed = dg.materialize([bronze_tables], selection=[bronze_tables], resources=resources)
     assert observed.success
@@ -175,7 +175,7 @@ def test_generated_traffic_lands_in_silver_once_per_event(settings: Settings) ->
     options = IngestOptions(topics=list(CATALOG.topics), until_idle=True, handle_signals=False)
     IngestWorker(settings, options).run()
 
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
     silver_assets = [
         asset
         for asset in defs.assets

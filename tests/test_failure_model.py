@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.iot.models import failure_model
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from lakehouse.catalog import GOLD_SENSOR_HOURLY, IOT_ALERTS, SILVER_SENSOR_READINGS
 from lakehouse.features.iot import (
     ALERT_FEATURES,
@@ -344,7 +344,7 @@ def test_training_without_a_failure_to_learn_from_is_refused(
 def test_the_asset_registers_a_model_and_keeps_the_champion_when_a_retrain_only_ties(
     fleet: Settings,
 ) -> None:
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=fleet.lakehouse_root)}
+    resources = platform_resources(fleet.lakehouse_root)
     runs = [
         dg.materialize([failure_model], partition_key=LAST.isoformat(), resources=resources)
         for _ in range(2)

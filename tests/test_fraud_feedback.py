@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.fraud.gold import gold_fraud_decision_quality
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from assets.tables import asset_key
 from lakehouse.catalog import (
     GOLD_FRAUD_DECISION_QUALITY,
@@ -193,7 +193,7 @@ def test_the_decision_quality_asset_materializes_a_day_through_dagster(
     decided = decisions_bronze(rows)
     assert decided["event_date"].to_pylist() == [D2] * 4  # t0 decided 3 ms after midnight
     seed(settings, SILVER_FRAUD_DECISIONS, to_silver(decided, "fraud_decisions").rows)
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
     for _ in range(2):  # rebuilding the day is idempotent
         result = dg.materialize(
             [gold_fraud_decision_quality], partition_key=D2.isoformat(), resources=resources

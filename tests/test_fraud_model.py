@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.fraud.models import fraud_model
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from lakehouse.catalog import GOLD_FRAUD_DAILY_STATS, GOLD_FRAUD_USER_PROFILES, SILVER_TRANSACTIONS
 from lakehouse.features.fraud import (
     FEATURES,
@@ -217,7 +217,7 @@ def test_category_risk_is_smoothed_towards_the_overall_rate() -> None:
 
 
 def test_the_asset_trains_registers_and_shows_its_evaluation(lake: Settings) -> None:
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=lake.lakehouse_root)}
+    resources = platform_resources(lake.lakehouse_root)
     run = dg.materialize([fraud_model], partition_key=LAST.isoformat(), resources=resources)
     assert run.success
     metadata = run.asset_materializations_for_node("models__fraud_xgboost")[0].metadata

@@ -15,7 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from assets.iot.gold import gold_device_alerts_daily, gold_iot_alert_history
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from lakehouse.catalog import (
     GOLD_DEVICE_ALERTS_DAILY,
     GOLD_DEVICE_HEALTH_DAILY,
@@ -247,7 +247,7 @@ def test_both_assets_materialize_through_dagster_with_their_checks(
                         (D2, [("dev-2", 0.7, "warn"), ("dev-3", 0.3, "critical")])):  # fmt: skip
         replace_partition(GOLD_DEVICE_HEALTH_DAILY, settings, health(day, *scores),
                           f"event_date = '{day}'")  # fmt: skip
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
     assets = [gold_iot_alert_history, gold_device_alerts_daily]
     for day in (D1, D2):
         result = dg.materialize(assets, partition_key=day.isoformat(), resources=resources)

@@ -18,7 +18,7 @@ from assets.bronze import bronze_tables
 from assets.ecommerce import gold as gold_assets
 from assets.ecommerce import silver as silver_assets
 from assets.partitions import DAILY
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from assets.tables import asset_key
 from lakehouse.catalog import (
     CATALOG,
@@ -739,7 +739,7 @@ GOLD_ASSETS = [
 def test_the_assets_load_with_their_dependencies_and_windows() -> None:
     defs = dg.Definitions(
         assets=[bronze_tables, *dg.load_assets_from_modules([silver_assets, gold_assets])],
-        resources={"lakehouse": LakehouseResource()},
+        resources=platform_resources(),
     )
     graph = defs.resolve_asset_graph()
     silver_keys = {
@@ -799,7 +799,7 @@ def test_the_six_assets_materialize_a_partition_in_dagster(
         line(2, "b", "o1", 11, "toys", unit_price=25.0, variant="treatment"),
         query(3, "c"),
     )
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
     result = dg.materialize(
         [bronze_tables, *dg.load_assets_from_modules([silver_assets]), *GOLD_ASSETS],
         selection=GOLD_ASSETS,

@@ -23,7 +23,7 @@ from assets.fraud.gold import (
     gold_fraud_user_profiles,
 )
 from assets.iot.gold import gold_device_health_daily, gold_sensor_hourly
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from assets.tables import asset_key
 from lakehouse.catalog import (
     CATALOG,
@@ -607,7 +607,7 @@ def test_the_four_gold_assets_materialize_a_partition_through_dagster(
         gold_fraud_daily_stats,
         gold_device_health_daily,
     ]
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=settings.lakehouse_root)}
+    resources = platform_resources(settings.lakehouse_root)
     for day in (D1, D2, D3):
         result = dg.materialize(
             [gold_sensor_hourly, *mine], partition_key=day.isoformat(), resources=resources

@@ -18,7 +18,7 @@ from assets.ecommerce.online import (
     ONLINE_RECOMMENDATIONS,
     online_recommendations,
 )
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from lakehouse.catalog import USER_RECOMMENDATIONS
 from lakehouse.online import file_store
 from lakehouse.online.batch_store import NothingPublished
@@ -160,7 +160,7 @@ def test_dynamodb_serves_the_same_lists_and_switches_by_its_pointer(
 
 
 def test_the_nightly_assets_publish_with_their_metadata(lake: OnlineLake) -> None:
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=lake.settings.lakehouse_root)}
+    resources = platform_resources(lake.settings.lakehouse_root)
     run = dg.materialize(
         [online_recommendations], partition_key=lake.day.isoformat(), resources=resources
     )

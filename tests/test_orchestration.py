@@ -20,7 +20,7 @@ from dagster._time import get_current_datetime
 from assets.bronze import bronze_tables
 from assets.iot.silver import silver_sensor_readings
 from assets.partitions import DAILY, first_partition_day
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from assets.tables import asset_key
 from lakehouse.catalog import BRONZE_SENSOR_READINGS, SILVER_SENSOR_READINGS
 from lakehouse.maintenance.compaction import compact_day
@@ -31,7 +31,7 @@ from tests.conftest import REPO, another_hash_seed
 from tests.test_silver import DAY, NOON, land, reading, silver_ids
 
 # The default resource reads the environment, which the `lake` fixture points at a temp lake.
-RESOURCES = {"lakehouse": LakehouseResource()}
+RESOURCES = platform_resources()
 def _downstream_in_lake(source: dg.AssetKey) -> set[dg.AssetKey]:
     """The silver and gold assets built, directly or not, from `source`."""
     downstream = dg.AssetSelection.assets(source).downstream(include_self=False)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pytest
 
 from assets.ecommerce.models import recommender_model, user_recommendations
-from assets.resources import LakehouseResource
+from assets.resources import platform_resources
 from lakehouse.catalog import USER_RECOMMENDATIONS
 from lakehouse.features.ecommerce import (
     interaction_events,
@@ -268,7 +268,7 @@ def test_the_registry_compares_a_new_version_with_yesterdays_on_the_same_day(
 def test_the_assets_register_a_model_and_write_the_champions_top_10(lake: Settings) -> None:
     """Runs last in this module: the registry already holds versions from the test above,
     so the table must carry the champion's version, not the newest one's."""
-    resources = {"lakehouse": LakehouseResource(lakehouse_root=lake.lakehouse_root)}
+    resources = platform_resources(lake.lakehouse_root)
     run = dg.materialize(
         [recommender_model, user_recommendations], partition_key=LAST.isoformat(),
         resources=resources,

@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from functools import reduce
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction
 from pyarrow import fs
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 STAGING_FOLDER = "_spark_staging"  # leading underscore: Delta readers and VACUUM skip it
+COMMIT_METADATA = {"engine": "spark", "writer": "lakehouse.spark.delta_bridge"}
+"""In the commitInfo of every bridge commit: the table's history says which engine wrote
+each version (delta-rs's own writes carry none)."""
 
 
 def read_table(
@@ -51,18 +55,21 @@ def read_table(
     *,
     days: list[date] | None = None,
     columns: list[str] | None = None,
+    between: tuple[date, date] | None = None,
 ) -> DataFrame:
     """The table's current snapshot as a Spark DataFrame with the catalog's columns in
-    the catalog's order (only `columns` if given), only the day partitions in `days` if
-    given; an empty typed DataFrame if the table is absent or holds none of them.
+    the catalog's order (only `columns` if given), only the day partitions in `days` or
+    `between` (first, last), inclusive, if given; an empty typed DataFrame if the table
+    is absent or holds none of them.
 
     Partition values are not in the Parquet files: each group of files with the same
     partition values is read on its own and given them as typed literal columns.
     """
+    wanted = _day_filter(days, between)
     if delta_jars_available(spark):
-        return _read_with_delta_spark(spark, spec, settings, days, columns)
+        return _read_with_delta_spark(spark, spec, settings, days, between, columns)
     table = open_table(spec, settings)
-    groups = _files_by_partition(table, spec, days) if table is not None else {}
+    groups = _files_by_partition(table, spec, wanted) if table is not None else {}
     schema = spark_schema(spec.schema)
     data_schema = spark_schema(_data_schema(spec))
     frames = [
@@ -120,20 +127,34 @@ def spark_schema(schema: pa.Schema) -> StructType:
 # --- reading --------------------------------------------------------------------------
 
 
+DayFilter = Callable[[date], bool] | None
+"""Which day partitions to read; None for all."""
+
+
+def _day_filter(days: list[date] | None, between: tuple[date, date] | None) -> DayFilter:
+    if days is not None and between is not None:
+        raise ValueError("read_table takes `days` or `between`, not both")
+    if days is not None:
+        return set(days).__contains__
+    if between is not None:
+        first, last = between
+        return lambda day: first <= day <= last
+    return None
+
+
 def _files_by_partition(
-    table: DeltaTable, spec: TableSpec, days: list[date] | None
+    table: DeltaTable, spec: TableSpec, wanted: DayFilter
 ) -> dict[tuple[object, ...], list[str]]:
     """The snapshot's live file URIs grouped by their (typed) partition values, only the
-    requested days. `file_uris()` lists the files in the order of the add actions."""
+    wanted days. `file_uris()` lists the files in the order of the add actions."""
     actions = pa.table(table.get_add_actions(flatten=True))
     uris = table.file_uris()
     columns = [actions[f"partition.{name}"].to_pylist() for name in spec.partition_by]
-    wanted = set(days) if days is not None else None
     day_position = spec.partition_by.index(_day_column(spec)) if wanted is not None else 0
     groups: dict[tuple[object, ...], list[str]] = defaultdict(list)
     for position, uri in enumerate(uris):
         values = tuple(column[position] for column in columns)
-        if wanted is None or values[day_position] in wanted:
+        if wanted is None or wanted(values[day_position]):
             groups[values].append(uri)
     return groups
 
@@ -253,6 +274,7 @@ def _transaction(
         schema=table.schema(),
         partition_by=list(spec.partition_by),
         partition_filters=filters,
+        commit_properties=CommitProperties(custom_metadata=COMMIT_METADATA),
     )
     return table.version()
 
@@ -278,13 +300,17 @@ def _read_with_delta_spark(
     spec: TableSpec,
     settings: Settings,
     days: list[date] | None,
+    between: tuple[date, date] | None,
     columns: list[str] | None,
 ) -> DataFrame:
     from pyspark.sql import functions as F
 
     frame = spark.read.format("delta").load(_spark_path(table_uri(spec, settings)))
+    day = F.col(_day_column(spec))
     if days is not None:
-        frame = frame.where(F.col(_day_column(spec)).isin(days))
+        frame = frame.where(day.isin(days))
+    if between is not None:
+        frame = frame.where(day.between(*between))
     return frame.select(*(columns or spec.schema.names))
 
 

@@ -281,7 +281,7 @@ FROM counts
 WHERE decisions > 0
 """
 
-_TXN_COLUMNS = [
+TXN_COLUMNS = [
     "event_time",
     "event_date",
     "user_id",
@@ -338,7 +338,7 @@ def fraud_decision_quality(decisions: pa.Table, transactions: pa.Table, day: dat
 
 
 def _transactions_of(settings: Settings, day: date) -> pa.Table:
-    return read_days(settings, SILVER_TRANSACTIONS, _TXN_COLUMNS, day)
+    return read_days(settings, SILVER_TRANSACTIONS, TXN_COLUMNS, day)
 
 
 def build_fraud_user_daily_partition(

@@ -30,6 +30,10 @@ ORDER BY hour, sensor_id
 """
 
 
+HOURLY_COLUMNS = ["device_id", "sensor_id", "sensor_type", "plant", "event_time", "value"]
+"""The silver readings columns HOURLY_SQL reads."""
+
+
 def sensor_hourly(readings: pa.Table) -> pa.Table:
     """Aggregate silver sensor readings to one row per sensor and UTC hour.
 
@@ -42,8 +46,7 @@ def build_sensor_hourly_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one event-date partition of gold.sensor_hourly from silver; idempotent."""
-    columns = ["device_id", "sensor_id", "sensor_type", "plant", "event_time", "value"]
-    readings = read_days(settings, SILVER_SENSOR_READINGS, columns, day)
+    readings = read_days(settings, SILVER_SENSOR_READINGS, HOURLY_COLUMNS, day)
     return replace_day(settings, GOLD_SENSOR_HOURLY, sensor_hourly(readings), day, guard)
 
 
@@ -206,7 +209,7 @@ def device_health_daily(hourly: pa.Table, readings: pa.Table, day: date) -> pa.T
     )
 
 
-_LABEL_COLUMNS = ["device_id", "event_time", "event_date", "label_anomaly", "label_failure_at"]
+LABEL_COLUMNS = ["device_id", "event_time", "event_date", "label_anomaly", "label_failure_at"]
 
 
 def build_device_health_partition(
@@ -219,7 +222,7 @@ def build_device_health_partition(
     """
     hourly = read_days(settings, GOLD_SENSOR_HOURLY, None, day)
     labels = read_days(
-        settings, SILVER_SENSOR_READINGS, _LABEL_COLUMNS, day - timedelta(days=1), day
+        settings, SILVER_SENSOR_READINGS, LABEL_COLUMNS, day - timedelta(days=1), day
     )
     health = device_health_daily(hourly, labels, day)
     return replace_day(settings, GOLD_DEVICE_HEALTH_DAILY, health, day, guard)

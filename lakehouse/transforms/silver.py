@@ -123,8 +123,10 @@ RULES: dict[str, tuple[Rule, ...]] = {
         _one_of(IOT_ALERTS, "severity"),
         # Dedup by event id is dedup by alert transition only if the id is built from both.
         Rule("event_id_is_alert_and_state", "event_id = alert_id || ':' || state"),
-        Rule("sensor_alert_names_its_sensor",
-             "rule = 'device_health' OR (sensor_id IS NOT NULL AND sensor_type IS NOT NULL)"),
+        Rule(
+            "sensor_alert_names_its_sensor",
+            "rule = 'device_health' OR (sensor_id IS NOT NULL AND sensor_type IS NOT NULL)",
+        ),
         Rule("readings_positive", "readings > 0"),
         Rule("closed_after_opened", "closed_at IS NULL OR closed_at >= opened_at"),
     ),
@@ -213,10 +215,10 @@ def build_silver_partition(
     source = read_days(settings, CATALOG.bronze_for_topic(topic), None, day)
     result = to_silver(source, topic)
     replace_day(settings, CATALOG.silver_for_topic(topic), result.rows, day, guard)
-    replace_partition(
-        REJECTED_ROWS,
-        settings,
-        result.rejected,
-        f"event_date = '{day.isoformat()}' AND \"table\" = '{topic}'",
-    )
+    replace_partition(REJECTED_ROWS, settings, result.rejected, rejected_predicate(topic, day))
     return result
+
+
+def rejected_predicate(topic: str, day: date) -> str:
+    """The rejected rows of one topic and day: what a silver rebuild of that day replaces."""
+    return f"event_date = '{day.isoformat()}' AND \"table\" = '{topic}'"

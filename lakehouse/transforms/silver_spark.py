@@ -15,12 +15,20 @@ non-finite floats are quoted strings (`"NaN"`, `"Infinity"`), where DuckDB write
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
+import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.catalog import CATALOG, REJECTED_ROWS
+from lakehouse.delta import replace_partition
 from lakehouse.schemas import silver_schema
-from lakehouse.transforms.silver import LANDING_ORDER, PLUMBING, RULES, Rule
+from lakehouse.settings import Settings
+from lakehouse.transforms.silver import LANDING_ORDER, PLUMBING, RULES, Rule, rejected_predicate
+from lakehouse.transforms.tables import Guard
+from lakehouse.transforms.tables_spark import read_days, replace_day
 
 # Every field written, nulls included (Spark drops them by default), timestamps to the
 # microsecond in UTC (Spark's default keeps milliseconds).
@@ -33,10 +41,12 @@ _JSON_OPTIONS = {
 
 @dataclass(frozen=True)
 class SparkSilverResult:
-    """The clean rows and the rule breakers (lazy DataFrames), and the duplicates dropped."""
+    """The clean rows and the rule breakers, and the duplicates dropped: lazy DataFrames
+    from `to_silver_spark`; after `build_silver_partition`, the day as written and the
+    rule breakers as Arrow (as the local twin writes them, see there)."""
 
     rows: DataFrame
-    rejected: DataFrame
+    rejected: DataFrame | pa.Table
     duplicates: int
 
 
@@ -82,3 +92,28 @@ def to_silver_spark(bronze: DataFrame, topic: str) -> SparkSilverResult:
         .orderBy("event_id")
     )
     return SparkSilverResult(rows=rows, rejected=rejected, duplicates=duplicates)
+
+
+def build_silver_partition(
+    settings: Settings, topic: str, day: date, guard: Guard | None = None
+) -> SparkSilverResult:
+    """`silver.build_silver_partition` on Spark: rebuild one day of a silver table and its
+    rejected rows from that day of bronze; idempotent, and a refusing `guard` leaves both
+    as they were.
+
+    The day's bronze is read once (persisted for the duplicate count, the rows and the
+    rule breakers). The rule breakers are few (bad input, not traffic) and share the
+    rejected-rows table with every topic, partitioned by day only, so they are collected
+    and replaced by delta-rs's predicate overwrite of (day, topic), exactly as locally:
+    the bridge replaces whole day partitions.
+    """
+    bronze = read_days(settings, CATALOG.bronze_for_topic(topic), None, day)
+    bronze = bronze.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        result = to_silver_spark(bronze, topic)
+        written = replace_day(settings, CATALOG.silver_for_topic(topic), result.rows, day, guard)
+        rejected = result.rejected.toArrow().cast(REJECTED_ROWS.schema)
+    finally:
+        bronze.unpersist()
+    replace_partition(REJECTED_ROWS, settings, rejected, rejected_predicate(topic, day))
+    return SparkSilverResult(rows=written, rejected=rejected, duplicates=result.duplicates)

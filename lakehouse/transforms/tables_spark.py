@@ -1,4 +1,5 @@
-"""The Spark twin of `tables.run_sql`: run a transform's SQL over Spark DataFrames.
+"""The Spark twin of `tables`: read some days of a catalogued table, run a transform's
+SQL over Spark DataFrames, and replace one day of the output table.
 
 Gold transforms keep one SQL text for DuckDB and Spark SQL where both engines read it
 the same, so the pair cannot drift apart; this runs that text on Spark and gives the
@@ -10,11 +11,19 @@ shared texts use are given to Spark here: `$name` parameters (Spark's are `:name
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pyarrow as pa
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
+
+from lakehouse.catalog import TableSpec
+from lakehouse.settings import Settings
+from lakehouse.spark.delta_bridge import read_table, replace_partition
+from lakehouse.spark.session import spark_session
+from lakehouse.transforms.tables import Guard
 
 _EPOCH = (
     "CREATE OR REPLACE TEMPORARY FUNCTION epoch(ts TIMESTAMP) RETURNS DOUBLE "
@@ -48,3 +57,42 @@ def run_spark_sql(
             session.catalog.dropTempView(name)
     types = from_arrow_schema(schema, prefer_timestamp_ntz=False)
     return result.select([F.col(field.name).cast(field.dataType) for field in types.fields])
+
+
+def read_days(
+    settings: Settings,
+    spec: TableSpec,
+    columns: list[str] | None,
+    first: date,
+    last: date | None = None,
+) -> DataFrame:
+    """`tables.read_days` on Spark: the event-date partitions `first`..`last` (inclusive;
+    `last` defaults to `first`) of a catalogued table, only `columns` (all if None);
+    typed and empty if it is absent. The session is the running one for the settings
+    (the Dagster step's, started by dagster-pyspark's resource)."""
+    spark = spark_session(settings)
+    return read_table(spark, spec, settings, columns=columns, between=(first, last or first))
+
+
+def replace_day(
+    settings: Settings,
+    spec: TableSpec,
+    frame: DataFrame,
+    day: date,
+    guard: Guard | None = None,
+) -> DataFrame:
+    """`tables.replace_day` on Spark: replace one event-date partition with `frame`'s rows
+    once `guard` (if any) has accepted them, in one Delta commit; return the day as
+    written (read back from its files, so counting it reads only Parquet footers).
+
+    The rows are computed once: persisted for the guard's checks and the write, released
+    after.
+    """
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        if guard is not None:
+            guard(spec, day, frame)
+        replace_partition(frame, spec, settings, [day])
+    finally:
+        frame.unpersist()
+    return read_table(frame.sparkSession, spec, settings, days=[day])

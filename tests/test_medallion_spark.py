@@ -1,0 +1,110 @@
+"""The whole medallion, run by Dagster with the Spark engine, passes its checks and writes
+the rows the local engine writes: every silver and gold table of the day, row for row."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+
+from assets.resources import platform_resources
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_DEVICE_ALERTS_DAILY,
+    GOLD_FRAUD_DECISION_QUALITY,
+    GOLD_IOT_ALERT_HISTORY,
+    TableSpec,
+    table_uri,
+)
+from lakehouse.settings import Settings
+from orchestration.definitions import defs
+from streaming.generators import make_generator
+from tests.support.landing import land_in_bronze
+
+DAY = datetime(2026, 11, 24, tzinfo=UTC)
+TRAFFIC = {"ecommerce": 4_000, "fraud": 2_000, "iot": 3_000}
+REL_TOL = 1e-9
+
+
+RUN_LOCALLY_ON_EITHER_ENGINE = {
+    GOLD_IOT_ALERT_HISTORY,
+    GOLD_DEVICE_ALERTS_DAILY,
+    GOLD_FRAUD_DECISION_QUALITY,
+}
+"""The light gold tables (a few rows a day from a few thousand): no Spark twin."""
+
+
+def run_medallion(settings: Settings, engine: str) -> dg.ExecuteInProcessResult:
+    """The code location's own `medallion` job for DAY, in process, on `engine`."""
+    job = defs.resolve_job_def("medallion")
+    return job.execute_in_process(
+        partition_key=DAY.date().isoformat(),
+        resources=platform_resources(settings.lakehouse_root, engine),  # type: ignore[arg-type]
+        raise_on_error=False,
+    )
+
+
+def written_tables(result: dg.ExecuteInProcessResult) -> list[TableSpec]:
+    """The catalogued tables the run materialized."""
+    keys = {event.asset_key for event in result.get_asset_materialization_events()}
+    return [table for table in CATALOG.tables.values() if dg.AssetKey(list(table.path)) in keys]
+
+
+def day_rows(settings: Settings, table: TableSpec) -> pa.Table:
+    """The table's rows of DAY, in a stable order (every column sorted ascending)."""
+    rows = DeltaTable(table_uri(table, settings)).to_pyarrow_table()
+    rows = rows.filter(pa.compute.equal(rows["event_date"], pa.scalar(DAY.date())))
+    sortable = [
+        field.name
+        for field in rows.schema
+        if not pa.types.is_nested(field.type) and not pa.types.is_floating(field.type)
+    ]
+    return rows.sort_by([(name, "ascending") for name in sortable])
+
+
+def last_commit_engine(settings: Settings, table: TableSpec) -> str | None:
+    """`spark` when the table's last commit came from the Spark bridge."""
+    return DeltaTable(table_uri(table, settings)).history(1)[0].get("engine")
+
+
+def assert_same(table: TableSpec, local: pa.Table, spark: pa.Table) -> None:
+    assert spark.schema == local.schema, table.key
+    assert spark.num_rows == local.num_rows, table.key
+    for want, got in zip(local.to_pylist(), spark.to_pylist(), strict=True):
+        for name, value in want.items():
+            if isinstance(value, float) and got[name] is not None and not math.isnan(value):
+                assert math.isclose(got[name], value, rel_tol=REL_TOL), (table.key, name)
+            else:
+                assert got[name] == value, (table.key, name, want, got)
+
+
+def test_the_medallion_on_spark_passes_its_checks_and_equals_the_local_run(
+    make_settings: Callable[..., Settings], spark: SparkSession
+) -> None:
+    settings = make_settings()
+    for domain, events in TRAFFIC.items():
+        land_in_bronze(settings, make_generator(domain, seed=11, start=DAY), events)
+
+    local = run_medallion(settings, "local")
+    assert local.success
+    tables = written_tables(local)
+    assert {table.layer.value for table in tables} == {"silver", "gold"}
+    expected = {table.key: day_rows(settings, table) for table in tables}
+
+    on_spark = run_medallion(settings, "spark")  # replaces the same days in the same lake
+    assert on_spark.success
+    checks = on_spark.get_asset_check_evaluations()
+    assert checks
+    assert [c.check_name for c in checks if not c.passed] == []
+    assert written_tables(on_spark) == tables
+
+    for table in tables:
+        assert_same(table, expected[table.key], day_rows(settings, table))
+    assert {table for table in tables if last_commit_engine(settings, table) == "spark"} == (
+        set(tables) - RUN_LOCALLY_ON_EITHER_ENGINE
+    )
