@@ -51,6 +51,11 @@ def same_rows(local: pa.Table, remote: DataFrame, schema: pa.Schema, keys: list[
 
 @pytest.fixture(scope="module")
 def readings() -> pa.Table:
+    """A day of generated readings (`generated_readings`), once per module."""
+    return generated_readings()
+
+
+def generated_readings() -> pa.Table:
     """The IoT generator's readings for one day as silver columns (no Kafka, no Delta):
     12 machines, about 17 readings per sensor and hour, a quarter of them failing; plus a
     sensor with a single reading in its hour (a NULL sample stddev)."""
