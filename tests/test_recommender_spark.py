@@ -7,8 +7,8 @@ least twice popularity's (the local test's bar), and the very same popularity fi
 
 | engine | precision@10 | recall@10 | coverage | evaluation fit |
 | --- | --- | --- | --- | --- |
-| local (`implicit`, CG) | 0.124 | 0.082 | 0.45 | 2.4 to 3.5 s |
-| Spark (MLlib, local[2]) | 0.118 | 0.071 | 0.69 | 20 to 40 s |
+| local (`implicit`, CG) | 0.124 | 0.082 | 0.45 | 1.0 to 3.5 s |
+| Spark (MLlib, local[2]) | 0.118 (-5%) | 0.071 (-13%) | 0.69 | 20 s (41 s cold JVM) |
 | popularity | 0.050 | 0.032 | 0.03 | |
 
 1,400 users judged, 157,503 training interactions. Spark's fit is Spark's per-stage
