@@ -12,8 +12,7 @@ is also held to the bar on real shoppers (UCI Online Retail), the last test.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import numpy as np
@@ -46,38 +45,16 @@ from lakehouse.models.registry import champion, load_artifact, register
 from lakehouse.models.trained import TrainedModel
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
-from lakehouse.transforms.silver import build_silver_partition
 from quality.suites import suite_for
 from quality.validate import validate
-from streaming.generators import make_generator
-from tests.support.landing import land_in_bronze
 from tests.support.realdata import online_retail_events
-
-FIRST = date(2026, 3, 2)
-DAYS = [FIRST + timedelta(days=k) for k in range(6)]
-LAST = DAYS[-1]
-TOPICS = ("clickstream", "cart_events", "purchases")
+from tests.support.shop import FIRST, LAST, generated_shop
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Six days of 1,500 shoppers and 2,000 products (80,000 events a day) in silver."""
-    root: Path = tmp_path_factory.mktemp("recommender")
-    settings = Settings(lakehouse_home=root / "home", lakehouse_root=str(root / "lake"))
-    generator = make_generator(
-        "ecommerce",
-        seed=5,
-        start=datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=UTC),
-        span=timedelta(days=len(DAYS)),
-        n_users=1_500,
-        n_products=2_000,
-        zipf_exponent=0.5,
-    )
-    land_in_bronze(settings, generator, 80_000 * len(DAYS))
-    for day in DAYS:
-        for topic in TOPICS:
-            build_silver_partition(settings, topic, day)
-    return settings
+    return generated_shop(tmp_path_factory.mktemp("recommender"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from assets.resources import LakehouseResource
 from assets.tables import check_specs
 from assets.training import model_asset, register_trained
 from lakehouse.catalog import USER_RECOMMENDATIONS, Domain
-from lakehouse.models import recommender
+from lakehouse.models import recommender, recommender_spark
 from quality.gate import BlockedWrite, QualityGate
 
 
@@ -29,11 +29,13 @@ from quality.gate import BlockedWrite, QualityGate
 def recommender_model(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
-    """Train as of the run's last day (held out), register, promote only over the champion."""
+    """Train as of the run's last day (held out), on `LAKEHOUSE_ENGINE`'s ALS (`implicit`
+    in process, or MLlib on Spark), register, promote only over the champion."""
     settings = lakehouse.settings()
     last = partition_days(context)[-1]
     training_data = recommender.training_data_versions(settings)
-    trained = recommender.train_recommender(settings, last)
+    engine = recommender_spark if settings.lakehouse_engine == "spark" else recommender
+    trained = engine.train_recommender(settings, last)
     return register_trained(
         context, settings, trained, training_data,
         rescore_champion=lambda current: recommender.rescore(settings, current, last),

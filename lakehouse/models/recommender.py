@@ -32,7 +32,7 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -287,13 +287,39 @@ def load_recommender(artifact: bytes) -> Recommender:
     return Recommender(**arrays, regularization=float(meta["regularization"]))
 
 
-def fit_recommender(interactions: pa.Table) -> tuple[Recommender, float]:
-    """ALS on weighted interactions (`INTERACTIONS` rows); returns the recommender and the
-    wall time of the fit alone. BLAS runs single-threaded meanwhile, as `implicit` asks:
-    its own threads already split the users, and nested pools thrash."""
-    from implicit.cpu.als import AlternatingLeastSquares
+@dataclass(frozen=True)
+class InteractionMatrix:
+    """Weighted interactions indexed for ALS: users and products by dense index (rows and
+    columns follow the sorted ids), the confidence matrix in CSR form and each product's
+    summed weight. Both engines fit from it, so they learn from the very same matrix."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray
+    matrix: Any  # scipy.sparse.csr_matrix of `confidence(weights)`, indices sorted
+
+    def recommender(
+        self, user_factors: np.ndarray, item_factors: np.ndarray, regularization: float
+    ) -> Recommender:
+        """The `Recommender` of fitted factors (rows in `user_ids` / `item_ids` order),
+        with this matrix's seen products and popularity."""
+        return Recommender(
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
+            item_factors=np.ascontiguousarray(item_factors, dtype=np.float32),
+            seen_indptr=self.matrix.indptr.astype(np.int64),
+            seen_indices=self.matrix.indices.astype(np.int32),
+            popularity=np.bincount(self.cols, weights=self.weights, minlength=self.item_ids.size),
+            regularization=regularization,
+        )
+
+
+def interaction_matrix(interactions: pa.Table) -> InteractionMatrix:
+    """Index weighted interactions (`INTERACTIONS` rows) for ALS."""
     from scipy.sparse import csr_matrix
-    from threadpoolctl import threadpool_limits
 
     if interactions.num_rows == 0:
         raise ValueError("no interactions to learn from")
@@ -302,22 +328,43 @@ def fit_recommender(interactions: pa.Table) -> tuple[Recommender, float]:
     weights = interactions["weight"].to_numpy()
     matrix = csr_matrix((confidence(weights), (rows, cols)), shape=(user_ids.size, item_ids.size))
     matrix.sort_indices()
+    return InteractionMatrix(user_ids, item_ids, rows, cols, weights, matrix)
+
+
+def fit_recommender(interactions: pa.Table) -> tuple[Recommender, float]:
+    """ALS on weighted interactions (`INTERACTIONS` rows); returns the recommender and the
+    wall time of the fit alone. BLAS runs single-threaded meanwhile, as `implicit` asks:
+    its own threads already split the users, and nested pools thrash."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    indexed = interaction_matrix(interactions)
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(**HYPERPARAMETERS, alpha=1.0, dtype=np.float32)
         started = time.perf_counter()
-        model.fit(matrix, show_progress=False)
+        model.fit(indexed.matrix, show_progress=False)
         seconds = time.perf_counter() - started
-    recommender = Recommender(
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
-        item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
-        seen_indptr=matrix.indptr.astype(np.int64),
-        seen_indices=matrix.indices.astype(np.int32),
-        popularity=np.bincount(cols, weights=weights, minlength=item_ids.size),
-        regularization=float(HYPERPARAMETERS["regularization"]),
+    recommender = indexed.recommender(
+        model.user_factors, model.item_factors, float(HYPERPARAMETERS["regularization"])
     )
     return recommender, seconds
+
+
+Fit = Callable[[pa.Table], tuple[Recommender, float]]
+"""An engine's ALS fit: weighted interactions in, the recommender and the fit's seconds out."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where ALS is fitted: its name, its fit, and the hyperparameters it records."""
+
+    name: str
+    fit: Fit
+    hyperparameters: dict[str, Any]
+
+
+LOCAL = Engine("local", fit_recommender, HYPERPARAMETERS)
+"""`implicit` in the calling process (`LAKEHOUSE_ENGINE=local`)."""
 
 
 @dataclass(frozen=True)
@@ -390,13 +437,14 @@ class Holdout:
     fit_seconds: float
 
 
-def compare_on_holdout(events: pa.Table, cut: datetime) -> Holdout:
-    """Fit ALS on the `INTERACTION_EVENTS` rows before `cut` and judge it, and popularity,
-    on the rows from `cut` on: the time-based split of every evaluation, generated or real."""
+def compare_on_holdout(events: pa.Table, cut: datetime, fit: Fit = fit_recommender) -> Holdout:
+    """Fit ALS (with `fit`: an engine's) on the `INTERACTION_EVENTS` rows before `cut` and
+    judge it, and popularity, on the rows from `cut` on: the time-based split of every
+    evaluation, generated or real."""
     before = pc.less(events["event_time"], pa.scalar(cut, events["event_time"].type))
     train = weigh_events(events.filter(before))
     heldout = weigh_events(events.filter(pc.invert(before)))
-    model, seconds = fit_recommender(train)
+    model, seconds = fit(train)
     return Holdout(
         als=evaluate(model, heldout),
         popularity=evaluate(model, heldout, popularity=True),
@@ -421,14 +469,14 @@ def build_user_recommendations_partition(
     return rows
 
 
-def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
+def train_recommender(settings: Settings, as_of: date, engine: Engine = LOCAL) -> TrainedModel:
     """Fit on the history before `as_of`, judge on `as_of` against popularity, refit on
-    the whole history; return the model to serve with its figures."""
+    the whole history (on `engine`); return the model to serve with its figures."""
     first = as_of - timedelta(days=settings.recommendation_history_days - 1)
     events = interaction_events(*silver_events(settings, first, as_of))
-    holdout = compare_on_holdout(events, _midnight(as_of))
+    holdout = compare_on_holdout(events, _midnight(as_of), engine.fit)
     judged = {"ALS": holdout.als, "popularity": holdout.popularity}
-    served, seconds = fit_recommender(weigh_events(events))
+    served, seconds = engine.fit(weigh_events(events))
     als, baseline = judged["ALS"], judged["popularity"]
     metrics = {
         "precision_at_10": als.precision,
@@ -452,7 +500,8 @@ def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
         name=MODEL_NAME,
         artifact=served.to_bytes(),
         params={
-            **HYPERPARAMETERS,
+            "engine": engine.name,
+            **engine.hyperparameters,
             "alpha": ALPHA,
             "confidence": "1 + alpha * ln(1 + weight)",
             "weights": WEIGHTS,
