@@ -3,16 +3,17 @@
 recommendation service's fallback."""
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 
 from assets.checks import check_results
 from assets.daily import Results
 from assets.metadata import preview, table_metadata
 from assets.partitions import partition_days
-from assets.resources import LakehouseResource
+from assets.resources import LakehouseResource, transform_on_engine
 from assets.tables import check_specs
 from assets.training import model_asset, register_trained
 from lakehouse.catalog import USER_RECOMMENDATIONS, Domain
-from lakehouse.models import recommender, recommender_spark
+from lakehouse.models import recommender
 from quality.gate import BlockedWrite, QualityGate
 
 
@@ -27,15 +28,15 @@ from quality.gate import BlockedWrite, QualityGate
     )
 )
 def recommender_model(
-    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, spark: LazyPySparkResource
 ) -> dg.MaterializeResult:
     """Train as of the run's last day (held out), on `LAKEHOUSE_ENGINE`'s ALS (`implicit`
     in process, or MLlib on Spark), register, promote only over the champion."""
     settings = lakehouse.settings()
     last = partition_days(context)[-1]
     training_data = recommender.training_data_versions(settings)
-    engine = recommender_spark if settings.lakehouse_engine == "spark" else recommender
-    trained = engine.train_recommender(settings, last)
+    train = transform_on_engine(context, settings, spark, recommender.train_recommender)
+    trained = train(settings, last)
     return register_trained(
         context, settings, trained, training_data,
         rescore_champion=lambda current: recommender.rescore(settings, current, last),
