@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.catalog import GOLD_SENSOR_HOURLY, SILVER_SENSOR_READINGS, table_uri
 from lakehouse.delta import replace_partition
+from lakehouse.models import recommender, recommender_spark
 from lakehouse.schemas import silver_schema
 from lakehouse.settings import Settings
 from lakehouse.transforms import alerts, iot, iot_spark, silver, silver_spark
@@ -28,6 +29,7 @@ SPARK = Settings(lakehouse_engine="spark")
         (iot.build_sensor_hourly_partition, iot_spark.build_sensor_hourly_partition),
         (iot.sensor_hourly, iot_spark.sensor_hourly),
         (silver.build_silver_partition, silver_spark.build_silver_partition),
+        (recommender.train_recommender, recommender_spark.train_recommender),
     ],
 )
 def test_the_spark_engine_takes_the_same_named_twin(
