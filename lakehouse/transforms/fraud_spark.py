@@ -8,17 +8,9 @@ from datetime import date
 from pyspark.sql import DataFrame
 
 from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY, FRAUD_USER_PROFILES
-from lakehouse.transforms.fraud import STATS_SQL, Spelling, daily_sql, profile_sql
-from lakehouse.transforms.tables_spark import run_spark_sql
+from lakehouse.transforms.fraud import STATS_SQL, daily_sql, profile_sql
+from lakehouse.transforms.tables_spark import SPARK, run_spark_sql
 
-# Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
-# sorted, then their values.
-SPARK = Spelling(
-    struct="struct",
-    unnest="explode",
-    ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
-    empty="array()",
-)
 _DAILY_SQL = daily_sql(SPARK)
 _PROFILE_SQL = profile_sql(SPARK)
 

@@ -16,6 +16,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from lakehouse.transforms.tables import Spelling
+
+# Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
+# sorted, then their values.
+SPARK = Spelling(
+    struct="struct",
+    unnest="explode",
+    ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
+    empty="array()",
+)
+
 _EPOCH = (
     "CREATE OR REPLACE TEMPORARY FUNCTION epoch(ts TIMESTAMP) RETURNS DOUBLE "
     "RETURN unix_micros(ts) / 1000000D"
@@ -46,5 +57,10 @@ def run_spark_sql(
     finally:
         for name in frames:
             session.catalog.dropTempView(name)
+    return conform(result, schema)
+
+
+def conform(frame: DataFrame, schema: pa.Schema) -> DataFrame:
+    """`frame`'s columns of `schema`, in its order and cast to its types."""
     types = from_arrow_schema(schema, prefer_timestamp_ntz=False)
-    return result.select([F.col(field.name).cast(field.dataType) for field in types.fields])
+    return frame.select([F.col(field.name).cast(field.dataType) for field in types.fields])
