@@ -241,7 +241,7 @@ top AS (
            {top_three} AS top_categories
     FROM (
         SELECT user_id, category, row_number() OVER (
-            PARTITION BY user_id ORDER BY views DESC, category) AS category_rank
+            PARTITION BY user_id ORDER BY views DESC, category NULLS LAST) AS category_rank
         FROM category_totals
     )
     GROUP BY user_id
