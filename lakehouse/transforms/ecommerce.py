@@ -17,7 +17,9 @@ Six daily tables, each partitioned by `event_date` (for snapshots, the "as of" d
 
 Each table has a pure function over Arrow tables (DuckDB does the relational work) and a
 `build_*_partition(settings, day)` that reads its inputs with a partition filter and
-replaces exactly one partition, so re-running a day gives the same table.
+replaces exactly one partition, so re-running a day gives the same table. The Spark twins
+(`ecommerce_spark`) run the same SQL texts, written in what both engines read alike or,
+where they differ, in an engine's `Spelling`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Gold transforms keep one SQL text for DuckDB and Spark SQL where both engines re
 the same, so the pair cannot drift apart; this runs that text on Spark and gives the
 result the catalog's schema, as `run_sql` does for DuckDB. Two DuckDB spellings the
 shared texts use are given to Spark here: `$name` parameters (Spark's are `:name`) and
-`epoch(ts)`, seconds since 1970 as a double (Spark's is `unix_micros(ts) / 1e6`).
+`epoch(ts)`, seconds since 1970 as a double (Spark's is `unix_micros(ts) / 1e6`). What
+cannot be given that way (struct, unnest, ordered and empty lists) is spelled in the text
+by `tables.Spelling`, Spark's being `SPARK`.
 """
 
 from __future__ import annotations
