@@ -127,7 +127,8 @@ def test_fraud_daily_stats_on_spark_equals_the_local_twin(spark: SparkSession) -
 def test_the_local_twins_import_without_pyspark() -> None:
     """The core runs where pyspark is not installed: only the `*_spark` modules import it."""
     probe = (
-        "import sys; import lakehouse.transforms.fraud, lakehouse.transforms.iot; "
+        "import sys; import lakehouse.transforms.fraud, lakehouse.transforms.iot, "
+        "lakehouse.transforms.ecommerce; "
         "sys.exit('pyspark' in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)

@@ -17,7 +17,9 @@ Six daily tables, each partitioned by `event_date` (for snapshots, the "as of" d
 
 Each table has a pure function over Arrow tables (DuckDB does the relational work) and a
 `build_*_partition(settings, day)` that reads its inputs with a partition filter and
-replaces exactly one partition, so re-running a day gives the same table.
+replaces exactly one partition, so re-running a day gives the same table. The Spark twins
+(`ecommerce_spark`) run the same SQL texts, written in what both engines read alike or,
+where they differ, in an engine's `Spelling`.
 """
 
 from __future__ import annotations
@@ -52,7 +54,14 @@ from lakehouse.schemas import (
     USER_FEATURES,
 )
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
+from lakehouse.transforms.tables import (
+    DUCKDB,
+    Guard,
+    Spelling,
+    read_days,
+    replace_day,
+    run_sql,
+)
 
 FEATURE_WINDOW_DAYS = 30  # user_features as of D sum user_activity_daily over D-29..D
 TRENDING_BASELINE_DAYS = 7  # product_trending compares D with D-7..D-1
@@ -84,7 +93,12 @@ _FUNNEL = (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)  # no searc
 
 # --- user_activity_daily -------------------------------------------------------------
 
-_USER_ACTIVITY_SQL = """
+
+def user_activity_sql(spelling: Spelling) -> str:
+    """The user_activity_daily SQL in an engine's spelling (`tables.Spelling`): one text
+    for DuckDB and Spark; the category list is ordered by a rank (views, then name)."""
+    by_rank = spelling.ordered.format(value="item", order="category_rank", where="TRUE")
+    return f"""
 WITH touches AS (
     SELECT event_date, user_id, session_id FROM clickstream
     UNION ALL SELECT event_date, user_id, session_id FROM cart_events
@@ -98,11 +112,11 @@ active AS (
 clicks AS (
     SELECT event_date, user_id,
            count(*) AS page_views,
-           count(*) FILTER (event_type = 'product_view') AS product_views,
-           min(price) FILTER (event_type = 'product_view') AS min_viewed_price,
-           max(price) FILTER (event_type = 'product_view') AS max_viewed_price,
-           sum(price) FILTER (event_type = 'product_view') AS viewed_price_sum,
-           count(price) FILTER (event_type = 'product_view') AS priced_views
+           count(*) FILTER (WHERE event_type = 'product_view') AS product_views,
+           min(price) FILTER (WHERE event_type = 'product_view') AS min_viewed_price,
+           max(price) FILTER (WHERE event_type = 'product_view') AS max_viewed_price,
+           sum(price) FILTER (WHERE event_type = 'product_view') AS viewed_price_sum,
+           count(price) FILTER (WHERE event_type = 'product_view') AS priced_views
     FROM clickstream GROUP BY ALL
 ),
 category_counts AS (
@@ -113,12 +127,18 @@ category_counts AS (
 ),
 categories AS (
     SELECT event_date, user_id,
-           list({'category': category, 'views': views} ORDER BY views DESC, category)
-               AS category_views
-    FROM category_counts GROUP BY ALL
+           {by_rank} AS category_views
+    FROM (
+        SELECT event_date, user_id, {spelling.struct}(category, views) AS item,
+               row_number() OVER (
+                   PARTITION BY event_date, user_id ORDER BY views DESC, category
+               ) AS category_rank
+        FROM category_counts
+    )
+    GROUP BY ALL
 ),
 carts AS (
-    SELECT event_date, user_id, count(*) FILTER (action = 'add') AS cart_adds
+    SELECT event_date, user_id, count(*) FILTER (WHERE action = 'add') AS cart_adds
     FROM cart_events GROUP BY ALL
 ),
 orders AS (
@@ -140,7 +160,7 @@ SELECT event_date, user_id, sessions,
        min_viewed_price, max_viewed_price,
        coalesce(viewed_price_sum, 0) AS viewed_price_sum,
        coalesce(priced_views, 0) AS priced_views,
-       coalesce(category_views, []) AS category_views
+       coalesce(category_views, {spelling.empty}) AS category_views
 FROM active
 LEFT JOIN clicks USING (event_date, user_id)
 LEFT JOIN categories USING (event_date, user_id)
@@ -149,6 +169,9 @@ LEFT JOIN orders USING (event_date, user_id)
 LEFT JOIN searches USING (event_date, user_id)
 ORDER BY event_date, user_id
 """
+
+
+_USER_ACTIVITY_SQL = user_activity_sql(DUCKDB)
 
 
 def user_activity_daily(
@@ -181,7 +204,14 @@ def build_user_activity_daily_partition(
 
 # --- user_features ---------------------------------------------------------------------
 
-_USER_FEATURES_SQL = """
+
+def user_features_sql(spelling: Spelling) -> str:
+    """The user_features SQL in an engine's spelling: one text for DuckDB and Spark; the
+    top categories are those of rank 1 to 3 (views, then name)."""
+    top_three = spelling.ordered.format(
+        value="category", order="category_rank", where="category_rank <= 3"
+    )
+    return f"""
 WITH recent AS (
     SELECT * FROM activity
     WHERE event_date BETWEEN CAST($first AS DATE) AND CAST($as_of AS DATE)
@@ -205,22 +235,36 @@ totals AS (
 ),
 category_totals AS (
     SELECT user_id, item.category AS category, sum(item.views) AS views
-    FROM (SELECT user_id, unnest(category_views) AS item FROM recent)
+    FROM (SELECT user_id, {spelling.unnest}(category_views) AS item FROM recent)
     GROUP BY ALL
 ),
 top AS (
-    SELECT user_id, list(category ORDER BY views DESC, category)[1:3] AS top_categories
-    FROM category_totals GROUP BY user_id
+    SELECT user_id,
+           {top_three} AS top_categories
+    FROM (
+        SELECT user_id, category, row_number() OVER (
+            PARTITION BY user_id ORDER BY views DESC, category NULLS LAST) AS category_rank
+        FROM category_totals
+    )
+    GROUP BY user_id
 )
 SELECT CAST($as_of AS DATE) AS event_date, user_id,
        sessions_30d, page_views_30d, views_30d, cart_adds_30d, purchases_30d, units_30d,
        revenue_30d, searches_30d,
        min_viewed_price_30d, max_viewed_price_30d, avg_viewed_price_30d,
-       coalesce(top_categories, []) AS top_categories,
+       coalesce(top_categories, {spelling.empty}) AS top_categories,
        days_active_30d, last_active_date
 FROM totals LEFT JOIN top USING (user_id)
 ORDER BY user_id
 """
+
+
+_USER_FEATURES_SQL = user_features_sql(DUCKDB)
+
+
+def user_features_params(as_of: date) -> dict[str, object]:
+    """The user_features SQL's parameters for a snapshot as of `as_of`: its window."""
+    return {"first": as_of - timedelta(days=FEATURE_WINDOW_DAYS - 1), "as_of": as_of}
 
 
 def user_features(activity: pa.Table, as_of: date) -> pa.Table:
@@ -231,10 +275,8 @@ def user_features(activity: pa.Table, as_of: date) -> pa.Table:
     product view alike; `top_categories` are the three most viewed categories of the
     window, ties by name. A user idle for 30 days drops out, as the seed's Redis TTL does.
     """
-    first = as_of - timedelta(days=FEATURE_WINDOW_DAYS - 1)
-    return run_sql(
-        _USER_FEATURES_SQL, USER_FEATURES, {"first": first, "as_of": as_of}, activity=activity
-    )
+    params = user_features_params(as_of)
+    return run_sql(_USER_FEATURES_SQL, USER_FEATURES, params, activity=activity)
 
 
 def build_user_features_partition(
@@ -254,10 +296,12 @@ def build_user_features_partition(
 
 # --- product_daily ---------------------------------------------------------------------
 
-_PRODUCT_DAILY_SQL = """
+# Shared with the Spark twin (`ecommerce_spark`): Spark SQL runs this text as it is.
+PRODUCT_DAILY_SQL = """
 WITH touches AS (
     SELECT event_date, product_id, category, user_id,
-           1 AS views, 0 AS cart_adds, NULL::VARCHAR AS order_id, 0 AS units, 0.0 AS revenue
+           1 AS views, 0 AS cart_adds, CAST(NULL AS STRING) AS order_id, 0 AS units,
+           0.0 AS revenue
     FROM clickstream WHERE event_type = 'product_view' AND product_id IS NOT NULL
     UNION ALL
     SELECT event_date, product_id, category, user_id, 0, 1, NULL, 0, 0.0
@@ -274,14 +318,14 @@ per_user AS (
 )
 SELECT event_date, product_id, max(category) AS category,
        sum(views) AS views,
-       count(*) FILTER (views > 0) AS viewers,
+       count(*) FILTER (WHERE views > 0) AS viewers,
        sum(cart_adds) AS cart_adds,
        sum(orders) AS purchases,
-       count(*) FILTER (orders > 0) AS buyers,
+       count(*) FILTER (WHERE orders > 0) AS buyers,
        sum(units) AS units,
        round(sum(revenue), 2) AS revenue,
-       count(*) FILTER (views > 0 AND orders > 0) / nullif(count(*) FILTER (views > 0), 0)
-           AS view_to_purchase
+       count(*) FILTER (WHERE views > 0 AND orders > 0)
+           / nullif(count(*) FILTER (WHERE views > 0), 0) AS view_to_purchase
 FROM per_user
 GROUP BY event_date, product_id
 ORDER BY event_date, product_id
@@ -296,7 +340,7 @@ def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     (NULL without viewers).
     """
     return run_sql(
-        _PRODUCT_DAILY_SQL,
+        PRODUCT_DAILY_SQL,
         PRODUCT_DAILY,
         clickstream=clickstream,
         cart_events=cart_events,
@@ -314,7 +358,8 @@ def build_product_daily_partition(
 
 # --- session_funnel_daily --------------------------------------------------------------
 
-_SESSION_FUNNEL_SQL = f"""
+# Shared with the Spark twin (`ecommerce_spark`): Spark SQL runs this text as it is.
+SESSION_FUNNEL_SQL = f"""
 WITH steps AS (
     SELECT event_date, user_id, session_id, category, 1 AS step
     FROM clickstream WHERE event_type = 'product_view' AND category IS NOT NULL
@@ -337,9 +382,9 @@ per_session AS (
 ),
 funnel AS (
     SELECT event_date, category,
-           count(*) FILTER (viewed) AS sessions_viewed,
-           count(*) FILTER (viewed AND carted) AS sessions_carted,
-           count(*) FILTER (viewed AND carted AND bought) AS sessions_purchased
+           count(*) FILTER (WHERE viewed) AS sessions_viewed,
+           count(*) FILTER (WHERE viewed AND carted) AS sessions_carted,
+           count(*) FILTER (WHERE viewed AND carted AND bought) AS sessions_purchased
     FROM (SELECT * FROM per_category UNION ALL SELECT * FROM per_session)
     GROUP BY ALL
 ),
@@ -348,7 +393,8 @@ sales AS (
            round(sum(total_amount), 2) AS revenue
     FROM purchases WHERE category IS NOT NULL GROUP BY ALL
     UNION ALL
-    SELECT event_date, '{ALL_CATEGORIES}', count(DISTINCT order_id), round(sum(total_amount), 2)
+    SELECT event_date, '{ALL_CATEGORIES}' AS category, count(DISTINCT order_id),
+           round(sum(total_amount), 2)
     FROM purchases WHERE category IS NOT NULL GROUP BY ALL
 )
 SELECT event_date, category, sessions_viewed, sessions_carted, sessions_purchased,
@@ -373,7 +419,7 @@ def session_funnel_daily(
     Rates are NULL where the step before has no sessions.
     """
     return run_sql(
-        _SESSION_FUNNEL_SQL,
+        SESSION_FUNNEL_SQL,
         SESSION_FUNNEL_DAILY,
         deterministic=True,
         clickstream=clickstream,
@@ -392,7 +438,8 @@ def build_session_funnel_daily_partition(
 
 # --- product_trending ------------------------------------------------------------------
 
-_PRODUCT_TRENDING_SQL = """
+# Shared with the Spark twin (`ecommerce_spark`), which gives Spark the `$name` parameters.
+PRODUCT_TRENDING_SQL = """
 WITH today AS (
     SELECT * FROM product_daily WHERE event_date = CAST($as_of AS DATE)
 ),
@@ -440,15 +487,22 @@ def product_trending(product_daily_rows: pa.Table, as_of: date) -> pa.Table:
     trending, ties by views then product id. NULL (and no trending_rank) when none of
     D-7..D-1 is in the table.
     """
-    params = {
+    return run_sql(
+        PRODUCT_TRENDING_SQL,
+        PRODUCT_TRENDING,
+        product_trending_params(as_of),
+        product_daily=product_daily_rows,
+    )
+
+
+def product_trending_params(as_of: date) -> dict[str, object]:
+    """The product_trending SQL's parameters for the day `as_of`."""
+    return {
         "as_of": as_of,
         "baseline_days": TRENDING_BASELINE_DAYS,
         "smoothing": TRENDING_SMOOTHING,
         **{f"w_{name}": weight for name, weight in POPULARITY_WEIGHTS.items()},
     }
-    return run_sql(
-        _PRODUCT_TRENDING_SQL, PRODUCT_TRENDING, params, product_daily=product_daily_rows
-    )
 
 
 def build_product_trending_partition(
@@ -463,10 +517,12 @@ def build_product_trending_partition(
 
 # --- ab_test_daily ---------------------------------------------------------------------
 
-_AB_VARIANTS_SQL = """
+# Shared with the Spark twin (`ecommerce_spark`), which gives Spark the `$control` parameter:
+# per experiment, day and variant, the counts and, on a treatment's row, its control's.
+AB_VARIANTS_SQL = """
 WITH touches AS (
     SELECT event_date, experiment_id, variant, user_id, session_id,
-           NULL::VARCHAR AS order_id, 0.0 AS amount
+           CAST(NULL AS STRING) AS order_id, 0.0 AS amount
     FROM clickstream WHERE experiment_id IS NOT NULL AND variant IS NOT NULL
     UNION ALL
     SELECT event_date, experiment_id, variant, user_id, session_id, NULL, 0.0
@@ -487,7 +543,7 @@ sessions AS (
 variants AS (
     SELECT event_date, experiment_id, variant,
            count(*) AS users,
-           count(*) FILTER (orders > 0) AS converting_users,
+           count(*) FILTER (WHERE orders > 0) AS converting_users,
            sum(orders) AS orders,
            sum(revenue) AS revenue
     FROM per_user GROUP BY ALL
@@ -503,6 +559,16 @@ LEFT JOIN variants c
       AND c.variant = $control AND v.variant <> $control
 ORDER BY v.event_date, v.experiment_id, v.variant <> $control, v.variant
 """
+# The columns of AB_VARIANTS_SQL: those of ab_test_daily up to revenue_per_user, then the
+# control's users and converting users (NULL on the control's own row and without one).
+AB_VARIANTS = pa.schema(
+    [
+        *(AB_TEST_DAILY.field(name) for name in AB_TEST_DAILY.names[:10]),
+        pa.field("control_users", pa.int64()),
+        pa.field("control_converting_users", pa.int64()),
+    ]
+)
+AB_VARIANTS_PARAMS = {"control": CONTROL}
 
 
 @dataclass(frozen=True)
@@ -563,13 +629,20 @@ def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Ta
     orders, revenue and revenue per user; each non-control variant's row also carries its
     z-test against the same day's control (NULL on the control row)."""
     variants = run_sql(
-        _AB_VARIANTS_SQL,
-        None,
-        {"control": CONTROL},
+        AB_VARIANTS_SQL,
+        AB_VARIANTS,
+        AB_VARIANTS_PARAMS,
         clickstream=clickstream,
         cart_events=cart_events,
         purchases=purchases,
     )
+    return with_ztests(variants)
+
+
+def with_ztests(variants: pa.Table) -> pa.Table:
+    """ab_test_daily's rows from AB_VARIANTS_SQL's (`AB_VARIANTS`): each row with a control
+    gets `two_proportion_ztest` of its users against the control's, the others NULLs.
+    Both engines' twins finish with it, so their tests are the same function's."""
     tests = [
         two_proportion_ztest(n_conv_c, n_c, n_conv_t, n_t) if n_c else None
         for n_c, n_conv_c, n_t, n_conv_t in zip(

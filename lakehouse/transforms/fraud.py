@@ -27,7 +27,6 @@ transactions), and decision quality judges labelled decisions only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -50,34 +49,12 @@ from lakehouse.schemas import (
     VOCABULARIES,
 )
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import Guard, read_days, replace_day, run_sql
+from lakehouse.transforms.tables import DUCKDB, Guard, Spelling, read_days, replace_day, run_sql
 
 # Most recently used values a profile keeps per list; the distinct counts stay exact.
 # 20 countries and devices and 10 cards cover every honest holder (the generator gives
 # each one or two of each); 50 merchants is about two months of a busy holder's shopping.
 PROFILE_LIST_CAPS = {"countries": 20, "devices": 20, "merchants": 50, "cards": 10}
-
-
-@dataclass(frozen=True)
-class Spelling:
-    """What DuckDB and Spark SQL spell differently in the fraud SQL, filled in per engine
-    (Spark's in `fraud_spark`) so that both run one text: the struct of some columns
-    (fields named after them), flattening a list into rows, a list aggregated in an order
-    (`ordered`, a format of `value`, `order` and `where`; Spark has no ORDER BY inside an
-    aggregate) and the empty list."""
-
-    struct: str
-    unnest: str
-    ordered: str
-    empty: str
-
-
-DUCKDB = Spelling(
-    struct="struct_pack",
-    unnest="unnest",
-    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
-    empty="[]",
-)
 
 
 def daily_sql(spelling: Spelling) -> str:

@@ -15,18 +15,10 @@ from lakehouse.catalog import (
 )
 from lakehouse.schemas import FRAUD_DAILY_STATS, FRAUD_USER_DAILY, FRAUD_USER_PROFILES
 from lakehouse.settings import Settings
-from lakehouse.transforms.fraud import STATS_SQL, TXN_COLUMNS, Spelling, daily_sql, profile_sql
+from lakehouse.transforms.fraud import STATS_SQL, TXN_COLUMNS, daily_sql, profile_sql
 from lakehouse.transforms.tables import Guard
-from lakehouse.transforms.tables_spark import read_days, replace_day, run_spark_sql
+from lakehouse.transforms.tables_spark import SPARK, read_days, replace_day, run_spark_sql
 
-# Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
-# sorted, then their values.
-SPARK = Spelling(
-    struct="struct",
-    unnest="explode",
-    ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
-    empty="array()",
-)
 _DAILY_SQL = daily_sql(SPARK)
 _PROFILE_SQL = profile_sql(SPARK)
 

@@ -9,6 +9,7 @@ replacement as one atomic Delta predicate overwrite.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -36,6 +37,29 @@ def read_days(
     last = first if last is None else last
     window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
     return table.to_pyarrow_dataset().to_table(columns=columns, filter=window)
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """What DuckDB and Spark SQL spell differently in the gold SQL texts, filled in per
+    engine (Spark's is `tables_spark.SPARK`) so that both run one text: the struct of some
+    columns (fields named after them), flattening a list into rows, a list aggregated in
+    an order (`ordered`, a format of `value`, `order` and `where`; `value` a column name,
+    since Spark has no ORDER BY inside an aggregate and sorts (order, value) structs) and
+    the empty list."""
+
+    struct: str
+    unnest: str
+    ordered: str
+    empty: str
+
+
+DUCKDB = Spelling(
+    struct="struct_pack",
+    unnest="unnest",
+    ordered="list({value} ORDER BY {order}) FILTER (WHERE {where})",
+    empty="[]",
+)
 
 
 def run_sql(

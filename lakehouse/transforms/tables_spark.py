@@ -5,7 +5,9 @@ Gold transforms keep one SQL text for DuckDB and Spark SQL where both engines re
 the same, so the pair cannot drift apart; this runs that text on Spark and gives the
 result the catalog's schema, as `run_sql` does for DuckDB. Two DuckDB spellings the
 shared texts use are given to Spark here: `$name` parameters (Spark's are `:name`) and
-`epoch(ts)`, seconds since 1970 as a double (Spark's is `unix_micros(ts) / 1e6`).
+`epoch(ts)`, seconds since 1970 as a double (Spark's is `unix_micros(ts) / 1e6`). What
+cannot be given that way (struct, unnest, ordered and empty lists) is spelled in the text
+by `tables.Spelling`, Spark's being `SPARK`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 from lakehouse.spark.delta_bridge import read_table, replace_partition
 from lakehouse.spark.session import spark_session
-from lakehouse.transforms.tables import Guard
+from lakehouse.transforms.tables import Guard, Spelling
+
+# Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
+# sorted, then their values.
+SPARK = Spelling(
+    struct="struct",
+    unnest="explode",
+    ordered="sort_array(collect_list(struct({order}, {value})) FILTER (WHERE {where})).{value}",
+    empty="array()",
+)
 
 _EPOCH = (
     "CREATE OR REPLACE TEMPORARY FUNCTION epoch(ts TIMESTAMP) RETURNS DOUBLE "
@@ -55,8 +66,13 @@ def run_spark_sql(
     finally:
         for name in frames:
             session.catalog.dropTempView(name)
+    return conform(result, schema)
+
+
+def conform(frame: DataFrame, schema: pa.Schema) -> DataFrame:
+    """`frame`'s columns of `schema`, in its order and cast to its types."""
     types = from_arrow_schema(schema, prefer_timestamp_ntz=False)
-    return result.select([F.col(field.name).cast(field.dataType) for field in types.fields])
+    return frame.select([F.col(field.name).cast(field.dataType) for field in types.fields])
 
 
 def read_days(
