@@ -79,7 +79,7 @@ ALPHA = 0.05
 _SESSION = "event_date user_id session_id"
 _EXPERIMENT = "experiment_id variant"
 # The silver tables each transform reads, by the name its SQL gives them, and their columns.
-_COLUMNS = {
+SILVER_COLUMNS = {
     SILVER_CLICKSTREAM: f"{_SESSION} event_type product_id category price {_EXPERIMENT}".split(),
     SILVER_CART_EVENTS: f"{_SESSION} action product_id category quantity {_EXPERIMENT}".split(),
     SILVER_SEARCH: _SESSION.split(),
@@ -87,8 +87,8 @@ _COLUMNS = {
         f"{_SESSION} order_id product_id category quantity total_amount {_EXPERIMENT}".split()
     ),
 }
-_TOPICS = tuple(_COLUMNS)
-_FUNNEL = (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)  # no searches
+ALL_TOPICS = tuple(SILVER_COLUMNS)
+FUNNEL = (SILVER_CLICKSTREAM, SILVER_CART_EVENTS, SILVER_PURCHASES)  # no searches
 
 
 # --- user_activity_daily -------------------------------------------------------------
@@ -198,7 +198,7 @@ def build_user_activity_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
-    rows = user_activity_daily(**_silver_day(settings, day, _TOPICS))
+    rows = user_activity_daily(**silver_day(settings, day, ALL_TOPICS))
     return replace_day(settings, GOLD_USER_ACTIVITY_DAILY, rows, day, guard)
 
 
@@ -352,7 +352,7 @@ def build_product_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.product_daily from the day's silver tables."""
-    rows = product_daily(**_silver_day(settings, day, _FUNNEL))
+    rows = product_daily(**silver_day(settings, day, FUNNEL))
     return replace_day(settings, GOLD_PRODUCT_DAILY, rows, day, guard)
 
 
@@ -432,7 +432,7 @@ def build_session_funnel_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.session_funnel_daily from the day's silver tables."""
-    rows = session_funnel_daily(**_silver_day(settings, day, _FUNNEL))
+    rows = session_funnel_daily(**silver_day(settings, day, FUNNEL))
     return replace_day(settings, GOLD_SESSION_FUNNEL_DAILY, rows, day, guard)
 
 
@@ -673,13 +673,13 @@ def build_ab_test_daily_partition(
     settings: Settings, day: date, guard: Guard | None = None
 ) -> pa.Table:
     """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
-    rows = ab_test_daily(**_silver_day(settings, day, _FUNNEL))
+    rows = ab_test_daily(**silver_day(settings, day, FUNNEL))
     return replace_day(settings, GOLD_AB_TEST_DAILY, rows, day, guard)
 
 
-def _silver_day(
+def silver_day(
     settings: Settings, day: date, tables: tuple[TableSpec, ...]
 ) -> dict[str, pa.Table]:
     """One day of each e-commerce silver table, only the columns the transforms read, by
     the name the transforms' SQL knows it by (the topic's)."""
-    return {spec.name: read_days(settings, spec, _COLUMNS[spec], day) for spec in tables}
+    return {spec.name: read_days(settings, spec, SILVER_COLUMNS[spec], day) for spec in tables}

@@ -11,10 +11,19 @@ local twin's own `with_ztests`: the same numbers, and no Python needed on the ex
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame
 
+from lakehouse.catalog import (
+    GOLD_AB_TEST_DAILY,
+    GOLD_PRODUCT_DAILY,
+    GOLD_PRODUCT_TRENDING,
+    GOLD_SESSION_FUNNEL_DAILY,
+    GOLD_USER_ACTIVITY_DAILY,
+    GOLD_USER_FEATURES,
+    TableSpec,
+)
 from lakehouse.schemas import (
     AB_TEST_DAILY,
     PRODUCT_DAILY,
@@ -23,20 +32,27 @@ from lakehouse.schemas import (
     USER_ACTIVITY_DAILY,
     USER_FEATURES,
 )
+from lakehouse.settings import Settings
 from lakehouse.transforms.ecommerce import (
     AB_VARIANTS,
     AB_VARIANTS_PARAMS,
     AB_VARIANTS_SQL,
+    ALL_TOPICS,
+    FEATURE_WINDOW_DAYS,
+    FUNNEL,
     PRODUCT_DAILY_SQL,
     PRODUCT_TRENDING_SQL,
     SESSION_FUNNEL_SQL,
+    SILVER_COLUMNS,
+    TRENDING_BASELINE_DAYS,
     product_trending_params,
     user_activity_sql,
     user_features_params,
     user_features_sql,
     with_ztests,
 )
-from lakehouse.transforms.tables_spark import SPARK, conform, run_spark_sql
+from lakehouse.transforms.tables import Guard
+from lakehouse.transforms.tables_spark import SPARK, conform, read_days, replace_day, run_spark_sql
 
 _USER_ACTIVITY_SQL = user_activity_sql(SPARK)
 _USER_FEATURES_SQL = user_features_sql(SPARK)
@@ -120,3 +136,64 @@ def ab_test_daily(
     )
     rows = with_ztests(variants.toArrow().cast(AB_VARIANTS))
     return conform(variants.sparkSession.createDataFrame(rows), AB_TEST_DAILY)
+
+
+# --- the day's builds, the twins of `ecommerce.build_*_partition` ----------------------
+
+
+def build_user_activity_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild one day of gold.user_activity_daily from the day's four silver tables."""
+    rows = user_activity_daily(**silver_day(settings, day, ALL_TOPICS))
+    return replace_day(settings, GOLD_USER_ACTIVITY_DAILY, rows, day, guard)
+
+
+def build_user_features_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild gold.user_features as of `day` from user_activity_daily's 30-day window."""
+    first = day - timedelta(days=FEATURE_WINDOW_DAYS - 1)
+    activity = read_days(settings, GOLD_USER_ACTIVITY_DAILY, USER_ACTIVITY_DAILY.names, first, day)
+    return replace_day(settings, GOLD_USER_FEATURES, user_features(activity, day), day, guard)
+
+
+def build_product_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild one day of gold.product_daily from the day's silver tables."""
+    rows = product_daily(**silver_day(settings, day, FUNNEL))
+    return replace_day(settings, GOLD_PRODUCT_DAILY, rows, day, guard)
+
+
+def build_session_funnel_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild one day of gold.session_funnel_daily from the day's silver tables."""
+    rows = session_funnel_daily(**silver_day(settings, day, FUNNEL))
+    return replace_day(settings, GOLD_SESSION_FUNNEL_DAILY, rows, day, guard)
+
+
+def build_product_trending_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild gold.product_trending as of `day` from product_daily's D-7..D."""
+    first = day - timedelta(days=TRENDING_BASELINE_DAYS)
+    daily = read_days(settings, GOLD_PRODUCT_DAILY, PRODUCT_DAILY.names, first, day)
+    return replace_day(settings, GOLD_PRODUCT_TRENDING, product_trending(daily, day), day, guard)
+
+
+def build_ab_test_daily_partition(
+    settings: Settings, day: date, guard: Guard | None = None
+) -> DataFrame:
+    """Rebuild one day of gold.ab_test_daily from the day's silver tables."""
+    rows = ab_test_daily(**silver_day(settings, day, FUNNEL))
+    return replace_day(settings, GOLD_AB_TEST_DAILY, rows, day, guard)
+
+
+def silver_day(
+    settings: Settings, day: date, tables: tuple[TableSpec, ...]
+) -> dict[str, DataFrame]:
+    """`ecommerce.silver_day` on Spark: one day of each silver table, only the columns the
+    transforms read, by the name their SQL knows it by."""
+    return {spec.name: read_days(settings, spec, SILVER_COLUMNS[spec], day) for spec in tables}
