@@ -10,7 +10,7 @@ releases what it caches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -44,6 +44,32 @@ def persisted(frame: Any) -> Iterator[Any]:
         frame.unpersist()
 
 
+# Expectations that GX's Spark engine judges in Python, on a value collected from Spark.
+_COLLECTED_BOUNDS = ("ExpectColumnMaxToBeBetween", "ExpectColumnMinToBeBetween")
+
+
+def expectation_kwargs(type_: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """An expectation's arguments for GX's Spark engine. A column's maximum (or minimum)
+    comes back from Spark as a naive datetime in the Python process's local time, which
+    GX cannot compare with an aware bound (the bronze freshness check's): such a bound is
+    handed over as the same instant in that local time, naive."""
+    kwargs = dict(kwargs)
+    if type_ in _COLLECTED_BOUNDS:
+        for key in ("min_value", "max_value"):
+            value = kwargs.get(key)
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                kwargs[key] = value.astimezone().replace(tzinfo=None)
+    return kwargs
+
+
+def result_details(details: dict[str, Any]) -> dict[str, Any]:
+    """GX's result as the pandas engine gives it: on an empty frame Spark's sum of
+    unexpected rows is null where pandas counts 0."""
+    if details.get("element_count") == 0 and details.get("unexpected_count", 0) is None:
+        return {**details, "unexpected_count": 0}
+    return details
+
+
 def plain(value: Any) -> Any:
     """A value GX collected from Spark, as the pandas engine reports it. Spark hands a
     timestamp column's values to Python as naive datetimes in the Python process's local
@@ -59,7 +85,13 @@ def plain(value: Any) -> Any:
 
 
 def sample(frame: Any, column: str, values: list[Any], limit: int) -> pa.Table:
-    """Up to `limit` whole rows of `frame` whose `column` is among `values`, as Arrow."""
+    """Up to `limit` whole rows of `frame` whose `column` is among `values`, as Arrow. A
+    failing row without an id (None) matches rows whose id is null, as Arrow's `is_in`
+    does; Spark's `isin` never matches a null."""
     from pyspark.sql import functions as F
 
-    return frame.filter(F.col(column).isin(values)).limit(limit).toArrow()
+    known = [value for value in values if value is not None]
+    wanted = F.col(column).isin(known)
+    if len(known) < len(values):
+        wanted = wanted | F.col(column).isNull()
+    return frame.filter(wanted).limit(limit).toArrow()

@@ -94,8 +94,13 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
 
     context = _context()
     gx_suite = gx.ExpectationSuite(name=f"{suite.table.key}-{id(rows)}")
+    on_spark = spark.is_spark_frame(rows)
     for index, expect in enumerate(expects):
-        kwargs = dict(expect.kwargs)
+        kwargs = (
+            spark.expectation_kwargs(expect.type, expect.kwargs)
+            if on_spark
+            else dict(expect.kwargs)
+        )
         if expect.where is not None:
             column, value = expect.where
             kwargs["row_condition"] = Column(column) == value
@@ -109,20 +114,22 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         "unexpected_index_column_names": id_columns,
         "partial_unexpected_count": SAMPLE_ROWS,
     }
-    if spark.is_spark_frame(rows):
-        with spark.persisted(rows.select(columns)) as frame:
+    if on_spark:
+        with spark.persisted(rows.select(columns) if columns else rows) as frame:
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
     else:
         frame = _to_pandas(rows.select(columns) if columns else rows)
         batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(gx_suite, result_format=result_format)
-    plain = spark.plain if spark.is_spark_frame(rows) else _plain
+    plain = spark.plain if on_spark else _plain
     verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
     outcomes = []
     for index, expect in enumerate(expects):
         verdict = verdicts[index]
         details = verdict.result or {}
+        if on_spark:
+            details = spark.result_details(details)
         if verdict.exception_info and verdict.exception_info.get("raised_exception"):
             message = verdict.exception_info.get("exception_message")
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,25 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.catalog import CATALOG, GOLD_PRODUCT_DAILY, GOLD_SENSOR_HOURLY, TableSpec
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_PRODUCT_DAILY,
+    GOLD_SENSOR_HOURLY,
+    SILVER_TRANSACTIONS,
+    USER_RECOMMENDATIONS,
+    TableSpec,
+)
 from lakehouse.settings import Settings
 from lakehouse.transforms.ecommerce import product_daily
 from lakehouse.transforms.iot import sensor_hourly
 from quality import validate as validate_module
+from quality.checks import Check, Suite
 from quality.gate import BlockedWrite, QualityGate
-from quality.suites import suite_for
+from quality.suites import fresh_bronze, present, suite_for
 from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
 from streaming.generators import Faults
 from tests.test_quality import DAY, broken, bronze_rows, silver_day
+from tests.test_silver import reading
 
 ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
 
@@ -78,13 +87,17 @@ def ids(outcome: Any) -> set[frozenset[tuple[str, Any]]]:
 
 
 def assert_same_outcomes(
-    table: TableSpec, rows: pa.Table, settings: Settings, spark: SparkSession
+    table: TableSpec,
+    rows: pa.Table,
+    settings: Settings,
+    spark: SparkSession,
+    suite: Suite | None = None,
 ) -> list[CheckOutcome]:
     """Validate `rows` as Arrow and as a Spark DataFrame; the outcomes must agree. GX
     lists at most SAMPLE_ROWS failing ids, the first it meets, and Spark has no row order:
     with more failures, Spark's are among all the failing ids (the pandas engine's, asked
     for every one)."""
-    suite = suite_for(table)
+    suite = suite or suite_for(table)
     on_arrow = validate(suite, rows, DAY, settings)
     on_spark = validate(suite, spark.createDataFrame(rows), DAY, settings)
     with pytest.MonkeyPatch.context() as patch:
@@ -151,6 +164,47 @@ def test_gold_checks_on_spark_equal_the_pandas_engine(
     assert {o.check.name for o in faulty if not o.passed} == {
         check.name for check in suite_for(table).checks
     } - {"schema_matches", "volume_as_usual"}
+
+
+def test_bronze_freshness_on_spark_compares_utc_instants(
+    spark: SparkSession, settings: Settings
+) -> None:
+    """Spark hands GX a column's maximum as a naive local datetime; the check's bound is
+    an aware UTC instant. Both engines judge the same instants and report the same one."""
+    spec = CATALOG.bronze_for_topic("sensor_readings")
+    fresh_now = fresh_bronze()  # its bound moves with the clock: fixed once for both engines
+    check = Check(fresh_now.name, "", fresh_now.expectations_for(settings, DAY))
+    suite = Suite(spec, (check,), ("event_id",))
+    now = datetime.now(UTC)
+    for landed, fresh in ((now - timedelta(minutes=5), True), (now - timedelta(hours=3), False)):
+        rows = pa.Table.from_pylist(
+            [reading("r", when=landed - timedelta(seconds=1))], schema=spec.schema
+        )
+        (outcome,) = assert_same_outcomes(spec, rows, settings, spark, suite)
+        assert outcome.passed is fresh
+        observed = outcome.expectations[1].observed
+        assert observed == rows["_ingested_at"][0].as_py() and observed.tzinfo is not None
+
+
+def test_an_empty_day_counts_no_unexpected_rows_on_spark(
+    spark: SparkSession, settings: Settings
+) -> None:
+    outcomes = assert_same_outcomes(
+        USER_RECOMMENDATIONS, USER_RECOMMENDATIONS.schema.empty_table(), settings, spark
+    )
+    assert all(o.passed for o in outcomes)
+
+
+def test_a_failing_row_without_an_id_is_sampled_on_spark(
+    spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
+) -> None:
+    rows = silver["transactions", False].slice(0, 50)
+    ids = rows["event_id"].to_pylist()
+    rows = rows.set_column(0, rows.schema.field(0), pa.array([None, *ids[1:]], pa.string()))
+    suite = Suite(SILVER_TRANSACTIONS, (present("event_id", "amount"),), ("event_id",))
+    (outcome,) = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, spark, suite)
+    assert outcome.expectations[0].failing_ids == [{"event_id": None}]
+    assert outcome.sample is not None and outcome.sample["event_id"].to_pylist() == [None]
 
 
 def test_the_gate_blocks_a_spark_frame_that_fails_a_blocking_check(
