@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -19,6 +20,9 @@ from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 from quality.suites import suite_for
 from quality.validate import CheckOutcome, validate  # GX itself loads on first use
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
 class BlockedWrite(Exception):
@@ -40,8 +44,9 @@ class QualityGate:
         self.settings = settings
         self._outcomes: dict[str, list[CheckOutcome]] = defaultdict(list)
 
-    def __call__(self, table: TableSpec, day: date, rows: pa.Table) -> None:
-        """The guard: validate, remember, and refuse the write on a blocking failure."""
+    def __call__(self, table: TableSpec, day: date, rows: pa.Table | DataFrame) -> None:
+        """The guard: validate, remember, and refuse the write on a blocking failure.
+        `rows` is an Arrow table, or a Spark DataFrame where the engine is Spark."""
         outcomes = validate(suite_for(table), rows, day, self.settings)
         self._outcomes[table.key].extend(outcomes)
         failed = [o.check.name for o in outcomes if o.check.blocking and not o.passed]

@@ -2,7 +2,9 @@
 
 GX is imported here, lazily, on the first validation (it takes about 4.6 s to import);
 one ephemeral GX context per process serves every validation. Rows arrive as Arrow and
-only the columns the expectations name go to pandas, GX's in-memory engine.
+only the columns the expectations name go to pandas, GX's in-memory engine. Rows that
+arrive as a Spark DataFrame (the Spark engine's transforms) stay in Spark: the same suite
+runs on GX's Spark execution engine (`quality/spark.py`), with the same outcomes.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.settings import Settings
+from quality import spark
 from quality.checks import Check, Expect, Suite
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    Rows = pa.Table | DataFrame
 
 SAMPLE_ROWS = 5
 
@@ -47,8 +55,9 @@ class CheckOutcome:
         return all(outcome.success for outcome in self.expectations)
 
 
-def validate(suite: Suite, rows: pa.Table, day: date, settings: Settings) -> list[CheckOutcome]:
-    """Every check of `suite` over `rows` (the table's day `day`), in the suite's order."""
+def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[CheckOutcome]:
+    """Every check of `suite` over `rows` (the table's day `day`, an Arrow table or a Spark
+    DataFrame), in the suite's order."""
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
     results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
     outcomes, position = [], 0
@@ -60,12 +69,13 @@ def validate(suite: Suite, rows: pa.Table, day: date, settings: Settings) -> lis
     return outcomes
 
 
-def _run_gx(suite: Suite, rows: pa.Table, expects: list[Expect]) -> list[ExpectationOutcome]:
+def _run_gx(suite: Suite, rows: Rows, expects: list[Expect]) -> list[ExpectationOutcome]:
     """Each expectation's outcome, in order. Those that read only the column names (the
     schema check) run on an empty frame with every column; the rest on the columns they
     read: handing a whole 10M-row day to pandas for its names cost seconds."""
+    empty = rows.limit(0) if spark.is_spark_frame(rows) else rows.slice(0, 0)
     outcomes: dict[int, ExpectationOutcome] = {}
-    for names_only, frame_rows in ((True, rows.slice(0, 0)), (False, rows)):
+    for names_only, frame_rows in ((True, empty), (False, rows)):
         chosen = [i for i, e in enumerate(expects) if _reads_names_only(e) is names_only]
         if chosen:
             ran = _run_gx_batch(suite, frame_rows, [expects[i] for i in chosen])
@@ -77,17 +87,20 @@ def _reads_names_only(expect: Expect) -> bool:
     return expect.type.startswith("ExpectTableColumns")
 
 
-def _run_gx_batch(
-    suite: Suite, rows: pa.Table, expects: list[Expect]
-) -> list[ExpectationOutcome]:
+def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[ExpectationOutcome]:
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
     context = _context()
     gx_suite = gx.ExpectationSuite(name=f"{suite.table.key}-{id(rows)}")
+    on_spark = spark.is_spark_frame(rows)
     for index, expect in enumerate(expects):
-        kwargs = dict(expect.kwargs)
+        kwargs = (
+            spark.expectation_kwargs(expect.type, expect.kwargs)
+            if on_spark
+            else dict(expect.kwargs)
+        )
         if expect.where is not None:
             column, value = expect.where
             kwargs["row_condition"] = Column(column) == value
@@ -95,22 +108,28 @@ def _run_gx_batch(
         # drop an expectation equal to one already in the suite.
         gx_suite.add_expectation(getattr(gxe, expect.type)(**kwargs, meta={"at": index}))
     columns = _columns(rows, suite, expects)
-    frame = _to_pandas(rows.select(columns) if columns else rows)
-    batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
     id_columns = [column for column in suite.id_columns if column in columns]
-    result = batch.validate(
-        gx_suite,
-        result_format={
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": id_columns,
-            "partial_unexpected_count": SAMPLE_ROWS,
-        },
-    )
+    result_format = {
+        "result_format": "SUMMARY",
+        "unexpected_index_column_names": id_columns,
+        "partial_unexpected_count": SAMPLE_ROWS,
+    }
+    if on_spark:
+        with spark.persisted(rows.select(columns) if columns else rows) as frame:
+            batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(gx_suite, result_format=result_format)
+    else:
+        frame = _to_pandas(rows.select(columns) if columns else rows)
+        batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(gx_suite, result_format=result_format)
+    plain = spark.plain if on_spark else _plain
     verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
     outcomes = []
     for index, expect in enumerate(expects):
         verdict = verdicts[index]
         details = verdict.result or {}
+        if on_spark:
+            details = spark.result_details(details)
         if verdict.exception_info and verdict.exception_info.get("raised_exception"):
             message = verdict.exception_info.get("exception_message")
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
@@ -118,11 +137,11 @@ def _run_gx_batch(
             ExpectationOutcome(
                 expect=expect,
                 success=bool(verdict.success),
-                observed=_plain(details.get("observed_value")),
+                observed=plain(details.get("observed_value")),
                 unexpected_count=details.get("unexpected_count"),
                 unexpected_percent=details.get("unexpected_percent"),
                 failing_ids=[
-                    {column: _plain(row.get(column)) for column in id_columns}
+                    {column: plain(row.get(column)) for column in id_columns}
                     for row in details.get("partial_unexpected_index_list") or []
                 ],
             )
@@ -161,11 +180,12 @@ def _batch_definition(context: Any) -> Any:
     return source.add_dataframe_asset("rows").add_batch_definition_whole_dataframe("day")
 
 
-def _columns(rows: pa.Table, suite: Suite, expects: list[Expect]) -> list[str]:
+def _columns(rows: Rows, suite: Suite, expects: list[Expect]) -> list[str]:
     """The columns the expectations read, plus the id columns; all when a whole-table
     expectation (the schema check, which `_run_gx` gives an empty frame) needs them."""
+    names = list(rows.columns) if spark.is_spark_frame(rows) else rows.schema.names
     if any(_reads_names_only(expect) for expect in expects):
-        return rows.schema.names
+        return names
     wanted = set(suite.id_columns)
     for expect in expects:
         for key in ("column", "column_A", "column_B"):
@@ -174,19 +194,20 @@ def _columns(rows: pa.Table, suite: Suite, expects: list[Expect]) -> list[str]:
         wanted.update(expect.kwargs.get("column_list", []))
         if expect.where is not None:
             wanted.add(expect.where[0])
-    return [name for name in rows.schema.names if name in wanted]
+    return [name for name in names if name in wanted]
 
 
-def _sample(
-    rows: pa.Table, id_columns: tuple[str, ...], ids: list[dict[str, Any]]
-) -> pa.Table | None:
+def _sample(rows: Rows, id_columns: tuple[str, ...], ids: list[dict[str, Any]]) -> pa.Table | None:
     """Up to SAMPLE_ROWS whole failing rows, found again by their ids."""
     if not ids or not id_columns:
         return None
     first = id_columns[0]
-    wanted = pa.array(list(dict.fromkeys(row[first] for row in ids if first in row)))
-    if len(wanted) == 0:
+    values = list(dict.fromkeys(row[first] for row in ids if first in row))
+    if not values:
         return None
+    if spark.is_spark_frame(rows):
+        return spark.sample(rows, first, values, SAMPLE_ROWS)
+    wanted = pa.array(values)
     matches = rows.filter(
         pc.is_in(rows[first], value_set=wanted.cast(rows.schema.field(first).type))
     )

@@ -1,0 +1,242 @@
+"""Quality checks on Spark: where the engine is Spark the gate gets a Spark DataFrame, and
+the same suites, run by GX's Spark execution engine, give the outcomes the pandas engine
+gives on the same rows as Arrow: the same verdicts, observed values, unexpected counts and
+failing ids. `tests/test_quality.py` proves the checks themselves catch what they should.
+
+Spark validations cost seconds each (a Spark job per expectation), so each case runs once
+on faulty rows, whose clean majority keeps the other checks passing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from pyspark.sql import SparkSession
+
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_PRODUCT_DAILY,
+    GOLD_SENSOR_HOURLY,
+    SILVER_TRANSACTIONS,
+    USER_RECOMMENDATIONS,
+    TableSpec,
+)
+from lakehouse.settings import Settings
+from lakehouse.transforms.ecommerce import product_daily
+from lakehouse.transforms.iot import sensor_hourly
+from quality import validate as validate_module
+from quality.checks import Check, Suite
+from quality.gate import BlockedWrite, QualityGate
+from quality.suites import fresh_bronze, present, suite_for
+from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
+from streaming.generators import Faults
+from tests.test_quality import DAY, broken, bronze_rows, silver_day
+from tests.test_silver import reading
+
+ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """An empty lake: no history, so the volume checks ask for one row."""
+    root = tmp_path_factory.mktemp("quality-spark")
+    return Settings(lakehouse_root=str(root / "lake"), lakehouse_home=root / "home")
+
+
+@pytest.fixture(scope="module")
+def silver() -> dict[tuple[str, bool], pa.Table]:
+    """A silver day of clickstream and transactions, clean and with every fault."""
+    days = {}
+    for domain in ("ecommerce", "fraud"):
+        for faulty in (False, True):
+            bronze = bronze_rows(domain, ALL_FAULTS if faulty else None)
+            for topic in ("clickstream", "cart_events", "purchases", "transactions"):
+                if topic in bronze:
+                    days[topic, faulty] = silver_day(bronze[topic], topic)
+    return days
+
+
+def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.Table:
+    if table is GOLD_PRODUCT_DAILY:
+        clean = [silver[topic, False] for topic in ("clickstream", "cart_events", "purchases")]
+        return product_daily(*clean)
+    readings = silver_day(bronze_rows("iot")["sensor_readings"], "sensor_readings")
+    return sensor_hourly(readings)
+
+
+def every_rule_broken(table: TableSpec, rows: pa.Table, settings: Settings) -> pa.Table:
+    """`rows` with each value rule of the table's suite broken once (the schema kept)."""
+    for check in suite_for(table).checks:
+        for expect in check.expectations_for(settings, DAY):
+            if expect.type not in (
+                "ExpectTableColumnsToMatchOrderedList",
+                "ExpectTableRowCountToBeBetween",
+            ):
+                rows = broken(rows, expect)
+    return rows
+
+
+def ids(outcome: Any) -> set[frozenset[tuple[str, Any]]]:
+    return {frozenset(row.items()) for row in outcome.failing_ids}
+
+
+def assert_same_outcomes(
+    table: TableSpec,
+    rows: pa.Table,
+    settings: Settings,
+    spark: SparkSession,
+    suite: Suite | None = None,
+) -> list[CheckOutcome]:
+    """Validate `rows` as Arrow and as a Spark DataFrame; the outcomes must agree. GX
+    lists at most SAMPLE_ROWS failing ids, the first it meets, and Spark has no row order:
+    with more failures, Spark's are among all the failing ids (the pandas engine's, asked
+    for every one)."""
+    suite = suite or suite_for(table)
+    on_arrow = validate(suite, rows, DAY, settings)
+    on_spark = validate(suite, spark.createDataFrame(rows), DAY, settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validate_module, "SAMPLE_ROWS", rows.num_rows)
+        every_id = validate(suite, rows, DAY, settings)
+    assert [o.check.name for o in on_spark] == [o.check.name for o in on_arrow]
+    for arrow, spark_, complete in zip(on_arrow, on_spark, every_id, strict=True):
+        assert spark_.passed == arrow.passed, arrow.check.name
+        for a, s, c in zip(
+            arrow.expectations, spark_.expectations, complete.expectations, strict=True
+        ):
+            what = (arrow.check.name, a.expect.describe())
+            assert (s.expect, s.success, s.observed, s.unexpected_count) == (
+                a.expect,
+                a.success,
+                a.observed,
+                a.unexpected_count,
+            ), what
+            assert s.unexpected_percent == pytest.approx(a.unexpected_percent), what
+            if (a.unexpected_count or 0) <= SAMPLE_ROWS:
+                assert ids(s) == ids(a), what
+            else:
+                assert len(s.failing_ids) == len(a.failing_ids) == SAMPLE_ROWS, what
+                assert ids(s) <= ids(c), what
+        if arrow.sample is None:
+            assert spark_.sample is None
+        else:
+            assert spark_.sample is not None and spark_.sample.schema == arrow.sample.schema
+            assert spark_.sample.num_rows == arrow.sample.num_rows
+    return on_spark
+
+
+@pytest.mark.parametrize("topic", ["clickstream", "transactions"])
+def test_silver_checks_on_spark_equal_the_pandas_engine_on_faulty_rows(
+    spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table], topic: str
+) -> None:
+    outcomes = assert_same_outcomes(
+        CATALOG.silver_for_topic(topic), silver[topic, True], settings, spark
+    )
+    failed = {o.check.name for o in outcomes if not o.passed}
+    assert {"natural_key_unique", "expected_fields_present"} <= failed  # the faults show
+    assert "schema_matches" not in failed and "event_id_unique" not in failed
+
+
+def test_silver_checks_on_spark_pass_clean_rows(
+    spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
+) -> None:
+    outcomes = assert_same_outcomes(
+        CATALOG.silver_for_topic("clickstream"), silver["clickstream", False], settings, spark
+    )
+    assert [o.check.name for o in outcomes if not o.passed] == []
+
+
+@pytest.mark.parametrize("table", [GOLD_SENSOR_HOURLY, GOLD_PRODUCT_DAILY], ids=lambda t: t.key)
+def test_gold_checks_on_spark_equal_the_pandas_engine(
+    spark: SparkSession,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+    table: TableSpec,
+) -> None:
+    clean = gold_rows(table, silver)
+    assert all(o.passed for o in assert_same_outcomes(table, clean, settings, spark))
+    faulty = assert_same_outcomes(table, every_rule_broken(table, clean, settings), settings, spark)
+    assert {o.check.name for o in faulty if not o.passed} == {
+        check.name for check in suite_for(table).checks
+    } - {"schema_matches", "volume_as_usual"}
+
+
+def test_bronze_freshness_on_spark_compares_utc_instants(
+    spark: SparkSession, settings: Settings
+) -> None:
+    """Spark hands GX a column's maximum as a naive local datetime; the check's bound is
+    an aware UTC instant. Both engines judge the same instants and report the same one."""
+    spec = CATALOG.bronze_for_topic("sensor_readings")
+    fresh_now = fresh_bronze()  # its bound moves with the clock: fixed once for both engines
+    check = Check(fresh_now.name, "", fresh_now.expectations_for(settings, DAY))
+    suite = Suite(spec, (check,), ("event_id",))
+    now = datetime.now(UTC)
+    for landed, fresh in ((now - timedelta(minutes=5), True), (now - timedelta(hours=3), False)):
+        rows = pa.Table.from_pylist(
+            [reading("r", when=landed - timedelta(seconds=1))], schema=spec.schema
+        )
+        (outcome,) = assert_same_outcomes(spec, rows, settings, spark, suite)
+        assert outcome.passed is fresh
+        observed = outcome.expectations[1].observed
+        assert observed == rows["_ingested_at"][0].as_py() and observed.tzinfo is not None
+
+
+def test_an_empty_day_counts_no_unexpected_rows_on_spark(
+    spark: SparkSession, settings: Settings
+) -> None:
+    outcomes = assert_same_outcomes(
+        USER_RECOMMENDATIONS, USER_RECOMMENDATIONS.schema.empty_table(), settings, spark
+    )
+    assert all(o.passed for o in outcomes)
+
+
+def test_a_failing_row_without_an_id_is_sampled_on_spark(
+    spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
+) -> None:
+    rows = silver["transactions", False].slice(0, 50)
+    ids = rows["event_id"].to_pylist()
+    rows = rows.set_column(0, rows.schema.field(0), pa.array([None, *ids[1:]], pa.string()))
+    suite = Suite(SILVER_TRANSACTIONS, (present("event_id", "amount"),), ("event_id",))
+    (outcome,) = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, spark, suite)
+    assert outcome.expectations[0].failing_ids == [{"event_id": None}]
+    assert outcome.sample is not None and outcome.sample["event_id"].to_pylist() == [None]
+
+
+def test_the_gate_blocks_a_spark_frame_that_fails_a_blocking_check(
+    spark: SparkSession, settings: Settings
+) -> None:
+    readings = silver_day(bronze_rows("iot")["sensor_readings"], "sensor_readings")
+    rows = sensor_hourly(readings)
+    bad = broken(rows, suite_for(GOLD_SENSOR_HOURLY).check("readings_positive").expectations[0])
+    gate = QualityGate(settings)
+    gate(GOLD_SENSOR_HOURLY, DAY, spark.createDataFrame(rows))
+    with pytest.raises(BlockedWrite) as blocked:
+        gate(GOLD_SENSOR_HOURLY, DAY, spark.createDataFrame(bad))
+    assert blocked.value.failed == ["readings_positive"]
+    outcomes = gate.outcomes(GOLD_SENSOR_HOURLY)
+    assert [o.passed for o in outcomes if o.check.name == "readings_positive"] == [True, False]
+    (failed,) = [o for o in outcomes if not o.passed]
+    assert failed.sample is not None  # rows of the failing sensor, taken by Spark
+    assert set(failed.sample["sensor_id"].to_pylist()) == {bad["sensor_id"][0].as_py()}
+    assert failed.expectations[0].failing_ids == [
+        {"sensor_id": bad["sensor_id"][0].as_py(), "hour": bad["hour"][0].as_py()}
+    ]
+
+
+def test_the_quality_package_imports_without_pyspark() -> None:
+    probe = (
+        "import sys, quality.gate, quality.validate, quality.spark; "
+        "sys.exit('pyspark' in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_a_date_is_not_mistaken_for_a_spark_frame() -> None:
+    from quality.spark import is_spark_frame
+
+    assert not is_spark_frame(pa.table({"a": [1]})) and not is_spark_frame(date(2026, 1, 1))
