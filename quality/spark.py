@@ -35,13 +35,19 @@ def batch_definition(context: Any) -> Any:
 
 
 @contextmanager
-def persisted(frame: Any) -> Iterator[Any]:
-    """`frame` cached while GX reads it, then released."""
-    frame = frame.persist()
+def persisted(frame: Any, columns: list[str]) -> Iterator[Any]:
+    """`frame`'s `columns` (all if none), cached while GX reads them, then released; read
+    from `frame`'s own cache when the caller persisted it (`tables_spark.replace_day`
+    does, for the gate and the write)."""
+    chosen = frame.select(*columns) if columns else frame
+    if frame.is_cached:
+        yield chosen
+        return
+    chosen = chosen.persist()
     try:
-        yield frame
+        yield chosen
     finally:
-        frame.unpersist()
+        chosen.unpersist()
 
 
 # Expectations that GX's Spark engine judges in Python, on a value collected from Spark.

@@ -115,7 +115,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         "partial_unexpected_count": SAMPLE_ROWS,
     }
     if on_spark:
-        with spark.persisted(rows.select(columns) if columns else rows) as frame:
+        with spark.persisted(rows, columns) as frame:
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
     else:
