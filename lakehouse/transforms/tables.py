@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -90,8 +91,9 @@ def run_sql(
     return result if schema is None else result.select(schema.names).cast(schema)
 
 
-Guard = Callable[[TableSpec, date, pa.Table], None]
+Guard = Callable[[TableSpec, date, Any], None]
 """Called with (table, day, rows) before a day is replaced; raises to refuse the write.
+The rows are an Arrow table, or on the Spark engine a Spark DataFrame (`tables_spark`).
 
 The data quality checks (`quality/`) are guards: rows that fail a blocking check never
 replace the day's good rows, so a bad batch costs freshness, never correctness."""
