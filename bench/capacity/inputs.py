@@ -1,0 +1,156 @@
+"""The measured rates the capacity plan starts from, read from this project's own
+benchmark results.
+
+For each benchmark the newest result (by its envelope's `date`) among `bench/results/`
+(fresh runs, git-ignored) and `bench/results/recorded/` (copies committed so that the plan
+works from a clean clone) is used: a new run moves the plan at once, and copying it into
+`recorded/` moves the committed plan. A missing result is an error that names the command
+producing it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.capacity.plan import events_per_core_s
+from bench.envelope import RESULTS
+
+RECORDED = RESULTS / "recorded"
+
+COMMANDS = {
+    "ingest": ".venv/bin/python -m bench.ingest",
+    "engines": ".venv/bin/python -m bench.engines",
+    "serving": ".venv/bin/python -m bench.serving --skip-feast --skip-stacks",
+    "fraud": ".venv/bin/python -m bench.fraud",
+}
+
+
+class MissingResult(RuntimeError):
+    """No usable result of a benchmark the plan needs."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A rate per core and where it came from."""
+
+    value: float
+    unit: str
+    source: str  # the result file, relative to the repository
+    date: str
+    note: str
+
+
+def newest(
+    benchmark: str, directories: tuple[Path, ...] = (RESULTS, RECORDED)
+) -> tuple[Path, dict[str, Any]]:
+    """The newest result document of `benchmark` and its path."""
+    found: list[tuple[str, Path, dict[str, Any]]] = []
+    for directory in directories:
+        for path in sorted(directory.glob(f"{benchmark}-*.json")):
+            document = json.loads(path.read_text())
+            if document.get("benchmark") == benchmark:
+                found.append((document.get("date", ""), path, document))
+    if not found:
+        places = " or ".join(str(_relative(d)) + "/" for d in directories)
+        raise MissingResult(
+            f"no result of bench.{benchmark} in {places}: run `{COMMANDS[benchmark]}` "
+            f"(it writes bench/results/{benchmark}-<time>.json)"
+        )
+    _date, path, document = max(found, key=lambda item: (item[0], item[1].name))
+    return path, document
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.relative_to(RESULTS.parents[1])
+    except ValueError:
+        return path
+
+
+def _require(document: dict[str, Any], path: Path, *keys: str) -> Any:
+    value: Any = document
+    for key in keys:
+        if not isinstance(value, dict) or value.get(key) is None:
+            raise MissingResult(
+                f"{_relative(path)} has no {'.'.join(keys)}: an older or failed "
+                f"run? re-run `{COMMANDS[document['benchmark']]}`"
+            )
+        value = value[key]
+    return value
+
+
+def ingest(directories: tuple[Path, ...] = (RESULTS, RECORDED)) -> tuple[Measured, float]:
+    """Clickstream events per second per fully busy core of the ingest sidecar (median CPU
+    per event, 0.1% poison) and the Parquet bytes per event it wrote."""
+    path, document = newest("ingest", directories)
+    us = _require(document, path, "throughput", "summary", "cpu_us_per_event", "p50")
+    size = _require(document, path, "throughput", "summary", "bytes_per_event", "p50")
+    measured = Measured(
+        events_per_core_s(us),
+        "events/s per core",
+        str(_relative(path)),
+        document["date"],
+        f"{us:.2f} µs of ingest CPU per event (median), broker and producer not included",
+    )
+    return measured, float(size)
+
+
+def batch(
+    engine: str, directories: tuple[Path, ...] = (RESULTS, RECORDED)
+) -> tuple[Measured, float]:
+    """Bronze rows per CPU second of one engine's silver + gold build, and its peak
+    process-tree RSS in MiB at the measured size."""
+    path, document = newest("engines", directories)
+    if not document.get("success"):
+        raise MissingResult(
+            f"{_relative(path)}: the engines did not agree; re-run `{COMMANDS['engines']}`"
+        )
+    run = _require(document, path, "engines", engine)
+    rate = _require(run, path, "bronze_rows_per_cpu_s")
+    measured = Measured(
+        float(rate),
+        "bronze rows/s per core",
+        str(_relative(path)),
+        document["date"],
+        f"{engine}, {document['bronze_rows']:,} bronze rows in {run['wall_s']:.1f} s on "
+        f"{run['cores_used']:.2f} cores (silver x3 + gold.product_daily)",
+    )
+    return measured, float(run["peak_rss_mib"])
+
+
+def _service(benchmark: str, document: dict[str, Any], path: Path, p99_key: str) -> Measured:
+    """Requests per second one fully busy core serves: the service process's CPU per
+    request in the main run (getrusage of the one pinned worker). CPU, not the highest rate
+    under the latency target, because the latter collapses on a shared machine while CPU
+    per request barely moves; the plan's utilisation target keeps the latency headroom."""
+    us = _require(document, path, *_main(benchmark), "service_cpu_us_per_request")
+    p99_rate = document.get(p99_key) if benchmark == "fraud" else document["service"].get(p99_key)
+    main = document["main"] if benchmark == "fraud" else document["service"]["main"]
+    return Measured(
+        events_per_core_s(float(us)),
+        "req/s per core",
+        str(_relative(path)),
+        document["date"],
+        f"{float(us):.0f} µs of service CPU per request at {main['rate']:,.0f} req/s "
+        f"(one worker, one core); highest step rate under the latency target: "
+        f"{'none' if p99_rate is None else f'{p99_rate:,.0f} req/s'}",
+    )
+
+
+def _main(benchmark: str) -> tuple[str, ...]:
+    return ("main",) if benchmark == "fraud" else ("service", "main")
+
+
+def serving(directories: tuple[Path, ...] = (RESULTS, RECORDED)) -> Measured:
+    """Recommendation requests per second per fully busy core of the service."""
+    path, document = newest("serving", directories)
+    return _service("serving", document, path, "highest_rate_p99_under_5ms")
+
+
+def fraud(directories: tuple[Path, ...] = (RESULTS, RECORDED)) -> Measured:
+    """Fraud decisions per second per fully busy core of the service."""
+    path, document = newest("fraud", directories)
+    return _service("fraud", document, path, "highest_rate_p99_under_10ms")
