@@ -105,16 +105,21 @@ def test_the_newest_result_wins_across_fresh_and_recorded(tmp_path: Path) -> Non
 def test_a_missing_result_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(inputs.MissingResult, match=r"python -m bench\.fraud"):
         inputs.fraud((tmp_path,))
-    _result(tmp_path, "serving", "2026-12-01T00:00:00", service={"main": {}})
-    with pytest.raises(inputs.MissingResult, match="service_cpu_us_per_request"):
+    _result(tmp_path, "serving", "2026-12-01T00:00:00", service={})
+    with pytest.raises(inputs.MissingResult, match=r"service\.main"):
         inputs.serving((tmp_path,))
 
 
 def test_service_and_batch_rates(tmp_path: Path) -> None:
-    main = {"rate": 1000.0, "service_cpu_us_per_request": 400.0}  # 2,500 req/s per core
+    main = {"rate": 1000.0, "achieved_rate": 999.0, "service_cpu_us_per_request": 400.0}
     _result(tmp_path, "serving", "d", service={"main": main, "highest_rate_p99_under_5ms": 1500})
-    fraud_main = {"rate": 1000.0, "service_cpu_us_per_request": 2000.0}  # 500/s per core
-    _result(tmp_path, "fraud", "d", main=fraud_main, highest_rate_p99_under_10ms=None)
+    # The fraud main run fell behind (180 of 1,000/s): the 500/s step that kept up counts.
+    fraud_main = {"rate": 1000.0, "achieved_rate": 180.0, "service_cpu_us_per_request": 300.0}
+    steps = [
+        {"rate": 250.0, "achieved_rate": 250.0, "service_cpu_us_per_request": 3000.0},
+        {"rate": 500.0, "achieved_rate": 499.0, "service_cpu_us_per_request": 2000.0},
+    ]
+    _result(tmp_path, "fraud", "d", main=fraud_main, steps=steps, highest_rate_p99_under_10ms=None)
     spark = {
         "bronze_rows_per_cpu_s": 40_000.0,
         "peak_rss_mib": 3000.0,
@@ -126,7 +131,10 @@ def test_service_and_batch_rates(tmp_path: Path) -> None:
     assert serving.value == pytest.approx(2_500)
     assert "1,500 req/s" in serving.note
     fraud = inputs.fraud((tmp_path,))
-    assert fraud.value == pytest.approx(500)
+    assert fraud.value == pytest.approx(500)  # 2,000 µs per request
     assert "none" in fraud.note
+    _result(tmp_path, "fraud", "e", main=fraud_main, steps=steps[:0])
+    with pytest.raises(inputs.MissingResult, match="kept its offered rate"):
+        inputs.fraud((tmp_path,))
     rows, rss = inputs.batch("spark", (tmp_path,))
     assert (rows.value, rss) == (40_000.0, 3000.0)

@@ -41,6 +41,7 @@ class Measured:
     source: str  # the result file, relative to the repository
     date: str
     note: str
+    load: str = "not recorded"  # cores others kept busy while it was measured
 
 
 def newest(
@@ -94,6 +95,7 @@ def ingest(directories: tuple[Path, ...] = (RESULTS, RECORDED)) -> tuple[Measure
         str(_relative(path)),
         document["date"],
         f"{us:.2f} µs of ingest CPU per event (median), broker and producer not included",
+        _cores(document.get("throughput", {}).get("summary", {}).get("other_cores_busy", {})),
     )
     return measured, float(size)
 
@@ -117,27 +119,56 @@ def batch(
         document["date"],
         f"{engine}, {document['bronze_rows']:,} bronze rows in {run['wall_s']:.1f} s on "
         f"{run['cores_used']:.2f} cores (silver x3 + gold.product_daily)",
+        _cores(run.get("other_cores_during")),
     )
     return measured, float(run["peak_rss_mib"])
 
 
+KEPT_UP = 0.95  # a run whose achieved rate fell below this share of the offered one saturated
+
+
 def _service(benchmark: str, document: dict[str, Any], path: Path, p99_key: str) -> Measured:
     """Requests per second one fully busy core serves: the service process's CPU per
-    request in the main run (getrusage of the one pinned worker). CPU, not the highest rate
-    under the latency target, because the latter collapses on a shared machine while CPU
-    per request barely moves; the plan's utilisation target keeps the latency headroom."""
-    us = _require(document, path, *_main(benchmark), "service_cpu_us_per_request")
-    p99_rate = document.get(p99_key) if benchmark == "fraud" else document["service"].get(p99_key)
-    main = document["main"] if benchmark == "fraud" else document["service"]["main"]
+    request (getrusage of the one pinned worker) in the fastest run that kept its offered
+    rate, the main run first. CPU, not the highest rate under the latency target, because
+    that collapses on a shared machine while CPU per request moves much less; the plan's
+    utilisation target keeps the latency headroom. A run that fell behind its rate is not
+    used: its requests queue and batch up, which flatters the CPU per request."""
+    block = document if benchmark == "fraud" else document.get("service") or {}
+    main = _require(document, path, *_main(benchmark))
+    runs = [main, *block.get("steps", [])]
+    kept = [
+        run
+        for run in runs
+        if run.get("service_cpu_us_per_request")
+        and run.get("achieved_rate", 0) >= KEPT_UP * run.get("rate", float("inf"))
+    ]
+    if not kept:
+        raise MissingResult(
+            f"{_relative(path)}: no run kept its offered rate (machine overloaded?), so its "
+            f"CPU per request is not a capacity; re-run `{COMMANDS[benchmark]}` on a quieter "
+            "machine"
+        )
+    run = main if main in kept else max(kept, key=lambda r: r["rate"])
+    us = float(run["service_cpu_us_per_request"])
+    p99_rate = block.get(p99_key)
     return Measured(
-        events_per_core_s(float(us)),
+        events_per_core_s(us),
         "req/s per core",
         str(_relative(path)),
         document["date"],
-        f"{float(us):.0f} µs of service CPU per request at {main['rate']:,.0f} req/s "
+        f"{us:.0f} µs of service CPU per request at {run['rate']:,.0f} req/s "
         f"(one worker, one core); highest step rate under the latency target: "
         f"{'none' if p99_rate is None else f'{p99_rate:,.0f} req/s'}",
+        _cores(document.get("quiet_before_service")),
     )
+
+
+def _cores(value: Any) -> str:
+    """Other load as recorded: a number, or the median of a summary."""
+    if isinstance(value, dict):
+        value = value.get("p50")
+    return "not recorded" if value is None else f"{float(value):.2f} cores"
 
 
 def _main(benchmark: str) -> tuple[str, ...]:

@@ -174,7 +174,7 @@ def _gold_day(lake: Path, day: Any) -> pa.Table:
     table = open_table(GOLD_PRODUCT_DAILY, settings)
     if table is None:
         return GOLD_PRODUCT_DAILY.schema.empty_table()
-    rows = table.to_pyarrow_table(partitions=[("event_date", "=", day.isoformat())])
+    rows = table.to_pyarrow_table(filters=[("event_date", "=", day)])
     return rows.select(GOLD_PRODUCT_DAILY.schema.names).sort_by("product_id")
 
 
