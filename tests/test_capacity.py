@@ -138,3 +138,11 @@ def test_service_and_batch_rates(tmp_path: Path) -> None:
         inputs.fraud((tmp_path,))
     rows, rss = inputs.batch("spark", (tmp_path,))
     assert (rows.value, rss) == (40_000.0, 3000.0)
+
+
+def test_a_tie_prefers_the_recorded_copy(tmp_path: Path) -> None:
+    summary = {"cpu_us_per_event": {"p50": 10.0}, "bytes_per_event": {"p50": 50.0}}
+    for directory in (tmp_path / "results", tmp_path / "recorded"):
+        _result(directory, "ingest", "2026-12-01T00:00:00", throughput={"summary": summary})
+    measured, _ = inputs.ingest((tmp_path / "results", tmp_path / "recorded"))
+    assert "recorded" in measured.source

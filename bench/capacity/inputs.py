@@ -11,7 +11,7 @@ producing it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,26 +42,32 @@ class Measured:
     date: str
     note: str
     load: str = "not recorded"  # cores others kept busy while it was measured
+    latency_bound: float | None = None  # services: highest rate per core under the latency target
+    command: str = ""  # the command that measured it (sizes below the default are visible)
 
 
 def newest(
     benchmark: str, directories: tuple[Path, ...] = (RESULTS, RECORDED)
 ) -> tuple[Path, dict[str, Any]]:
     """The newest result document of `benchmark` and its path."""
-    found: list[tuple[str, Path, dict[str, Any]]] = []
-    for directory in directories:
+    found: list[tuple[str, int, Path, dict[str, Any]]] = []
+    for rank, directory in enumerate(directories):  # on a tie, the later directory (recorded)
         for path in sorted(directory.glob(f"{benchmark}-*.json")):
             document = json.loads(path.read_text())
             if document.get("benchmark") == benchmark:
-                found.append((document.get("date", ""), path, document))
+                found.append((document.get("date", ""), rank, path, document))
     if not found:
         places = " or ".join(str(_relative(d)) + "/" for d in directories)
         raise MissingResult(
             f"no result of bench.{benchmark} in {places}: run `{COMMANDS[benchmark]}` "
             f"(it writes bench/results/{benchmark}-<time>.json)"
         )
-    _date, path, document = max(found, key=lambda item: (item[0], item[1].name))
+    *_, path, document = max(found, key=lambda item: (item[0], item[1], item[2].name))
     return path, document
+
+
+def _with_command(measured: Measured, document: dict[str, Any]) -> Measured:
+    return replace(measured, command=str(document.get("command", "")))
 
 
 def _relative(path: Path) -> Path:
@@ -97,7 +103,7 @@ def ingest(directories: tuple[Path, ...] = (RESULTS, RECORDED)) -> tuple[Measure
         f"{us:.2f} µs of ingest CPU per event (median), broker and producer not included",
         _cores(document.get("throughput", {}).get("summary", {}).get("other_cores_busy", {})),
     )
-    return measured, float(size)
+    return _with_command(measured, document), float(size)
 
 
 def batch(
@@ -121,7 +127,7 @@ def batch(
         f"{run['cores_used']:.2f} cores (silver x3 + gold.product_daily)",
         _cores(run.get("other_cores_during")),
     )
-    return measured, float(run["peak_rss_mib"])
+    return _with_command(measured, document), float(run["peak_rss_mib"])
 
 
 KEPT_UP = 0.95  # a run whose achieved rate fell below this share of the offered one saturated
@@ -152,7 +158,7 @@ def _service(benchmark: str, document: dict[str, Any], path: Path, p99_key: str)
     run = main if main in kept else max(kept, key=lambda r: r["rate"])
     us = float(run["service_cpu_us_per_request"])
     p99_rate = block.get(p99_key)
-    return Measured(
+    measured = Measured(
         events_per_core_s(us),
         "req/s per core",
         str(_relative(path)),
@@ -161,7 +167,9 @@ def _service(benchmark: str, document: dict[str, Any], path: Path, p99_key: str)
         f"(one worker, one core); highest step rate under the latency target: "
         f"{'none' if p99_rate is None else f'{p99_rate:,.0f} req/s'}",
         _cores(document.get("quiet_before_service")),
+        None if p99_rate is None else float(p99_rate),
     )
+    return _with_command(measured, document)
 
 
 def _cores(value: Any) -> str:
