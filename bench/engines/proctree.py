@@ -7,6 +7,7 @@ resident sets, sampled, not the Python process's own `ru_maxrss`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,11 @@ PAGE_KIB = 4
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it (children of every thread), depth first."""
     found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # it exited between its parent's listing and now
+        return found
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
         except OSError:
@@ -70,7 +75,8 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.sample()
+            with contextlib.suppress(OSError):  # a process vanished mid-sample: next one
+                self.sample()
             time.sleep(self.interval)
 
     def sample(self) -> None:
