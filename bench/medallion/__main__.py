@@ -62,7 +62,7 @@ def main(
     # Yesterday: always a daily partition, whatever the code location found at import.
     day = datetime.now(UTC).date() - timedelta(days=1)
     try:
-        landed = _land(settings, day, clickstream, seed)
+        landed = land_day(settings, day, clickstream, seed)
         results = [_materialize(settings, day, landed) for _ in range(runs)]
     finally:
         if keep:
@@ -86,8 +86,9 @@ def main(
         raise typer.Exit(1)
 
 
-def _land(settings: Settings, day: Any, clickstream: int, seed: int) -> dict[str, Any]:
-    """Generate, decode and append to bronze in ingest-sized commits; return what landed."""
+def land_day(settings: Settings, day: Any, clickstream: int, seed: int) -> dict[str, Any]:
+    """Generate, decode and append to bronze in ingest-sized commits; return what landed.
+    `bench.engines` lands its day with it too."""
     events = round(clickstream / CLICKSTREAM_SHARE)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     generator = make_generator(Domain.ECOMMERCE, seed=seed, start=start)

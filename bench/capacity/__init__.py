@@ -1,0 +1,1 @@
+"""Capacity plan from the benchmarks' results (`python -m bench.capacity`)."""

@@ -1,0 +1,1 @@
+"""Benchmark: the same gold build on DuckDB and on Spark (`python -m bench.engines`)."""
