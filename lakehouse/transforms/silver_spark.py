@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -108,7 +107,7 @@ def build_silver_partition(
     the bridge replaces whole day partitions.
     """
     bronze = read_days(settings, CATALOG.bronze_for_topic(topic), None, day)
-    bronze = bronze.persist(StorageLevel.MEMORY_AND_DISK)
+    bronze = bronze.persist()  # Spark's default level: memory, then disk
     try:
         result = to_silver_spark(bronze, topic)
         written = replace_day(settings, CATALOG.silver_for_topic(topic), result.rows, day, guard)

@@ -16,7 +16,6 @@ import re
 from datetime import date
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -101,13 +100,16 @@ def replace_day(
     once `guard` (if any) has accepted them, in one Delta commit; return the day as
     written (read back from its files, so counting it reads only Parquet footers).
 
-    The rows are computed once: persisted for the guard's checks and the write, released
-    after.
+    With a guard the rows are computed once for both: persisted (Spark's default level,
+    memory then disk) for the checks and the write, released after. Without one, the
+    write computes them once anyway.
     """
-    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    if guard is None:
+        replace_partition(frame, spec, settings, [day])
+        return read_table(frame.sparkSession, spec, settings, days=[day])
+    frame = frame.persist()
     try:
-        if guard is not None:
-            guard(spec, day, frame)
+        guard(spec, day, frame)
         replace_partition(frame, spec, settings, [day])
     finally:
         frame.unpersist()
