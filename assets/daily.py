@@ -32,6 +32,10 @@ Build = Callable[[Settings, date, Guard], Any]
 """A day's build on the local engine (returns the day's rows as Arrow); its Spark twin of
 the same name (`lakehouse.transforms.engine`) returns them as a DataFrame."""
 Describe = Callable[[pa.Table, list[date]], dict[str, object]]
+"""A gold asset's own metadata from the last day's rows, as Arrow."""
+DescribeRows = Callable[[Any, list[date]], dict[str, object]]
+"""The same from the rows as the engine's build returned them (Arrow, or a Spark
+DataFrame that the describer reduces where it is, as silver's events per hour)."""
 Upstream = TableSpec | dg.AssetDep
 """A dependency: a catalogued table (its asset, same day), or an `AssetDep` with a
 partition mapping for the windowed snapshots."""
@@ -67,13 +71,16 @@ def daily_asset(
     """The asset that keeps `table` built: each day of a run is `build(settings, day,
     guard)`, then `describe(rows of the last day, days)` adds the asset's own metadata."""
 
+    def describe_rows(rows: Any, days: list[date]) -> dict[str, object]:
+        return describe(to_arrow(rows), days) if describe is not None else {}
+
     @dg.asset(**daily_table(table, deps))
     def _daily(
         context: dg.AssetExecutionContext, lakehouse: LakehouseResource, spark: LazyPySparkResource
     ) -> Results:
         settings = lakehouse.settings()
         engine_build = transform_on_engine(context, settings, spark, build)
-        yield from materialize_days(context, settings, table, engine_build, describe)
+        yield from materialize_days(context, settings, table, engine_build, describe_rows)
 
     return _daily
 
@@ -83,11 +90,12 @@ def materialize_days(
     settings: Settings,
     table: TableSpec,
     build: Build,
-    describe: Describe | None = None,
+    describe: DescribeRows | None = None,
 ) -> Results:
     """Build, check and write every day of the run in order; yield the materialization
     with its check results, or the failed checks and a non-retried failure. `build` is
-    the engine's (`transform_on_engine`); `describe` gets the last day's rows as Arrow."""
+    the engine's (`transform_on_engine`); `describe` gets the last day's rows as `build`
+    returned them."""
     days = partition_days(context)
     gate = QualityGate(settings)
     written = 0
@@ -103,5 +111,5 @@ def materialize_days(
         raise dg.Failure(description=str(blocked), allow_retries=False) from blocked
     metadata = table_metadata(table, settings, written, partition_label(days))
     if describe is not None:
-        metadata.update(describe(to_arrow(rows), days))
+        metadata.update(describe(rows, days))
     yield dg.MaterializeResult(metadata=metadata, check_results=check_results(gate, table))

@@ -29,11 +29,9 @@ class LakehouseResource(dg.ConfigurableResource):
         """The platform settings, with this resource's overrides applied (validated as
         the environment's values are)."""
         overrides = {"lakehouse_root": self.lakehouse_root, "lakehouse_engine": self.engine}
+        given = {name: value for name, value in overrides.items() if value is not None}
         settings = get_settings()
-        return Settings.model_validate(
-            settings.model_dump()
-            | {name: value for name, value in overrides.items() if value is not None}
-        )
+        return Settings.model_validate(settings.model_dump() | given) if given else settings
 
 
 def platform_resources(

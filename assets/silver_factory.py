@@ -30,20 +30,17 @@ def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
         settings = lakehouse.settings()
         build_day = transform_on_engine(context, settings, spark, build_silver_partition)
         dropped = {"duplicates_dropped": 0, "rows_rejected": 0}
-        hours: dict[int, int] = {}
 
         def build(settings: Settings, day: date, guard: Guard) -> Any:
             result = build_day(settings, topic, day, guard)
             dropped["duplicates_dropped"] += result.duplicates
             dropped["rows_rejected"] += row_count(result.rejected)
-            hours.clear()
-            hours.update(events_per_hour(result.rows))
             return result.rows
 
-        def describe(rows: pa.Table, days: list[date]) -> dict[str, object]:
+        def describe(rows: Any, days: list[date]) -> dict[str, object]:
             return {
                 **{name: dg.MetadataValue.int(count) for name, count in dropped.items()},
-                "events_by_hour": hourly_volume(hours, days[-1].isoformat()),
+                "events_by_hour": hourly_volume(events_per_hour(rows), days[-1].isoformat()),
             }
 
         yield from materialize_days(context, settings, table, build, describe)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
@@ -29,6 +30,8 @@ from tests.support.landing import land_in_bronze
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 TRAFFIC = {"ecommerce": 4_000, "fraud": 2_000, "iot": 3_000}
 REL_TOL = 1e-9
+CHARTS = {"events_by_hour", "top_products_by_views", "devices_by_status"}
+"""Metadata charts compared across the engines (silver's, and two gold tables')."""
 
 
 RUN_LOCALLY_ON_EITHER_ENGINE = {
@@ -39,12 +42,14 @@ RUN_LOCALLY_ON_EITHER_ENGINE = {
 """The light gold tables (a few rows a day from a few thousand): no Spark twin."""
 
 
-def run_medallion(settings: Settings, engine: str) -> dg.ExecuteInProcessResult:
+def run_medallion(
+    settings: Settings, engine: Literal["local", "spark"]
+) -> dg.ExecuteInProcessResult:
     """The code location's own `medallion` job for DAY, in process, on `engine`."""
     job = defs.resolve_job_def("medallion")
     return job.execute_in_process(
         partition_key=DAY.date().isoformat(),
-        resources=platform_resources(settings.lakehouse_root, engine),  # type: ignore[arg-type]
+        resources=platform_resources(settings.lakehouse_root, engine),
         raise_on_error=False,
     )
 
@@ -73,6 +78,16 @@ def verdicts(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], bool]:
     assert evaluations
     return {
         (check.asset_key.to_user_string(), check.check_name): check.passed for check in evaluations
+    }
+
+
+def charts(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], str]:
+    """Every chart the run's materializations carry (Markdown bar charts), by (asset, name)."""
+    return {
+        (event.asset_key.to_user_string(), name): str(value.value)
+        for event in result.get_asset_materialization_events()
+        for name, value in event.materialization.metadata.items()
+        if name in CHARTS
     }
 
 
@@ -109,6 +124,8 @@ def test_the_medallion_on_spark_passes_its_checks_and_equals_the_local_run(
     assert on_spark.success
     assert written_tables(on_spark) == tables
     assert verdicts(on_spark) == verdicts(local)  # every check, blocking or not
+    assert {name for _, name in charts(local)} == CHARTS
+    assert charts(on_spark) == charts(local)  # the metadata charts, silver's counted by Spark
 
     for table in tables:
         assert_same(table, expected[table.key], day_rows(settings, table))

@@ -106,11 +106,11 @@ def replace_day(
     """
     if guard is None:
         replace_partition(frame, spec, settings, [day])
-        return read_table(frame.sparkSession, spec, settings, days=[day])
-    frame = frame.persist()
-    try:
-        guard(spec, day, frame)
-        replace_partition(frame, spec, settings, [day])
-    finally:
-        frame.unpersist()
+    else:
+        frame = frame.persist()
+        try:
+            guard(spec, day, frame)
+            replace_partition(frame, spec, settings, [day])
+        finally:
+            frame.unpersist()
     return read_table(frame.sparkSession, spec, settings, days=[day])
