@@ -22,6 +22,7 @@ from rich.table import Table
 from bench.capacity import inputs
 from bench.capacity.plan import (
     DAYS_PER_MONTH,
+    HOURS_PER_MONTH,
     INSTANCES,
     MIN_INSTANCES,
     TARGET_UTILISATION,
@@ -301,9 +302,10 @@ def _markdown(
         f"services are sized for their peak at {TARGET_UTILISATION:.0%} of the measured rate per",
         f"core, in whole instances, at least {MIN_INSTANCES}; the nightly batch is the cluster",
         f"that does the day's rows in {window:g} h, paid for that window every day. A month is",
-        f"730 hours. Options: `--recommendation-rps` ({recommendation_rps:,.0f}, assumed: the",
-        f"seed gives no request rate), `--iot-peak-factor` ({iot_peak_factor:g}, assumed),",
-        f"`--batch-window-hours`, `--engine` ({engine}).",
+        f"{HOURS_PER_MONTH:g} hours. Options: `--recommendation-rps` ({recommendation_rps:,.0f},",
+        "assumed: the seed gives no request rate),",
+        f"`--iot-peak-factor` ({iot_peak_factor:g}, assumed), `--batch-window-hours`,",
+        f"`--engine` ({engine}).",
         "",
         "## Headline",
         "",
