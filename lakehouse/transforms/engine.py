@@ -53,10 +53,7 @@ def row_count(rows: Any) -> int:
     return rows.num_rows if isinstance(rows, pa.Table) else rows.count()
 
 
-def to_arrow(rows: Any, columns: list[str] | None = None) -> pa.Table:
-    """A transform's output as Arrow, only `columns` if given: what metadata previews and
-    charts read (a Spark DataFrame is collected to the driver, so ask for few columns of
-    a big table)."""
-    if isinstance(rows, pa.Table):
-        return rows if columns is None else rows.select(columns)
-    return (rows if columns is None else rows.select(*columns)).toArrow()
+def to_arrow(rows: Any) -> pa.Table:
+    """A transform's output as Arrow: what the gold metadata previews and charts read (a
+    Spark DataFrame is collected to the driver: gold rows are aggregates)."""
+    return rows if isinstance(rows, pa.Table) else rows.toArrow()
