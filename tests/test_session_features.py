@@ -210,17 +210,27 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(
         target=produce, args=(settings, shop(11), events), kwargs={"rate": 4_000, "progress": False}
     )
     traffic.start()
+    client = redis_server.client()
     for kill in range(3):
+        applied_before = applied_offsets(client)
         process = start_processor(settings, log)
         try:
             wait_for_log(log, "assigned", kill + 1, timeout=60)
-            time.sleep(rng.uniform(0.5, 2.5))
+            # A random moment after this processor applied a batch of its own (while there is
+            # traffic left to apply): a fixed sleep after the assignment killed slow starters
+            # before their first batch on a loaded CI machine, and the test then proved nothing.
+            wait_until(
+                lambda before=applied_before: applied_offsets(client) > before
+                or not traffic.is_alive(),
+                timeout=60,
+            )
+            time.sleep(rng.uniform(0.0, 1.5))
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()
     traffic.join()
     # The killed processors really applied batches before the final one.
-    assert applied_offsets(redis_server.client()) > 0
+    assert applied_offsets(client) > 0
     # SIGTERM stops cleanly: the batch in hand is applied, the group left.
     process = start_processor(settings, log)
     wait_for_log(log, "assigned", 4, timeout=60)
@@ -233,7 +243,6 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(
     expected = session_features(
         settings, DAY.date() - timedelta(days=1), DAY.date() + timedelta(days=2)
     )
-    client = redis_server.client()
     found = redis_features(client)
     assert sum(f.events for f in found.values()) == events
     assert_same(found, expected)
