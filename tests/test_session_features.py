@@ -220,8 +220,9 @@ def test_sigkill_at_random_moments_neither_loses_nor_double_counts(
             # traffic left to apply): a fixed sleep after the assignment killed slow starters
             # before their first batch on a loaded CI machine, and the test then proved nothing.
             wait_until(
-                lambda before=applied_before: applied_offsets(client) > before
-                or not traffic.is_alive(),
+                lambda before=applied_before: (
+                    applied_offsets(client) > before or not traffic.is_alive()
+                ),
                 timeout=60,
             )
             time.sleep(rng.uniform(0.0, 1.5))
