@@ -8,13 +8,15 @@ by default, or overridden in tests).
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Any, Literal, cast
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 
 from lakehouse.settings import Settings, get_settings
 from lakehouse.spark.session import spark_config
+from lakehouse.transforms import duck
 from lakehouse.transforms.engine import Transform, on_engine
 
 
@@ -62,11 +64,19 @@ def transform_on_engine(
     spark: LazyPySparkResource,
     transform: Transform,
 ) -> Transform:
-    """The engine's twin of `transform` (`on_engine`), logged; on Spark, the step's
-    session is started through the resource first, and the twins run on it
-    (`spark_session` finds the running one)."""
+    """The engine's twin of `transform` (`on_engine`), logged. Locally, every DuckDB
+    session it opens is bounded by the settings' memory limit and spill folder
+    (`duck.bounded`); on Spark, the step's session is started through the resource
+    first, and the twins run on it (`spark_session` finds the running one)."""
     chosen = on_engine(transform, settings)
+    context.log.info(f"{settings.lakehouse_engine} engine: {chosen.__module__}.{chosen.__name__}")
     if settings.lakehouse_engine == "spark":
         spark.spark_session  # noqa: B018 (the property starts the session)
-    context.log.info(f"{settings.lakehouse_engine} engine: {chosen.__module__}.{chosen.__name__}")
-    return chosen
+        return chosen
+
+    @functools.wraps(chosen)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        with duck.bounded(settings):
+            return chosen(*args, **kwargs)
+
+    return cast(Transform, bounded)

@@ -5,7 +5,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from dagster_pyspark import LazyPySparkResource
 
 from assets.daily import Results, daily_table, materialize_days
@@ -15,7 +15,7 @@ from lakehouse.catalog import CATALOG, TableSpec
 from lakehouse.settings import Settings
 from lakehouse.transforms.engine import row_count
 from lakehouse.transforms.silver import build_silver_partition
-from lakehouse.transforms.tables import Guard
+from lakehouse.transforms.tables import Guard, run_sql
 
 
 def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
@@ -49,12 +49,14 @@ def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
 
 
 def events_per_hour(rows: Any) -> dict[int, int]:
-    """Rows per UTC hour of `event_time`, counted where the rows are: by Arrow, or by
-    Spark for a DataFrame (a day of silver is not collected to the driver for a chart)."""
-    if isinstance(rows, pa.Table):
-        hours = pc.hour(rows["event_time"]) if rows.num_rows else pa.array([], pa.int64())
-        counts = pa.table({"hour": hours}).group_by("hour").aggregate([("hour", "count")])
-        return dict(zip(counts["hour"].to_pylist(), counts["hour_count"].to_pylist(), strict=True))
+    """Rows per UTC hour of `event_time`, counted where the rows are: by DuckDB over Arrow
+    or over the day's files (a lazy scan reads only that column), or by Spark for a
+    DataFrame (a day of silver is not collected to the driver for a chart)."""
+    if isinstance(rows, pa.Table | ds.Dataset):
+        counts = run_sql(
+            "SELECT hour(event_time) AS hour, count(*) AS n FROM day GROUP BY ALL", day=rows
+        )
+        return dict(zip(counts["hour"].to_pylist(), counts["n"].to_pylist(), strict=True))
     from pyspark.sql import functions as F
 
     by_hour = rows.groupBy(F.hour("event_time").alias("hour")).count().collect()

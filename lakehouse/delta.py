@@ -18,6 +18,10 @@ from lakehouse import storage
 from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.settings import Settings
 
+Rows = pa.Table | Callable[[], pa.RecordBatchReader]
+"""What a partition is replaced with: rows in memory, or a function that streams them
+(called once per commit attempt, since a retried commit must read them again)."""
+
 
 def ensure_table(spec: TableSpec, settings: Settings) -> DeltaTable:
     """Open a catalogued table, creating it empty with its schema and partitioning if absent.
@@ -52,7 +56,7 @@ def open_table(spec: TableSpec, settings: Settings) -> DeltaTable | None:
         return None
 
 
-def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predicate: str) -> int:
+def replace_partition(spec: TableSpec, settings: Settings, rows: Rows, predicate: str) -> int:
     """Atomically replace the rows matching `predicate` with `rows`; return the new version.
 
     Re-running with the same rows leaves the table's contents as they were: this is what
@@ -70,7 +74,7 @@ def replace_partition(spec: TableSpec, settings: Settings, rows: pa.Table, predi
 
 
 def overwrite_where(
-    table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str, attempts: int = 5
+    table: DeltaTable, spec: TableSpec, rows: Rows, predicate: str, attempts: int = 5
 ) -> int:
     """`replace_partition` on a table already open: the predicate overwrite, retried on a
     fresh snapshot when a concurrent commit rewrote the files it read.
@@ -97,10 +101,10 @@ def retry_on_conflict(table: DeltaTable, commit: Callable[[], int], attempts: in
     return commit()
 
 
-def _overwrite(table: DeltaTable, spec: TableSpec, rows: pa.Table, predicate: str) -> int:
+def _overwrite(table: DeltaTable, spec: TableSpec, rows: Rows, predicate: str) -> int:
     write_deltalake(
         table,
-        rows,
+        rows if isinstance(rows, pa.Table) else rows(),
         mode="overwrite",
         predicate=predicate,
         partition_by=list(spec.partition_by) or None,

@@ -473,6 +473,26 @@ class Settings(BaseSettings):
         "(a rebuild or a retention delete of the same day) is planned and tried again.",
     )
 
+    # --- local engine: DuckDB's memory (docs/benchmarks.md, "Bounded memory") ------------
+    duckdb_memory_limit: str = Field(
+        "3GB",
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB's memory_limit for every silver and gold build on the local "
+        "engine: past it, a build's sorts, joins, aggregates and the day it stages before "
+        "the checks spill to `duckdb_spill_dir`, so a day of any size fits. The process "
+        "needs about 2-3 GiB beyond it (Arrow batches in flight, delta-rs's writer, GX).",
+    )
+    duckdb_spill_dir: Path | None = Field(
+        None,
+        description="Where DuckDB spills past its memory limit (a fast local disk with room "
+        "for a day's silver, several GB at 50M events). Unset: LAKEHOUSE_HOME/spill/duckdb.",
+    )
+    duckdb_threads: int | None = Field(
+        None,
+        ge=1,
+        description="DuckDB's threads for the builds. Unset: DuckDB's default (the cores).",
+    )
+
     # --- engine: local or Spark (lakehouse/spark; docs/spark.md) --------------------------
     lakehouse_engine: Literal["local", "spark"] = Field(
         "local",
@@ -556,6 +576,12 @@ class Settings(BaseSettings):
     def home(self) -> Path:
         """Absolute state folder."""
         return self.lakehouse_home.expanduser().resolve()
+
+    @property
+    def duckdb_spill(self) -> Path:
+        """Absolute folder DuckDB spills to past its memory limit."""
+        folder = self.duckdb_spill_dir or self.lakehouse_home / "spill" / "duckdb"
+        return folder.expanduser().resolve()
 
     @property
     def fraud_audit_spool(self) -> Path:

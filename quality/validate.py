@@ -14,6 +14,7 @@ from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,6 +59,8 @@ class CheckOutcome:
 def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[CheckOutcome]:
     """Every check of `suite` over `rows` (the table's day `day`, an Arrow table or a Spark
     DataFrame), in the suite's order."""
+    if isinstance(rows, duckdb.DuckDBPyRelation):
+        rows = rows.to_arrow_table()
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
     results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
     outcomes, position = [], 0

@@ -57,10 +57,12 @@ from lakehouse.settings import Settings
 from lakehouse.transforms.tables import (
     DUCKDB,
     Guard,
+    Source,
     Spelling,
     read_days,
     replace_day,
     run_sql,
+    scan_days,
 )
 
 FEATURE_WINDOW_DAYS = 30  # user_features as of D sum user_activity_daily over D-29..D
@@ -175,7 +177,7 @@ _USER_ACTIVITY_SQL = user_activity_sql(DUCKDB)
 
 
 def user_activity_daily(
-    clickstream: pa.Table, cart_events: pa.Table, search: pa.Table, purchases: pa.Table
+    clickstream: Source, cart_events: Source, search: Source, purchases: Source
 ) -> pa.Table:
     """One row per user and day with any event on any of the four topics.
 
@@ -332,7 +334,7 @@ ORDER BY event_date, product_id
 """
 
 
-def product_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table) -> pa.Table:
+def product_daily(clickstream: Source, cart_events: Source, purchases: Source) -> pa.Table:
     """One row per product and day with a view, a cart add or an order line.
 
     `purchases` counts distinct orders, `buyers` distinct purchasing users;
@@ -407,9 +409,7 @@ ORDER BY event_date, category <> '{ALL_CATEGORIES}', category
 """
 
 
-def session_funnel_daily(
-    clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table
-) -> pa.Table:
+def session_funnel_daily(clickstream: Source, cart_events: Source, purchases: Source) -> pa.Table:
     """Per day and category, the closed session funnel and its rates (see the schema).
 
     A session is (user_id, session_id); each step counts sessions that also took every
@@ -623,7 +623,7 @@ def two_proportion_ztest(
     )
 
 
-def ab_test_daily(clickstream: pa.Table, cart_events: pa.Table, purchases: pa.Table) -> pa.Table:
+def ab_test_daily(clickstream: Source, cart_events: Source, purchases: Source) -> pa.Table:
     """Per experiment, day and variant: enrolled users active that day (on clickstream,
     cart or purchases), their sessions, converting users (with an order), conversion rate,
     orders, revenue and revenue per user; each non-control variant's row also carries its
@@ -677,9 +677,8 @@ def build_ab_test_daily_partition(
     return replace_day(settings, GOLD_AB_TEST_DAILY, rows, day, guard)
 
 
-def silver_day(
-    settings: Settings, day: date, tables: tuple[TableSpec, ...]
-) -> dict[str, pa.Table]:
-    """One day of each e-commerce silver table, only the columns the transforms read, by
-    the name the transforms' SQL knows it by (the topic's)."""
-    return {spec.name: read_days(settings, spec, SILVER_COLUMNS[spec], day) for spec in tables}
+def silver_day(settings: Settings, day: date, tables: tuple[TableSpec, ...]) -> dict[str, Source]:
+    """One day of each e-commerce silver table as a lazy scan (DuckDB reads only the columns
+    the transforms name, batch by batch: a day need not fit in memory), by the name the
+    transforms' SQL knows it by (the topic's)."""
+    return {spec.name: scan_days(settings, spec, day) for spec in tables}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lakehouse.settings import Settings
 
@@ -48,12 +49,22 @@ def _spark_twin(transform: Callable[..., Any]) -> Any:
 
 
 def row_count(rows: Any) -> int:
-    """Rows of a transform's output on either engine: an Arrow table's length, or a Spark
-    DataFrame's count (from the written files' footers when it reads them back)."""
-    return rows.num_rows if isinstance(rows, pa.Table) else rows.count()
+    """Rows of a transform's output on either engine: an Arrow table's length, a lazy
+    scan's or a Spark DataFrame's count (from the written files' footers when either
+    reads a day back)."""
+    if isinstance(rows, pa.Table):
+        return rows.num_rows
+    if isinstance(rows, ds.Dataset):
+        return rows.count_rows()
+    return rows.count()
 
 
 def to_arrow(rows: Any) -> pa.Table:
     """A transform's output as Arrow: what the gold metadata previews and charts read (a
-    Spark DataFrame is collected to the driver: gold rows are aggregates)."""
-    return rows if isinstance(rows, pa.Table) else rows.toArrow()
+    lazy scan is read, a Spark DataFrame collected to the driver: gold rows are
+    aggregates)."""
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, ds.Dataset):
+        return rows.to_table()
+    return rows.toArrow()

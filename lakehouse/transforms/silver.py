@@ -18,6 +18,7 @@ from datetime import date
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse.catalog import (
     CART_EVENTS,
@@ -35,7 +36,8 @@ from lakehouse.catalog import (
 from lakehouse.delta import replace_partition
 from lakehouse.schemas import VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
-from lakehouse.transforms.tables import Guard, read_days, replace_day
+from lakehouse.transforms import duck
+from lakehouse.transforms.tables import Guard, Source, replace_day, scan_days, stream
 
 
 @dataclass(frozen=True)
@@ -140,66 +142,96 @@ PLUMBING = ("_kafka_partition", "_kafka_offset")
 
 @dataclass(frozen=True)
 class SilverResult:
-    """The clean rows, the rows that broke rules, and how many duplicates were dropped."""
+    """The clean rows, the rows that broke rules, and how many duplicates were dropped.
 
-    rows: pa.Table
-    rejected: pa.Table
+    From `to_silver`, Arrow tables; from `build_silver_partition`, lazy scans of the day
+    as written (a day of silver need not fit in memory): `engine.row_count` counts either
+    from what it holds or from the files' footers.
+    """
+
+    rows: Source
+    rejected: Source
     duplicates: int
 
 
 def to_silver(bronze: pa.Table, topic: str) -> SilverResult:
     """Deduplicate `bronze` rows of one topic by event id and split them by the rules."""
+    with duck.session() as connection:
+        duplicates = stage_silver(connection, bronze, topic)
+        rows = connection.table(STAGED_ROWS).to_arrow_table()
+        rejected = connection.table(STAGED_REJECTED).to_arrow_table()
+    return SilverResult(
+        rows=rows.cast(silver_schema(topic)),
+        rejected=rejected.cast(REJECTED_ROWS.schema),
+        duplicates=duplicates,
+    )
+
+
+STAGED_ROWS = "silver_rows"
+STAGED_REJECTED = "silver_rejected"
+
+
+def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: str) -> int:
+    """Deduplicate and split one topic's `bronze` rows into two tables of `connection`:
+    STAGED_ROWS (the clean rows, in `(event_time, event_id)` order) and STAGED_REJECTED
+    (the rule breakers as REJECTED_ROWS); return how many duplicates were dropped.
+
+    Staged in DuckDB, not in Arrow, so that a day larger than the session's memory limit
+    spills to disk instead of failing, and is checked and written from there.
+    """
     rules = RULES[topic]
     verdicts = ", ".join(
         f"CASE WHEN coalesce(({rule.predicate}), false) THEN NULL ELSE '{rule.name}' END"
         for rule in rules
     )
     plumbing = ", ".join(PLUMBING)
-    connection = duckdb.connect()
-    try:
-        connection.register("bronze", bronze)
-        # Only the ids that occur more than once pay for the window that picks the first
-        # landed copy; every other row passes straight through (4x faster on a clean day
-        # of 10M clicks than windowing every row, see docs/benchmarks.md).
-        connection.execute(
-            "CREATE TEMP TABLE duplicated AS "
-            "SELECT event_id FROM bronze GROUP BY event_id HAVING count(*) > 1"
-        )
-        connection.execute(
-            f"""
-            CREATE TEMP VIEW firsts AS
-            SELECT * EXCLUDE ({plumbing}) FROM bronze ANTI JOIN duplicated USING (event_id)
-            UNION ALL
-            SELECT * EXCLUDE (_copy, {plumbing}) FROM (
-                SELECT *, row_number() OVER (
-                    PARTITION BY event_id ORDER BY {", ".join(LANDING_ORDER)}) AS _copy
-                FROM bronze SEMI JOIN duplicated USING (event_id)
-            ) WHERE _copy = 1
-            """
-        )
-        keeps = " AND ".join(f"coalesce(({rule.predicate}), false)" for rule in rules)
-        names = silver_schema(topic).names
-        columns = ", ".join(f'"{name}"' for name in names)
-        as_struct = ", ".join(f'"{name}" := "{name}"' for name in names)
-        rows = connection.sql(
-            f"SELECT {columns} FROM firsts WHERE {keeps} ORDER BY event_time, event_id"
-        ).to_arrow_table()
-        rejected = connection.sql(
-            f"""
-            SELECT '{topic}' AS "table", event_id, event_date,
-                   list_filter([{verdicts}], lambda name: name IS NOT NULL) AS broken_rules,
-                   to_json(struct_pack({as_struct}))::VARCHAR AS "row",
-                   now() AS rejected_at
-            FROM firsts WHERE NOT ({keeps}) ORDER BY event_id
-            """
-        ).to_arrow_table()
-    finally:
-        connection.close()
-    return SilverResult(
-        rows=rows.cast(silver_schema(topic)),
-        rejected=rejected.cast(REJECTED_ROWS.schema),
-        duplicates=bronze.num_rows - rows.num_rows - rejected.num_rows,
+    connection.register("bronze", bronze)
+    # Only the ids that occur more than once pay for the window that picks the first
+    # landed copy; every other row passes straight through (4x faster on a clean day
+    # of 10M clicks than windowing every row, see docs/benchmarks.md).
+    connection.execute(
+        "CREATE TEMP TABLE duplicated AS "
+        "SELECT event_id, count(*) - 1 AS extra_copies FROM bronze "
+        "GROUP BY event_id HAVING count(*) > 1"
     )
+    # The first copies are staged before the rules split them: bronze is read once more
+    # instead of twice, and DuckDB (2.0) ran out of memory instead of spilling when the
+    # rules' filter, the union and the sort were planned together over the scan.
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE firsts AS
+        SELECT * EXCLUDE ({plumbing}) FROM bronze ANTI JOIN duplicated USING (event_id)
+        UNION ALL
+        SELECT * EXCLUDE (_copy, {plumbing}) FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY event_id ORDER BY {", ".join(LANDING_ORDER)}) AS _copy
+            FROM bronze SEMI JOIN duplicated USING (event_id)
+        ) WHERE _copy = 1
+        """
+    )
+    keeps = " AND ".join(f"coalesce(({rule.predicate}), false)" for rule in rules)
+    names = silver_schema(topic).names
+    columns = ", ".join(f'"{name}"' for name in names)
+    as_struct = ", ".join(f'"{name}" := "{name}"' for name in names)
+    connection.execute(
+        f"CREATE TABLE {STAGED_ROWS} AS "
+        f"SELECT {columns} FROM firsts WHERE {keeps} ORDER BY event_time, event_id"
+    )
+    connection.execute(
+        f"""
+        CREATE TABLE {STAGED_REJECTED} AS
+        SELECT '{topic}' AS "table", event_id, event_date,
+               list_filter([{verdicts}], lambda name: name IS NOT NULL) AS broken_rules,
+               to_json(struct_pack({as_struct}))::VARCHAR AS "row",
+               now() AS rejected_at
+        FROM firsts WHERE NOT ({keeps}) ORDER BY event_id
+        """
+    )
+    connection.execute("DROP TABLE firsts")
+    (duplicates,) = connection.execute(
+        "SELECT coalesce(sum(extra_copies), 0) FROM duplicated"
+    ).fetchall()[0]
+    return int(duplicates)
 
 
 def build_silver_partition(
@@ -211,14 +243,39 @@ def build_silver_partition(
     commit is deduplicated against its original; replaces the silver partition atomically,
     so running it twice gives the same table. A `guard` that refuses the rows leaves both
     the silver day and its rejected rows as they were.
+
+    The day never has to fit in memory: DuckDB reads bronze batch by batch, stages the
+    clean and rejected rows under the settings' memory limit (spilling past it), the guard
+    checks them where they lie, and they stream into their Delta commits.
     """
-    source = read_days(settings, CATALOG.bronze_for_topic(topic), None, day)
-    result = to_silver(source, topic)
-    replace_day(settings, CATALOG.silver_for_topic(topic), result.rows, day, guard)
-    replace_partition(REJECTED_ROWS, settings, result.rejected, rejected_predicate(topic, day))
-    return result
+    silver = CATALOG.silver_for_topic(topic)
+    with duck.session(settings) as connection:
+        duplicates = stage_silver(
+            connection, scan_days(settings, CATALOG.bronze_for_topic(topic), day), topic
+        )
+        replace_day(settings, silver, connection.table(STAGED_ROWS), day, guard)
+        rejected = connection.table(STAGED_REJECTED)
+        replace_partition(
+            REJECTED_ROWS,
+            settings,
+            lambda: stream(rejected, REJECTED_ROWS.schema),
+            rejected_predicate(topic, day),
+        )
+    return SilverResult(
+        rows=scan_days(settings, silver, day),
+        rejected=scan_rejected(settings, topic, day),
+        duplicates=duplicates,
+    )
 
 
 def rejected_predicate(topic: str, day: date) -> str:
     """The rejected rows of one topic and day: what a silver rebuild of that day replaces."""
     return f"event_date = '{day.isoformat()}' AND \"table\" = '{topic}'"
+
+
+def scan_rejected(settings: Settings, topic: str, day: date) -> Source:
+    """The rejected rows of one topic and day, as a lazy scan."""
+    rejected = scan_days(settings, REJECTED_ROWS, day)
+    return (
+        rejected if isinstance(rejected, pa.Table) else rejected.filter(pc.field("table") == topic)
+    )

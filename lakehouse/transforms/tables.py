@@ -1,9 +1,13 @@
 """What every transform does around its SQL: read some days of a catalogued table, run
-DuckDB over Arrow tables, and replace one day of the output table.
+DuckDB over Arrow, and replace one day of the output table.
 
 One home for these so that every silver and gold table is read, computed and written the
 same way: in UTC, with empty (typed) inputs when a table does not exist yet, and a day's
 replacement as one atomic Delta predicate overwrite.
+
+A day need not fit in memory: `scan_days` hands DuckDB a lazy scan of the day's files
+(DuckDB reads only the columns its SQL names, batch by batch), and a day staged in DuckDB
+(a relation, spilling past the session's memory limit) streams into its Delta commit.
 """
 
 from __future__ import annotations
@@ -16,10 +20,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from lakehouse.catalog import TableSpec
 from lakehouse.delta import open_table, replace_partition
 from lakehouse.settings import Settings
+from lakehouse.transforms import duck
+
+Source = pa.Table | ds.Dataset
+"""What a transform's SQL reads a table as: Arrow in memory, or a lazy scan of files."""
+
+STREAM_BATCH_ROWS = 256 * 1024
+"""Rows per Arrow batch when a staged day streams into its Delta commit: large enough for
+DuckDB and delta-rs to work in bulk, small enough (tens of MB) to keep memory flat."""
 
 
 def read_days(
@@ -38,6 +51,19 @@ def read_days(
     last = first if last is None else last
     window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
     return table.to_pyarrow_dataset().to_table(columns=columns, filter=window)
+
+
+def scan_days(settings: Settings, spec: TableSpec, first: date, last: date | None = None) -> Source:
+    """The event-date partitions `first`..`last` of a catalogued table as a lazy scan:
+    nothing is read until DuckDB runs over it, and then only the columns and files its SQL
+    needs (the filter prunes other days' files), batch by batch. What the builds of days
+    too large for memory read; typed and empty if the table is absent."""
+    table = open_table(spec, settings)
+    if table is None:
+        return spec.schema.empty_table()
+    last = first if last is None else last
+    window = (pc.field("event_date") >= first) & (pc.field("event_date") <= last)
+    return table.to_pyarrow_dataset().filter(window)
 
 
 @dataclass(frozen=True)
@@ -69,42 +95,59 @@ def run_sql(
     params: dict[str, object] | None = None,
     *,
     deterministic: bool = False,
-    **tables: pa.Table,
+    **tables: Source,
 ) -> pa.Table:
-    """Run `sql` over the given Arrow tables (by name) in a fresh UTC DuckDB session.
+    """Run `sql` over the given Arrow tables or scans (by name) in a fresh DuckDB session
+    (`duck.session`: UTC, bounded by the enclosing build's settings).
 
     `deterministic` runs on one thread: floating-point sums then add up in the same order
     every time, so a rebuilt partition is bit-for-bit what it was (parallel aggregation
     reorders the additions). Worth it for small outputs that are compared across
     rebuilds; the large scans stay parallel.
     """
-    connection = duckdb.connect()
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
+    with duck.session() as connection:
         if deterministic:
             connection.execute("SET threads = 1")
         for name, table in tables.items():
             connection.register(name, table)
         result = connection.sql(sql, params=params or None).to_arrow_table()
-    finally:
-        connection.close()
     return result if schema is None else result.select(schema.names).cast(schema)
 
 
 Guard = Callable[[TableSpec, date, Any], None]
 """Called with (table, day, rows) before a day is replaced; raises to refuse the write.
-The rows are an Arrow table, or on the Spark engine a Spark DataFrame (`tables_spark`).
+The rows are an Arrow table, a DuckDB relation (a day staged out of core, `replace_day`),
+or on the Spark engine a Spark DataFrame (`tables_spark`).
 
 The data quality checks (`quality/`) are guards: rows that fail a blocking check never
 replace the day's good rows, so a bad batch costs freshness, never correctness."""
 
 
 def replace_day(
-    settings: Settings, spec: TableSpec, rows: pa.Table, day: date, guard: Guard | None = None
-) -> pa.Table:
+    settings: Settings,
+    spec: TableSpec,
+    rows: pa.Table | duckdb.DuckDBPyRelation,
+    day: date,
+    guard: Guard | None = None,
+) -> pa.Table | duckdb.DuckDBPyRelation:
     """Replace one event-date partition of a catalogued table with `rows` once `guard`
-    (if any) has accepted them; return the rows."""
+    (if any) has accepted them; return the rows.
+
+    `rows` in Arrow are written as they are; a DuckDB relation (a day staged in a
+    `duck.session`, larger than memory if need be) is checked where it lies and streamed
+    into the commit in batches, cast to the table's schema on the way.
+    """
     if guard is not None:
         guard(spec, day, rows)
-    replace_partition(spec, settings, rows, f"event_date = '{day.isoformat()}'")
+    predicate = f"event_date = '{day.isoformat()}'"
+    if isinstance(rows, pa.Table):
+        replace_partition(spec, settings, rows, predicate)
+    else:
+        replace_partition(spec, settings, lambda: stream(rows, spec.schema), predicate)
     return rows
+
+
+def stream(relation: duckdb.DuckDBPyRelation, schema: pa.Schema) -> pa.RecordBatchReader:
+    """A relation's rows as Arrow batches in `schema` (its column order and types)."""
+    reader = relation.select(*[duckdb.ColumnExpression(name) for name in schema.names])
+    return reader.to_arrow_reader(STREAM_BATCH_ROWS).cast(schema)

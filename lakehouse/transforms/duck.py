@@ -1,0 +1,64 @@
+"""The DuckDB sessions the local transforms run in: UTC, and bounded in memory.
+
+Every silver and gold build computes in fresh in-memory DuckDB sessions. Left alone,
+DuckDB may take 80% of the machine's memory; here each session gets the settings'
+`duckdb_memory_limit` and spills past it into a folder of its own under
+`duckdb_spill_dir` (DuckDB names its spill files alike in every process, so the Dagster
+steps that run side by side must not share one folder), removed when the session ends.
+That is what keeps a day of any size within a configured memory: the sorts, joins,
+aggregates and the staged day of a build go to disk instead of failing.
+
+The pure transforms (a gold table's SQL over Arrow) know nothing of settings; the build
+that calls them sets the bounds for every session opened inside `bounded(settings)` (the
+asset layer wraps each local build in it), the way `decimal.localcontext` scopes a
+precision. A session opened outside it has DuckDB's defaults.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import duckdb
+
+from lakehouse.settings import Settings
+
+_BOUNDS: ContextVar[Settings | None] = ContextVar("duckdb_bounds", default=None)
+
+
+@contextmanager
+def bounded(settings: Settings) -> Iterator[None]:
+    """Every session opened inside gets `settings`' memory limit, spill folder and threads."""
+    token = _BOUNDS.set(settings)
+    try:
+        yield
+    finally:
+        _BOUNDS.reset(token)
+
+
+@contextmanager
+def session(settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh in-memory DuckDB session in UTC, bounded by `settings` (or by the enclosing
+    `bounded`), closed and its spill folder removed on exit."""
+    settings = settings or _BOUNDS.get()
+    config: dict[str, str | int] = {}
+    spill = None
+    if settings is not None:
+        settings.duckdb_spill.mkdir(parents=True, exist_ok=True)
+        spill = tempfile.mkdtemp(prefix="session-", dir=settings.duckdb_spill)
+        config = {"memory_limit": settings.duckdb_memory_limit, "temp_directory": spill}
+        if settings.duckdb_threads is not None:
+            config["threads"] = settings.duckdb_threads
+    try:
+        connection = duckdb.connect(config=config)
+        try:
+            connection.execute("SET TimeZone = 'UTC'")
+            yield connection
+        finally:
+            connection.close()
+    finally:
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
