@@ -1,0 +1,1 @@
+"""A plain Polars pipeline to measure the platform against (`pipeline.run_plain`)."""
