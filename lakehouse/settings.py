@@ -480,7 +480,8 @@ class Settings(BaseSettings):
         description="DuckDB's memory_limit for every silver and gold build on the local "
         "engine: past it, a build's sorts, joins, aggregates and the day it stages before "
         "the checks spill to `duckdb_spill_dir`, so a day of any size fits. The process "
-        "needs about 2-3 GiB beyond it (Arrow batches in flight, delta-rs's writer, GX).",
+        "needs about 2-3 GiB beyond it (Arrow batches in flight, delta-rs's writer, GX). "
+        "Below about 64MB DuckDB 2.0 cannot sort a day (it fails instead of spilling).",
     )
     duckdb_spill_dir: Path | None = Field(
         None,
