@@ -20,6 +20,7 @@ import dagster as dg
 import psycopg2
 import pytest
 from botocore.client import BaseClient
+from xdist.scheduler import LoadFileScheduling
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics, port_open
 from lakehouse.settings import Settings, get_settings
@@ -37,6 +38,75 @@ os.environ.setdefault("LAKEHOUSE_FIRST_DAY", "2025-01-01")
 
 # The one local Spark session of a test process (`spark`), shared by every Spark test.
 pytest_plugins = ("tests.support.spark",)
+
+SPARK_MODULES = {
+    "test_engine.py",
+    "test_gold_spark.py",
+    "test_gold_spark_ecommerce.py",
+    "test_medallion_spark.py",
+    "test_quality_spark.py",
+    "test_recommender_spark.py",
+    "test_silver_spark.py",
+    "test_spark_bridge.py",
+}
+"""The modules whose tests use the process's Spark session (tests/support/spark.py)."""
+
+# About how long each module takes in CI (2 cores, two xdist workers; seconds), longest
+# first; the Spark modules together as one. Only the order matters: xdist hands out the
+# modules in collection order as workers free up (SparkOnOneWorker), so the longest start
+# first and the short ones fill in at the end, instead of a worker running the last long
+# module alone. A module missing here starts after these, in its usual order.
+MODULE_SECONDS = {
+    "spark": 510,
+    "test_cli.py": 455,
+    "test_reliability.py": 169,
+    "test_orchestration.py": 129,
+    "test_quality.py": 126,
+    "test_profiles.py": 110,
+    "test_ingest.py": 46,
+    "test_webserver.py": 44,
+    "test_recommendation_service.py": 42,
+    "test_iot_alerts.py": 41,
+    "test_session_features.py": 39,
+    "test_fraud_audit.py": 36,
+    "test_recommender.py": 33,
+    "test_iot_edge.py": 33,
+    "test_fraud_service.py": 29,
+    "test_compaction.py": 29,
+    "test_ingest_fuzz.py": 26,
+}
+
+
+def _unit(nodeid: str) -> str:
+    """The work unit of a test: `spark` for the Spark modules, else its module's file."""
+    module = nodeid.split("::", 1)[0]
+    return "spark" if module.rsplit("/", 1)[-1] in SPARK_MODULES else module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest work units first (MODULE_SECONDS), each module's tests in their order."""
+
+    def longest_first(item: pytest.Item) -> int:
+        return -MODULE_SECONDS.get(_unit(item.nodeid).rsplit("/", 1)[-1], 0)
+
+    items.sort(key=longest_first)  # stable: within a unit, and among the others
+
+
+class SparkOnOneWorker(LoadFileScheduling):
+    """`--dist loadfile` (a module's tests on one worker, so module-scoped fixtures are
+    built once), with every test of SPARK_MODULES in a single unit: one worker starts one
+    JVM and builds each Spark module's fixtures, where two workers could each start a JVM
+    on two cores. With `--no-loadscope-reorder` the units go out in collection order,
+    longest first (pytest_collection_modifyitems)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "spark" if _unit(nodeid) == "spark" else super()._split_scope(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadFileScheduling | None:
+    if config.getvalue("dist") == "loadfile":
+        return SparkOnOneWorker(config, log)
+    return None  # another --dist given on the command line: xdist's own
 
 
 @pytest.fixture

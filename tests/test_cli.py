@@ -214,9 +214,14 @@ def test_several_generated_days_train_and_register_the_daily_models(
     with its champion on that test day; the recommender's champion was refit on its
     held-out day, so it cannot be judged there and is kept."""
     settings = settings.model_copy(update={"redis_url": redis_server.url})
-    for domain, events in (("fraud", "40000"), ("ecommerce", "60000")):
-        lakehouse(settings, "generate", domain, "--events", events, "--days", "4",
-                  "--start", "2026-11-19")
+    # Three days, the fewest both time-based splits take (the fraud model's training,
+    # validation and test days; the recommender's held-out last day), at the same events
+    # per day as four days of 40,000 and 60,000 had: the materialize and both trainings
+    # cost a quarter less, and each day still has as much traffic (and fraud) as before.
+    for domain, events in (("fraud", "30000"), ("ecommerce", "45000")):
+        lakehouse(
+            settings, "generate", domain, "--events", events, "--days", "3", "--start", "2026-11-20"
+        )
     lakehouse(settings, "ingest", "--until-idle", "--no-json-logs", timeout=180)
     lakehouse(settings, "materialize", timeout=300)
     first = lakehouse(settings, "train", "--day", "2026-11-22", timeout=300)
@@ -259,9 +264,11 @@ def ingested(output: str) -> int:
 def edge_counts(output: str) -> int:
     """What the IoT edge put on Kafka, as its processes reported it: readings forwarded
     and quarantined by the gateway, alert records produced by the alert processor."""
-    return (_number(r"([\d,]+)\s+forwarded", output)
-            + _number(r"([\d,]+)\s+quarantined,\s+[\d,]+\s+filtered", output)
-            + _number(r"([\d,]+)\s+alert\s+records", output))
+    return (
+        _number(r"([\d,]+)\s+forwarded", output)
+        + _number(r"([\d,]+)\s+quarantined,\s+[\d,]+\s+filtered", output)
+        + _number(r"([\d,]+)\s+alert\s+records", output)
+    )
 
 
 def _number(pattern: str, output: str) -> int:

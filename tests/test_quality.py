@@ -58,12 +58,15 @@ RANGE_CHECK = {
 }
 
 
-def bronze_rows(domain: str, faults: Faults | None = None) -> dict[str, pa.Table]:
-    """A day of one domain's traffic as bronze rows, decoded by the ingest decoder."""
+def bronze_rows(
+    domain: str, faults: Faults | None = None, events: int | None = None
+) -> dict[str, pa.Table]:
+    """A day of one domain's traffic as bronze rows, decoded by the ingest decoder
+    (`events` generated, EVENTS[domain] by default)."""
     generator = make_generator(domain, seed=5, start=START, faults=faults)
     parts: dict[str, list[pa.Table]] = {}
     offsets: dict[str, int] = {}
-    for batch in generator.batches(EVENTS[domain], 5_000):
+    for batch in generator.batches(events or EVENTS[domain], 5_000):
         event = CATALOG.topic(batch.topic).event
         decoded = BatchDecoder(event, 1 << 20).decode(batch.values)
         assert not decoded.rejects, "faults must get past ingest"
@@ -108,8 +111,11 @@ def clean() -> dict[str, pa.Table]:
     """Clean bronze rows of every topic; the decision service's, one decision per
     generated transaction; the alert processor's, one alert per labelled spike."""
     rows = {topic: rows for domain in EVENTS for topic, rows in bronze_rows(domain).items()}
-    return {**rows, "fraud_decisions": decisions_bronze(rows["transactions"]),
-            "iot_alerts": alerts_bronze(rows["sensor_readings"])}
+    return {
+        **rows,
+        "fraud_decisions": decisions_bronze(rows["transactions"]),
+        "iot_alerts": alerts_bronze(rows["sensor_readings"]),
+    }
 
 
 @pytest.fixture
@@ -234,9 +240,7 @@ def seed_bronze(settings: Settings, readings: pa.Table) -> None:
 
 
 def silver_readings(settings: Settings) -> pa.Table:
-    return DeltaTable(
-        table_uri(SILVER_SENSOR_READINGS, settings)
-    ).to_pyarrow_table()
+    return DeltaTable(table_uri(SILVER_SENSOR_READINGS, settings)).to_pyarrow_table()
 
 
 def run_iot_day(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

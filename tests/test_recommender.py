@@ -48,13 +48,13 @@ from lakehouse.settings import Settings
 from quality.suites import suite_for
 from quality.validate import validate
 from tests.support.realdata import online_retail_events
-from tests.support.shop import FIRST, LAST, generated_shop
+from tests.support.shop import FIRST, LAST, shared_shop
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Six days of 1,500 shoppers and 2,000 products (80,000 events a day) in silver."""
-    return generated_shop(tmp_path_factory.mktemp("recommender"))
+    return shared_shop(tmp_path_factory, "recommender")
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,8 @@ def test_the_assets_register_a_model_and_write_the_champions_top_10(lake: Settin
     so the table must carry the champion's version, not the newest one's."""
     resources = platform_resources(lake.lakehouse_root)
     run = dg.materialize(
-        [recommender_model, user_recommendations], partition_key=LAST.isoformat(),
+        [recommender_model, user_recommendations],
+        partition_key=LAST.isoformat(),
         resources=resources,
     )
     assert run.success
@@ -270,8 +271,12 @@ def test_the_assets_register_a_model_and_write_the_champions_top_10(lake: Settin
         f"FROM models.user_recommendations WHERE event_date = DATE '{LAST}'",
     ).to_pylist()[0]
     served = load_recommender(load_artifact(lake, current))
-    assert stored == {"users": served.user_ids.size, "rows": 10 * served.user_ids.size,
-                      "lo": current.version, "hi": current.version}
+    assert stored == {
+        "users": served.user_ids.size,
+        "rows": 10 * served.user_ids.size,
+        "lo": current.version,
+        "hi": current.version,
+    }
 
 
 def test_on_real_shoppers_als_more_than_doubles_popularity() -> None:
@@ -294,9 +299,13 @@ def test_a_batch_with_a_repeated_product_is_refused_by_its_quality_check(
     clean = {o.check.name: o.passed for o in validate(suite, batch, LAST, lake)}
     assert all(clean.values()), clean
     repeated = batch.set_column(
-        batch.schema.get_field_index("product_id"), "product_id",
-        pc.if_else(pc.equal(batch["rank"], 2), batch["product_id"].take(
-            pa.array(np.maximum(np.arange(batch.num_rows) - 1, 0))), batch["product_id"]),
+        batch.schema.get_field_index("product_id"),
+        "product_id",
+        pc.if_else(
+            pc.equal(batch["rank"], 2),
+            batch["product_id"].take(pa.array(np.maximum(np.arange(batch.num_rows) - 1, 0))),
+            batch["product_id"],
+        ),
     )
     broken = {o.check.name: o.passed for o in validate(suite, repeated, LAST, lake)}
     assert broken["products_distinct_per_user"] is False

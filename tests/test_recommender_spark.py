@@ -38,7 +38,7 @@ from lakehouse.models.recommender_spark import _factors, fit_recommender, reg_pa
 from lakehouse.models.trained import TrainedModel
 from lakehouse.settings import Settings
 from lakehouse.spark.session import spark_session
-from tests.support.shop import FIRST, LAST, generated_shop
+from tests.support.shop import FIRST, LAST, shared_shop
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return generated_shop(tmp_path_factory.mktemp("recommender_spark"))
+    return shared_shop(tmp_path_factory, "recommender_spark")
 
 
 @pytest.fixture(scope="module")

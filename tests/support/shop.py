@@ -4,8 +4,13 @@ a flatter popularity than the generator's default (tests/test_recommender.py say
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import build_silver_partition
@@ -35,3 +40,25 @@ def generated_shop(root: Path) -> Settings:
         for topic in TOPICS:
             build_silver_partition(settings, topic, day)
     return settings
+
+
+def shared_shop(factory: pytest.TempPathFactory, name: str) -> Settings:
+    """The generated shop in a fresh folder of its own (`name`), for a test module to read
+    and write at will. It is generated once per test session: the first module to ask,
+    whichever xdist worker runs it, builds it in the session's shared temporary folder
+    (under a lock), and every module gets a copy, as if it had generated its own."""
+    base = factory.getbasetemp()
+    # Under xdist each worker's base is `<session>/popen-gwN`: share the session's folder.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    built = shared / "generated-shop"
+    with (shared / "generated-shop.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built / "done").exists():
+            shutil.rmtree(built, ignore_errors=True)
+            generated_shop(built)
+            (built / "done").touch()
+    root = factory.mktemp(name)
+    for folder in ("lake", "home"):
+        if (built / folder).exists():
+            shutil.copytree(built / folder, root / folder)
+    return Settings(lakehouse_home=root / "home", lakehouse_root=str(root / "lake"))
