@@ -102,6 +102,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     on_spark = spark.is_spark_frame(rows)
     on_duckdb = relation.is_relation(rows)
     compound_ids: dict[int, list[dict[str, Any]]] = {}
+    unique: dict[int, Any] = {}
     for index, expect in enumerate(expects):
         kwargs = (
             spark.expectation_kwargs(expect.type, expect.kwargs)
@@ -128,6 +129,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     elif on_duckdb:
         with relation.staged(rows, columns):
             batch = relation.batch_definition(context).get_batch()
+            unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
             compound_ids = {
                 verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
@@ -147,6 +149,9 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
     outcomes = []
     for index, expect in enumerate(expects):
+        if on_duckdb and index in unique:
+            outcomes.append(unique[index](expect))
+            continue
         verdict = verdicts[index]
         details = verdict.result or {}
         if on_spark or on_duckdb:
