@@ -22,6 +22,7 @@ from quality.suites import suite_for
 from quality.validate import CheckOutcome, validate  # GX itself loads on first use
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyRelation
     from pyspark.sql import DataFrame
 
 
@@ -44,9 +45,12 @@ class QualityGate:
         self.settings = settings
         self._outcomes: dict[str, list[CheckOutcome]] = defaultdict(list)
 
-    def __call__(self, table: TableSpec, day: date, rows: pa.Table | DataFrame) -> None:
+    def __call__(
+        self, table: TableSpec, day: date, rows: pa.Table | DataFrame | DuckDBPyRelation
+    ) -> None:
         """The guard: validate, remember, and refuse the write on a blocking failure.
-        `rows` is an Arrow table, or a Spark DataFrame where the engine is Spark."""
+        `rows` is an Arrow table, a Spark DataFrame where the engine is Spark, or a DuckDB
+        relation where the build staged the day in DuckDB."""
         outcomes = validate(suite_for(table), rows, day, self.settings)
         self._outcomes[table.key].extend(outcomes)
         failed = [o.check.name for o in outcomes if o.check.blocking and not o.passed]

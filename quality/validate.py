@@ -4,7 +4,10 @@ GX is imported here, lazily, on the first validation (it takes about 4.6 s to im
 one ephemeral GX context per process serves every validation. Rows arrive as Arrow and
 only the columns the expectations name go to pandas, GX's in-memory engine. Rows that
 arrive as a Spark DataFrame (the Spark engine's transforms) stay in Spark: the same suite
-runs on GX's Spark execution engine (`quality/spark.py`), with the same outcomes.
+runs on GX's Spark execution engine (`quality/spark.py`), with the same outcomes. Rows
+that arrive as a DuckDB relation (the out-of-core builds) stay in DuckDB: the same suite
+runs on GX's SQL execution engine over DuckDB (`quality/relation.py`), in bounded memory,
+with the same outcomes.
 """
 
 from __future__ import annotations
@@ -14,18 +17,18 @@ from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.settings import Settings
-from quality import spark
+from quality import relation, spark
 from quality.checks import Check, Expect, Suite
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyRelation
     from pyspark.sql import DataFrame
 
-    Rows = pa.Table | DataFrame
+    Rows = pa.Table | DataFrame | DuckDBPyRelation
 
 SAMPLE_ROWS = 5
 
@@ -57,10 +60,8 @@ class CheckOutcome:
 
 
 def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[CheckOutcome]:
-    """Every check of `suite` over `rows` (the table's day `day`, an Arrow table or a Spark
-    DataFrame), in the suite's order."""
-    if isinstance(rows, duckdb.DuckDBPyRelation):
-        rows = rows.to_arrow_table()
+    """Every check of `suite` over `rows` (the table's day `day`: an Arrow table, a Spark
+    DataFrame or a DuckDB relation), in the suite's order."""
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
     results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
     outcomes, position = [], 0
@@ -76,7 +77,8 @@ def _run_gx(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expectation
     """Each expectation's outcome, in order. Those that read only the column names (the
     schema check) run on an empty frame with every column; the rest on the columns they
     read: handing a whole 10M-row day to pandas for its names cost seconds."""
-    empty = rows.limit(0) if spark.is_spark_frame(rows) else rows.slice(0, 0)
+    lazy = spark.is_spark_frame(rows) or relation.is_relation(rows)
+    empty = rows.limit(0) if lazy else rows.slice(0, 0)
     outcomes: dict[int, ExpectationOutcome] = {}
     for names_only, frame_rows in ((True, empty), (False, rows)):
         chosen = [i for i, e in enumerate(expects) if _reads_names_only(e) is names_only]
@@ -98,6 +100,9 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     context = _context()
     gx_suite = gx.ExpectationSuite(name=f"{suite.table.key}-{id(rows)}")
     on_spark = spark.is_spark_frame(rows)
+    on_duckdb = relation.is_relation(rows)
+    compound_ids: dict[int, list[dict[str, Any]]] = {}
+    unique: dict[int, Any] = {}
     for index, expect in enumerate(expects):
         kwargs = (
             spark.expectation_kwargs(expect.type, expect.kwargs)
@@ -121,6 +126,21 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         with spark.persisted(rows, columns) as frame:
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
+    elif on_duckdb:
+        with relation.staged(rows, columns):
+            batch = relation.batch_definition(context).get_batch()
+            unique = relation.unique_beforehand(gx, gx_suite, batch)
+            result = batch.validate(gx_suite, result_format=result_format)
+            compound_ids = {
+                verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
+                    id_columns,
+                    verdict.expectation_config.kwargs["column_list"],
+                    (verdict.result or {}).get("partial_unexpected_list") or [],
+                    SAMPLE_ROWS,
+                )
+                for verdict in result.results
+                if verdict.expectation_config.type == "expect_compound_columns_to_be_unique"
+            }
     else:
         frame = _to_pandas(rows.select(columns) if columns else rows)
         batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
@@ -129,9 +149,12 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
     outcomes = []
     for index, expect in enumerate(expects):
+        if on_duckdb and index in unique:
+            outcomes.append(unique[index](expect))
+            continue
         verdict = verdicts[index]
         details = verdict.result or {}
-        if on_spark:
+        if on_spark or on_duckdb:
             details = spark.result_details(details)
         if verdict.exception_info and verdict.exception_info.get("raised_exception"):
             message = verdict.exception_info.get("exception_message")
@@ -145,7 +168,11 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
                 unexpected_percent=details.get("unexpected_percent"),
                 failing_ids=[
                     {column: plain(row.get(column)) for column in id_columns}
-                    for row in details.get("partial_unexpected_index_list") or []
+                    for row in (
+                        compound_ids[index]
+                        if index in compound_ids
+                        else details.get("partial_unexpected_index_list") or []
+                    )
                 ],
             )
         )
@@ -186,7 +213,8 @@ def _batch_definition(context: Any) -> Any:
 def _columns(rows: Rows, suite: Suite, expects: list[Expect]) -> list[str]:
     """The columns the expectations read, plus the id columns; all when a whole-table
     expectation (the schema check, which `_run_gx` gives an empty frame) needs them."""
-    names = list(rows.columns) if spark.is_spark_frame(rows) else rows.schema.names
+    lazy = spark.is_spark_frame(rows) or relation.is_relation(rows)
+    names = list(rows.columns) if lazy else rows.schema.names
     if any(_reads_names_only(expect) for expect in expects):
         return names
     wanted = set(suite.id_columns)
@@ -210,6 +238,8 @@ def _sample(rows: Rows, id_columns: tuple[str, ...], ids: list[dict[str, Any]]) 
         return None
     if spark.is_spark_frame(rows):
         return spark.sample(rows, first, values, SAMPLE_ROWS)
+    if relation.is_relation(rows):
+        return relation.sample(rows, first, values, SAMPLE_ROWS)
     wanted = pa.array(values)
     matches = rows.filter(
         pc.is_in(rows[first], value_set=wanted.cast(rows.schema.field(first).type))

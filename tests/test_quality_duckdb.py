@@ -1,0 +1,349 @@
+"""Quality checks on DuckDB: where a build stages the day in DuckDB the gate gets a
+`duckdb.DuckDBPyRelation`, and the same suites, run by GX's SQL execution engine over
+DuckDB, give the outcomes the pandas engine gives on the same rows as Arrow: the same
+verdicts, observed values, unexpected counts and failing ids. `tests/test_quality.py`
+proves the checks themselves catch what they should.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from lakehouse.catalog import (
+    CATALOG,
+    GOLD_AB_TEST_DAILY,
+    GOLD_PRODUCT_DAILY,
+    GOLD_PRODUCT_TRENDING,
+    GOLD_SESSION_FUNNEL_DAILY,
+    GOLD_USER_ACTIVITY_DAILY,
+    GOLD_USER_FEATURES,
+    SILVER_TRANSACTIONS,
+    USER_RECOMMENDATIONS,
+    TableSpec,
+)
+from lakehouse.settings import Settings
+from lakehouse.transforms import ecommerce
+from quality import relation
+from quality import validate as validate_module
+from quality.checks import Check, Suite
+from quality.gate import BlockedWrite, QualityGate
+from quality.suites import fresh_bronze, present, suite_for
+from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
+from streaming.generators import Faults
+from tests.support.fraud_audit import decisions_bronze
+from tests.support.iot_alerts import alerts_bronze
+from tests.test_quality import DAY, broken, bronze_rows, land_bronze, silver_day
+from tests.test_silver import reading
+
+ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
+SILVER_TOPICS = [
+    "clickstream",
+    "cart_events",
+    "search",
+    "purchases",
+    "transactions",
+    "fraud_decisions",
+    "sensor_readings",
+    "iot_alerts",
+]
+GOLD_ECOMMERCE = [
+    GOLD_USER_ACTIVITY_DAILY,
+    GOLD_USER_FEATURES,
+    GOLD_PRODUCT_DAILY,
+    GOLD_SESSION_FUNNEL_DAILY,
+    GOLD_PRODUCT_TRENDING,
+    GOLD_AB_TEST_DAILY,
+]
+
+
+@pytest.fixture(scope="module")
+def bronze() -> dict[tuple[str, bool], pa.Table]:
+    """A bronze day of every topic, clean and with every generator fault (the services'
+    topics, decisions and alerts, only clean: their faults come from `broken`)."""
+    days: dict[tuple[str, bool], pa.Table] = {}
+    for domain in ("ecommerce", "fraud", "iot"):
+        for faulty in (False, True):
+            for topic, rows in bronze_rows(domain, ALL_FAULTS if faulty else None).items():
+                days[topic, faulty] = rows
+    days["fraud_decisions", False] = decisions_bronze(days["transactions", False])
+    days["iot_alerts", False] = alerts_bronze(days["sensor_readings", False])
+    return days
+
+
+@pytest.fixture(scope="module")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, bronze: dict[tuple[str, bool], pa.Table]
+) -> Settings:
+    """A lake whose bronze holds the clean day (products_known reads bronze clickstream);
+    no silver or gold history, so the volume checks ask for one row."""
+    root = tmp_path_factory.mktemp("quality-duckdb")
+    settings = Settings(lakehouse_root=str(root / "lake"), lakehouse_home=root / "home")
+    land_bronze(settings, {topic: rows for (topic, faulty), rows in bronze.items() if not faulty})
+    return settings
+
+
+@pytest.fixture(scope="module")
+def silver(bronze: dict[tuple[str, bool], pa.Table]) -> dict[tuple[str, bool], pa.Table]:
+    return {(topic, faulty): silver_day(rows, topic) for (topic, faulty), rows in bronze.items()}
+
+
+@pytest.fixture(scope="module")
+def connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A builder's connection as the out-of-core builds open it: little memory, a spill
+    folder, so a day larger than the limit goes to disk."""
+    spill = tmp_path_factory.mktemp("spill")
+    with duckdb.connect(config={"memory_limit": "64MB", "temp_directory": str(spill)}) as con:
+        yield con
+
+
+def staged(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> duckdb.DuckDBPyRelation:
+    """`rows` staged in a table of `connection`, as the builds stage a day; the relation
+    the gate gets."""
+    connection.register("incoming", rows)
+    connection.execute("CREATE OR REPLACE TABLE staged AS SELECT * FROM incoming")
+    connection.unregister("incoming")
+    return connection.table("staged")
+
+
+def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.Table:
+    """A clean day of an e-commerce gold table, from the clean silver days."""
+    click, cart, search, buys = (
+        silver[topic, False] for topic in ("clickstream", "cart_events", "search", "purchases")
+    )
+    if table is GOLD_USER_ACTIVITY_DAILY:
+        return ecommerce.user_activity_daily(click, cart, search, buys)
+    if table is GOLD_USER_FEATURES:
+        activity = ecommerce.user_activity_daily(click, cart, search, buys)
+        return ecommerce.user_features(activity, DAY)
+    if table is GOLD_PRODUCT_DAILY:
+        return ecommerce.product_daily(click, cart, buys)
+    if table is GOLD_SESSION_FUNNEL_DAILY:
+        return ecommerce.session_funnel_daily(click, cart, buys)
+    if table is GOLD_PRODUCT_TRENDING:
+        return ecommerce.product_trending(ecommerce.product_daily(click, cart, buys), DAY)
+    return ecommerce.ab_test_daily(click, cart, buys)
+
+
+def every_rule_broken(table: TableSpec, rows: pa.Table, settings: Settings) -> pa.Table:
+    """`rows` with each value rule of the table's suite broken once (the schema kept)."""
+    for check in suite_for(table).checks:
+        for expect in check.expectations_for(settings, DAY):
+            if expect.type not in (
+                "ExpectTableColumnsToMatchOrderedList",
+                "ExpectTableRowCountToBeBetween",
+            ):
+                rows = broken(rows, expect)
+    return rows
+
+
+def ids(outcome: Any) -> set[frozenset[tuple[str, Any]]]:
+    return {frozenset(row.items()) for row in outcome.failing_ids}
+
+
+def assert_same_outcomes(
+    table: TableSpec,
+    rows: pa.Table,
+    settings: Settings,
+    connection: duckdb.DuckDBPyConnection,
+    suite: Suite | None = None,
+) -> list[CheckOutcome]:
+    """Validate `rows` as Arrow and as a DuckDB relation; the outcomes must agree. GX
+    lists at most SAMPLE_ROWS failing ids, the first it meets, and SQL has no row order:
+    with more failures, DuckDB's are among all the failing ids (the pandas engine's,
+    asked for every one)."""
+    suite = suite or suite_for(table)
+    on_arrow = validate(suite, rows, DAY, settings)
+    on_duckdb = validate(suite, staged(connection, rows), DAY, settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validate_module, "SAMPLE_ROWS", rows.num_rows)
+        every_id = validate(suite, rows, DAY, settings)
+    assert [o.check.name for o in on_duckdb] == [o.check.name for o in on_arrow]
+    for arrow, duck, complete in zip(on_arrow, on_duckdb, every_id, strict=True):
+        assert duck.passed == arrow.passed, arrow.check.name
+        for a, d, c in zip(
+            arrow.expectations, duck.expectations, complete.expectations, strict=True
+        ):
+            what = (arrow.check.name, a.expect.describe())
+            assert (d.expect, d.success, d.observed, d.unexpected_count) == (
+                a.expect,
+                a.success,
+                a.observed,
+                a.unexpected_count,
+            ), what
+            assert d.unexpected_percent == pytest.approx(a.unexpected_percent), what
+            if (a.unexpected_count or 0) <= SAMPLE_ROWS:
+                assert ids(d) == ids(a), what
+            else:
+                assert len(d.failing_ids) == len(a.failing_ids) == SAMPLE_ROWS, what
+                assert ids(d) <= ids(c), what
+        if arrow.sample is None:
+            assert duck.sample is None
+        else:
+            assert duck.sample is not None and duck.sample.schema == arrow.sample.schema
+            assert duck.sample.num_rows == arrow.sample.num_rows
+    return on_duckdb
+
+
+@pytest.mark.parametrize("topic", SILVER_TOPICS)
+def test_silver_checks_on_duckdb_equal_the_pandas_engine_on_clean_rows(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+    topic: str,
+) -> None:
+    spec = CATALOG.silver_for_topic(topic)
+    outcomes = assert_same_outcomes(spec, silver[topic, False], settings, connection)
+    assert [o.check.name for o in outcomes if not o.passed] == []
+
+
+@pytest.mark.parametrize("topic", SILVER_TOPICS)
+def test_silver_checks_on_duckdb_equal_the_pandas_engine_on_faulty_rows(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+    topic: str,
+) -> None:
+    spec = CATALOG.silver_for_topic(topic)
+    if (topic, True) in silver:  # the generators' faults
+        outcomes = assert_same_outcomes(spec, silver[topic, True], settings, connection)
+        assert "natural_key_unique" in {o.check.name for o in outcomes if not o.passed}
+    # and every value rule broken once
+    faulty = every_rule_broken(spec, silver[topic, False], settings)
+    outcomes = assert_same_outcomes(spec, faulty, settings, connection)
+    assert "categories_known" not in {o.check.name for o in outcomes if o.passed}
+    assert any(not o.passed for o in outcomes)
+
+
+@pytest.mark.parametrize("table", GOLD_ECOMMERCE, ids=lambda t: t.key)
+def test_gold_ecommerce_checks_on_duckdb_equal_the_pandas_engine(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+    table: TableSpec,
+) -> None:
+    clean = gold_rows(table, silver)
+    assert clean.num_rows > 0
+    assert all(o.passed for o in assert_same_outcomes(table, clean, settings, connection))
+    faulty = every_rule_broken(table, clean, settings)
+    outcomes = assert_same_outcomes(table, faulty, settings, connection)
+    assert {o.check.name for o in outcomes if not o.passed} == {
+        check.name for check in suite_for(table).checks
+    } - {"schema_matches", "volume_as_usual"}
+
+
+def test_a_missing_column_fails_the_schema_check_on_duckdb(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+) -> None:
+    spec = CATALOG.silver_for_topic("transactions")
+    rows = silver["transactions", False]
+    drifted = rows.drop_columns([rows.schema.names[-1]])
+    suite = Suite(spec, (suite_for(spec).check("schema_matches"),), ("event_id",))
+    (outcome,) = assert_same_outcomes(spec, drifted, settings, connection, suite)
+    assert not outcome.passed
+
+
+def test_bronze_freshness_on_duckdb_compares_utc_instants(
+    connection: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    spec = CATALOG.bronze_for_topic("sensor_readings")
+    fresh_now = fresh_bronze()  # its bound moves with the clock: fixed once for both engines
+    check = Check(fresh_now.name, "", fresh_now.expectations_for(settings, DAY))
+    suite = Suite(spec, (check,), ("event_id",))
+    now = datetime.now(UTC)
+    for landed, fresh in ((now - timedelta(minutes=5), True), (now - timedelta(hours=3), False)):
+        rows = pa.Table.from_pylist(
+            [reading("r", when=landed - timedelta(seconds=1))], schema=spec.schema
+        )
+        (outcome,) = assert_same_outcomes(spec, rows, settings, connection, suite)
+        assert outcome.passed is fresh
+        observed = outcome.expectations[1].observed
+        assert observed == rows["_ingested_at"][0].as_py() and observed.tzinfo is not None
+
+
+def test_an_empty_day_counts_no_unexpected_rows_on_duckdb(
+    connection: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    outcomes = assert_same_outcomes(
+        USER_RECOMMENDATIONS, USER_RECOMMENDATIONS.schema.empty_table(), settings, connection
+    )
+    assert all(o.passed for o in outcomes)
+
+
+def test_a_failing_row_without_an_id_is_sampled_on_duckdb(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+) -> None:
+    rows = silver["transactions", False].slice(0, 50)
+    event_ids = rows["event_id"].to_pylist()
+    rows = rows.set_column(0, rows.schema.field(0), pa.array([None, *event_ids[1:]], pa.string()))
+    suite = Suite(SILVER_TRANSACTIONS, (present("event_id", "amount"),), ("event_id",))
+    (outcome,) = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    assert outcome.expectations[0].failing_ids == [{"event_id": None}]
+    assert outcome.sample is not None and outcome.sample["event_id"].to_pylist() == [None]
+
+
+def test_a_day_larger_than_the_memory_limit_spills_and_validates(
+    tmp_path: Path, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
+) -> None:
+    """The builder's connection and the validation's both hold less than the day (about
+    100 MB as Arrow): both spill to their folders, and the outcomes are those of the day
+    in memory."""
+    spec = CATALOG.silver_for_topic("clickstream")
+    day = silver["clickstream", False]
+
+    def copy(number: int) -> pa.Table:  # new events and sessions, the same values
+        rows = day
+        for name in ("event_id", "session_id"):
+            suffixed = pc.binary_join_element_wise(rows[name], pa.scalar(f"-{number}"), "")
+            rows = rows.set_column(rows.schema.get_field_index(name), name, suffixed)
+        return rows
+
+    many = pa.concat_tables([copy(number) for number in range(20)])
+    many = every_rule_broken(spec, many, settings)
+    own = relation.connection()
+    limit = own.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    own.execute("SET memory_limit = '64MB'")
+    try:
+        with duckdb.connect(
+            config={"memory_limit": "64MB", "temp_directory": str(tmp_path)}
+        ) as builder:
+            outcomes = assert_same_outcomes(spec, many, settings, builder)
+    finally:
+        own.execute(f"SET memory_limit = '{limit}'")
+    assert {o.check.name for o in outcomes if not o.passed} >= {"price_in_range"}
+
+
+def test_the_gate_blocks_a_relation_that_fails_a_blocking_check(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+) -> None:
+    rows = gold_rows(GOLD_PRODUCT_DAILY, silver)
+    check = suite_for(GOLD_PRODUCT_DAILY).check("conversion_is_a_share")
+    bad = broken(rows, check.expectations[0])
+    gate = QualityGate(settings)
+    gate(GOLD_PRODUCT_DAILY, DAY, staged(connection, rows))
+    with pytest.raises(BlockedWrite) as blocked:
+        gate(GOLD_PRODUCT_DAILY, DAY, staged(connection, bad))
+    assert blocked.value.failed == ["conversion_is_a_share"]
+    (failed,) = [o for o in gate.outcomes(GOLD_PRODUCT_DAILY) if not o.passed]
+    assert failed.sample is not None
+    assert failed.sample["product_id"].to_pylist() == [bad["product_id"][0].as_py()]
+
+
+def test_a_table_is_not_mistaken_for_a_relation(connection: duckdb.DuckDBPyConnection) -> None:
+    from quality.relation import is_relation
+
+    assert is_relation(connection.sql("SELECT 1"))
+    assert not is_relation(pa.table({"a": [1]})) and not is_relation(DAY)
