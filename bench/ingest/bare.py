@@ -81,6 +81,7 @@ def bare_drain(bootstrap: str, events: int, partitions: int, out: Path) -> dict[
         }
     )
     consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(partitions)])
+    pa.array(np.zeros(1, dtype=np.int64))  # pyarrow's one-off pandas import, as the sidecar
     writer = ThreadPoolExecutor(max_workers=1)
     pending = []
     messages: list[Message] = []
