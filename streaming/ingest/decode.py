@@ -3,16 +3,18 @@
 The fast path parses the whole batch at once with Arrow's multi-threaded JSON reader
 against the topic's explicit schema. If that fails (bad JSON, wrong types, bad encoding,
 two documents in one message, a pretty-printed document), the slow path screens every
-message with a typed msgspec decoder (about a microsecond each), batch-parses the ones it
-accepts and judges each suspect alone. Arrow stays the single arbiter: a suspect that
-Arrow parses on its own is kept, so a message's fate never depends on its neighbours.
-Should Arrow still refuse the screened batch, bisection isolates the culprits.
+message (UTF-8, a typed msgspec decoder, the line checks below: about 0.6 µs each, with no
+Python loop per message), batch-parses the ones it accepts from the same joined buffer
+with the suspects blanked out, and judges each suspect alone. Arrow stays the single
+arbiter: a suspect that Arrow parses on its own is kept, so a message's fate never
+depends on its neighbours. Should Arrow still refuse the screened batch, bisection
+isolates the culprits.
 
 Arrow is only ever shown input it is known to survive: pyarrow 26's JSON reader crashes
 the process (SIGSEGV) when a block of input starts with a top-level `null`, and maps rows
 to messages by position only if each message yields exactly one row (it skips blank lines
 and reads `{..}{..}` as two rows). So a batch is parsed at once only if every message is
-one line starting with `{` (`_parse_batch`), and a message judged alone only if it starts
+one line starting with `{` (`_Joined.safe`), and a message judged alone only if it starts
 with `{` (`_parse_one`); anything else is screened and classified without Arrow.
 """
 
@@ -162,7 +164,8 @@ class BatchDecoder:
         A suspect is a message that is not valid UTF-8, that the typed msgspec decoder
         refuses, or that Arrow must not see in a batch (`_Joined.unsafe`). The screening
         runs without a Python loop per message (`_Joined.invalid_utf8`, `_msgspec_refusals`)
-        and the clean messages are parsed from slices of the batch already joined.
+        and the clean messages are parsed from the batch already joined, the suspects
+        blanked out (`_Joined.blank`).
         """
         hints = _msgspec_refusals(self._screen_decoder.decode, joined.values)
         suspects = set(hints) | set(joined.invalid_utf8()) | set(joined.unsafe())
