@@ -27,7 +27,7 @@ def click(event_id: str, **overrides: object) -> bytes:
 POISON = {
     b'{"event_id": "x", "user_': Reason.INVALID_JSON,
     b'{"event_id": "\xff\xfe"}': Reason.INVALID_ENCODING,
-    "{\"event_id\": \"x\"}".encode("utf-16"): Reason.INVALID_ENCODING,
+    '{"event_id": "x"}'.encode("utf-16"): Reason.INVALID_ENCODING,
     b"[1, 2, 3]": Reason.NOT_AN_OBJECT,
     b"42": Reason.NOT_AN_OBJECT,
     click("wrong-type", user_id="seven"): Reason.SCHEMA_MISMATCH,
@@ -151,3 +151,50 @@ def test_required_fields_come_from_the_event_schema() -> None:
     decoded = BatchDecoder(SENSOR_READINGS, 4096).decode([reading])
     assert decoded.rejects[0].reason is Reason.MISSING_FIELD
     assert "value" in decoded.rejects[0].detail
+
+
+def test_every_poison_kind_mixed_into_a_large_batch_gets_the_verdict_it_gets_alone() -> None:
+    """The screening works over the whole batch (msgspec resuming after each refusal, UTF-8
+    checked in one Arrow pass, suspects blanked out of the joined batch): each message
+    still ends as it would alone, with the same reason and detail, rows in order."""
+    pretty = orjson.dumps(orjson.loads(click("pretty")), option=orjson.OPT_INDENT_2)
+    poison = [*POISON, pretty, click("kept") + b"\n  "]
+    values = [click(f"e{i}") for i in range(9_000)]
+    placed = {}
+    for n, value in enumerate(poison * 3):
+        index = (n * 331 + 1) % len(values) if n else 0  # the first message too
+        values[index] = value
+        placed[index] = value
+    values[-1] = b'{"event_id": "\xff"}'  # and the last
+    placed[len(values) - 1] = values[-1]
+    for decode in (decoder().decode, _warm_decoder().decode):  # both paths of `decode`
+        decoded = decode(values)
+        assert decoded.indices.tolist() == sorted(decoded.indices.tolist())
+        assert decoded.table.column("event_id").to_pylist() == [
+            orjson.loads(values[i])["event_id"] for i in decoded.indices.tolist()
+        ]
+        verdicts = {r.index: (r.reason, r.detail) for r in decoded.rejects}
+        for index, value in placed.items():
+            alone = decoder().decode([value])
+            expected = [(r.reason, r.detail) for r in alone.rejects]
+            found = [verdicts[index]] if index in verdicts else []
+            assert found == expected, value
+
+
+def _warm_decoder() -> BatchDecoder:
+    """A decoder whose last batch held poison: it goes straight to screening."""
+    warm = decoder()
+    warm.decode([click("a"), b"not json"])
+    return warm
+
+
+def test_runs_of_invalid_utf8_are_each_found() -> None:
+    values = [click(f"e{i}") for i in range(3_000)]
+    bad = {0, 1, 2, 1_000, 1_001, 2_998, 2_999}
+    for i in bad:
+        values[i] = click(f"bad{i}", page="\xff").replace(b"\xc3\xbf", b"\xff")
+    decoded = _warm_decoder().decode(values)
+    assert {r.index: r.reason for r in decoded.rejects} == dict.fromkeys(
+        bad, Reason.INVALID_ENCODING
+    )
+    assert decoded.table.num_rows == len(values) - len(bad)

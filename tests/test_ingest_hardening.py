@@ -128,9 +128,7 @@ class FailingWriter(TopicWriter):
 def test_a_failed_batch_stops_the_worker_and_nothing_queued_behind_it_commits(
     settings: Settings,
 ) -> None:
-    settings = settings.model_copy(
-        update={"ingest_flush_rows": 400, "ingest_flush_seconds": 60.0}
-    )
+    settings = settings.model_copy(update={"ingest_flush_rows": 400, "ingest_flush_seconds": 60.0})
     values = [b"{poison %d" % n if n % 37 == 5 else click_event(n) for n in range(3_000)]
     placed = produce_records(settings, "clickstream", [Record(v) for v in values])
     poisoned = {placed[n] for n, value in enumerate(values) if value.startswith(b"{poison")}
@@ -233,6 +231,43 @@ def test_a_consumer_error_never_lets_a_partition_advance_past_an_unread_offset(
     assert row["offset"] == 1 and row["reason"] == Reason.UNREADABLE.value
     assert row["value"] is None and "never received" in row["detail"]
     assert "_BAD_MSG" in row["detail"]
+
+
+def test_buffering_in_bulk_decides_exactly_as_message_by_message(settings: Settings) -> None:
+    """A poll that is all fresh messages of owned partitions is buffered without a loop
+    per message; a poll with anything else (a duplicate after a seek, a partition we do
+    not own, an error) takes the per-message loop. Both settle the same ranges."""
+    worker = IngestWorker(settings, IngestOptions(topics=["clickstream"], handle_signals=False))
+    try:
+        worker.positions.update({("clickstream", 0): 4, ("clickstream", 1): None})
+        buffer = worker.buffers["clickstream"]
+        value = {"value": click_event(0)}
+
+        worker._buffer(
+            [message(0, 5, **value), message(1, 0, **value), message(0, 6, **value)], 1.0
+        )
+        assert [(m.partition(), m.offset()) for m in buffer.messages] == [(0, 5), (1, 0), (0, 6)]
+        assert worker.positions == {("clickstream", 0): 6, ("clickstream", 1): 0}
+        assert (buffer.ranges[0].base, buffer.ranges[0].last) == (4, 6)
+        assert (buffer.ranges[1].base, buffer.ranges[1].last) == (None, 0)
+        assert worker.report.consumed == 3
+        opened_at = buffer.flush_at
+
+        # A duplicate (offset 6 again, after a seek) and a partition not ours: dropped.
+        worker._buffer(
+            [message(0, 6, **value), message(0, 8, **value), message(2, 0, **value)], 2.0
+        )
+        assert [(m.partition(), m.offset()) for m in buffer.messages][3:] == [(0, 8)]
+        assert (buffer.ranges[0].base, buffer.ranges[0].last) == (4, 8)
+        assert worker.report.consumed == 4
+        assert buffer.flush_at == opened_at  # the buffer was already open
+
+        worker._buffer([message(1, 3, **value), message(1, 2, **value)], 3.0)  # out of order
+        assert [(m.partition(), m.offset()) for m in buffer.messages][4:] == [(1, 3)]
+        assert worker.positions == {("clickstream", 0): 8, ("clickstream", 1): 3}
+        assert (buffer.ranges[1].base, buffer.ranges[1].last) == (None, 3)
+    finally:
+        worker._consumer.close()
 
 
 def test_a_worker_killed_by_the_kernel_makes_ingest_exit_non_zero_promptly(

@@ -26,23 +26,33 @@ from bench.ingest.harness import REPO, ChildProcess
 STAGES: dict[str, str] = {
     "_buffer@worker": "buffer: per-message bookkeeping",
     "_on_consume_error@worker": "buffer: per-message bookkeeping",
-    "<listcomp>@worker": "extract values/partitions/offsets",
-    "<genexpr>@worker": "extract values/partitions/offsets",
+    "_buffer_in_bulk@worker": "buffer: bookkeeping in bulk",
+    "prepare@writer": "extract values/partitions/offsets",
+    "<listcomp>@writer": "extract values/partitions/offsets",
+    "<genexpr>@writer": "extract values/partitions/offsets",
+    "_sizes@decode": "decode: screen (empty/oversize)",
     "_screen@decode": "decode: screen (empty/oversize)",
-    "_slow_path@decode": "decode: screen each message (utf-8, msgspec)",
-    "_try_parse@decode": "decode: Arrow JSON parse",
+    "__init__@decode": "decode: join the batch",
+    "safe@decode": "decode: line checks (one line, starts with {)",
+    "unsafe@decode": "decode: line checks (one line, starts with {)",
+    "invalid_utf8@decode": "decode: screen (utf-8, columnar)",
+    "_msgspec_refusals@decode": "decode: screen each message (msgspec)",
+    "_slow_path@decode": "decode: screen each message (msgspec)",
+    "_parse_joined@decode": "decode: Arrow JSON parse",
+    "_read@decode": "decode: Arrow JSON parse",
+    "_parse_segment@decode": "decode: bisect a refused batch",
     "_parse_one@decode": "decode: judge suspects",
-    "_drop_missing_required@decode": "decode: required fields",
+    "_drop_invalid@decode": "decode: required fields",
     "decode@decode": "decode: concat and order",
-    "_bronze_rows@worker": "build Arrow rows",
-    "_quarantine_rows@worker": "build Arrow rows",
-    "_refresh@sink": "Delta: snapshot refresh",
+    "_bronze_rows@writer": "build Arrow rows",
+    "_quarantine_rows@writer": "build Arrow rows",
+    "update_incremental@table": "Delta: snapshot refresh",
     "transaction_version@table": "Delta: txn lookup",
     "write_deltalake@writer": "Delta: Parquet encode + commit",
     "_only_partitions@sink": "Delta: partition filter",
     "_above@sink": "Delta: partition filter",
     "_caught_up@worker": "idle and lag checks",
-    "_report_lag@worker": "idle and lag checks",
+    "_check_watermarks@worker": "idle and lag checks",
     "_apply_outcome@worker": "consumer offset commit",
     "thread_cpu@child": "benchmark probe",
     "process_cpu@child": "benchmark probe",
@@ -167,6 +177,6 @@ def _source_line(file: str, line: int) -> str:
     for candidate in (Path(file), REPO / file):
         try:
             return candidate.read_text().splitlines()[line - 1]
-        except (OSError, IndexError):
+        except (OSError, IndexError, ValueError):  # ValueError: a NUL in the name
             continue
     return ""

@@ -87,14 +87,19 @@ class TopicWriter:
         self.quarantine = PartitionedDeltaSink(
             QUARANTINE, settings, topic, partition_column="partition", offset_column="offset"
         )
+        # pyarrow imports pandas the first time it converts Python or NumPy values into
+        # Arrow (with_provenance does, for every batch): about 1 s of CPU where bytecode is
+        # not cached (PYTHONDONTWRITEBYTECODE). Pay it at start-up, not in the first flush.
+        pa.array(np.zeros(1, dtype=np.int64))
 
     def prepare(self, batch: Batch) -> Prepared:
         """Decode and build the rows to commit; touches no table, so it may overlap a commit."""
         started = time.perf_counter()
         messages = batch.messages
-        decoded = self.decoder.decode([m.value() for m in messages])
-        partitions = np.fromiter((m.partition() for m in messages), np.int32, len(messages))
-        offsets = np.fromiter((m.offset() for m in messages), np.int64, len(messages))
+        # `map` over the accessors: C-level calls, no Python frame per message.
+        decoded = self.decoder.decode(list(map(Message.value, messages)))
+        partitions = np.fromiter(map(Message.partition, messages), np.int32, len(messages))
+        offsets = np.fromiter(map(Message.offset, messages), np.int64, len(messages))
         now = datetime.now(UTC)
         rejects = None
         if decoded.rejects or batch.unreadable:
