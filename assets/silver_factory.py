@@ -15,7 +15,7 @@ from lakehouse.catalog import CATALOG, TableSpec
 from lakehouse.settings import Settings
 from lakehouse.transforms.engine import row_count
 from lakehouse.transforms.silver import build_silver_partition
-from lakehouse.transforms.tables import Guard, run_sql
+from lakehouse.transforms.tables import Guard, ParquetDays, run_sql
 
 
 def silver_asset(table: TableSpec) -> dg.AssetsDefinition:
@@ -52,7 +52,7 @@ def events_per_hour(rows: Any) -> dict[int, int]:
     """Rows per UTC hour of `event_time`, counted where the rows are: by DuckDB over Arrow
     or over the day's files (a lazy scan reads only that column), or by Spark for a
     DataFrame (a day of silver is not collected to the driver for a chart)."""
-    if isinstance(rows, pa.Table | ds.Dataset):
+    if isinstance(rows, pa.Table | ds.Dataset | ParquetDays):
         counts = run_sql(
             "SELECT hour(event_time) AS hour, count(*) AS n FROM day GROUP BY ALL", day=rows
         )

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import ParquetDays, run_sql
 
 Transform = TypeVar("Transform", bound=Callable[..., Any])
 
@@ -56,6 +57,10 @@ def row_count(rows: Any) -> int:
         return rows.num_rows
     if isinstance(rows, ds.Dataset):
         return rows.count_rows()
+    if isinstance(rows, ParquetDays):
+        if rows.rows is not None:
+            return rows.rows
+        return run_sql("SELECT count(*) AS n FROM day", day=rows)["n"][0].as_py()
     return rows.count()
 
 
@@ -67,4 +72,6 @@ def to_arrow(rows: Any) -> pa.Table:
         return rows
     if isinstance(rows, ds.Dataset):
         return rows.to_table()
+    if isinstance(rows, ParquetDays):
+        return run_sql("SELECT * FROM day", day=rows)
     return rows.toArrow()
