@@ -12,6 +12,8 @@ A day need not fit in memory: `scan_days` hands DuckDB a lazy scan of the day's 
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -27,9 +29,12 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lakehouse.catalog import TableSpec, table_uri
-from lakehouse.delta import open_table, replace_partition
+from lakehouse.delta import ensure_table, open_table, replace_partition, replace_partition_files
 from lakehouse.settings import Settings
 from lakehouse.transforms import duck
+
+DAY_FILE_BYTES = "128MB"
+"""Size of the files DuckDB writes a staged day in (the compaction's target too)."""
 
 STREAM_BATCH_ROWS = 256 * 1024
 """Rows per Arrow batch when a staged day streams into its Delta commit: large enough for
@@ -215,9 +220,44 @@ def replace_day(
     predicate = f"event_date = '{day.isoformat()}'"
     if isinstance(rows, pa.Table):
         replace_partition(spec, settings, rows, predicate)
-    else:
+    elif settings.lake_is_s3 or spec.partition_by != ("event_date",):
         replace_partition(spec, settings, lambda: stream(rows, spec.schema), predicate)
+    else:
+        write_day_files(settings, spec, rows, day)
     return rows
+
+
+def write_day_files(
+    settings: Settings, spec: TableSpec, relation: duckdb.DuckDBPyRelation, day: date
+) -> int:
+    """Replace one event-date partition of a table in a local folder with a staged day:
+    DuckDB writes the Parquet files under its session's memory limit (into a staging
+    folder the Delta log never names, then moved beside the day's files), and delta-rs
+    commits them in one transaction (`delta.replace_partition_files`). delta-rs's own
+    streaming writer held memory in proportion to the day; DuckDB's does not. On S3,
+    where DuckDB has no writer here, the day streams through delta-rs instead."""
+    ensure_table(spec, settings)
+    root = Path(table_uri(spec, settings))
+    staging = root / "_staging" / uuid.uuid4().hex
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    folder = root / f"event_date={day.isoformat()}"
+    columns = ", ".join(f'"{name}"' for name in spec.schema.names if name != "event_date")
+    relation.query(
+        "day_rows",
+        f"COPY (SELECT {columns} FROM day_rows) TO '{_sql_text(staging)}' "
+        f"(FORMAT parquet, COMPRESSION snappy, FILE_SIZE_BYTES '{DAY_FILE_BYTES}', "
+        "FILENAME_PATTERN 'part-{uuid}')",
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for written in sorted(staging.glob("*.parquet")):
+        files.append(written.rename(folder / written.name))
+    shutil.rmtree(staging, ignore_errors=True)
+    return replace_partition_files(spec, settings, files, {"event_date": day.isoformat()})
+
+
+def _sql_text(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def stream(relation: duckdb.DuckDBPyRelation, schema: pa.Schema) -> pa.RecordBatchReader:
