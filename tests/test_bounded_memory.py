@@ -42,6 +42,7 @@ from lakehouse.transforms.ecommerce import (
     product_daily,
     user_activity_daily,
 )
+from lakehouse.transforms.engine import row_count
 from lakehouse.transforms.silver import build_silver_partition, to_silver
 from lakehouse.transforms.tables import read_days
 from quality.suites import suite_for
@@ -261,3 +262,18 @@ def test_the_files_duckdb_wrote_carry_the_statistics_file_skipping_reads(built: 
     first = min(action["min.event_time"] for action in actions)
     early = table.to_pyarrow_dataset().filter(pc.field("event_time") <= first)
     assert early.to_table().num_rows >= 1
+
+
+def test_a_day_without_redeliveries_under_the_cap_equals_the_in_memory_build(
+    tmp_path: Path,
+) -> None:
+    # No event lands twice: silver is built straight from bronze (nothing staged first).
+    settings = Settings(lakehouse_home=tmp_path / "home", lakehouse_root=str(tmp_path / "lake"))
+    start = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
+    land_in_bronze(settings, make_generator("ecommerce", seed=3, start=start), 100_000)
+    land_rule_breakers(settings)
+    result = build_silver_partition(capped(settings, tmp_path / "spill"), "clickstream", DAY)
+    assert result.duplicates == 0
+    rows, rejected = in_memory_silver(settings, SILVER_CLICKSTREAM)
+    assert written(settings, SILVER_CLICKSTREAM).equals(rows)
+    assert row_count(result.rejected) == rejected.num_rows > 0

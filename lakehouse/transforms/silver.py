@@ -194,11 +194,17 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
         "SELECT event_id, count(*) - 1 AS extra_copies FROM bronze "
         "GROUP BY event_id HAVING count(*) > 1"
     )
-    # The first copies are staged before the rules split them: bronze is read once more
-    # instead of twice, and DuckDB (2.0) ran out of memory instead of spilling when the
-    # rules' filter, the union and the sort were planned together over the scan.
+    # A day without redeliveries (the usual one) is its bronze as it is; otherwise the
+    # first copies are staged before the rules split them, because DuckDB (2.0) ran out of
+    # memory instead of spilling when the rules' filter, the union and the sort were
+    # planned together over the scan. Not staging them on a clean day saves writing (and,
+    # past the memory limit, spilling) every row once more.
+    (redelivered,) = connection.execute("SELECT count(*) FROM duplicated").fetchall()[0]
+    firsts = "TABLE" if redelivered else "VIEW"
     connection.execute(
-        f"""
+        f"CREATE TEMP VIEW firsts AS SELECT * EXCLUDE ({plumbing}) FROM bronze"
+        if not redelivered
+        else f"""
         CREATE TEMP TABLE firsts AS
         SELECT * EXCLUDE ({plumbing}) FROM bronze ANTI JOIN duplicated USING (event_id)
         UNION ALL
@@ -227,7 +233,7 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
         FROM firsts WHERE NOT ({keeps}) ORDER BY event_id
         """
     )
-    connection.execute("DROP TABLE firsts")
+    connection.execute(f"DROP {firsts} firsts")
     (duplicates,) = connection.execute(
         "SELECT coalesce(sum(extra_copies), 0) FROM duplicated"
     ).fetchall()[0]
