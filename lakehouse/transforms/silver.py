@@ -199,7 +199,9 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
     # memory instead of spilling when the rules' filter, the union and the sort were
     # planned together over the scan. Not staging them on a clean day saves writing (and,
     # past the memory limit, spilling) every row once more.
-    (redelivered,) = connection.execute("SELECT count(*) FROM duplicated").fetchall()[0]
+    redelivered, duplicates = connection.execute(
+        "SELECT count(*), coalesce(sum(extra_copies), 0) FROM duplicated"
+    ).fetchall()[0]
     firsts = "TABLE" if redelivered else "VIEW"
     connection.execute(
         f"CREATE TEMP VIEW firsts AS SELECT * EXCLUDE ({plumbing}) FROM bronze"
@@ -234,9 +236,6 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
         """
     )
     connection.execute(f"DROP {firsts} firsts")
-    (duplicates,) = connection.execute(
-        "SELECT coalesce(sum(extra_copies), 0) FROM duplicated"
-    ).fetchall()[0]
     return int(duplicates)
 
 
