@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lakehouse.catalog import TableSpec, table_uri
-from lakehouse.delta import ensure_table, open_table, replace_partition, replace_partition_files
+from lakehouse.delta import open_table, replace_partition, replace_partition_files
 from lakehouse.settings import Settings
 from lakehouse.transforms import duck
 
@@ -236,7 +236,6 @@ def write_day_files(
     commits them in one transaction (`delta.replace_partition_files`). delta-rs's own
     streaming writer held memory in proportion to the day; DuckDB's does not. On S3,
     where DuckDB has no writer here, the day streams through delta-rs instead."""
-    ensure_table(spec, settings)
     root = Path(table_uri(spec, settings))
     staging = root / "_staging" / uuid.uuid4().hex
     staging.parent.mkdir(parents=True, exist_ok=True)
