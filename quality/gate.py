@@ -22,8 +22,9 @@ from quality.suites import suite_for
 from quality.validate import CheckOutcome, validate  # GX itself loads on first use
 
 if TYPE_CHECKING:
-    from duckdb import DuckDBPyRelation
     from pyspark.sql import DataFrame
+
+    from lakehouse.transforms.duck import Staged
 
 
 class BlockedWrite(Exception):
@@ -46,11 +47,11 @@ class QualityGate:
         self._outcomes: dict[str, list[CheckOutcome]] = defaultdict(list)
 
     def __call__(
-        self, table: TableSpec, day: date, rows: pa.Table | DataFrame | DuckDBPyRelation
+        self, table: TableSpec, day: date, rows: pa.Table | DataFrame | Staged
     ) -> None:
         """The guard: validate, remember, and refuse the write on a blocking failure.
-        `rows` is an Arrow table, a Spark DataFrame where the engine is Spark, or a DuckDB
-        relation where the build staged the day in DuckDB."""
+        `rows` is an Arrow table, a Spark DataFrame where the engine is Spark, or a table
+        of a DuckDB session where the build staged the day in DuckDB."""
         outcomes = validate(suite_for(table), rows, day, self.settings)
         self._outcomes[table.key].extend(outcomes)
         failed = [o.check.name for o in outcomes if o.check.blocking and not o.passed]

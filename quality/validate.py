@@ -1,13 +1,13 @@
 """Run a table's suite over the rows about to be written, with Great Expectations 1.x.
 
-GX is imported here, lazily, on the first validation (it takes about 4.6 s to import);
+GX is imported here, lazily, on the first validation (it takes about 5 to 6 s to import);
 one ephemeral GX context per process serves every validation. Rows arrive as Arrow and
 only the columns the expectations name go to pandas, GX's in-memory engine. Rows that
 arrive as a Spark DataFrame (the Spark engine's transforms) stay in Spark: the same suite
 runs on GX's Spark execution engine (`quality/spark.py`), with the same outcomes. Rows
-that arrive as a DuckDB relation (the out-of-core builds) stay in DuckDB: the same suite
-runs on GX's SQL execution engine over DuckDB (`quality/relation.py`), in bounded memory,
-with the same outcomes.
+that arrive staged in a DuckDB session (the out-of-core builds) stay there: the same suite
+runs on GX's SQL execution engine over the builder's own DuckDB database
+(`quality/relation.py`), in bounded memory, with the same outcomes.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from quality import relation, spark
 from quality.checks import Check, Expect, Suite
 
 if TYPE_CHECKING:
-    from duckdb import DuckDBPyRelation
     from pyspark.sql import DataFrame
 
-    Rows = pa.Table | DataFrame | DuckDBPyRelation
+    from lakehouse.transforms.duck import Staged
+
+    Rows = pa.Table | DataFrame | Staged
 
 SAMPLE_ROWS = 5
 
@@ -61,7 +62,7 @@ class CheckOutcome:
 
 def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[CheckOutcome]:
     """Every check of `suite` over `rows` (the table's day `day`: an Arrow table, a Spark
-    DataFrame or a DuckDB relation), in the suite's order."""
+    DataFrame or a day staged in a DuckDB session), in the suite's order."""
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
     results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
     outcomes, position = [], 0
@@ -77,8 +78,12 @@ def _run_gx(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expectation
     """Each expectation's outcome, in order. Those that read only the column names (the
     schema check) run on an empty frame with every column; the rest on the columns they
     read: handing a whole 10M-row day to pandas for its names cost seconds."""
-    lazy = spark.is_spark_frame(rows) or relation.is_relation(rows)
-    empty = rows.limit(0) if lazy else rows.slice(0, 0)
+    if spark.is_spark_frame(rows):
+        empty = rows.limit(0)
+    elif relation.is_staged(rows):
+        empty = rows.relation().limit(0).to_arrow_table()
+    else:
+        empty = rows.slice(0, 0)
     outcomes: dict[int, ExpectationOutcome] = {}
     for names_only, frame_rows in ((True, empty), (False, rows)):
         chosen = [i for i, e in enumerate(expects) if _reads_names_only(e) is names_only]
@@ -100,7 +105,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     context = _context()
     gx_suite = gx.ExpectationSuite(name=f"{suite.table.key}-{id(rows)}")
     on_spark = spark.is_spark_frame(rows)
-    on_duckdb = relation.is_relation(rows)
+    on_duckdb = relation.is_staged(rows)
     compound_ids: dict[int, list[dict[str, Any]]] = {}
     unique: dict[int, Any] = {}
     for index, expect in enumerate(expects):
@@ -213,8 +218,12 @@ def _batch_definition(context: Any) -> Any:
 def _columns(rows: Rows, suite: Suite, expects: list[Expect]) -> list[str]:
     """The columns the expectations read, plus the id columns; all when a whole-table
     expectation (the schema check, which `_run_gx` gives an empty frame) needs them."""
-    lazy = spark.is_spark_frame(rows) or relation.is_relation(rows)
-    names = list(rows.columns) if lazy else rows.schema.names
+    if spark.is_spark_frame(rows):
+        names = list(rows.columns)
+    elif relation.is_staged(rows):
+        names = list(rows.relation().columns)
+    else:
+        names = rows.schema.names
     if any(_reads_names_only(expect) for expect in expects):
         return names
     wanted = set(suite.id_columns)
@@ -238,7 +247,7 @@ def _sample(rows: Rows, id_columns: tuple[str, ...], ids: list[dict[str, Any]]) 
         return None
     if spark.is_spark_frame(rows):
         return spark.sample(rows, first, values, SAMPLE_ROWS)
-    if relation.is_relation(rows):
+    if relation.is_staged(rows):
         return relation.sample(rows, first, values, SAMPLE_ROWS)
     wanted = pa.array(values)
     matches = rows.filter(

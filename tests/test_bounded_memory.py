@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -219,7 +218,7 @@ def verdicts(outcomes: list[CheckOutcome]) -> list[tuple]:
 
 def test_the_checks_see_the_staged_day_and_give_the_in_memory_verdicts(built: tuple) -> None:
     settings, guard, _ = built
-    assert guard.kinds == {duckdb.DuckDBPyRelation, pa.Table}  # silver staged, gold in Arrow
+    assert guard.kinds == {duck.Staged, pa.Table}  # silver staged, gold in Arrow
     failed = 0
     for spec in SILVER:
         rows, _ = in_memory_silver(settings, spec)

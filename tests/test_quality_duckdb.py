@@ -1,8 +1,8 @@
-"""Quality checks on DuckDB: where a build stages the day in DuckDB the gate gets a
-`duckdb.DuckDBPyRelation`, and the same suites, run by GX's SQL execution engine over
-DuckDB, give the outcomes the pandas engine gives on the same rows as Arrow: the same
-verdicts, observed values, unexpected counts and failing ids. `tests/test_quality.py`
-proves the checks themselves catch what they should.
+"""Quality checks on DuckDB: where a build stages the day in DuckDB the gate gets the
+staged table (`duck.Staged`), and the same suites, run by GX's SQL execution engine over
+the builder's DuckDB database, give the outcomes the pandas engine gives on the same rows
+as Arrow: the same verdicts, observed values, unexpected counts and failing ids.
+`tests/test_quality.py` proves the checks themselves catch what they should.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from lakehouse.catalog import (
 )
 from lakehouse.settings import Settings
 from lakehouse.transforms import ecommerce
-from quality import relation
+from lakehouse.transforms.duck import Staged
 from quality import validate as validate_module
 from quality.checks import Check, Suite
 from quality.gate import BlockedWrite, QualityGate
-from quality.suites import fresh_bronze, present, suite_for
+from quality.suites import fresh_bronze, present, suite_for, unique
 from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
 from streaming.generators import Faults
 from tests.support.fraud_audit import decisions_bronze
@@ -104,13 +104,13 @@ def connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.Duck
         yield con
 
 
-def staged(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> duckdb.DuckDBPyRelation:
-    """`rows` staged in a table of `connection`, as the builds stage a day; the relation
-    the gate gets."""
+def staged(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> Staged:
+    """`rows` staged in a table of `connection`, as the builds stage a day: what the
+    gate gets."""
     connection.register("incoming", rows)
     connection.execute("CREATE OR REPLACE TABLE staged AS SELECT * FROM incoming")
     connection.unregister("incoming")
-    return connection.table("staged")
+    return Staged(connection, "staged")
 
 
 def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.Table:
@@ -155,7 +155,7 @@ def assert_same_outcomes(
     connection: duckdb.DuckDBPyConnection,
     suite: Suite | None = None,
 ) -> list[CheckOutcome]:
-    """Validate `rows` as Arrow and as a DuckDB relation; the outcomes must agree. GX
+    """Validate `rows` as Arrow and staged in DuckDB; the outcomes must agree. GX
     lists at most SAMPLE_ROWS failing ids, the first it meets, and SQL has no row order:
     with more failures, DuckDB's are among all the failing ids (the pandas engine's,
     asked for every one)."""
@@ -296,9 +296,9 @@ def test_a_failing_row_without_an_id_is_sampled_on_duckdb(
 def test_a_day_larger_than_the_memory_limit_spills_and_validates(
     tmp_path: Path, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
 ) -> None:
-    """The builder's connection and the validation's both hold less than the day (about
-    100 MB as Arrow): both spill to their folders, and the outcomes are those of the day
-    in memory."""
+    """The builder's connection, which GX's queries run on too, holds less than the day
+    (about 100 MB as Arrow): it spills to its folder, and the outcomes are those of the
+    day in memory."""
     spec = CATALOG.silver_for_topic("clickstream")
     day = silver["clickstream", False]
 
@@ -311,20 +311,13 @@ def test_a_day_larger_than_the_memory_limit_spills_and_validates(
 
     many = pa.concat_tables([copy(number) for number in range(20)])
     many = every_rule_broken(spec, many, settings)
-    own = relation.connection()
-    limit = own.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    own.execute("SET memory_limit = '64MB'")
-    try:
-        with duckdb.connect(
-            config={"memory_limit": "64MB", "temp_directory": str(tmp_path)}
-        ) as builder:
-            outcomes = assert_same_outcomes(spec, many, settings, builder)
-    finally:
-        own.execute(f"SET memory_limit = '{limit}'")
+    bounds = {"memory_limit": "64MB", "temp_directory": str(tmp_path)}
+    with duckdb.connect(config=bounds) as builder:
+        outcomes = assert_same_outcomes(spec, many, settings, builder)
     assert {o.check.name for o in outcomes if not o.passed} >= {"price_in_range"}
 
 
-def test_the_gate_blocks_a_relation_that_fails_a_blocking_check(
+def test_the_gate_blocks_a_staged_day_that_fails_a_blocking_check(
     connection: duckdb.DuckDBPyConnection,
     settings: Settings,
     silver: dict[tuple[str, bool], pa.Table],
@@ -342,8 +335,33 @@ def test_the_gate_blocks_a_relation_that_fails_a_blocking_check(
     assert failed.sample["product_id"].to_pylist() == [bad["product_id"][0].as_py()]
 
 
-def test_a_table_is_not_mistaken_for_a_relation(connection: duckdb.DuckDBPyConnection) -> None:
-    from quality.relation import is_relation
+def test_a_table_is_not_mistaken_for_a_staged_day(connection: duckdb.DuckDBPyConnection) -> None:
+    from quality.relation import is_staged
 
-    assert is_relation(connection.sql("SELECT 1"))
-    assert not is_relation(pa.table({"a": [1]})) and not is_relation(DAY)
+    assert is_staged(Staged(connection, "staged"))
+    assert not is_staged(pa.table({"a": [1]})) and not is_staged(connection.sql("SELECT 1"))
+
+
+def test_uniqueness_counts_every_row_of_a_repeated_key_as_pandas_does(
+    connection: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    """DuckDB counts a uniqueness expectation's failing rows by one aggregate (over the
+    keys' hashes first): a column's nulls are not judged, a compound key's nulls are alike
+    and a key of nulls only is not judged, as GX's pandas engine has it."""
+    rows = pa.table(
+        {
+            "event_id": ["a", "b", "b", None, None, "c"],
+            "user_id": [1, 1, 1, None, None, 2],
+            "amount": [1.0, 1.0, 1.0, None, None, 3.0],
+        }
+    )
+    suite = Suite(
+        SILVER_TRANSACTIONS,
+        (unique("event_id", name="id"), unique("user_id", "amount", name="pair")),
+        ("event_id",),
+    )
+    by_id, by_pair = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    assert (by_id.expectations[0].unexpected_count, by_pair.expectations[0].unexpected_count) == (
+        2,
+        3,
+    )

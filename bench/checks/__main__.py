@@ -8,7 +8,8 @@
    context, about 5 s, are not the checks' cost), then time the suite on the day:
    - `pandas`: the day as an Arrow table, GX's pandas engine (today's path);
    - `duckdb`: the day staged in a DuckDB table (memory_limit `--memory-limit`, a spill
-     folder), handed over as a relation: GX's SQL engine over DuckDB (quality/relation.py);
+     folder), handed over as the build hands it (`duck.Staged`): GX's SQL engine over the
+     builder's DuckDB database (quality/relation.py);
    - `chunks`: option 2's floor: GX's pandas engine on 1M-row record batches of the staged
      day, row-level expectations only (uniqueness and row count, which need the whole day,
      left out), so its real cost is higher than shown.
@@ -136,6 +137,7 @@ def _measure(option: str, path: Path, memory_limit: str) -> dict[str, Any]:
 
     from lakehouse.catalog import CATALOG
     from lakehouse.settings import Settings
+    from lakehouse.transforms.duck import Staged
     from quality.checks import Suite
     from quality.suites import suite_for
     from quality.validate import validate
@@ -155,7 +157,7 @@ def _measure(option: str, path: Path, memory_limit: str) -> dict[str, Any]:
         )
         builder.execute(f"CREATE TABLE staged AS SELECT * FROM read_parquet('{path}')")
         builder.execute("CREATE TABLE warm AS SELECT * FROM staged LIMIT 1000")
-        day, warm = builder.table("staged"), builder.table("warm")
+        day, warm = Staged(builder, "staged"), Staged(builder, "warm")
     load_s = time.perf_counter() - started
     validate(suite, warm, DAY, settings)  # GX's import and context: not the checks' cost
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -173,7 +175,7 @@ def _measure(option: str, path: Path, memory_limit: str) -> dict[str, Any]:
             ),
             suite.id_columns,
         )
-        reader = day.fetch_record_batch(CHUNK_ROWS)
+        reader = day.relation().fetch_record_batch(CHUNK_ROWS)
         outcomes = []
         for batch in reader:
             import pyarrow as pa

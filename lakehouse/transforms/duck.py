@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import duckdb
 
@@ -62,3 +63,18 @@ def session(settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnect
     finally:
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A day staged in a table of a DuckDB session, as a build hands it to the write and
+    to the checks: the connection comes with it, because a relation does not expose its
+    own, and whoever reads the day (GX's SQL engine, through a cursor of this connection)
+    reads it where it lies, under the session's memory limit, instead of a copy."""
+
+    connection: duckdb.DuckDBPyConnection
+    table: str
+
+    def relation(self) -> duckdb.DuckDBPyRelation:
+        """The staged table as a relation of its session."""
+        return self.connection.table(self.table)

@@ -258,7 +258,7 @@ def build_silver_partition(
         duplicates = stage_silver(
             connection, scan_days(settings, CATALOG.bronze_for_topic(topic), day), topic
         )
-        replace_day(settings, silver, connection.table(STAGED_ROWS), day, guard)
+        replace_day(settings, silver, duck.Staged(connection, STAGED_ROWS), day, guard)
         rejected = connection.table(STAGED_REJECTED)
         replace_partition(
             REJECTED_ROWS,

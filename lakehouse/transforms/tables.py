@@ -194,8 +194,8 @@ def run_sql(
 
 Guard = Callable[[TableSpec, date, Any], None]
 """Called with (table, day, rows) before a day is replaced; raises to refuse the write.
-The rows are an Arrow table, a DuckDB relation (a day staged out of core, `replace_day`),
-or on the Spark engine a Spark DataFrame (`tables_spark`).
+The rows are an Arrow table, a `duck.Staged` table (a day staged out of core,
+`replace_day`), or on the Spark engine a Spark DataFrame (`tables_spark`).
 
 The data quality checks (`quality/`) are guards: rows that fail a blocking check never
 replace the day's good rows, so a bad batch costs freshness, never correctness."""
@@ -204,16 +204,17 @@ replace the day's good rows, so a bad batch costs freshness, never correctness."
 def replace_day(
     settings: Settings,
     spec: TableSpec,
-    rows: pa.Table | duckdb.DuckDBPyRelation,
+    rows: pa.Table | duck.Staged,
     day: date,
     guard: Guard | None = None,
-) -> pa.Table | duckdb.DuckDBPyRelation:
+) -> pa.Table | duck.Staged:
     """Replace one event-date partition of a catalogued table with `rows` once `guard`
     (if any) has accepted them; return the rows.
 
-    `rows` in Arrow are written as they are; a DuckDB relation (a day staged in a
-    `duck.session`, larger than memory if need be) is checked where it lies and streamed
-    into the commit in batches, cast to the table's schema on the way.
+    `rows` in Arrow are written as they are; a staged table (a day in a `duck.session`,
+    larger than memory if need be) is checked where it lies and written from there: by
+    DuckDB into the table's folder, or streamed into the commit in batches where DuckDB
+    cannot write (S3), cast to the table's schema on the way.
     """
     if guard is not None:
         guard(spec, day, rows)
@@ -221,9 +222,10 @@ def replace_day(
     if isinstance(rows, pa.Table):
         replace_partition(spec, settings, rows, predicate)
     elif settings.lake_is_s3 or spec.partition_by != ("event_date",):
-        replace_partition(spec, settings, lambda: stream(rows, spec.schema), predicate)
+        relation = rows.relation()
+        replace_partition(spec, settings, lambda: stream(relation, spec.schema), predicate)
     else:
-        write_day_files(settings, spec, rows, day)
+        write_day_files(settings, spec, rows.relation(), day)
     return rows
 
 
