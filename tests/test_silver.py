@@ -63,8 +63,9 @@ def test_duplicates_keep_their_first_landed_copy() -> None:
         "sensor_readings",
     )
     assert result.duplicates == 1
-    assert result.rows.column("event_id").to_pylist() == ["r1", "r2"]
-    assert result.rows.column("sequence").to_pylist() == [3, 4]  # the copy landed first
+    rows = result.rows.sort_by("event_id")
+    assert rows.column("event_id").to_pylist() == ["r1", "r2"]
+    assert rows.column("sequence").to_pylist() == [3, 4]  # the copy landed first
     assert "_kafka_offset" not in result.rows.column_names
 
 

@@ -10,13 +10,14 @@ For each `--sizes` clickstream count (default 10M, 25M, 50M events):
    with every quality check guarding every write (`checked`), then, with `--bare`, again
    without the checks (`bare`), which gives the checks' share of the time. DuckDB is
    bounded by `--memory-limit` (`DUCKDB_MEMORY_LIMIT`) and spills to the lake's home.
-3. Wall time is the child's life (imports included); peak memory is the summed RSS of
-   its process tree, sampled every 100 ms. A run counts only if silver clickstream holds
-   every landed clickstream event once and nothing was rejected.
+3. Work time is the bronze-to-gold build the child times (GX imported before its clock);
+   wall time is the child's life (the interpreter and imports included); peak memory is
+   the summed RSS of its process tree, sampled every 100 ms. A run counts only if silver
+   clickstream holds every landed clickstream event once and nothing was rejected.
 
 The figures asked of it (docs/benchmarks.md, "Bounded memory"): every size succeeds,
 peak RSS at most `--rss-cap-gib` at each, and the largest day within `sizes[-1] /
-sizes[0]` times the smallest's time (time linear in rows). Results go to
+sizes[0]` times the smallest's work time (time linear in rows). Results go to
 bench/results/scale-<UTC time>.json.
 """
 
@@ -132,15 +133,22 @@ def _build(
 
 
 def _verdict(points: list[dict[str, Any]], rss_cap_gib: float) -> dict[str, Any]:
-    """Every size succeeded, under the cap, and time grew no faster than the rows."""
+    """Every size succeeded, under the cap, and time grew no faster than the rows.
+
+    Time is the bronze-to-gold work the child times (`work_s`): the child's life also
+    holds the interpreter's start and the imports, GX's 5-6 s among them for `checked`, a
+    constant per process that is not the checks' cost per row (and, being constant, would
+    flatter the growth). Both are recorded; the wall-time figures come as `*_wall`."""
     first, last = points[0], points[-1]
-    growth = last["checked"]["wall_s"] / first["checked"]["wall_s"]
+    checked = [point for point in points if "bare" in point]
+
+    def growth(measure: str) -> float:
+        return last["checked"][measure] / first["checked"][measure]
+
+    def overheads(measure: str) -> list[float]:
+        return [point["checked"][measure] / point["bare"][measure] - 1 for point in checked]
+
     allowed = last["clickstream"] / first["clickstream"]
-    overheads = [
-        point["checked"]["wall_s"] / point["bare"]["wall_s"] - 1
-        for point in points
-        if "bare" in point
-    ]
     return {
         "all_succeeded": all(point["checked"]["success"] for point in points),
         "under_cap": all(
@@ -149,10 +157,12 @@ def _verdict(points: list[dict[str, Any]], rss_cap_gib: float) -> dict[str, Any]
             for mode in ("checked", "bare")
             if mode in point
         ),
-        "time_growth": growth,
+        "time_growth": growth("work_s"),
+        "time_growth_wall": growth("wall_s"),
         "allowed_growth": allowed,
-        "linear": growth <= allowed,
-        "check_overhead": overheads,
+        "linear": growth("work_s") <= allowed,
+        "check_overhead": overheads("work_s"),
+        "check_overhead_wall": overheads("wall_s"),
     }
 
 
@@ -164,6 +174,7 @@ def _print(document: dict[str, Any]) -> None:
     for column in (
         "clickstream events",
         "mode",
+        "work s",
         "wall s",
         "silver.clickstream s",
         "peak tree RSS GiB",
@@ -178,6 +189,7 @@ def _print(document: dict[str, Any]) -> None:
             table.add_row(
                 f"{point['clickstream']:,}",
                 mode,
+                f"{run.get('work_s', float('nan')):.1f}",
                 f"{run['wall_s']:.1f}",
                 f"{run.get('seconds', {}).get('silver.clickstream', float('nan')):.1f}",
                 f"{run['peak_rss_mib'] / 1024:.2f}",

@@ -76,7 +76,7 @@ def to_silver_spark(bronze: DataFrame, topic: str) -> SparkSilverResult:
     for rule in rules:
         keeps = keeps & _keeps(rule)
     names = silver_schema(topic).names
-    rows = firsts.filter(keeps).select(*names).orderBy("event_time", "event_id")
+    rows = firsts.filter(keeps).select(*names)  # landing order, as the local twin
     verdicts = F.array(*(F.when(~_keeps(rule), F.lit(rule.name)) for rule in rules))
     rejected = (
         firsts.filter(~keeps)
