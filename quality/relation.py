@@ -1,7 +1,7 @@
 """The DuckDB side of a validation: a day a build staged in a DuckDB session (a
 `duck.Staged` table, as the out-of-core builds hand it over) runs the same suites on GX's
 SQL execution engine, through duckdb-engine (DuckDB's SQLAlchemy dialect), where it
-lies: GX connects to the builder's own database through cursors of its connection and
+lies: GX connects to the builder's own database through a cursor of its connection and
 reads a view of the columns the expectations name. Each expectation is a query that
 DuckDB answers under the session's memory limit and spill folder; nothing is copied
 (streaming the columns into a database of the validation's own cost 1.8 to 4.3 s at
@@ -11,8 +11,7 @@ Two documented workarounds make GX 1.24 and duckdb-engine 0.17 agree:
 - duckdb-engine's cursors all run on one DuckDB connection, so the rollback SQLAlchemy
   issues when GX hands a connection back (before GX fetches the rows, which it does) closes
   the result: fetchall() returns [] or "No open result set". GX only reads, so the
-  connections it gets ignore begin, commit, rollback and close; they are closed when the
-  validation ends.
+  connection it gets ignores begin, commit, rollback and close.
 - duckdb-engine's table reflection queries `pg_catalog.pg_collation`, which DuckDB lacks
   under SQLAlchemy 2.1: GX reads a query asset (`SELECT * FROM <view>`), whose columns
   it takes from the query's result instead of reflecting.
@@ -48,8 +47,7 @@ from lakehouse.transforms.duck import Staged
 
 VIEW = "_gx_rows"
 _lock = threading.Lock()  # one staged day per process at a time: validations take turns
-_reading: Staged | None = None  # the day GX's connections read, while one is staged
-_opened: list[Any] = []  # the cursors GX was given for it, closed when it is done
+_day_cursor: Any = None  # the cursor of the staged day's session that GX reads through
 
 
 def is_staged(rows: Any) -> bool:
@@ -60,9 +58,9 @@ def is_staged(rows: Any) -> bool:
 @cache
 def batch_definition(context: Any) -> Any:
     """A whole-table batch definition of a query asset over the staged view, on a SQL
-    datasource whose every connection is a cursor of the staged day's session. Made
-    while a day is staged: GX tries a connection when the datasource is added."""
-    from sqlalchemy.pool import NullPool
+    datasource whose one connection reads through the staged day's cursor, whichever day
+    that is. Made while a day is staged: GX tries a connection when it is added."""
+    from sqlalchemy.pool import StaticPool
 
     _null_safe_compound_uniqueness()
     _hashed_uniqueness_counts()
@@ -71,8 +69,8 @@ def batch_definition(context: Any) -> Any:
         "lakehouse-duckdb",
         connection_string="duckdb:///:memory:",
         kwargs={
-            "creator": _read_only_connection,
-            "poolclass": NullPool,
+            "creator": _day_connection,
+            "poolclass": StaticPool,
             "pool_reset_on_return": None,
         },
     )
@@ -80,12 +78,24 @@ def batch_definition(context: Any) -> Any:
     return asset.add_batch_definition_whole_table("day")
 
 
-def _read_only_connection() -> Any:
-    from duckdb_engine import ConnectionWrapper
+def _day_connection() -> Any:
+    from duckdb_engine import ConnectionWrapper, CursorWrapper
 
-    class ReadOnly(ConnectionWrapper):
-        """GX only reads: no transaction to begin or end, and closed by `staged`, after
-        GX has fetched its rows (see the module's notes)."""
+    class DayConnection(ConnectionWrapper):
+        """The pool's one connection, kept for the process: every statement runs on the
+        cursor of the day staged now. One DuckDB cursor per day, so each query's result
+        is released by the next (a cursor per query kept every result until the day was
+        done: out of memory under a 64 MB limit). GX only reads: no transaction to begin
+        or end, nothing to close (see the module's notes)."""
+
+        def __init__(self) -> None:
+            self.notices = []
+
+        def cursor(self) -> Any:
+            return CursorWrapper(_cursor(), self)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(_cursor(), name)
 
         def begin(self) -> None:
             pass
@@ -99,37 +109,35 @@ def _read_only_connection() -> Any:
         def close(self) -> None:
             pass
 
-    return ReadOnly(_cursor())
+    return DayConnection()
 
 
 def _cursor() -> Any:
-    """A new cursor of the staged day's session, in UTC, closed when the day is done."""
-    if _reading is None:
+    """The staged day's cursor."""
+    if _day_cursor is None:
         raise RuntimeError("no staged day to validate: GX connected outside `staged`")
-    cursor = _reading.connection.cursor()
-    cursor.execute("SET TimeZone = 'UTC'")
-    _opened.append(cursor)
-    return cursor
+    return _day_cursor
 
 
 @contextmanager
 def staged(rows: Staged, columns: list[str]) -> Iterator[None]:
     """`rows`' `columns` (all if none) as the view GX reads, in the staged day's own
-    session, while the block runs; the view and GX's cursors are gone after."""
-    global _reading
+    session, through a cursor of its connection, while the block runs; the view and the
+    cursor are gone after."""
+    global _day_cursor
     selected = ", ".join(f'"{name}"' for name in columns) if columns else "*"
     with _lock:
         rows.connection.execute(
             f'CREATE OR REPLACE VIEW {VIEW} AS SELECT {selected} FROM "{rows.table}"'
         )
-        _reading = rows
+        cursor = rows.connection.cursor()
         try:
+            cursor.execute("SET TimeZone = 'UTC'")
+            _day_cursor = cursor
             yield
         finally:
-            _reading = None
-            for cursor in _opened:
-                cursor.close()
-            _opened.clear()
+            _day_cursor = None
+            cursor.close()
             rows.connection.execute(f"DROP VIEW IF EXISTS {VIEW}")
 
 
@@ -328,7 +336,7 @@ def unique_beforehand(gx: Any, gx_suite: Any, batch: Any) -> dict[int, Any]:
     of the `Expect`. On SUMMARY, GX would compute each key's count twice more over the
     whole day for failing values and ids that a unique key does not have (5 s of 14 at
     10M rows). Failing ones stay, for SUMMARY's counts, values and ids."""
-    from quality.validate import ExpectationOutcome
+    from quality.validate import ExpectationOutcome, raised
 
     chosen = [
         e
@@ -342,7 +350,7 @@ def unique_beforehand(gx: Any, gx_suite: Any, batch: Any) -> dict[int, Any]:
         first.add_expectation(expectation.copy(update={"id": None}))
     held = {}
     for verdict in batch.validate(first, result_format="BOOLEAN_ONLY").results:
-        if verdict.success and not (verdict.exception_info or {}).get("raised_exception"):
+        if verdict.success and raised(verdict) is None:
             config = verdict.expectation_config
             columns = config.kwargs.get("column_list") or [config.kwargs["column"]]
             percent = 0.0 if _judged_rows(columns) else None

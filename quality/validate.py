@@ -161,8 +161,8 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         details = verdict.result or {}
         if on_spark or on_duckdb:
             details = spark.result_details(details)
-        if verdict.exception_info and verdict.exception_info.get("raised_exception"):
-            message = verdict.exception_info.get("exception_message")
+        message = raised(verdict)
+        if message is not None:
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
         outcomes.append(
             ExpectationOutcome(
@@ -182,6 +182,20 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
             )
         )
     return outcomes
+
+
+def raised(verdict: Any) -> str | None:
+    """The message of an error GX met computing `verdict`, or None. GX reports an
+    expectation's own error flat (`raised_exception`, `exception_message`) and a metric's
+    error keyed by the metric: a verdict that could not be computed is an error to raise,
+    never a failed check (it reported `success: false` and no counts, and a blocking check
+    would have refused the day for a reason that was not the data's)."""
+    info = verdict.exception_info or {}
+    found = [info, *(value for value in info.values() if isinstance(value, dict))]
+    messages = [
+        str(part.get("exception_message")) for part in found if part.get("raised_exception")
+    ]
+    return "; ".join(messages) if messages else None
 
 
 def _to_pandas(rows: pa.Table) -> Any:

@@ -365,3 +365,16 @@ def test_uniqueness_counts_every_row_of_a_repeated_key_as_pandas_does(
         2,
         3,
     )
+
+
+def test_a_check_duckdb_could_not_compute_is_an_error_not_a_failed_check(
+    tmp_path: Path, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
+) -> None:
+    """GX reports a metric's error (here DuckDB out of memory) as the expectation's
+    `success: false` with no counts; the gate must not refuse a good day for it."""
+    spec = CATALOG.silver_for_topic("clickstream")
+    with duckdb.connect(config={"temp_directory": str(tmp_path)}) as builder:
+        day = staged(builder, silver["clickstream", False])
+        builder.execute("SET memory_limit = '1MB'")
+        with pytest.raises(RuntimeError, match=r"could not run: .*Out of Memory"):
+            validate(suite_for(spec), day, DAY, settings)

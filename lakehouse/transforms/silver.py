@@ -172,12 +172,13 @@ STAGED_REJECTED = "silver_rejected"
 
 
 def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: str) -> int:
-    """Deduplicate and split one topic's `bronze` rows into two tables of `connection`:
-    STAGED_ROWS (the clean rows, in landing order) and STAGED_REJECTED (the rule breakers
-    as REJECTED_ROWS, by event id); return how many duplicates were dropped.
+    """Deduplicate and split one topic's `bronze` rows in `connection`: STAGED_ROWS, a
+    view of the clean rows (in landing order), and STAGED_REJECTED, a table of the rule
+    breakers as REJECTED_ROWS (by event id); return how many duplicates were dropped.
 
     Staged in DuckDB, not in Arrow, so that a day larger than the session's memory limit
-    spills to disk instead of failing, and is checked and written from there.
+    streams (and its aggregates spill) instead of failing: `replace_day` writes the view's
+    rows into the day's files, which the checks then read.
 
     The clean rows keep bronze's order, which is the order they landed in, close to event
     time (a file's event times span about its flush interval). They are not sorted: a
@@ -200,20 +201,15 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
         "SELECT event_id, count(*) - 1 AS extra_copies FROM bronze "
         "GROUP BY event_id HAVING count(*) > 1"
     )
-    # A day without redeliveries (the usual one) is its bronze as it is; otherwise the
-    # first copies are staged before the rules split them, because DuckDB (2.0) ran out of
-    # memory instead of spilling when the rules' filter, the union and the sort were
-    # planned together over the scan. Not staging them on a clean day saves writing (and,
-    # past the memory limit, spilling) every row once more.
-    redelivered, duplicates = connection.execute(
-        "SELECT count(*), coalesce(sum(extra_copies), 0) FROM duplicated"
-    ).fetchall()[0]
-    firsts = "TABLE" if redelivered else "VIEW"
+    duplicates = connection.execute(
+        "SELECT coalesce(sum(extra_copies), 0) FROM duplicated"
+    ).fetchall()[0][0]
+    # Views, not tables: the rows flow from bronze's files to whoever reads them (the
+    # day's Parquet files, or Arrow), and the day is never held by the session, which
+    # past its memory limit would spill it uncompressed and read it back.
     connection.execute(
-        f"CREATE TEMP VIEW firsts AS SELECT * EXCLUDE ({plumbing}) FROM bronze"
-        if not redelivered
-        else f"""
-        CREATE TEMP TABLE firsts AS
+        f"""
+        CREATE TEMP VIEW firsts AS
         SELECT * EXCLUDE ({plumbing}) FROM bronze ANTI JOIN duplicated USING (event_id)
         UNION ALL
         SELECT * EXCLUDE (_copy, {plumbing}) FROM (
@@ -228,12 +224,11 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
     columns = ", ".join(f'"{name}"' for name in names)
     as_struct = ", ".join(f'"{name}" := "{name}"' for name in names)
     connection.execute(
-        f"CREATE TABLE {STAGED_ROWS} AS "
-        f"SELECT {columns} FROM firsts WHERE {keeps}"
+        f"CREATE TEMP VIEW {STAGED_ROWS} AS SELECT {columns} FROM firsts WHERE {keeps}"
     )
     connection.execute(
         f"""
-        CREATE TABLE {STAGED_REJECTED} AS
+        CREATE TEMP TABLE {STAGED_REJECTED} AS
         SELECT '{topic}' AS "table", event_id, event_date,
                list_filter([{verdicts}], lambda name: name IS NOT NULL) AS broken_rules,
                to_json(struct_pack({as_struct}))::VARCHAR AS "row",
@@ -241,7 +236,6 @@ def stage_silver(connection: duckdb.DuckDBPyConnection, bronze: Source, topic: s
         FROM firsts WHERE NOT ({keeps}) ORDER BY event_id
         """
     )
-    connection.execute(f"DROP {firsts} firsts")
     return int(duplicates)
 
 

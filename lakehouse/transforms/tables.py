@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -211,50 +212,74 @@ def replace_day(
     """Replace one event-date partition of a catalogued table with `rows` once `guard`
     (if any) has accepted them; return the rows.
 
-    `rows` in Arrow are written as they are; a staged table (a day in a `duck.session`,
-    larger than memory if need be) is checked where it lies and written from there: by
-    DuckDB into the table's folder, or streamed into the commit in batches where DuckDB
-    cannot write (S3), cast to the table's schema on the way.
+    `rows` in Arrow are checked and written as they are. A staged day (a table or view of
+    a `duck.session`, larger than memory if need be) is first written by DuckDB as the
+    Parquet files the day will be made of (`staged_day_files`), the guard checks those
+    files, and only then are they committed: moved into the table's folder and added in
+    one delta-rs transaction, or, where DuckDB cannot write into the lake (S3), streamed
+    into delta-rs's predicate overwrite. A refused day's files are deleted unread.
     """
-    if guard is not None:
-        guard(spec, day, rows)
     predicate = f"event_date = '{day.isoformat()}'"
     if isinstance(rows, pa.Table):
+        if guard is not None:
+            guard(spec, day, rows)
         replace_partition(spec, settings, rows, predicate)
-    elif settings.lake_is_s3 or spec.partition_by != ("event_date",):
-        relation = rows.relation()
-        replace_partition(spec, settings, lambda: stream(relation, spec.schema), predicate)
-    else:
-        write_day_files(settings, spec, rows.relation(), day)
+        return rows
+    in_place = not settings.lake_is_s3 and spec.partition_by == ("event_date",)
+    # In the table's own folder the files are moved, not copied, into the day's folder.
+    parent = Path(table_uri(spec, settings)) / "_staging" if in_place else settings.duckdb_spill
+    with staged_day_files(rows, spec, day, parent) as (files, written):
+        if guard is not None:
+            guard(spec, day, written)
+        if in_place:
+            folder = Path(table_uri(spec, settings)) / f"event_date={day.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            moved = [file.rename(folder / file.name) for file in files]
+            replace_partition_files(spec, settings, moved, {"event_date": day.isoformat()})
+        else:
+            relation = written.relation()
+            replace_partition(spec, settings, lambda: stream(relation, spec.schema), predicate)
     return rows
 
 
-def write_day_files(
-    settings: Settings, spec: TableSpec, relation: duckdb.DuckDBPyRelation, day: date
-) -> int:
-    """Replace one event-date partition of a table in a local folder with a staged day:
-    DuckDB writes the Parquet files under its session's memory limit (into a staging
-    folder the Delta log never names, then moved beside the day's files), and delta-rs
-    commits them in one transaction (`delta.replace_partition_files`). delta-rs's own
-    streaming writer held memory in proportion to the day; DuckDB's does not. On S3,
-    where DuckDB has no writer here, the day streams through delta-rs instead."""
-    root = Path(table_uri(spec, settings))
-    staging = root / "_staging" / uuid.uuid4().hex
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    folder = root / f"event_date={day.isoformat()}"
-    columns = ", ".join(f'"{name}"' for name in spec.schema.names if name != "event_date")
-    relation.query(
-        "day_rows",
-        f"COPY (SELECT {columns} FROM day_rows) TO '{_sql_text(staging)}' "
-        f"(FORMAT parquet, COMPRESSION snappy, FILE_SIZE_BYTES '{DAY_FILE_BYTES}', "
-        "FILENAME_PATTERN 'part-{uuid}')",
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for written in sorted(staging.glob("*.parquet")):
-        files.append(written.rename(folder / written.name))
-    shutil.rmtree(staging, ignore_errors=True)
-    return replace_partition_files(spec, settings, files, {"event_date": day.isoformat()})
+@contextmanager
+def staged_day_files(
+    rows: duck.Staged, spec: TableSpec, day: date, parent: Path
+) -> Iterator[tuple[list[Path], duck.Staged]]:
+    """The staged day written by DuckDB, under its session's memory limit, as Parquet
+    files (DAY_FILE_BYTES each, snappy) in a fresh folder under `parent`, and a view of
+    the session over them, in the table's columns: what the checks read and the commit
+    adds. The folder (with any file left in it) and the view are gone on exit.
+
+    Writing the day's files first, from the rows as they are computed, is what keeps a
+    day's build linear in its rows: the day is never a table of the session, which past
+    the memory limit DuckDB spilled uncompressed and read back for the write and again
+    for every check, while the checks read only the columns they need from the files."""
+    staging = parent / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    view = f"{rows.table}_files"
+    try:
+        stored = ", ".join(f'"{name}"' for name in spec.schema.names if name != "event_date")
+        rows.relation().query(
+            "day_rows",
+            f"COPY (SELECT {stored} FROM day_rows) TO '{_sql_text(staging)}' "
+            f"(FORMAT parquet, COMPRESSION snappy, FILE_SIZE_BYTES '{DAY_FILE_BYTES}', "
+            "FILENAME_PATTERN 'part-{uuid}')",
+        )
+        files = sorted(staging.glob("*.parquet"))
+        # event_date is the partition's value, in the folder's name, not in the files.
+        columns = ", ".join(
+            f"DATE '{day.isoformat()}' AS event_date" if name == "event_date" else f'"{name}"'
+            for name in spec.schema.names
+        )
+        listing = ", ".join(f"'{_sql_text(file)}'" for file in files)
+        rows.connection.execute(
+            f'CREATE OR REPLACE VIEW "{view}" AS SELECT {columns} FROM read_parquet([{listing}])'
+        )
+        yield files, duck.Staged(rows.connection, view)
+    finally:
+        rows.connection.execute(f'DROP VIEW IF EXISTS "{view}"')
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _sql_text(path: Path) -> str:
