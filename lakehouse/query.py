@@ -26,6 +26,7 @@ from lakehouse.delta import open_table
 from lakehouse.settings import Settings
 from lakehouse.skipping.files import kept_files
 from lakehouse.skipping.predicates import Conjunction, table_filters
+from lakehouse.transforms.duck import SAFE_WITH_NAN
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def register(
 
 
 def _connection(layers: Iterable[Layer]) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=SAFE_WITH_NAN)  # a user's NaN filters hold too
     connection.execute("SET TimeZone = 'UTC'")  # the lake's timestamps and dates are UTC
     for layer in set(layers):
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')

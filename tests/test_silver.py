@@ -7,12 +7,14 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.catalog import CATALOG, REJECTED_ROWS, SILVER_SENSOR_READINGS, table_uri
 from lakehouse.delta import ensure_table
 from lakehouse.schemas import SENSOR_READINGS, VOCABULARIES, bronze_schema
 from lakehouse.settings import Settings
+from lakehouse.transforms.engine import to_arrow
 from lakehouse.transforms.iot import sensor_hourly
 from lakehouse.transforms.silver import build_silver_partition, to_silver
 from streaming.generators.iot import SENSOR_TYPES
@@ -118,6 +120,23 @@ def test_rebuilding_a_partition_is_idempotent_and_touches_no_other_day(
             (DAY, "b"),
         ]
     )
+
+
+@pytest.mark.parametrize("redelivered", [False, True], ids=["clean day", "with a redelivery"])
+def test_a_nan_reading_in_bronze_files_is_rejected_not_written(
+    make_settings: Callable[..., Settings], redelivered: bool
+) -> None:
+    """Bronze's Parquet statistics leave NaN out of a column's min and max; silver must
+    judge the row itself (DuckDB 2.0.1 decided `NOT isnan(value)` from those statistics
+    and let the NaN through when the day was read straight from the files)."""
+    settings = make_settings()
+    rows = [reading("a", value=50.0), reading("x", value=float("nan")), reading("b", value=54.0)]
+    if redelivered:
+        rows.append(reading("a", value=50.0, landed_after=60))
+    land(settings, *rows)
+    result = build_silver_partition(settings, "sensor_readings", DAY)
+    assert silver_ids(settings) == [(DAY, "a"), (DAY, "b")]
+    assert to_arrow(result.rejected).column("event_id").to_pylist() == ["x"]
 
 
 def test_a_late_duplicate_in_a_later_bronze_commit_does_not_reach_silver_twice(

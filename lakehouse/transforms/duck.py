@@ -29,6 +29,15 @@ from lakehouse.settings import Settings
 
 _BOUNDS: ContextVar[Settings | None] = ContextVar("duckdb_bounds", default=None)
 
+SAFE_WITH_NAN = {"disabled_optimizers": "statistics_propagation"}
+"""DuckDB (2.0.1) trusts a Parquet file's min and max of a double column, which leave
+NaN out (as the Parquet spec says they must), to decide a filter before reading a row:
+over a file holding 50.0, NaN and 54.0, `NOT isnan(value)` kept all three rows, so a NaN
+reading on a day without redeliveries passed silver's `value_finite` rule. Without the
+statistics propagation the rules' predicates are evaluated on every row. (A bare
+comparison pushed into the scan, `isnan(value)` or `value > 60` alone, still prunes by
+those statistics: the rules are never bare, each is `coalesce((rule), false)`.)"""
+
 
 @contextmanager
 def bounded(settings: Settings) -> Iterator[None]:
@@ -45,12 +54,12 @@ def session(settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnect
     """A fresh in-memory DuckDB session in UTC, bounded by `settings` (or by the enclosing
     `bounded`), closed and its spill folder removed on exit."""
     settings = settings or _BOUNDS.get()
-    config: dict[str, str | int] = {}
+    config: dict[str, str | int] = dict(SAFE_WITH_NAN)
     spill = None
     if settings is not None:
         settings.duckdb_spill.mkdir(parents=True, exist_ok=True)
         spill = tempfile.mkdtemp(prefix="session-", dir=settings.duckdb_spill)
-        config = {"memory_limit": settings.duckdb_memory_limit, "temp_directory": spill}
+        config |= {"memory_limit": settings.duckdb_memory_limit, "temp_directory": spill}
         if settings.duckdb_threads is not None:
             config["threads"] = settings.duckdb_threads
     try:

@@ -392,11 +392,11 @@ funnel AS (
 ),
 sales AS (
     SELECT event_date, category, count(DISTINCT order_id) AS orders,
-           round(sum(total_amount), 2) AS revenue
+           round(sum(CAST(total_amount AS DECIMAL(38, 9))), 2) AS revenue
     FROM purchases WHERE category IS NOT NULL GROUP BY ALL
     UNION ALL
     SELECT event_date, '{ALL_CATEGORIES}' AS category, count(DISTINCT order_id),
-           round(sum(total_amount), 2)
+           round(sum(CAST(total_amount AS DECIMAL(38, 9))), 2)
     FROM purchases WHERE category IS NOT NULL GROUP BY ALL
 )
 SELECT event_date, category, sessions_viewed, sessions_carted, sessions_purchased,
@@ -416,12 +416,13 @@ def session_funnel_daily(clickstream: Source, cart_events: Source, purchases: So
     step before it in the same category on the same day, so the rates stay within 0..1
     (a purchase without a recorded view or cart add counts in orders and revenue, not in
     the funnel). A session that crosses midnight is split at it, as every daily table is.
-    Rates are NULL where the step before has no sessions.
+    Rates are NULL where the step before has no sessions. Revenue is summed in decimals,
+    exactly, so the day's figure is the same whatever order the threads add it in (summed
+    as doubles it was not, and the query ran on one thread for it).
     """
     return run_sql(
         SESSION_FUNNEL_SQL,
         SESSION_FUNNEL_DAILY,
-        deterministic=True,
         clickstream=clickstream,
         cart_events=cart_events,
         purchases=purchases,
@@ -519,6 +520,9 @@ def build_product_trending_partition(
 
 # Shared with the Spark twin (`ecommerce_spark`), which gives Spark the `$control` parameter:
 # per experiment, day and variant, the counts and, on a treatment's row, its control's.
+# Sessions are counted as distinct rows first, then per variant: a DISTINCT inside the
+# variants' aggregate held every session id in one set per group, and grew faster than
+# the day.
 AB_VARIANTS_SQL = """
 WITH touches AS (
     SELECT event_date, experiment_id, variant, user_id, session_id,
@@ -537,8 +541,9 @@ per_user AS (
     FROM touches GROUP BY ALL
 ),
 sessions AS (
-    SELECT event_date, experiment_id, variant, count(DISTINCT session_id) AS sessions
-    FROM touches GROUP BY ALL
+    SELECT event_date, experiment_id, variant, count(*) AS sessions
+    FROM (SELECT DISTINCT event_date, experiment_id, variant, session_id FROM touches)
+    GROUP BY ALL
 ),
 variants AS (
     SELECT event_date, experiment_id, variant,
