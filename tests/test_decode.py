@@ -229,3 +229,16 @@ def test_empty_none_and_oversize_messages_anywhere_leave_the_rows_aligned() -> N
         assert reasons.pop(9) is Reason.INVALID_JSON
         assert set(reasons) == set(range(len(values))) - {3, 5, 9, 10}
         assert decode(absent).table.num_rows == 0
+
+
+@pytest.mark.parametrize("escape", [rb"\ud800", rb"\udc80", rb"x\ud800\ud800y"], ids=repr)
+def test_escapes_that_make_no_utf8_are_rejected_on_both_paths(escape: bytes) -> None:
+    """The screened batch's strings are not validated again (each message was, whole): so
+    no escape may turn valid UTF-8 bytes into an invalid string."""
+    lone = click("lone", page="PAGE").replace(b"PAGE", escape)
+    values = [click("a"), lone, click("b")]
+    for decode in (decoder().decode, _warm_decoder().decode):
+        decoded = decode(values)
+        assert [r.index for r in decoded.rejects] == [1]
+        assert decoded.table.column("event_id").to_pylist() == ["a", "b"]
+        decoded.table.column("page").validate(full=True)
