@@ -198,3 +198,47 @@ def test_runs_of_invalid_utf8_are_each_found() -> None:
         bad, Reason.INVALID_ENCODING
     )
     assert decoded.table.num_rows == len(values) - len(bad)
+
+
+@pytest.mark.parametrize("missing", [3, 300], ids=["few", "many"])
+def test_rows_missing_a_field_are_cut_out_however_many(missing: int) -> None:
+    """A few such rows are sliced around, many filtered out: the same rows either way."""
+    values = [click(f"e{i}") for i in range(2_000)]
+    bad = set(range(0, 2_000, 2_000 // missing))
+    for i in bad:
+        values[i] = click(f"m{i}", session_id=None)
+    for decode in (decoder().decode, _warm_decoder().decode):
+        decoded = decode(values)
+        assert {r.index: r.reason for r in decoded.rejects} == dict.fromkeys(
+            bad, Reason.MISSING_FIELD
+        )
+        kept = [i for i in range(2_000) if i not in bad]
+        assert decoded.indices.tolist() == kept
+        assert decoded.table.column("event_id").to_pylist() == [f"e{i}" for i in kept]
+
+
+def test_empty_none_and_oversize_messages_anywhere_leave_the_rows_aligned() -> None:
+    """They are joined as empty lines, which Arrow skips: at either end, in a row, or all."""
+    absent: list[bytes | None] = [None, b"", b"x" * 5000]
+    values = [*absent, click("a"), b"", click("b"), *absent, b"not json", click("c"), *absent]
+    for decode in (decoder().decode, _warm_decoder().decode):
+        decoded = decode(values)
+        assert decoded.table.column("event_id").to_pylist() == ["a", "b", "c"]
+        assert decoded.indices.tolist() == [3, 5, 10]
+        reasons = {r.index: r.reason for r in decoded.rejects}
+        assert reasons.pop(9) is Reason.INVALID_JSON
+        assert set(reasons) == set(range(len(values))) - {3, 5, 9, 10}
+        assert decode(absent).table.num_rows == 0
+
+
+@pytest.mark.parametrize("escape", [rb"\ud800", rb"\udc80", rb"x\ud800\ud800y"], ids=repr)
+def test_escapes_that_make_no_utf8_are_rejected_on_both_paths(escape: bytes) -> None:
+    """The screened batch's strings are not validated again (each message was, whole): so
+    no escape may turn valid UTF-8 bytes into an invalid string."""
+    lone = click("lone", page="PAGE").replace(b"PAGE", escape)
+    values = [click("a"), lone, click("b")]
+    for decode in (decoder().decode, _warm_decoder().decode):
+        decoded = decode(values)
+        assert [r.index for r in decoded.rejects] == [1]
+        assert decoded.table.column("event_id").to_pylist() == ["a", "b"]
+        decoded.table.column("page").validate(full=True)
