@@ -7,7 +7,8 @@ replacement as one atomic Delta predicate overwrite.
 
 A day need not fit in memory: `scan_days` hands DuckDB a lazy scan of the day's files
 (DuckDB reads only the columns its SQL names, batch by batch), and a day staged in DuckDB
-(a relation, spilling past the session's memory limit) streams into its Delta commit.
+(`duck.Staged`, a view or table of a session bounded in memory) is written by DuckDB as
+the day's Parquet files, checked there, and committed by delta-rs (`replace_day`).
 """
 
 from __future__ import annotations
