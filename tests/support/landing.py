@@ -21,6 +21,7 @@ from lakehouse.settings import Settings
 from streaming.generators.common import DomainGenerator
 from streaming.ingest.decode import BatchDecoder
 from streaming.ingest.provenance import with_provenance
+from streaming.ingest.sink import BRONZE_PARQUET
 
 
 def land_in_bronze(
@@ -72,8 +73,10 @@ def _flush(settings: Settings, topic: str, buffers: dict[str, list[pa.Table]]) -
         return
     spec = CATALOG.bronze_for_topic(topic)
     rows = pa.concat_tables(buffers[topic]).cast(spec.schema)
+    # The sink's Parquet settings, so that what the builds and benchmarks read is bronze
+    # as the ingest sidecar writes it (zstd, delta-encoded ids and times).
     write_deltalake(ensure_table(spec, settings), rows, mode="append",
-                    partition_by=list(spec.partition_by))
+                    partition_by=list(spec.partition_by), writer_properties=BRONZE_PARQUET)
     buffers[topic] = []
 
 
