@@ -35,9 +35,6 @@ from lakehouse.delta import open_table, replace_partition, replace_partition_fil
 from lakehouse.settings import Settings
 from lakehouse.transforms import duck
 
-DAY_FILE_BYTES = "128MB"
-"""Size of the files DuckDB writes a staged day in (the compaction's target too)."""
-
 STREAM_BATCH_ROWS = 256 * 1024
 """Rows per Arrow batch when a staged day streams into its Delta commit: large enough for
 DuckDB and delta-rs to work in bulk, small enough (tens of MB) to keep memory flat."""
@@ -227,13 +224,15 @@ def replace_day(
         replace_partition(spec, settings, rows, predicate)
         return rows
     in_place = not settings.lake_is_s3 and spec.partition_by == ("event_date",)
+    root = Path(table_uri(spec, settings))
     # In the table's own folder the files are moved, not copied, into the day's folder.
-    parent = Path(table_uri(spec, settings)) / "_staging" if in_place else settings.duckdb_spill
-    with staged_day_files(rows, spec, day, parent) as (files, written):
+    parent = root / "_staging" if in_place else settings.duckdb_spill
+    file_bytes = settings.maintenance_target_file_bytes
+    with staged_day_files(rows, spec, day, parent, file_bytes) as (files, written):
         if guard is not None:
             guard(spec, day, written)
         if in_place:
-            folder = Path(table_uri(spec, settings)) / f"event_date={day.isoformat()}"
+            folder = root / f"event_date={day.isoformat()}"
             folder.mkdir(parents=True, exist_ok=True)
             moved = [file.rename(folder / file.name) for file in files]
             replace_partition_files(spec, settings, moved, {"event_date": day.isoformat()})
@@ -245,12 +244,13 @@ def replace_day(
 
 @contextmanager
 def staged_day_files(
-    rows: duck.Staged, spec: TableSpec, day: date, parent: Path
+    rows: duck.Staged, spec: TableSpec, day: date, parent: Path, file_bytes: int
 ) -> Iterator[tuple[list[Path], duck.Staged]]:
     """The staged day written by DuckDB, under its session's memory limit, as Parquet
-    files (DAY_FILE_BYTES each, snappy) in a fresh folder under `parent`, and a view of
-    the session over them, in the table's columns: what the checks read and the commit
-    adds. The folder (with any file left in it) and the view are gone on exit.
+    files (snappy, about `file_bytes` each: the compaction's target file size) in a fresh
+    folder under `parent`, and a view of the session over them, in the table's columns:
+    what the checks read and the commit adds. The folder (with any file left in it) and
+    the view are gone on exit.
 
     Writing the day's files first, from the rows as they are computed, is what keeps a
     day's build linear in its rows: the day is never a table of the session, which past
@@ -264,7 +264,7 @@ def staged_day_files(
         rows.relation().query(
             "day_rows",
             f"COPY (SELECT {stored} FROM day_rows) TO '{_sql_text(staging)}' "
-            f"(FORMAT parquet, COMPRESSION snappy, FILE_SIZE_BYTES '{DAY_FILE_BYTES}', "
+            f"(FORMAT parquet, COMPRESSION snappy, FILE_SIZE_BYTES {int(file_bytes)}, "
             "FILENAME_PATTERN 'part-{uuid}')",
         )
         files = sorted(staging.glob("*.parquet"))
