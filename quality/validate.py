@@ -108,7 +108,13 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     on_duckdb = relation.is_staged(rows)
     compound_ids: dict[int, list[dict[str, Any]]] = {}
     unique: dict[int, Any] = {}
+    value_sets: dict[int, list[Any]] = {}
+    outside_details: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     for index, expect in enumerate(expects):
+        if on_duckdb and (values := relation.in_large_set(expect)) is not None:
+            value_sets[index] = values
+            gx_suite.add_expectation(relation.outside_set(gxe, expect, index))
+            continue
         kwargs = (
             spark.expectation_kwargs(expect.type, expect.kwargs)
             if on_spark
@@ -132,10 +138,14 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
     elif on_duckdb:
-        with relation.staged(rows, columns):
+        with relation.staged(rows, columns, value_sets):
             batch = relation.batch_definition(context).get_batch()
             unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
+            outside_details = {
+                index: relation.outside_set_details(expects[index], index, id_columns, SAMPLE_ROWS)
+                for index in value_sets
+            }
             compound_ids = {
                 verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
                     id_columns,
@@ -164,6 +174,9 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         message = raised(verdict)
         if message is not None:
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
+        if index in outside_details:
+            outcomes.append(_in_set_outcome(expect, verdict, *outside_details[index]))
+            continue
         outcomes.append(
             ExpectationOutcome(
                 expect=expect,
@@ -182,6 +195,24 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
             )
         )
     return outcomes
+
+
+def _in_set_outcome(
+    expect: Expect, verdict: Any, nonnull: int, failing_ids: list[dict[str, Any]]
+) -> ExpectationOutcome:
+    """An in-set expectation's outcome from the verdict of the query DuckDB ran in its
+    place (`relation.outside_set`), as GX's in-set expectation states it: the failing
+    count, its percent of the non-null values (None without any) and the first ids."""
+    count = int((verdict.result or {}).get("observed_value") or 0)
+    return ExpectationOutcome(
+        expect=expect,
+        success=bool(verdict.success),
+        unexpected_count=count,
+        unexpected_percent=count / nonnull * 100 if nonnull else None,
+        failing_ids=[
+            {column: _plain(value) for column, value in row.items()} for row in failing_ids
+        ],
+    )
 
 
 def raised(verdict: Any) -> str | None:
