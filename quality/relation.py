@@ -376,24 +376,35 @@ def _repeated_key_rows(execution_engine: Any, domain: dict[str, Any]) -> int:
         keys = [sa.column(name) for name in domain["column_list"]]
         where = sa.true()
 
-    def repeated(rows_of: dict[str, Any], grouping: list[Any]) -> int:
+    def repeated(rows_of: dict[str, Any]) -> int:
         rows = get_sqlalchemy_selectable(execution_engine.get_domain_records(domain_kwargs=rows_of))
         groups = (
             sa.select(sa.func.count().label("n"))
             .select_from(rows)
             .where(where)
-            .group_by(*grouping)
+            .group_by(*keys)
             .having(sa.func.count() > 1)
             .subquery()
         )
         total = sa.select(sa.func.coalesce(sa.func.sum(groups.c.n), 0))
         return int(execution_engine.execute_query(total).scalar())
 
-    # The hashes are grouped over the whole batch, without the domain's row filters (a
+    def any_repeated_hash(rows_of: dict[str, Any]) -> bool:
+        rows = get_sqlalchemy_selectable(execution_engine.get_domain_records(domain_kwargs=rows_of))
+        hashed = sa.func.hash(*keys)
+        counts = sa.select(
+            sa.func.count().filter(where), sa.func.count(hashed.distinct()).filter(where)
+        ).select_from(rows)
+        keyed, distinct = execution_engine.execute_query(counts).one()
+        return int(keyed) != int(distinct)
+
+    # The hashes are counted over the whole batch, without the domain's row filters (a
     # compound key's rows of nulls only, a row condition): more rows can only add repeats,
     # so none there means none in the domain, and the filter cost 0.8 s of 2.0 at 10M.
+    # Counting distinct hashes beside the rows is one aggregate, without the groups'
+    # counts (1.0 s instead of 1.3 s for event_id at 10M).
     batch = {"batch_id": domain["batch_id"]} if "batch_id" in domain else {}
-    return repeated(batch, [sa.func.hash(*keys)]) and repeated(domain, keys)
+    return repeated(domain) if any_repeated_hash(batch) else 0
 
 
 _UNIQUENESS = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
@@ -423,7 +434,7 @@ def unique_beforehand(gx: Any, gx_suite: Any, batch: Any) -> dict[int, Any]:
         if verdict.success and raised(verdict) is None:
             config = verdict.expectation_config
             columns = config.kwargs.get("column_list") or [config.kwargs["column"]]
-            percent = 0.0 if _judged_rows(columns) else None
+            percent = 0.0 if _any_judged_row(columns) else None
 
             def outcome(expect: Any, percent: float | None = percent) -> Any:
                 return ExpectationOutcome(expect, True, None, 0, percent, [])
@@ -435,8 +446,9 @@ def unique_beforehand(gx: Any, gx_suite: Any, batch: Any) -> dict[int, Any]:
     return held
 
 
-def _judged_rows(columns: list[str]) -> int:
-    """The staged rows a uniqueness expectation judges: those with a value in at least
-    one of its columns (GX's default `ignore_row_if`), the denominator of its percent."""
+def _any_judged_row(columns: list[str]) -> bool:
+    """Whether a uniqueness expectation judges any staged row: one with a value in at
+    least one of its columns (GX's default `ignore_row_if`). Its percent of failing rows
+    is 0 if so, and None (no denominator) if not; the first such row settles it."""
     some = " OR ".join(f'"{column}" IS NOT NULL' for column in columns)
-    return int(_cursor().execute(f"SELECT count(*) FROM {VIEW} WHERE {some}").fetchone()[0])
+    return _cursor().execute(f"SELECT 1 FROM {VIEW} WHERE {some} LIMIT 1").fetchone() is not None
