@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
-from deltalake.transaction import AddAction
+from pyarrow import fs
 
 from lakehouse import storage
 from lakehouse.catalog import TableSpec, table_uri
+from lakehouse.file_actions import WrittenFile, add_action
 from lakehouse.settings import Settings
 
 Rows = pa.Table | Callable[[], pa.RecordBatchReader]
@@ -133,14 +133,11 @@ def replace_partition_files(
     """
     table = ensure_table(spec, settings)
     root = Path(table_uri(spec, settings))
+    local = fs.LocalFileSystem()
     actions = [
-        AddAction(
-            path=file.relative_to(root).as_posix(),
-            size=file.stat().st_size,
-            partition_values=partition,
-            modification_time=int(file.stat().st_mtime * 1000),
-            data_change=True,
-            stats=footer_stats(file),
+        add_action(
+            WrittenFile(local, root.as_posix(), file.relative_to(root).as_posix()),
+            spec.partition_by,
         )
         for file in files
     ]
@@ -156,60 +153,6 @@ def replace_partition_files(
         return table.version()
 
     return retry_on_conflict(table, commit)
-
-
-def footer_stats(path: Path) -> str:
-    """A data file's Delta statistics (numRecords, and per top-level column minValues,
-    maxValues, nullCount) from its Parquet footer: what readers skip files by."""
-    metadata = pq.read_metadata(path)
-    lows: dict[str, Any] = {}
-    highs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    unknown: set[str] = set()
-    for group in range(metadata.num_row_groups):
-        row_group = metadata.row_group(group)
-        for index in range(row_group.num_columns):
-            column = row_group.column(index)
-            name = column.path_in_schema
-            statistics = column.statistics
-            if "." in name:
-                continue  # nested: Delta keeps no statistics for it here
-            if statistics is None or not statistics.has_min_max:
-                unknown.add(name)
-            else:
-                low, high = _stat_value(statistics.min), _stat_value(statistics.max)
-                if low is None or high is None:
-                    unknown.add(name)
-                else:
-                    lows[name] = low if name not in lows else min(lows[name], low)
-                    highs[name] = high if name not in highs else max(highs[name], high)
-            if statistics is not None and statistics.has_null_count:
-                nulls[name] = nulls.get(name, 0) + statistics.null_count
-    stats = {
-        "numRecords": metadata.num_rows,
-        "minValues": {k: _stat_text(v) for k, v in lows.items() if k not in unknown},
-        "maxValues": {k: _stat_text(v) for k, v in highs.items() if k not in unknown},
-        "nullCount": nulls,
-    }
-    return orjson.dumps(stats).decode()
-
-
-def _stat_value(value: Any) -> Any:
-    """A footer's min or max as a comparable value; None for one Delta cannot state (NaN)."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value
-
-
-def _stat_text(value: Any) -> Any:
-    """As the Delta log writes it: timestamps in UTC ISO 8601 with a Z, dates ISO."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from pyarrow import fs
 from lakehouse import storage
 from lakehouse.catalog import TableSpec, table_uri
 from lakehouse.delta import ensure_table, open_table, retry_on_conflict
+from lakehouse.file_actions import WrittenFile, add_action
 from lakehouse.settings import Settings
-from lakehouse.spark.file_actions import WrittenFile, add_action
 from lakehouse.spark.session import delta_jars_available
 
 if TYPE_CHECKING:
