@@ -26,7 +26,7 @@ from lakehouse.delta import open_table
 from lakehouse.settings import Settings
 from lakehouse.skipping.files import kept_files
 from lakehouse.skipping.predicates import Conjunction, table_filters
-from lakehouse.transforms.duck import SAFE_WITH_NAN
+from lakehouse.transforms import duck
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,7 @@ def register(
 
 
 def _connection(layers: Iterable[Layer]) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(config=SAFE_WITH_NAN)  # a user's NaN filters hold too
-    connection.execute("SET TimeZone = 'UTC'")  # the lake's timestamps and dates are UTC
+    connection = duck.connect()  # UTC, and a user's NaN filters hold too
     for layer in set(layers):
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
     return connection

@@ -39,6 +39,15 @@ comparison pushed into the scan, `isnan(value)` or `value > 60` alone, still pru
 those statistics: the rules are never bare, each is `coalesce((rule), false)`.)"""
 
 
+def connect(**config: str | int) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection as the lake is read: in UTC (the lake's timestamps and dates
+    are UTC), safe with NaN (`SAFE_WITH_NAN`), with `config` on top. Every connection of
+    the platform, a build's session or the ad-hoc query engine's, opens here."""
+    connection = duckdb.connect(config={**SAFE_WITH_NAN, **config})
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
 @contextmanager
 def bounded(settings: Settings) -> Iterator[None]:
     """Every session opened inside gets `settings`' memory limit, spill folder and threads."""
@@ -54,7 +63,7 @@ def session(settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnect
     """A fresh in-memory DuckDB session in UTC, bounded by `settings` (or by the enclosing
     `bounded`), closed and its spill folder removed on exit."""
     settings = settings or _BOUNDS.get()
-    config: dict[str, str | int] = dict(SAFE_WITH_NAN)
+    config: dict[str, str | int] = {}
     spill = None
     if settings is not None:
         settings.duckdb_spill.mkdir(parents=True, exist_ok=True)
@@ -63,9 +72,8 @@ def session(settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnect
         if settings.duckdb_threads is not None:
             config["threads"] = settings.duckdb_threads
     try:
-        connection = duckdb.connect(config=config)
+        connection = connect(**config)
         try:
-            connection.execute("SET TimeZone = 'UTC'")
             yield connection
         finally:
             connection.close()
