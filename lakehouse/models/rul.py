@@ -160,7 +160,7 @@ def _read_numbers(path: Path, width: int) -> np.ndarray:
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise ValueError(f"{path}, line {numbered[int(np.argmax(bad))][0]}: not a finite number")
-    return values.reshape(len(numbered), width)
+    return values
 
 
 def _numeric(fields: Sequence[str]) -> bool:
@@ -432,6 +432,7 @@ MEASURED = {
     "linear": "linear regression, same features",
     "constant": "constant: mean capped training RUL",
 }
+"""The scorers `evaluate_rul` judges, by their metric prefix, as the comparison names them."""
 
 
 def comparison(metrics: dict[str, float]) -> list[dict[str, Any]]:
