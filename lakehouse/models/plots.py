@@ -95,6 +95,24 @@ def bars(values: Mapping[str, float], title: str, ylabel: str) -> bytes:
     return _png(plt, figure)
 
 
+def predicted_vs_true(true: np.ndarray, predictions: Mapping[str, np.ndarray]) -> bytes:
+    """Per test engine, ordered by true remaining life: the true RUL as a line and each
+    named scorer's prediction as points, so misses show where in life they happen."""
+    plt, figure, axes = _figure()
+    order = np.argsort(np.asarray(true), kind="stable")
+    engines = np.arange(1, order.size + 1)
+    axes.plot(engines, np.asarray(true)[order], color="black", label="true RUL")
+    for name, predicted in predictions.items():
+        axes.scatter(engines, np.asarray(predicted)[order], s=8, label=name)
+    axes.set(
+        xlabel="test engine, by true RUL",
+        ylabel="remaining cycles",
+        title="Predicted vs true RUL, test engines",
+    )
+    axes.legend(loc="upper left", fontsize=8)
+    return _png(plt, figure)
+
+
 def stacked_bars(
     values: Mapping[str, Mapping[str, float]], stack: Sequence[str], title: str, xlabel: str
 ) -> bytes:
