@@ -33,8 +33,9 @@ from lakehouse.settings import Settings
 from lakehouse.transforms import ecommerce
 from lakehouse.transforms.duck import Staged
 from quality import validate as validate_module
-from quality.checks import Check, Suite
+from quality.checks import Check, Expect, Suite
 from quality.gate import BlockedWrite, QualityGate
+from quality.relation import LARGE_VALUE_SET, in_large_set
 from quality.suites import fresh_bronze, present, suite_for, unique
 from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
 from streaming.generators import Faults
@@ -378,3 +379,37 @@ def test_a_check_duckdb_could_not_compute_is_an_error_not_a_failed_check(
         builder.execute("SET memory_limit = '1MB'")
         with pytest.raises(RuntimeError, match=r"could not run: .*Out of Memory"):
             validate(suite_for(spec), day, DAY, settings)
+
+
+def test_a_large_value_set_is_judged_as_a_query_with_the_in_set_outcome(
+    connection: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    """On DuckDB an in-set expectation over more than LARGE_VALUE_SET values runs as a
+    query of the rows outside the set (GX re-serialised a 5,000-value set for seconds);
+    one with a row condition or `mostly` stays GX's own. Either way the outcome is the
+    pandas engine's: count, percent of non-null values, failing ids."""
+    known = list(range(100, 100 + LARGE_VALUE_SET + 36))
+    rows = pa.table(
+        {
+            "event_id": [f"e{i}" for i in range(8)],
+            "user_id": [100, 101, 7, None, 8, 102, 9, 100],
+            "channel": ["web", "web", "web", "web", "app", "app", "web", "app"],
+        }
+    )
+    plain = Expect("ExpectColumnValuesToBeInSet", {"column": "user_id", "value_set": known})
+    where = Expect(plain.type, plain.kwargs, where=("channel", "web"))
+    mostly = Expect(plain.type, {**plain.kwargs, "mostly": 0.5})
+    small = Expect(plain.type, {"column": "user_id", "value_set": known[:LARGE_VALUE_SET]})
+    assert in_large_set(plain) == known
+    assert in_large_set(where) is in_large_set(mostly) is in_large_set(small) is None
+    suite = Suite(
+        SILVER_TRANSACTIONS,
+        tuple(Check(f"known_{i}", "", (e,)) for i, e in enumerate((plain, where, mostly))),
+        ("event_id",),
+    )
+    outcomes = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    counted = [(o.expectations[0].unexpected_count, o.passed) for o in outcomes]
+    assert counted == [(3, False), (2, False), (3, True)]
+    assert ids(outcomes[0].expectations[0]) == {
+        frozenset({("event_id", f"e{i}")}) for i in (2, 4, 6)
+    }
