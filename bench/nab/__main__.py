@@ -1,0 +1,196 @@
+"""`python -m bench.nab`: NAB's scores on its machine temperature series.
+
+Loads `nab/machine_temperature_system_failure.csv` and its four labelled windows from
+`REAL_DATA_DIR` and scores, with NAB's window-based scoring (`lakehouse.models.nab`), the
+null detector (a constant 0.5, whose best threshold never fires: 0 by definition), the
+perfect one (every window on its first row: 100) and NAB's windowed Gaussian, the null
+and the Gaussian at the threshold NAB's sweep finds best for the profile on this very
+file (in-sample, as NAB chooses its thresholds on the data it reports). `--alerts FILE`
+scores alert times beside them (one ISO timestamp a line, UTC when they carry an offset):
+what the platform's alerts on the replayed series will be judged by. Prints the scores
+and each window's hit or miss, and writes them to bench/results/nab-<UTC time>.json.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.envelope import envelope, write
+from lakehouse.models import nab
+from lakehouse.settings import Settings
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+def main(
+    profile: Annotated[str, typer.Option(help=f"NAB profile: {', '.join(nab.PROFILES)}")] = (
+        nab.STANDARD.name
+    ),
+    alerts: Annotated[
+        Path | None, typer.Option(help="Alert times to score, one ISO timestamp a line")
+    ] = None,
+) -> None:
+    """Score the reference detectors (and any alerts) and print the results."""
+    if profile not in nab.PROFILES:
+        raise typer.BadParameter(f"unknown profile {profile!r}; one of {', '.join(nab.PROFILES)}")
+    weights = nab.PROFILES[profile]
+    series = nab.load_series(Settings().real_data_dir)
+    results = reference_scores(series, weights)
+    if alerts is not None:
+        results[f"alerts ({alerts.name})"] = {
+            "score": nab.score(read_alerts(alerts), series.windows, series.timestamps, weights)
+        }
+    print_scores(series, weights, results)
+    document = envelope("nab", {"profile": profile, "alerts": str(alerts) if alerts else None})
+    document["rows"] = int(series.timestamps.size)
+    document["detectors"] = {name: as_json(result) for name, result in results.items()}
+    console.print(f"results: {write(document)}")
+
+
+def reference_scores(series: nab.Series, profile: nab.Profile) -> dict[str, dict[str, Any]]:
+    """NAB's null, perfect and windowed Gaussian detectors, scored under `profile`: the
+    null and the Gaussian as NAB runs them, at the threshold its sweep finds best (the
+    Gaussian with its time to score and to sweep), the perfect one on each window's
+    first row."""
+    began = time.perf_counter()
+    gaussian = nab.windowed_gaussian(series.values)
+    detector_seconds = time.perf_counter() - began
+    perfect = nab.perfect_detections(series.windows, series.timestamps)
+    return {
+        "null": swept(series, nab.null_scores(series.values.size), profile),
+        "perfect": {"score": nab.score(perfect, series.windows, series.timestamps, profile)},
+        "windowed Gaussian": {
+            **swept(series, gaussian, profile),
+            "detector_seconds": detector_seconds,
+        },
+    }
+
+
+def swept(series: nab.Series, scores: np.ndarray, profile: nab.Profile) -> dict[str, Any]:
+    """A score series at its best threshold under `profile` (NAB's sweep, in-sample):
+    the threshold, the detections it makes, their score and the sweep's time."""
+    began = time.perf_counter()
+    threshold, _ = nab.best_threshold(nab.sweep(scores, series.windows, series.timestamps, profile))
+    detections = nab.detections_at(scores, threshold, series.timestamps)
+    return {
+        "score": nab.score(detections, series.windows, series.timestamps, profile),
+        "threshold": threshold,
+        "detections": int(detections.size),
+        "sweep_seconds": time.perf_counter() - began,
+    }
+
+
+def read_alerts(path: Path) -> np.ndarray:
+    """Alert times from a file, one ISO timestamp a line (blank lines skipped)."""
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return nab.as_datetime64([datetime.fromisoformat(line) for line in lines])
+
+
+def print_scores(
+    series: nab.Series, profile: nab.Profile, results: dict[str, dict[str, Any]]
+) -> None:
+    """One line per detector, then each window's outcome per detector that fires."""
+    table = Table(
+        title=f"NAB machine temperature ({series.timestamps.size:,} rows, "
+        f"{len(series.windows)} windows), profile {profile.name} "
+        f"(A_TP {profile.tp}, A_FP {profile.fp}, A_FN {profile.fn})"
+    )
+    for column in (
+        "detector",
+        "normalised",
+        "raw",
+        "windows hit",
+        "missed",
+        "false positives",
+        "FP cost",
+        "threshold",
+    ):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    for name, result in results.items():
+        score: nab.NabScore = result["score"]
+        table.add_row(
+            name,
+            f"{score.normalised:.2f}",
+            f"{score.raw:.4f}",
+            str(score.true_positives),
+            str(score.false_negatives),
+            str(score.false_positives),
+            f"{score.false_positive_cost:.3f}",
+            threshold_text(result.get("threshold")),
+        )
+    console.print(table)
+    for name, result in results.items():
+        if name not in ("null", "perfect"):
+            console.print(window_table(name, result["score"]))
+
+
+def threshold_text(threshold: float | None) -> str:
+    """A swept threshold as the table shows it ("never fires" above every score)."""
+    if threshold is None:
+        return ""
+    return "never fires" if math.isinf(threshold) else f"{threshold:.10f} (swept, in-sample)"
+
+
+def finite_or_none(threshold: float | None) -> float | None:
+    """A threshold for JSON: none where there is none or it never fires."""
+    return None if threshold is None or math.isinf(threshold) else threshold
+
+
+def window_table(name: str, score: nab.NabScore) -> Table:
+    """Each window of one detector: hit or missed, first detection, contribution."""
+    table = Table(title=f"{name}: windows")
+    for column in ("window start", "window end", "hit", "first detection", "contribution"):
+        table.add_column(column)
+    for window in score.windows:
+        table.add_row(
+            str(window.start)[:16],
+            str(window.end)[:16],
+            "hit" if window.hit else "missed",
+            "" if window.first_detection is None else str(window.first_detection)[:16],
+            f"{window.contribution:+.4f}",
+        )
+    return table
+
+
+def as_json(result: dict[str, Any]) -> dict[str, Any]:
+    """A detector's result as plain JSON values."""
+    score: nab.NabScore = result["score"]
+    return {
+        **{key: value for key, value in result.items() if key not in ("score", "threshold")},
+        "threshold": finite_or_none(result.get("threshold")),
+        "profile": score.profile,
+        "raw": score.raw,
+        "normalised": score.normalised,
+        "null": score.null,
+        "perfect": score.perfect,
+        "true_positives": score.true_positives,
+        "false_positives": score.false_positives,
+        "false_negatives": score.false_negatives,
+        "false_positive_cost": score.false_positive_cost,
+        "windows": [
+            {
+                "start": str(w.start),
+                "end": str(w.end),
+                "hit": w.hit,
+                "first_detection": None if w.first_detection is None else str(w.first_detection),
+                "contribution": w.contribution,
+            }
+            for w in score.windows
+        ],
+    }
+
+
+if __name__ == "__main__":
+    app()
