@@ -17,6 +17,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+"""The public data sets' default folder, `shared/data/real` beside the repository: found
+from this file rather than the working directory, so a notebook in any folder reads it."""
+
 
 class Profile(StrEnum):
     """Deployment profiles: the same code runs under both, only resources differ."""
@@ -161,9 +165,10 @@ class Settings(BaseSettings):
 
     # --- models, continued ---------------------------------------------------------------
     real_data_dir: Path = Field(
-        Path("../shared/data/real"),
+        REAL_DATA_DIR,
         description="The public data sets (UCI Online Retail, C-MAPSS, NAB) that models are "
-        "also checked on.",
+        "also checked on; by default `shared/data/real` beside the repository, wherever the "
+        "process runs from.",
     )
     recommendation_history_days: int = Field(
         30, description="Days of interactions the recommender learns from (the last is held out)."

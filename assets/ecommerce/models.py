@@ -22,7 +22,7 @@ from quality.gate import BlockedWrite, QualityGate
         recommender.MODEL_NAME,
         Domain.ECOMMERCE,
         "Implicit-feedback ALS on weighted views, cart adds and orders: precision@10, "
-        "recall@10 and coverage on the held-out day against popularity.",
+        "recall@10 and coverage on the held-out day against popularity (distinct users).",
         deps=recommender.INPUTS,
         kinds={"implicit"},
     )

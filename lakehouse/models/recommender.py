@@ -5,25 +5,31 @@ Training. A user's interactions with a product (`lakehouse.features.ecommerce`: 
 cart adds and orders, weighted and summed) become the confidence that the user likes it,
 Hu, Koren and Volinsky's `1 + ALPHA * log(1 + weight)`: the log keeps a product viewed
 forty times from drowning out everything else the user did. `implicit`'s CPU ALS
-factorises the user x product confidence matrix (`HYPERPARAMETERS`).
+factorises the user x product confidence matrix (`ALSParams`, defaults `DEFAULT_PARAMS`).
 
 Evaluation is on time, as the model will be used: over the `recommendation_history_days`
 ending `as_of`, every day before `as_of` trains and `as_of` is held out. The users judged
 are those active on both sides; the relevant products of each are those they interacted
 with on the held-out day and not before (recommending what a user already saw is excluded
 for every recommender, so re-finding it would be no skill). The model's top 10 and the
-popularity baseline's (the most weighted products of the training days, minus the user's
-own) are scored on precision@10, recall@10 and catalogue coverage. The served model is
-then refitted on every day, the held-out one included: tomorrow's recommendations should
-know about today, and the refit changes nothing but the data (same code, same
-hyperparameters), so the figures measured a moment before stand for it.
+popularity baseline's (`BASELINE`: the products with the most distinct users over the
+training days, minus the user's own) are scored on precision@10, recall@10 and catalogue
+coverage. Distinct users, not summed weight: on order lines summed weight is the line
+count, which favours the items a few customers reorder, a baseline that is easy to beat.
+The served model is then refitted on every day, the held-out one included: tomorrow's
+recommendations should know about today, and the refit changes nothing but the data (same
+code, same hyperparameters), so the figures measured a moment before stand for it.
 
 Serving. The artifact holds the factors, each user's already-seen products and the
-popularity ranking, as `.npy` arrays in a deterministic zip. `load_recommender` gives a
-`Recommender` that answers with a matrix-vector product and `argpartition` (about 0.3 ms
+distinct-user popularity, as `.npy` arrays in a deterministic zip. `load_recommender`
+gives a `Recommender` that answers with a matrix-vector product and `argpartition` (about 0.3 ms
 for 20,000 products, no `implicit` import); a user the model has not met is folded in
 from their weighted events by the closed-form least-squares solve ALS makes for every user
 (`Recommender.fold_in`); a user without any known product gets the popular products.
+
+From a notebook (docs/models.md): `Recommender.fit(weigh_events(events), ALSParams(...))`,
+then `recommend_many(user_ids)` for an Arrow table of every user's top k in the
+interactions' own ids.
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -62,24 +68,52 @@ PROMOTION_METRIC = "precision_at_10"
 ALPHA = 10.0
 """Confidence per unit of log-weight: a single view is 1 + 10 ln 2 = 7.9 times as sure as
 an unobserved pair (which ALS treats as a weak "not interested", confidence 1)."""
-HYPERPARAMETERS: dict[str, Any] = {
-    "factors": 32,
-    "regularization": 100.0,
-    "iterations": 15,
-    "random_state": 7,
-    "num_threads": 2,
-}
-"""Chosen on generated shops of 1,000 to 20,000 users: per-user histories are thin (a few
-dozen interactions), so ALS needs strong regularization (at 0.1 it stayed below the
-popularity baseline; above about 200 it collapses onto popularity), and 64 factors fitted
-noise (precision fell by a tenth on 20,000 users) where 32 lost nothing anywhere."""
+BASELINE = "popularity (distinct users)"
+"""The baseline every evaluation reports: products ranked by how many users chose them."""
+
+
+@dataclass(frozen=True)
+class ALSParams:
+    """ALS hyperparameters, one object for both engines (`implicit` here, MLlib in
+    `recommender_spark`), so a fit can be given other values without touching the module.
+
+    The defaults were chosen on generated shops of 1,000 to 20,000 users: per-user
+    histories are thin (a few dozen interactions), so ALS needs strong regularization (at
+    0.1 it stayed below the popularity baseline; above about 200 it collapses onto
+    popularity), and 64 factors fitted noise (precision fell by a tenth on 20,000 users)
+    where 32 lost nothing anywhere."""
+
+    factors: int = 32
+    regularization: float = 100.0
+    iterations: int = 15
+    random_state: int = 7
+    num_threads: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        """The values by name, as `implicit` takes them and the registry records them."""
+        return asdict(self)
+
+
+DEFAULT_PARAMS = ALSParams()
+"""What the daily asset trains with."""
 _BLOCK_USERS = 1024
 """Users scored per matrix product in batch: 1,024 x 20,000 products is 80 MB of scores."""
-
-"""The batch top 10 per user as of `event_date` (rank 1 = best): the service's fallback."""
+Unknown = Literal["popular", "omit"]
+"""What `Recommender.recommend_many` does with users the model has not met."""
 
 Recommendations = list[tuple[int, float]]
 """(product_id, score) pairs, best first."""
+UserIds = np.ndarray | pa.Array | pa.ChunkedArray | Sequence[int]
+"""User ids as a notebook holds them: a NumPy or Arrow array, or a list."""
+RANKED = pa.schema(
+    [
+        pa.field("user_id", pa.int64()),
+        pa.field("rank", pa.int64()),
+        pa.field("product_id", pa.int64()),
+        pa.field("score", pa.float64()),
+    ]
+)
+"""`Recommender.recommend_many`'s rows: each user's top k, rank 1 the best."""
 
 
 def confidence(weight: np.ndarray) -> np.ndarray:
@@ -112,6 +146,36 @@ class Recommender:
         items = self.item_factors.astype(np.float64)
         self._gram = items.T @ items + self.regularization * np.eye(items.shape[1])
         self._by_popularity = np.argsort(-self.popularity, kind="stable")
+
+    @classmethod
+    def fit(cls, interactions: pa.Table, params: ALSParams = DEFAULT_PARAMS) -> Recommender:
+        """ALS (`implicit`, CPU) on weighted interactions (`user_id`, `product_id`, `weight`:
+        `weigh_events` of raw events): the daily asset's very fit, for a notebook, with
+        hyperparameters passed in rather than edited in the module."""
+        return fit_recommender(interactions, params)[0]
+
+    def recommend_many(
+        self, user_ids: UserIds, k: int = TOP_K, unknown: Unknown = "popular"
+    ) -> pa.Table:
+        """Every given user's `k` best unseen products in one Arrow table (`RANKED`, in the
+        ids the model was fitted on, rows in the order of `user_ids`), scored in blocks of
+        users with one matrix product each: thousands of users take one call, not a loop.
+
+        A user the model has not met gets the popular products with their distinct-user
+        counts as scores (not comparable with the factor scores) under `unknown="popular"`,
+        and no rows under `"omit"`."""
+        if unknown not in ("popular", "omit"):
+            raise ValueError(f"unknown must be 'popular' or 'omit', not {unknown!r}")
+        ids = np.asarray(user_ids, dtype=np.int64)
+        rows = self.user_rows(ids)
+        if unknown == "omit":
+            ids, rows = ids[rows >= 0], rows[rows >= 0]
+        known = rows >= 0
+        top = np.empty((ids.size, k), dtype=np.int64)
+        scores = np.empty((ids.size, k), dtype=np.float64)
+        top[known], scores[known] = self.top_items(rows[known], k)
+        top[~known], scores[~known] = self._popular_slots(k)
+        return self._ranked(ids, top, scores)
 
     def recommend(
         self, user_id: int, k: int = TOP_K, exclude: Iterable[int] = ()
@@ -183,7 +247,8 @@ class Recommender:
         return self._best(self.item_factors @ factor, k, np.concatenate([seen, excluded]))
 
     def popular(self, k: int = TOP_K, exclude: Iterable[int] = ()) -> Recommendations:
-        """The `k` most weighted products of the training days, minus `exclude`."""
+        """The `k` products with the most distinct users over the training days, minus
+        `exclude` (scores: those counts)."""
         skip = set(exclude)
         picked = []
         for index in self._by_popularity:
@@ -198,7 +263,7 @@ class Recommender:
         self, rows: np.ndarray, k: int = TOP_K, *, popularity: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best `k` item indices and scores (best first) for each user row, minus the
-        user's seen items, by the factors or, with `popularity`, by popularity alone.
+        user's seen items, by the factors or, with `popularity`, by distinct users alone.
         Scored in blocks of users; -1 marks a slot left empty (too few unseen items)."""
         items = np.empty((rows.size, k), dtype=np.int64)
         scores = np.empty((rows.size, k), dtype=np.float64)
@@ -250,6 +315,28 @@ class Recommender:
         indices = self.item_indices(np.fromiter(product_ids, dtype=np.int64))
         return indices[indices >= 0]
 
+    def _popular_slots(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`popular(k)` as one row of item indices and scores (-1, -inf when too few)."""
+        best = self._by_popularity[:k]
+        top = np.full(k, -1, dtype=np.int64)
+        scores = np.full(k, -np.inf)
+        top[: best.size], scores[: best.size] = best, self.popularity[best]
+        return top, scores
+
+    def _ranked(self, ids: np.ndarray, top: np.ndarray, scores: np.ndarray) -> pa.Table:
+        """`RANKED` rows of each user's filled slots (-1 marks an empty one)."""
+        k = top.shape[1]
+        filled = (top >= 0).ravel()
+        return pa.table(
+            {
+                "user_id": np.repeat(ids, k)[filled],
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), ids.size)[filled],
+                "product_id": self.item_ids[top.ravel()[filled]],
+                "score": scores.ravel()[filled],
+            },
+            schema=RANKED,
+        )
+
     def _best(self, scores: np.ndarray, k: int, skip: np.ndarray) -> Recommendations:
         scores[skip] = -np.inf
         top, values = _top_k(scores[None, :], k)
@@ -290,8 +377,8 @@ def load_recommender(artifact: bytes) -> Recommender:
 @dataclass(frozen=True)
 class InteractionMatrix:
     """Weighted interactions indexed for ALS: users and products by dense index (rows and
-    columns follow the sorted ids), the confidence matrix in CSR form and each product's
-    summed weight. Both engines fit from it, so they learn from the very same matrix."""
+    columns follow the sorted ids), the confidence matrix in CSR form and the summed
+    weights. Both engines fit from it, so they learn from the very same matrix."""
 
     user_ids: np.ndarray
     item_ids: np.ndarray
@@ -304,7 +391,8 @@ class InteractionMatrix:
         self, user_factors: np.ndarray, item_factors: np.ndarray, regularization: float
     ) -> Recommender:
         """The `Recommender` of fitted factors (rows in `user_ids` / `item_ids` order),
-        with this matrix's seen products and popularity."""
+        with this matrix's seen products and its popularity: each product's distinct users
+        (the matrix's cells, one per user and product however many rows made it)."""
         return Recommender(
             user_ids=self.user_ids,
             item_ids=self.item_ids,
@@ -312,7 +400,9 @@ class InteractionMatrix:
             item_factors=np.ascontiguousarray(item_factors, dtype=np.float32),
             seen_indptr=self.matrix.indptr.astype(np.int64),
             seen_indices=self.matrix.indices.astype(np.int32),
-            popularity=np.bincount(self.cols, weights=self.weights, minlength=self.item_ids.size),
+            popularity=np.bincount(self.matrix.indices, minlength=self.item_ids.size).astype(
+                np.float64
+            ),
             regularization=regularization,
         )
 
@@ -331,21 +421,23 @@ def interaction_matrix(interactions: pa.Table) -> InteractionMatrix:
     return InteractionMatrix(user_ids, item_ids, rows, cols, weights, matrix)
 
 
-def fit_recommender(interactions: pa.Table) -> tuple[Recommender, float]:
-    """ALS on weighted interactions (`INTERACTIONS` rows); returns the recommender and the
-    wall time of the fit alone. BLAS runs single-threaded meanwhile, as `implicit` asks:
-    its own threads already split the users, and nested pools thrash."""
+def fit_recommender(
+    interactions: pa.Table, params: ALSParams = DEFAULT_PARAMS
+) -> tuple[Recommender, float]:
+    """ALS with `params` on weighted interactions (`INTERACTIONS` rows); returns the
+    recommender and the wall time of the fit alone. BLAS runs single-threaded meanwhile,
+    as `implicit` asks: its own threads already split the users, and nested pools thrash."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
     indexed = interaction_matrix(interactions)
     with threadpool_limits(1, "blas"):
-        model = AlternatingLeastSquares(**HYPERPARAMETERS, alpha=1.0, dtype=np.float32)
+        model = AlternatingLeastSquares(**params.as_dict(), alpha=1.0, dtype=np.float32)
         started = time.perf_counter()
         model.fit(indexed.matrix, show_progress=False)
         seconds = time.perf_counter() - started
     recommender = indexed.recommender(
-        model.user_factors, model.item_factors, float(HYPERPARAMETERS["regularization"])
+        model.user_factors, model.item_factors, params.regularization
     )
     return recommender, seconds
 
@@ -363,7 +455,7 @@ class Engine:
     hyperparameters: dict[str, Any]
 
 
-LOCAL = Engine("local", fit_recommender, HYPERPARAMETERS)
+LOCAL = Engine("local", fit_recommender, DEFAULT_PARAMS.as_dict())
 """`implicit` in the calling process (`LAKEHOUSE_ENGINE=local`)."""
 
 
@@ -380,8 +472,9 @@ class Evaluation:
 def evaluate(
     recommender: Recommender, heldout: pa.Table, k: int = TOP_K, *, popularity: bool = False
 ) -> Evaluation:
-    """Precision@k, recall@k and coverage of `recommender` (or its popularity ranking) on
-    held-out interactions, for the users it knows with at least one product new to them.
+    """Precision@k, recall@k and coverage of `recommender` (or, with `popularity`, of
+    `BASELINE`: its products by distinct users) on held-out interactions, for the users it
+    knows with at least one product new to them.
 
     Held-out products the model has never met stay relevant (no recommender could find
     them, and pretending they do not exist would flatter both)."""
@@ -410,17 +503,12 @@ def batch_recommendations(
 ) -> pa.Table:
     """The top `k` unseen products of every user of the model (`USER_RECOMMENDATIONS`),
     scored in blocks of users: the service's fallback when its online path is down."""
-    rows = np.arange(recommender.user_ids.size)
-    top, scores = recommender.top_items(rows, k)
-    filled = (top >= 0).ravel()
+    ranked = recommender.recommend_many(recommender.user_ids, k)
     return pa.table(
         {
-            "event_date": pa.repeat(pa.scalar(as_of, pa.date32()), int(filled.sum())),
-            "user_id": np.repeat(recommender.user_ids, k)[filled],
-            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), rows.size)[filled],
-            "product_id": recommender.item_ids[top.ravel()[filled]],
-            "score": scores.ravel()[filled],
-            "model_version": pa.repeat(pa.scalar(model_version, pa.int64()), int(filled.sum())),
+            "event_date": pa.repeat(pa.scalar(as_of, pa.date32()), ranked.num_rows),
+            **{name: ranked[name] for name in RANKED.names},
+            "model_version": pa.repeat(pa.scalar(model_version, pa.int64()), ranked.num_rows),
         },
         schema=USER_RECOMMENDATIONS.schema,
     )
@@ -428,7 +516,7 @@ def batch_recommendations(
 
 @dataclass(frozen=True)
 class Holdout:
-    """ALS and the popularity baseline judged on the interactions after a cut."""
+    """ALS and the popularity baseline (`BASELINE`) judged on the interactions after a cut."""
 
     als: Evaluation
     popularity: Evaluation
@@ -438,9 +526,15 @@ class Holdout:
 
 
 def compare_on_holdout(events: pa.Table, cut: datetime, fit: Fit = fit_recommender) -> Holdout:
-    """Fit ALS (with `fit`: an engine's) on the `INTERACTION_EVENTS` rows before `cut` and
-    judge it, and popularity, on the rows from `cut` on: the time-based split of every
-    evaluation, generated or real."""
+    """Fit ALS (with `fit`: an engine's, or `partial(fit_recommender, params=...)`) on the
+    `INTERACTION_EVENTS` rows before `cut` and judge it, and `BASELINE`, on the rows from
+    `cut` on: the time-based split of every evaluation, generated or real. `cut` must be
+    time-zone aware: a naive one would silently be read as UTC."""
+    if cut.tzinfo is None or cut.utcoffset() is None:
+        raise ValueError(
+            f"the cut {cut.isoformat()} has no time zone; give an aware datetime, "
+            "e.g. datetime(2011, 11, 9, tzinfo=UTC)"
+        )
     before = pc.less(events["event_time"], pa.scalar(cut, events["event_time"].type))
     train = weigh_events(events.filter(before))
     heldout = weigh_events(events.filter(pc.invert(before)))
@@ -475,9 +569,9 @@ def train_recommender(settings: Settings, as_of: date, engine: Engine = LOCAL) -
     first = as_of - timedelta(days=settings.recommendation_history_days - 1)
     events = interaction_events(*silver_events(settings, first, as_of))
     holdout = compare_on_holdout(events, _midnight(as_of), engine.fit)
-    judged = {"ALS": holdout.als, "popularity": holdout.popularity}
+    judged = {"ALS": holdout.als, BASELINE: holdout.popularity}
     served, seconds = engine.fit(weigh_events(events))
-    als, baseline = judged["ALS"], judged["popularity"]
+    als, baseline = judged["ALS"], judged[BASELINE]
     metrics = {
         "precision_at_10": als.precision,
         "recall_at_10": als.recall,
@@ -502,6 +596,7 @@ def train_recommender(settings: Settings, as_of: date, engine: Engine = LOCAL) -
         params={
             "engine": engine.name,
             **engine.hyperparameters,
+            "baseline": BASELINE,
             "alpha": ALPHA,
             "confidence": "1 + alpha * ln(1 + weight)",
             "weights": WEIGHTS,
@@ -514,7 +609,7 @@ def train_recommender(settings: Settings, as_of: date, engine: Engine = LOCAL) -
         promotion_metric=PROMOTION_METRIC,
         seconds=seconds,
         charts=_charts(judged),
-        tables={"ALS vs popularity (held-out day)": _comparison(judged)},
+        tables={f"ALS vs {BASELINE} (held-out day)": _comparison(judged)},
     )
 
 
@@ -578,7 +673,7 @@ def _comparison(judged: dict[str, Evaluation]) -> list[dict[str, Any]]:
 
 
 def _charts(judged: dict[str, Evaluation]) -> dict[str, bytes]:
-    als, baseline = judged["ALS"], judged["popularity"]
+    als, baseline = judged["ALS"], judged[BASELINE]
     return {
         "precision and recall at 10": plots.bars(
             {

@@ -1,7 +1,8 @@
 """The recommender's ALS fitted on Spark (`LAKEHOUSE_ENGINE=spark`): MLlib's
-implicit-feedback ALS on the very interactions, confidence and hyperparameters of
-`lakehouse.models.recommender`, giving back the same `Recommender`, so that evaluation,
-the artifact, the batch top 10 and the service do not know which engine fitted it.
+implicit-feedback ALS on the very interactions, confidence and hyperparameters (the same
+`ALSParams` object) of `lakehouse.models.recommender`, giving back the same
+`Recommender`, so that evaluation, the artifact, the batch top 10 and the service do
+not know which engine fitted it.
 
 Confidence. MLlib's implicit ALS takes a rating r and trusts it `1 + alpha * |r|`; given
 `r = ln(1 + weight)` and `alpha = ALPHA` that is exactly the local model's
@@ -39,7 +40,8 @@ import pyarrow.compute as pc
 from lakehouse.models import recommender
 from lakehouse.models.recommender import (
     ALPHA,
-    HYPERPARAMETERS,
+    DEFAULT_PARAMS,
+    ALSParams,
     Engine,
     Recommender,
     interaction_matrix,
@@ -50,26 +52,29 @@ from lakehouse.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-SPARK_HYPERPARAMETERS: dict[str, Any] = {
-    "rank": HYPERPARAMETERS["factors"],
-    "maxIter": HYPERPARAMETERS["iterations"],
-    "seed": HYPERPARAMETERS["random_state"],
-    "regularization": HYPERPARAMETERS["regularization"],
-    "regParam": "regularization / (interactions / users)",
-}
-"""The local hyperparameters as MLlib names them (what the registry records)."""
+def spark_hyperparameters(params: ALSParams) -> dict[str, Any]:
+    """The local hyperparameters as MLlib names them (what the registry records)."""
+    return {
+        "rank": params.factors,
+        "maxIter": params.iterations,
+        "seed": params.random_state,
+        "regularization": params.regularization,
+        "regParam": "regularization / (interactions / users)",
+    }
 
 
-def reg_param(interactions: pa.Table) -> float:
+def reg_param(interactions: pa.Table, regularization: float) -> float:
     """MLlib's `regParam` giving the average user the local model's penalty."""
     users = pc.count_distinct(interactions["user_id"]).as_py()
-    return float(HYPERPARAMETERS["regularization"]) * users / interactions.num_rows
+    return regularization * users / interactions.num_rows
 
 
-def fit_recommender(interactions: pa.Table, spark: SparkSession) -> tuple[Recommender, float]:
-    """MLlib ALS on weighted interactions (`INTERACTIONS` rows) in `spark`; returns the
-    recommender and the wall time of the fit alone (`ALS.fit`, which trains and keeps the
-    final factors; collecting them to the driver comes after)."""
+def fit_recommender(
+    interactions: pa.Table, spark: SparkSession, params: ALSParams = DEFAULT_PARAMS
+) -> tuple[Recommender, float]:
+    """MLlib ALS with `params` on weighted interactions (`INTERACTIONS` rows) in `spark`;
+    returns the recommender and the wall time of the fit alone (`ALS.fit`, which trains
+    and keeps the final factors; collecting them to the driver comes after)."""
     from pyspark.ml.recommendation import ALS
 
     indexed = interaction_matrix(interactions)
@@ -86,12 +91,12 @@ def fit_recommender(interactions: pa.Table, spark: SparkSession) -> tuple[Recomm
     )
     blocks = spark.sparkContext.defaultParallelism
     als = ALS(
-        rank=SPARK_HYPERPARAMETERS["rank"],
-        maxIter=SPARK_HYPERPARAMETERS["maxIter"],
-        regParam=reg_param(interactions),
+        rank=params.factors,
+        maxIter=params.iterations,
+        regParam=reg_param(interactions, params.regularization),
         implicitPrefs=True,
         alpha=ALPHA,
-        seed=SPARK_HYPERPARAMETERS["seed"],
+        seed=params.random_state,
         numUserBlocks=blocks,
         numItemBlocks=blocks,
         userCol="user",
@@ -101,20 +106,22 @@ def fit_recommender(interactions: pa.Table, spark: SparkSession) -> tuple[Recomm
     started = time.perf_counter()
     model = als.fit(ratings)
     seconds = time.perf_counter() - started
-    rank = SPARK_HYPERPARAMETERS["rank"]
     fitted = indexed.recommender(
-        _factors(model.userFactors, indexed.user_ids.size, rank),
-        _factors(model.itemFactors, indexed.item_ids.size, rank),
-        float(HYPERPARAMETERS["regularization"]),
+        _factors(model.userFactors, indexed.user_ids.size, params.factors),
+        _factors(model.itemFactors, indexed.item_ids.size, params.factors),
+        params.regularization,
     )
     model.userFactors.unpersist()
     model.itemFactors.unpersist()
     return fitted, seconds
 
 
-def engine(spark: SparkSession) -> Engine:
-    """The Spark engine of `recommender.train_recommender`, fitting in `spark`."""
-    return Engine("spark", partial(fit_recommender, spark=spark), SPARK_HYPERPARAMETERS)
+def engine(spark: SparkSession, params: ALSParams = DEFAULT_PARAMS) -> Engine:
+    """The Spark engine of `recommender.train_recommender`, fitting with `params` in
+    `spark`."""
+    return Engine(
+        "spark", partial(fit_recommender, spark=spark, params=params), spark_hyperparameters(params)
+    )
 
 
 def train_recommender(settings: Settings, as_of: date) -> TrainedModel:
