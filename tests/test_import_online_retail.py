@@ -9,7 +9,10 @@ broker and the ingest sidecar into bronze and on to silver.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from streaming.ingest.decode import BatchDecoder, Reason
 from streaming.ingest.provenance import with_provenance
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
+from tests.conftest import REPO, settings_env
 from tests.support.traffic import bronze, quarantine
 
 LINES = [
@@ -325,3 +329,23 @@ def test_a_slice_lands_in_bronze_once_and_silver_rejects_its_bad_lines(
     }
     dates = pc.unique(silver.rows.column("event_date")).to_pylist()
     assert sorted(dates) == [date(2010, 12, 1), date(2011, 6, 8), date(2011, 6, 10)]
+
+
+def test_the_command_sends_a_slice_and_prints_where_each_line_goes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    source = tmp_path / "real" / "online_retail" / "online_retail.csv.gz"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(gzip.compress(write_csv(tmp_path / "retail.csv", LINES).read_bytes()))
+    command = [sys.executable, "-m", "cli.app", "import", "online-retail", "--limit", "5"]
+    real = str(tmp_path / "real")
+    environment = {**settings_env(settings), "REAL_DATA_DIR": real, "COLUMNS": "200"}
+    done = subprocess.run(
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    table = " ".join(done.stdout.split())
+    assert "events sent │ 5 │" in table
+    assert "cancellation │ 1 │ silver.rejected_rows (quantity_positive)" in table
+    assert "missing_customer │ 1 │ bronze.quarantine (missing_required_field)" in table
+    assert "clean │ 3 │ silver" in table
