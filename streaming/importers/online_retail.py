@@ -17,7 +17,6 @@ accounted for line by line before the ingest sees any of it.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -242,13 +241,14 @@ class OnlineRetailImport:
             rows = connection.execute(
                 f"SELECT reason, count(*) FROM ({self._selected_sql()}) GROUP BY reason"
             ).fetchall()
-        per_reason = Counter({str(reason): int(count) for reason, count in rows})
+        per_reason = {str(reason): int(count) for reason, count in rows}
         selected = sum(per_reason.values())
-        return ImportPlan(selected, int(total[0]) - selected if total else 0, dict(per_reason))
+        return ImportPlan(selected, int(total[0]) - selected if total else 0, per_reason)
 
     def encoded(self, batch_size: int = 20_000) -> Iterator[pa.RecordBatch]:
         """The selected lines in file order as Arrow batches of `line`, `reason`, `key`
-        and `value` (the message), for callers that check the mapping line by line."""
+        and `value` (the message): what `batches` sends, with each line's number and
+        counted reason beside it, so a line's fate can be checked against its reason."""
         with self._connect() as connection:
             reader = connection.sql(
                 f"SELECT line, reason, {_KEY_SQL} AS key, {_VALUE_SQL} AS value "
