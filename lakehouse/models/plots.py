@@ -128,7 +128,7 @@ def series_with_windows(
     figure.set_size_inches(_SIZE[0] * 1.6, _SIZE[1])
     axes.plot(timestamps, values, color="black", linewidth=0.5, label="series")
     for index, (start, end) in enumerate(windows):
-        axes.axvspan(start, end, color="tab:orange", alpha=0.3,
+        axes.axvspan(start, end, color="0.6", alpha=0.35,
                      label="labelled window" if index == 0 else None)
     top = axes.get_xaxis_transform()  # x in data, y as a share of the axes' height
     for row, (name, times) in enumerate(detections.items()):
