@@ -74,8 +74,10 @@ def register_trained(
     trained: TrainedModel,
     training_data: dict[str, int],
     rescore_champion: Callable[[ModelVersion], float | None] | None = None,
+    higher_is_better: bool = True,
 ) -> dg.MaterializeResult:
-    """Register `trained` (promotion decided by the registry) and describe the result."""
+    """Register `trained` (promotion decided by the registry, on a metric where higher is
+    better unless said otherwise) and describe the result."""
     version = register(
         settings,
         trained.name,
@@ -84,6 +86,7 @@ def register_trained(
         metrics=trained.metrics,
         training_data=training_data,
         promotion_metric=trained.promotion_metric,
+        higher_is_better=higher_is_better,
         rescore_champion=rescore_champion,
     )
     context.log.info(f"{trained.name} v{version.version}: {version.decision}")

@@ -14,6 +14,7 @@ from assets.fraud import online as fraud_online
 from assets.fraud import silver as fraud_silver
 from assets.iot import gold as iot_gold
 from assets.iot import models as iot_models
+from assets.iot import real_data as iot_real_data
 from assets.iot import silver as iot_silver
 from assets.maintenance import compaction as maintenance_compaction
 from assets.maintenance import housekeeping as maintenance_housekeeping
@@ -24,6 +25,7 @@ from orchestration.jobs import (
     medallion_job,
     nightly_maintenance_job,
     observe_bronze_job,
+    real_data_evaluations_job,
     weekly_maintenance_job,
     weekly_models_job,
 )
@@ -53,6 +55,7 @@ defs = dg.Definitions(
                 fraud_models,
                 fraud_online,
                 iot_models,
+                iot_real_data,
                 maintenance_compaction,
                 maintenance_housekeeping,
                 maintenance_tiering,
@@ -67,6 +70,7 @@ defs = dg.Definitions(
         weekly_models_job,
         nightly_maintenance_job,
         weekly_maintenance_job,
+        real_data_evaluations_job,
     ],
     schedules=[
         nightly_medallion,

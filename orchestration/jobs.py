@@ -1,7 +1,7 @@
 """Jobs: the medallion rebuild of silver and gold by day, the bronze observation, the
 model training (daily: recommender and fraud; weekly: fraud on all history and failure),
-and the table maintenance (nightly: compaction and tiering; weekly: with retention and
-vacuum)."""
+the table maintenance (nightly: compaction and tiering; weekly: with retention and
+vacuum), and the evaluations on public data (on demand)."""
 
 import dagster as dg
 
@@ -11,6 +11,7 @@ from assets.ecommerce.online import online_recommendations
 from assets.fraud.models import fraud_model
 from assets.fraud.online import online_fraud_state
 from assets.iot.models import failure_model
+from assets.iot.real_data import cmapss_rul, nab_machine_temperature
 from assets.maintenance.compaction import COMPACTION_ASSETS
 from assets.maintenance.housekeeping import retention, vacuum
 from assets.maintenance.tiering import s3_lifecycle, storage_costs
@@ -73,4 +74,13 @@ weekly_maintenance_job = dg.define_asset_job(
     selection=NIGHTLY_MAINTENANCE | dg.AssetSelection.assets(retention, vacuum),
     description="The nightly maintenance, plus retention (partitions past each table's "
     "retention) and VACUUM with checkpoints and log cleanup.",
+)
+
+# On demand only (no schedule): the public data sets do not change from day to day.
+real_data_evaluations_job = dg.define_asset_job(
+    "real_data_evaluations",
+    selection=dg.AssetSelection.assets(cmapss_rul, nab_machine_temperature),
+    description="Judge the IoT models on public data: train, evaluate and register the "
+    "remaining-useful-life model on NASA C-MAPSS FD001; score NAB's reference detectors on "
+    "its machine temperature series.",
 )

@@ -47,6 +47,7 @@ def test_every_group_has_exactly_one_owning_team() -> None:
         "iot": {"team:iot"},
         "maintenance": {"team:data-platform"},
         "platform": {"team:data-platform"},
+        "real_data": {"team:iot"},
     }
 
 
@@ -62,6 +63,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "bronze/search",
         "bronze/sensor_readings",
         "bronze/transactions",
+        "evaluations/nab_machine_temperature",
         "gold/ab_test_daily",
         "gold/device_alerts_daily",
         "gold/device_health_daily",
@@ -84,6 +86,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "maintenance/silver_compaction",
         "maintenance/storage_costs",
         "maintenance/vacuum",
+        "models/cmapss_rul",
         "models/fraud_xgboost",
         "models/iot_failure",
         "models/recommender_als",

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import xgboost
 
 from lakehouse.models.rul import (
     COLUMNS,
@@ -24,6 +25,7 @@ from lakehouse.models.rul import (
     informative_sensors,
     last_cycles,
     load_fd001,
+    matrix,
     nasa_score,
     read_cycles,
     read_fd001,
@@ -191,4 +193,10 @@ def test_trains_on_a_slice_of_fd001_and_beats_the_constant() -> None:
     )
     assert len(report.choice.trials) == 1
     assert report.charts["predicted vs true RUL"].startswith(b"\x89PNG")
+    booster = xgboost.Booster(model_file=bytearray(report.model_json))
+    test_rows = last_cycles(rul_features(test, sensors))
+    np.testing.assert_allclose(
+        np.clip(booster.inplace_predict(matrix(test_rows, feature_names(sensors))), 0.0, None),
+        report.predictions["model"],
+    )
     assert len(feature_names(sensors)) == 1 + 3 * 14

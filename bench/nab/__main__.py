@@ -69,25 +69,27 @@ def reference_scores(series: nab.Series, profile: nab.Profile) -> dict[str, dict
     detector_seconds = time.perf_counter() - began
     perfect = nab.perfect_detections(series.windows, series.timestamps)
     return {
-        "null": swept(series, nab.null_scores(series.values.size), profile),
-        "perfect": {"score": nab.score(perfect, series.windows, series.timestamps, profile)},
-        "windowed Gaussian": {
-            **swept(series, gaussian, profile),
+        nab.NULL: swept(nab.NULL, series, nab.null_scores(series.values.size), profile),
+        nab.PERFECT: {"score": nab.score(perfect, series.windows, series.timestamps, profile)},
+        nab.GAUSSIAN: {
+            **swept(nab.GAUSSIAN, series, gaussian, profile),
             "detector_seconds": detector_seconds,
         },
     }
 
 
-def swept(series: nab.Series, scores: np.ndarray, profile: nab.Profile) -> dict[str, Any]:
-    """A score series at its best threshold under `profile` (NAB's sweep, in-sample):
-    the threshold, the detections it makes, their score and the sweep's time."""
+def swept(
+    detector: str, series: nab.Series, scores: np.ndarray, profile: nab.Profile
+) -> dict[str, Any]:
+    """A score series at its best threshold under `profile` (NAB's sweep, in-sample, as
+    the evaluation asset runs it: `nab.at_best_threshold`): the threshold, the detections
+    it makes, their score and the sweep's time."""
     began = time.perf_counter()
-    threshold, _ = nab.best_threshold(nab.sweep(scores, series.windows, series.timestamps, profile))
-    detections = nab.detections_at(scores, threshold, series.timestamps)
+    run = nab.at_best_threshold(detector, scores, series, profile)
     return {
-        "score": nab.score(detections, series.windows, series.timestamps, profile),
-        "threshold": threshold,
-        "detections": int(detections.size),
+        "score": run.score,
+        "threshold": run.threshold,
+        "detections": int(run.detections.size),
         "sweep_seconds": time.perf_counter() - began,
     }
 
@@ -132,7 +134,7 @@ def print_scores(
         )
     console.print(table)
     for name, result in results.items():
-        if name not in ("null", "perfect"):
+        if name not in (nab.NULL, nab.PERFECT):
             console.print(window_table(name, result["score"]))
 
 

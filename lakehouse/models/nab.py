@@ -24,13 +24,17 @@ A detector that emits scores becomes detections by a threshold (every row whose 
 at least the threshold); NAB chooses each detector's threshold by sweeping every distinct
 score for the highest raw score under the profile, on the very data it then reports: so
 do `sweep` and `best_threshold`, and the figures they give are in-sample by construction.
+
+`evaluate_detectors` runs the whole evaluation, NAB's reference detectors under every
+profile, and scores any named set of alert times beside them: the way in for the
+platform's own alerts on the replayed series.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -501,3 +505,76 @@ def best_threshold(result: Sweep) -> tuple[float, float]:
     highest threshold, as NAB's optimiser keeps the first of its descending sweep."""
     best = int(np.argmax(result.raw))
     return float(result.thresholds[best]), float(result.raw[best])
+
+
+NULL = "null"
+PERFECT = "perfect"
+GAUSSIAN = "windowed Gaussian"
+REFERENCE_DETECTORS = (NULL, PERFECT, GAUSSIAN)
+"""NAB's reference detectors as `evaluate_detectors` names them."""
+
+
+@dataclass(frozen=True)
+class DetectorRun:
+    """One detector under one profile: its score, the detection times it was scored on,
+    and the threshold NAB's sweep chose for it (None for a detector that gives times
+    rather than scores; `inf` when the best is never to fire)."""
+
+    detector: str
+    score: NabScore
+    detections: np.ndarray
+    threshold: float | None
+
+
+def at_best_threshold(
+    detector: str, scores: np.ndarray, series: Series, profile: Profile
+) -> DetectorRun:
+    """A score series as NAB runs it: detections at the threshold its sweep finds best
+    for `profile` on this very series (in-sample), and their score."""
+    result = sweep(scores, series.windows, series.timestamps, profile)
+    threshold, _ = best_threshold(result)
+    detections = detections_at(scores, threshold, series.timestamps)
+    return DetectorRun(
+        detector,
+        score(detections, series.windows, series.timestamps, profile),
+        detections,
+        threshold,
+    )
+
+
+def scored_times(
+    detector: str,
+    detections: Sequence[datetime | np.datetime64 | str] | np.ndarray,
+    series: Series,
+    profile: Profile,
+) -> DetectorRun:
+    """Detection times (alerts) scored as they are: nothing to sweep."""
+    times = as_datetime64(detections)
+    return DetectorRun(
+        detector, score(times, series.windows, series.timestamps, profile), times, None
+    )
+
+
+def evaluate_detectors(
+    series: Series,
+    alerts: Mapping[str, Sequence[datetime | np.datetime64 | str] | np.ndarray] | None = None,
+    profiles: Sequence[Profile] = tuple(PROFILES.values()),
+) -> list[DetectorRun]:
+    """NAB's null, perfect and windowed Gaussian detectors on `series` under each of
+    `profiles`, and beside them each named set of `alerts` (alert times, e.g. the
+    platform's alerts on the replayed series), profile by profile: what the evaluation
+    asset reports. The null and the Gaussian run at their swept thresholds."""
+    gaussian = windowed_gaussian(series.values)
+    null = null_scores(series.values.size)
+    perfect = perfect_detections(series.windows, series.timestamps)
+    runs = []
+    for profile in profiles:
+        runs += [
+            at_best_threshold(NULL, null, series, profile),
+            scored_times(PERFECT, perfect, series, profile),
+            at_best_threshold(GAUSSIAN, gaussian, series, profile),
+        ]
+        runs += [
+            scored_times(name, times, series, profile) for name, times in (alerts or {}).items()
+        ]
+    return runs

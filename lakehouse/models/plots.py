@@ -1,6 +1,7 @@
 """Charts as PNG images: the models' evaluation (precision-recall curves, lift, calibration
 and feature importance, each comparing the model with its baseline where that means
-something) and stacked bars (the storage cost report).
+something), a series with its anomaly windows and detections (NAB) and stacked bars (the
+storage cost report).
 
 matplotlib is imported lazily with the non-interactive Agg backend, so a code location or
 a service that never trains never pays for it. The assets embed the PNGs in Markdown
@@ -110,6 +111,33 @@ def predicted_vs_true(true: np.ndarray, predictions: Mapping[str, np.ndarray]) -
         title="Predicted vs true RUL, test engines",
     )
     axes.legend(loc="upper left", fontsize=8)
+    return _png(plt, figure)
+
+
+def series_with_windows(
+    timestamps: np.ndarray,
+    values: np.ndarray,
+    windows: Sequence[tuple[np.datetime64, np.datetime64]],
+    detections: Mapping[str, np.ndarray],
+    title: str,
+) -> bytes:
+    """A time series with its labelled anomaly windows shaded and each named detector's
+    detection times marked along the top, so hits, late hits and false alarms show at a
+    glance (NAB's machine temperature)."""
+    plt, figure, axes = _figure()
+    figure.set_size_inches(_SIZE[0] * 1.6, _SIZE[1])
+    axes.plot(timestamps, values, color="black", linewidth=0.5, label="series")
+    for index, (start, end) in enumerate(windows):
+        axes.axvspan(start, end, color="0.6", alpha=0.35,
+                     label="labelled window" if index == 0 else None)
+    top = axes.get_xaxis_transform()  # x in data, y as a share of the axes' height
+    for row, (name, times) in enumerate(detections.items()):
+        height = np.full(len(times), 0.97 - 0.05 * row)
+        axes.scatter(times, height, transform=top, marker="v", s=14, label=name)
+    axes.set(title=title)
+    axes.title.set_fontsize(9)
+    axes.tick_params(axis="x", labelsize=7)
+    axes.legend(loc="lower left", fontsize=7)
     return _png(plt, figure)
 
 

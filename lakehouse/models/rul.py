@@ -23,10 +23,14 @@ are judged the same way, so the model is compared with something simple.
 
 Loading the files (`load_fd001`) is separate from training and evaluation on per-cycle
 tables (`evaluate_rul`), so the same functions can run on the table read from the lake.
+`trained_model` turns a report into what the registry stores (model `cmapss_rul`,
+promoted on the test RMSE, lower being better).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +41,15 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse.models import plots
+from lakehouse.models.trained import TrainedModel, zip_artifact
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import run_sql
+
+MODEL_NAME = "cmapss_rul"
+PROMOTION_METRIC = "model_rmse"
+"""The registry promotes on the test RMSE as given, the figure the literature reports:
+lower is better, so it registers with `higher_is_better=False`."""
+HIGHER_IS_BETTER = False
 
 RUL_CAP = 125
 """Training labels (and the capped test metrics) stop at 125 cycles, as the literature's."""
@@ -383,6 +394,8 @@ class RulReport:
     true_rul: np.ndarray
     fit_seconds: float
     charts: dict[str, bytes]
+    model_json: bytes
+    """The refit booster in XGBoost's JSON format: what the registry stores."""
 
 
 def evaluate_rul(
@@ -424,6 +437,7 @@ def evaluate_rul(
         true_rul=true,
         fit_seconds=seconds,
         charts={"predicted vs true RUL": plots.predicted_vs_true(true, predictions)},
+        model_json=bytes(booster.save_raw("json")),
     )
 
 
@@ -461,3 +475,66 @@ def comparison(metrics: dict[str, float]) -> list[dict[str, Any]]:
         for label, value in PUBLISHED_RMSE
     ]
     return sorted(measured + published, key=lambda row: row["rmse"])
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def source_files(settings: Settings) -> dict[str, Path]:
+    """The FD001 files by their path relative to `REAL_DATA_DIR` (`cmapss/...`)."""
+    return {str(CMAPSS / name): settings.real_data_dir / CMAPSS / name for name in FD001_FILES}
+
+
+def training_data_sizes(settings: Settings) -> dict[str, int]:
+    """The registry's `training_data` for this model: each FD001 file and its size in
+    bytes. The registry records lake tables by Delta version; FD001 is still read from
+    files (the C-MAPSS importer that will land it in the lake is to come), so their
+    sizes stand in, and `source_digests` in the params pin their contents."""
+    return {name: path.stat().st_size for name, path in source_files(settings).items()}
+
+
+def source_digests(settings: Settings) -> dict[str, str]:
+    """Each FD001 file's SHA-256: which data a registered version was trained and judged
+    on, exactly, while it comes from files rather than versioned tables."""
+    return {
+        name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for name, path in source_files(settings).items()
+    }
+
+
+def trained_model(report: RulReport, digests: dict[str, str]) -> TrainedModel:
+    """The report as the registry takes it: the booster with what it needs to be used
+    (features, sensors, window, cap) as deterministic zip bytes, the chosen
+    hyper-parameters and the data's digests as params, every metric, the chart, and the
+    comparison with the published figures and the validation grid as tables."""
+    names = feature_names(report.sensors)
+    meta = {
+        "features": list(names),
+        "sensors": list(report.sensors),
+        "window_cycles": WINDOW_CYCLES,
+        "rul_cap": RUL_CAP,
+    }
+    artifact = zip_artifact(
+        {"model.json": report.model_json, "meta.json": json.dumps(meta, sort_keys=True).encode()}
+    )
+    params = {
+        **report.choice.hyperparameters,
+        "rounds": report.choice.rounds,
+        "sensors": list(report.sensors),
+        "window_cycles": WINDOW_CYCLES,
+        "rul_cap": RUL_CAP,
+        "source_sha256": digests,
+    }
+    return TrainedModel(
+        name=MODEL_NAME,
+        artifact=artifact,
+        params=params,
+        metrics=dict(report.metrics),
+        promotion_metric=PROMOTION_METRIC,
+        seconds=report.fit_seconds,
+        charts=dict(report.charts),
+        tables={
+            "comparison with published FD001 results": report.comparison,
+            "validation grid": report.choice.trials,
+        },
+    )

@@ -1,0 +1,208 @@
+"""The IoT models judged on public data (issue 17): remaining useful life on NASA C-MAPSS
+FD001, registered as the model `cmapss_rul`, and NAB's scoring on its machine temperature
+series, where the platform's alerts will be judged beside NAB's reference detectors.
+
+Both read `REAL_DATA_DIR` (the public data sets beside the repository), not the lake: they
+are unpartitioned, run on demand (the `real_data_evaluations` job, from the UI or
+`dagster job execute`), never on a schedule. When the C-MAPSS importer lands FD001 in the
+lake, the RUL asset will read those tables and record their Delta versions instead of the
+files' sizes and digests.
+"""
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.metadata import markdown_table
+from assets.resources import LakehouseResource
+from assets.training import model_key, register_trained
+from lakehouse.catalog import Domain, Layer
+from lakehouse.models import nab, plots, rul
+from lakehouse.models.plots import markdown_image
+from lakehouse.settings import Settings
+
+REAL_DATA_GROUP = "real_data"
+EVALUATIONS = "evaluations"
+NAB_EVALUATION_KEY = dg.AssetKey([EVALUATIONS, "nab_machine_temperature"])
+RUL_MODEL_KEY = model_key(rul.MODEL_NAME)
+CHART_PROFILE = nab.STANDARD
+"""The profile whose detections the NAB chart marks (every profile is in the tables)."""
+
+
+def real_data_asset(key: dg.AssetKey, description: str, kinds: set[str]) -> dict[str, Any]:
+    """`@dg.asset` arguments shared by the evaluations on public data: owned by the IoT
+    team, in their own group, so the UI shows them apart from the daily lake."""
+    return {
+        "key": key,
+        "description": description,
+        "group_name": REAL_DATA_GROUP,
+        "owners": [Domain.IOT.owner],
+        "kinds": kinds,
+    }
+
+
+@dg.asset(
+    **real_data_asset(
+        RUL_MODEL_KEY,
+        "Remaining useful life on NASA C-MAPSS FD001: XGBoost on trailing-window sensor "
+        "features, judged on the 100 test engines (RMSE, NASA score) against a linear and a "
+        "constant baseline and the published results; registered, promoted on test RMSE.",
+        kinds={"xgboost", "python"},
+    ),
+    tags={"layer": Layer.MODELS.value},
+)
+def cmapss_rul(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
+    """Train and evaluate on FD001 from `REAL_DATA_DIR`, register the booster."""
+    settings = lakehouse.settings()
+    data = rul.load_fd001(settings)
+    report = rul.evaluate_rul(data.train, data.test, data.test_rul)
+    return register_rul(context, settings, report)
+
+
+def register_rul(
+    context: dg.AssetExecutionContext, settings: Settings, report: rul.RulReport
+) -> dg.MaterializeResult:
+    """Register a RUL report's model as `cmapss_rul` (lower test RMSE is better), with
+    the FD001 files' sizes as its training data and their digests in its params, and
+    describe it as every model asset does."""
+    trained = rul.trained_model(report, rul.source_digests(settings))
+    return register_trained(
+        context,
+        settings,
+        trained,
+        rul.training_data_sizes(settings),
+        higher_is_better=rul.HIGHER_IS_BETTER,
+    )
+
+
+@dg.asset(
+    **real_data_asset(
+        NAB_EVALUATION_KEY,
+        "NAB's window-based scores on its machine temperature series, under the standard, "
+        "low-FP and low-FN profiles: the null (0) and perfect (100) detectors and NAB's "
+        "windowed Gaussian at its swept threshold, with each window's hit or miss.",
+        kinds={"python"},
+    )
+)
+def nab_machine_temperature(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
+    """Score NAB's reference detectors on the series from `REAL_DATA_DIR`."""
+    series = nab.load_series(lakehouse.settings().real_data_dir)
+    runs = nab.evaluate_detectors(series)
+    context.log.info(
+        ", ".join(f"{r.detector} {r.score.profile} {r.score.normalised:.2f}" for r in runs)
+    )
+    return dg.MaterializeResult(metadata=nab_metadata(series, runs))
+
+
+def nab_metadata(series: nab.Series, runs: list[nab.DetectorRun]) -> dict[str, object]:
+    """Each detector's normalised and raw score per profile as numbers (the UI plots them
+    across materializations), the scores and the windows' outcomes as Markdown tables,
+    and the series with its windows and the chart profile's detections. Alert sets
+    passed to `nab.evaluate_detectors` appear here beside the references."""
+    metadata: dict[str, object] = {
+        "rows": dg.MetadataValue.int(int(series.timestamps.size)),
+        "windows": dg.MetadataValue.int(len(series.windows)),
+    }
+    for run in runs:
+        name = f"{slug(run.detector)}_{run.score.profile}"
+        metadata[f"{name}_normalised"] = dg.MetadataValue.float(float(run.score.normalised))
+        metadata[f"{name}_raw"] = dg.MetadataValue.float(float(run.score.raw))
+    metadata["table: scores"] = dg.MetadataValue.md(markdown_table(score_rows(runs)))
+    metadata["table: windows"] = dg.MetadataValue.md(markdown_table(window_rows(runs)))
+    title = f"machine temperature: windows and detections ({CHART_PROFILE.name} profile)"
+    metadata[f"chart: {title}"] = dg.MetadataValue.md(
+        markdown_image(nab_chart(series, runs, title), title)
+    )
+    return metadata
+
+
+def slug(detector: str) -> str:
+    """A detector's name as a metadata key part (`windowed Gaussian` -> `windowed_gaussian`)."""
+    return "_".join(detector.lower().split())
+
+
+def score_rows(runs: list[nab.DetectorRun]) -> pa.Table:
+    """One row per detector and profile: scores, windows hit and missed, false
+    positives, their cost and the swept threshold (blank when never firing or unswept)."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "detector": run.detector,
+                "profile": run.score.profile,
+                "normalised": run.score.normalised,
+                "raw": run.score.raw,
+                "windows hit": run.score.true_positives,
+                "missed": run.score.false_negatives,
+                "false positives": run.score.false_positives,
+                "FP cost": run.score.false_positive_cost,
+                "threshold": threshold_text(run.threshold),
+            }
+            for run in runs
+        ]
+    )
+
+
+def threshold_text(threshold: float | None) -> str:
+    """A threshold as the table shows it: "never fires" above every score, to 10 digits."""
+    if threshold is None:
+        return ""
+    return "never fires" if threshold == float("inf") else f"{threshold:.10f}"
+
+
+WINDOW_SCHEMA = pa.schema(
+    [
+        (name, pa.string())
+        for name in (
+            "detector",
+            "profile",
+            "window start",
+            "window end",
+            "outcome",
+            "first detection",
+        )
+    ]
+    + [("contribution", pa.float64())]
+)
+"""The window table's columns, fixed so that it reads the same with no row."""
+
+
+def window_rows(runs: list[nab.DetectorRun]) -> pa.Table:
+    """Each window's outcome for every detector that can miss or fire late (the null and
+    perfect detectors are 0 and 100 by definition): hit or missed, first detection,
+    and what it added to the raw score."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "detector": run.detector,
+                "profile": run.score.profile,
+                "window start": str(window.start)[:16],
+                "window end": str(window.end)[:16],
+                "outcome": "hit" if window.hit else "missed",
+                "first detection": ""
+                if window.first_detection is None
+                else str(window.first_detection)[:16],
+                "contribution": window.contribution,
+            }
+            for run in runs
+            if run.detector not in (nab.NULL, nab.PERFECT)
+            for window in run.score.windows
+        ],
+        schema=WINDOW_SCHEMA,
+    )
+
+
+def nab_chart(series: nab.Series, runs: list[nab.DetectorRun], title: str) -> bytes:
+    """The series, its windows shaded, and the detections of every detector that fires
+    under `CHART_PROFILE` (the null never does)."""
+    detections = {
+        run.detector: run.detections
+        for run in runs
+        if run.score.profile == CHART_PROFILE.name and run.detections.size
+    }
+    windows = [(window.start, window.end) for window in series.windows]
+    return plots.series_with_windows(series.timestamps, series.values, windows, detections, title)

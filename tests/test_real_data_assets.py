@@ -1,0 +1,136 @@
+"""The evaluations on public data as Dagster assets: in the graph with their group, owner,
+kinds and on-demand job; NAB's machine temperature scored for real through
+`dg.materialize`; and the RUL model, trained on slices of the real FD001 files, registered
+so that a worse test RMSE never replaces a better champion."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+
+import dagster as dg
+import pyarrow.compute as pc
+import pytest
+import xgboost
+
+from assets.iot.real_data import (
+    NAB_EVALUATION_KEY,
+    REAL_DATA_GROUP,
+    RUL_MODEL_KEY,
+    nab_machine_temperature,
+    nab_metadata,
+    register_rul,
+)
+from assets.resources import platform_resources
+from lakehouse.catalog import Domain
+from lakehouse.models import nab, registry, rul
+from lakehouse.settings import Settings
+from orchestration.definitions import defs
+from orchestration.jobs import real_data_evaluations_job
+
+SLICE_GRID = ({"max_depth": 3, "min_child_weight": 1.0},)
+"""One candidate, as tests/test_rul.py trains on a slice: the search is not under test."""
+
+
+def test_the_evaluations_are_in_the_graph_with_their_team_and_job() -> None:
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    for key, kind in ((RUL_MODEL_KEY, "xgboost"), (NAB_EVALUATION_KEY, "python")):
+        spec = specs[key]
+        assert spec.group_name == REAL_DATA_GROUP
+        assert list(spec.owners) == [Domain.IOT.owner]
+        assert kind in spec.kinds
+        assert spec.partitions_def is None
+    graph = defs.resolve_asset_graph()
+    assert real_data_evaluations_job.selection.resolve(graph) == {
+        RUL_MODEL_KEY,
+        NAB_EVALUATION_KEY,
+    }
+    assert defs.resolve_job_def(real_data_evaluations_job.name).name == "real_data_evaluations"
+    scheduled = {schedule.job_name for schedule in defs.schedules or ()}
+    assert real_data_evaluations_job.name not in scheduled
+
+
+def test_nab_asset_materialises_the_reference_scores(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    result = dg.materialize(
+        [nab_machine_temperature], resources=platform_resources(settings.lakehouse_root)
+    )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    assert event.asset_key == NAB_EVALUATION_KEY
+    metadata = {name: value.value for name, value in event.materialization.metadata.items()}
+    assert metadata["rows"] == 22_695 and metadata["windows"] == 4
+    for profile in nab.PROFILES:
+        assert metadata[f"null_{profile}_normalised"] == 0.0
+        assert metadata[f"perfect_{profile}_normalised"] == 100.0
+        assert 0.0 < metadata[f"windowed_gaussian_{profile}_normalised"] < 100.0
+    # docs/models.md's figure for the standard profile
+    assert metadata["windowed_gaussian_standard_normalised"] == pytest.approx(45.51, abs=0.005)
+    assert "| windowed Gaussian | standard |" in metadata["table: scores"]
+    windows = metadata["table: windows"].splitlines()
+    assert len(windows) == 2 + 3 * 4  # header, rule, 4 windows under each profile
+    assert sum("| missed |" in line for line in windows) >= 1
+    (chart,) = [value for name, value in metadata.items() if name.startswith("chart: ")]
+    assert "data:image/png;base64," in chart
+
+
+def test_alert_times_are_scored_beside_the_references() -> None:
+    """The way in for the replayed platform's alerts: named alert times, every profile."""
+    series = nab.load_series(Settings().real_data_dir)
+    alerts = nab.perfect_detections(series.windows, series.timestamps)
+    runs = nab.evaluate_detectors(series, alerts={"platform alerts": alerts})
+    assert [run.detector for run in runs[:4]] == [*nab.REFERENCE_DETECTORS, "platform alerts"]
+    metadata = nab_metadata(series, runs)
+    for profile in nab.PROFILES:
+        assert metadata[f"platform_alerts_{profile}_normalised"].value == 100.0
+
+
+def _slice_report(train_units: int) -> rul.RulReport:
+    """The RUL model on the first `train_units` training engines of the real FD001 files,
+    judged on the first 30 test engines."""
+    data = rul.load_fd001(Settings())
+    train = data.train.filter(pc.less_equal(data.train["unit"], train_units))
+    test = data.test.filter(pc.less_equal(data.test["unit"], 30))
+    return rul.evaluate_rul(train, test, data.test_rul[:30], grid=SLICE_GRID)
+
+
+def test_rul_registration_keeps_the_champion_with_the_lower_rmse(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    better, worse = sorted(
+        (_slice_report(30), _slice_report(10)), key=lambda r: r.metrics[rul.PROMOTION_METRIC]
+    )
+    assert better.metrics["model_rmse"] < worse.metrics["model_rmse"]
+
+    first = register_rul(dg.build_asset_context(), settings, better)
+    second = register_rul(dg.build_asset_context(), settings, worse)
+
+    champion_row, challenger_row = registry.versions(settings, rul.MODEL_NAME)
+    assert champion_row.promoted and not challenger_row.promoted
+    assert "does not beat" in challenger_row.decision
+    assert registry.champion(settings, rul.MODEL_NAME) == champion_row
+    assert champion_row.promotion_metric == rul.PROMOTION_METRIC
+    assert champion_row.promotion_value == better.metrics["model_rmse"]
+    assert set(champion_row.training_data) == {f"cmapss/{name}" for name in rul.FD001_FILES}
+    assert all(size > 0 for size in champion_row.training_data.values())
+    assert set(champion_row.params["source_sha256"]) == set(champion_row.training_data)
+    assert champion_row.params["max_depth"] == 3
+
+    metadata = first.metadata or {}
+    assert metadata["promoted"].value is True and second.metadata["promoted"].value is False
+    assert metadata["model_rmse"].value == pytest.approx(better.metrics["model_rmse"])
+    assert (
+        "AGCNN (Liu et al. 2020)"
+        in metadata["table: comparison with published FD001 results"].value
+    )
+    assert "data:image/png;base64," in metadata["chart: predicted vs true RUL"].value
+
+    archive = zipfile.ZipFile(io.BytesIO(registry.load_artifact(settings, champion_row)))
+    booster = xgboost.Booster(model_file=bytearray(archive.read("model.json")))
+    assert booster.num_boosted_rounds() == better.choice.rounds
+    again = rul.trained_model(better, rul.source_digests(settings)).artifact
+    assert registry.load_artifact(settings, champion_row) == again
