@@ -22,7 +22,7 @@ from lakehouse.features.ecommerce import INTERACTION_EVENTS
 from lakehouse.models.recommender import BASELINE, InteractionMatrix, evaluate
 from lakehouse.models.retail_evaluation import (
     Candidate,
-    Fit,
+    CandidateFit,
     ScoredModel,
     Scorer,
     best_per_family,
@@ -123,7 +123,7 @@ def test_ease_weights_match_the_closed_form_by_hand() -> None:
     np.testing.assert_allclose(weights, [[0.0, 1 / 3], [1 / 2, 0.0]])
 
 
-def prefer(product: int) -> Fit:
+def prefer(product: int) -> CandidateFit:
     """A fit whose scorer recommends `product` alone."""
 
     def fit(_interactions: pa.Table, matrix: InteractionMatrix) -> Scorer:

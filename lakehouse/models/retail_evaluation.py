@@ -170,7 +170,7 @@ def distinct_buyers(matrix: InteractionMatrix) -> np.ndarray:
 def bought(matrix: InteractionMatrix) -> Any:
     """The user x item 0/1 matrix (CSR float32) that BPR, item-kNN and EASE learn from:
     they model who bought what, not how many lines."""
-    binary = matrix.matrix.copy().astype(np.float32)
+    binary = matrix.matrix.astype(np.float32, copy=True)
     binary.data[:] = 1.0
     return binary
 
@@ -186,11 +186,11 @@ def ease_weights(binary: Any, lam: float) -> np.ndarray:
     return weights
 
 
-Fit = Callable[[pa.Table, InteractionMatrix], Scorer]
+CandidateFit = Callable[[pa.Table, InteractionMatrix], Scorer]
 """A candidate's fit: weighted interactions and their matrix in, a scorer out."""
 
 
-def fit_als(params: ALSParams) -> Fit:
+def fit_als(params: ALSParams) -> CandidateFit:
     """ALS as the daily asset fits it (confidence-weighted, `fit_recommender`)."""
 
     def fit(interactions: pa.Table, _matrix: InteractionMatrix) -> Scorer:
@@ -200,7 +200,7 @@ def fit_als(params: ALSParams) -> Fit:
     return fit
 
 
-def fit_item_knn(similarity: str, neighbours: int) -> Fit:
+def fit_item_knn(similarity: str, neighbours: int) -> CandidateFit:
     """Item-kNN from `implicit` ("cosine" or "bm25" item-item similarity, `neighbours`
     kept per item): a user's score is the sum of similarities to what they bought."""
 
@@ -216,7 +216,7 @@ def fit_item_knn(similarity: str, neighbours: int) -> Fit:
     return fit
 
 
-def fit_bpr(factors: int, learning_rate: float) -> Fit:
+def fit_bpr(factors: int, learning_rate: float) -> CandidateFit:
     """BPR from `implicit` (CPU, seeded, one thread: its parallel SGD is not
     reproducible) on who bought what; its item factors carry the item bias, its user
     factors a matching column of ones."""
@@ -233,7 +233,7 @@ def fit_bpr(factors: int, learning_rate: float) -> Fit:
     return fit
 
 
-def fit_ease(lam: float) -> Fit:
+def fit_ease(lam: float) -> CandidateFit:
     """EASE with L2 weight `lam`: scores are the bought-items row times `ease_weights`."""
 
     def fit(_interactions: pa.Table, matrix: InteractionMatrix) -> Scorer:
@@ -256,7 +256,7 @@ class Candidate:
 
     family: str
     settings: dict[str, Any]
-    fit: Fit
+    fit: CandidateFit
 
 
 def default_grid() -> list[Candidate]:
