@@ -7,6 +7,7 @@ from assets.bronze import bronze_freshness, bronze_tables
 from assets.ecommerce import gold as ecommerce_gold
 from assets.ecommerce import models as ecommerce_models
 from assets.ecommerce import online as ecommerce_online
+from assets.ecommerce import real_data as ecommerce_real_data
 from assets.ecommerce import silver as ecommerce_silver
 from assets.fraud import gold as fraud_gold
 from assets.fraud import models as fraud_models
@@ -52,6 +53,7 @@ defs = dg.Definitions(
                 iot_gold,
                 ecommerce_models,
                 ecommerce_online,
+                ecommerce_real_data,
                 fraud_models,
                 fraud_online,
                 iot_models,

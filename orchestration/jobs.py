@@ -8,6 +8,7 @@ import dagster as dg
 from assets.bronze import bronze_tables
 from assets.ecommerce.models import recommender_model, user_recommendations
 from assets.ecommerce.online import online_recommendations
+from assets.ecommerce.real_data import online_retail_recommenders
 from assets.fraud.models import fraud_model
 from assets.fraud.online import online_fraud_state
 from assets.iot.models import failure_model
@@ -79,8 +80,10 @@ weekly_maintenance_job = dg.define_asset_job(
 # On demand only (no schedule): the public data sets do not change from day to day.
 real_data_evaluations_job = dg.define_asset_job(
     "real_data_evaluations",
-    selection=dg.AssetSelection.assets(cmapss_rul, nab_machine_temperature),
-    description="Judge the IoT models on public data: train, evaluate and register the "
-    "remaining-useful-life model on NASA C-MAPSS FD001; score NAB's reference detectors on "
-    "its machine temperature series.",
+    selection=dg.AssetSelection.assets(
+        online_retail_recommenders, cmapss_rul, nab_machine_temperature
+    ),
+    description="Judge the models on public data: the recommenders on UCI Online Retail; "
+    "train, evaluate and register the remaining-useful-life model on NASA C-MAPSS FD001; "
+    "score NAB's reference detectors on its machine temperature series.",
 )

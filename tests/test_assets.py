@@ -64,6 +64,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "bronze/sensor_readings",
         "bronze/transactions",
         "evaluations/nab_machine_temperature",
+        "evaluations/online_retail_recommenders",
         "gold/ab_test_daily",
         "gold/device_alerts_daily",
         "gold/device_health_daily",

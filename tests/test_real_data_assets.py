@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pytest
 import xgboost
 
+from assets.ecommerce.real_data import online_retail_recommenders
 from assets.iot.real_data import (
     NAB_EVALUATION_KEY,
     REAL_DATA_GROUP,
@@ -43,6 +44,7 @@ def test_the_evaluations_are_in_the_graph_with_their_team_and_job() -> None:
         assert spec.partitions_def is None
     graph = defs.resolve_asset_graph()
     assert real_data_evaluations_job.selection.resolve(graph) == {
+        online_retail_recommenders.key,
         RUL_MODEL_KEY,
         NAB_EVALUATION_KEY,
     }

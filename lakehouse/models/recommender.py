@@ -41,7 +41,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -275,7 +275,7 @@ class Recommender:
                 matrix = self.user_factors[block] @ self.item_factors.T
             which, where = self._seen_cells(block)
             matrix[which, where] = -np.inf
-            top, values = _top_k(matrix, k)
+            top, values = top_k(matrix, k)
             items[start : start + block.size] = top
             scores[start : start + block.size] = values
         return items, scores
@@ -339,7 +339,7 @@ class Recommender:
 
     def _best(self, scores: np.ndarray, k: int, skip: np.ndarray) -> Recommendations:
         scores[skip] = -np.inf
-        top, values = _top_k(scores[None, :], k)
+        top, values = top_k(scores[None, :], k)
         return [
             (int(self.item_ids[i]), float(v))
             for i, v in zip(top[0], values[0], strict=True)
@@ -469,8 +469,27 @@ class Evaluation:
     users: int
 
 
+class Ranker(Protocol):
+    """What `evaluate` needs of a model: its ids, its training matrix's (user, item) keys
+    and each user's top k unseen items. `Recommender` is one; any other recommender (the
+    Online Retail candidates of `retail_evaluation`) that ranks the same way is judged by
+    the very same code."""
+
+    item_ids: np.ndarray
+
+    def user_rows(self, user_ids: np.ndarray) -> np.ndarray: ...
+
+    def item_indices(self, product_ids: np.ndarray) -> np.ndarray: ...
+
+    def seen_keys(self) -> np.ndarray: ...
+
+    def top_items(
+        self, rows: np.ndarray, k: int = TOP_K, *, popularity: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def evaluate(
-    recommender: Recommender, heldout: pa.Table, k: int = TOP_K, *, popularity: bool = False
+    recommender: Ranker, heldout: pa.Table, k: int = TOP_K, *, popularity: bool = False
 ) -> Evaluation:
     """Precision@k, recall@k and coverage of `recommender` (or, with `popularity`, of
     `BASELINE`: its products by distinct users) on held-out interactions, for the users it
@@ -636,7 +655,7 @@ def _positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[clipped] == ids, clipped, -1)
 
 
-def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of each row's `k` largest finite scores, largest first
     (-1 and -inf fill the slots of rows with fewer)."""
     k_kept = min(k, scores.shape[1])
