@@ -4,12 +4,15 @@ The mapping is checked on small hand-written slices of the file; every row's cou
 reason is checked against what the gateway's and ingest's decoder and silver's rules do
 with its message; and a slice with an injected excursion goes over a private Mosquitto
 through the gateway to the project's broker, into bronze once per reading, and through
-the alert processor, whose alert is read back at the series' own time.
+the alert processor, whose alert is read back at the series' own time and scored the
+NAB way; the command publishes a slice to a private broker and prints each reason.
 """
 
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +28,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from bench.nab.__main__ import replay_scores
 from lakehouse.catalog import IOT_ALERTS, QUARANTINE, SENSOR_READINGS
 from lakehouse.models import nab
 from lakehouse.models.nab_replay import REPLAY_DEVICE, alert_openings, replay_alerts
@@ -38,6 +42,7 @@ from streaming.importers.nab import (
     CLEAN,
     HEADER,
     REASONS,
+    SOURCE,
     DeviceNotProvisionedError,
     NabImport,
     event_id,
@@ -47,6 +52,7 @@ from streaming.importers.nab import (
 from streaming.ingest.decode import BatchDecoder, Reason
 from streaming.ingest.provenance import with_provenance
 from streaming.ingest.worker import IngestOptions, IngestWorker
+from tests.conftest import REPO, settings_env
 from tests.support.mosquitto import MosquittoServer, provisioned_mosquitto
 from tests.support.redis_server import RedisServer
 from tests.support.traffic import bronze, quarantine
@@ -333,6 +339,11 @@ def test_a_slice_arrives_once_through_the_gateway_and_its_excursion_raises_an_al
     window = nab.Window(stamps[EXCURSION - 5], stamps[EXCURSION + 5])
     judged = nab.score(openings, (window,), stamps, nab.STANDARD)
     assert judged.true_positives == 1 and judged.false_negatives == 0
+    # `python -m bench.nab --replay` scores the same alerts, each rule that fired alone too.
+    series = nab.Series(stamps, np.zeros(len(rows)), (window,))
+    scored = replay_scores(settings, series, nab.STANDARD)
+    assert scored["platform alerts (all rules)"]["score"] == judged
+    assert scored["platform alerts (above_limit)"]["detections"] == 1
 
 
 def test_an_unprovisioned_device_is_refused_with_the_command_to_fix_it(
@@ -341,3 +352,28 @@ def test_an_unprovisioned_device_is_refused_with_the_command_to_fix_it(
     credentials = Credentials("127.0.0.1", 1, ("gateway", "x"), {"dev-0000": "y"})
     with pytest.raises(DeviceNotProvisionedError, match="--extra-device nab-machine-01"):
         publish(NabImport(write_csv(tmp_path / "nab.csv", ROWS)), credentials)
+
+
+def test_the_command_publishes_a_slice_and_prints_where_each_row_goes(
+    settings: Settings, mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "real" / SOURCE
+    source.parent.mkdir(parents=True)
+    write_csv(source, [*map(list, ROWS), *BAD_ROWS])
+    environment = {
+        **settings_env(settings),
+        "REAL_DATA_DIR": str(tmp_path / "real"),
+        "MQTT_URL": mosquitto.url,
+        "IOT_EDGE_DIR": str(mosquitto.directory),
+        "COLUMNS": "200",
+    }
+    command = [sys.executable, "-m", "cli.app", "import", "nab", "--limit", "9"]
+    done = subprocess.run(
+        command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    table = " ".join(done.stdout.split())
+    assert "read (selected) │ 9 │" in table
+    assert "wrong_field_count │ 3 │ bronze.quarantine (missing_required_field)" in table
+    assert "clean │ 5 │ silver" in table
+    assert f"readings accepted by the broker │ 9 │ {mosquitto.url}" in table

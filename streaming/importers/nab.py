@@ -89,11 +89,10 @@ CLEAN = "clean"
 @dataclass(frozen=True)
 class Row:
     """One data row of the file as sent: its position (0 for the first row after the
-    header), the reason it is counted under, its time if readable and the message."""
+    header), the reason it is counted under and the message."""
 
     position: int
     reason: str
-    event_time: datetime | None
     value: bytes
 
 
@@ -151,7 +150,7 @@ def to_row(position: int, fields: list[str]) -> Row:
     }
     if reason != CLEAN:
         message["source_row"] = fields
-    return Row(position, reason, moment, orjson.dumps(message))
+    return Row(position, reason, orjson.dumps(message))
 
 
 def _iso(moment: datetime) -> str:
