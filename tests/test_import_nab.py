@@ -377,3 +377,14 @@ def test_the_command_publishes_a_slice_and_prints_where_each_row_goes(
     assert "wrong_field_count │ 3 │ bronze.quarantine (missing_required_field)" in table
     assert "clean │ 5 │ silver" in table
     assert f"readings accepted by the broker │ 9 │ {mosquitto.url}" in table
+
+
+def test_a_paced_replay_reaches_the_broker_at_the_compressed_pace(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    importer = NabImport(write_csv(tmp_path / "nab.csv", ROWS), limit=3)
+    began = time.monotonic()
+    report = publish(importer, mosquitto.credentials, speedup=1500.0)
+    # Three readings 5 minutes apart at 1500x: the last one 0.4 s after the first.
+    assert report.accepted == 3 and report.refused == 0
+    assert time.monotonic() - began >= 0.4
