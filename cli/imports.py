@@ -12,7 +12,7 @@ from rich.table import Table
 from lakehouse.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from streaming.importers import Importer
+    from streaming.importers import Importer, ImportPlan
 
 import_app = typer.Typer(
     help="Send a public data set (beside the repository, REAL_DATA_DIR) to Kafka as the "
@@ -55,21 +55,65 @@ def online_retail(
     _send(settings, importer, "UCI Online Retail", rate)
 
 
-def _send(settings: Settings, importer: Importer, title: str, rate: float | None) -> None:
-    """Count what an importer will send, send it with a progress bar, and print where
-    every line goes: the summary is the import's account of its bad lines."""
-    from streaming.producer import produce
+@import_app.command("nab")
+def nab(
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Publish at most N readings (the first)")
+    ] = None,
+    speedup: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Pace the replay at the original spacing divided by X (default: as fast "
+            "as the broker takes it; event times are the original ones either way)",
+        ),
+    ] = None,
+) -> None:
+    """NAB's machine temperature as one device's readings over MQTT through the gateway,
+    published with the device's provisioned credentials (docs/events.md)."""
+    from streaming.edge.provision import Credentials
+    from streaming.importers.nab import (
+        REPLAY_DEVICE,
+        SOURCE,
+        DeviceNotProvisionedError,
+        NabImport,
+        publish,
+    )
 
+    settings = get_settings()
+    try:
+        importer = NabImport(settings.real_data_dir / SOURCE, limit=limit)
+    except FileNotFoundError as error:
+        raise typer.BadParameter(str(error)) from None
     plan = importer.plan()
-    report = produce(settings, importer, plan.selected, rate=rate, progress=True)
-    summary = Table(title=f"{title} -> {', '.join(importer.topics)}")
+    try:
+        report = publish(importer, Credentials.load(settings.iot_edge_dir), speedup=speedup)
+    except DeviceNotProvisionedError as error:
+        raise typer.BadParameter(str(error)) from None
+    summary = _summary(importer, plan, f"NAB machine temperature -> {REPLAY_DEVICE} over MQTT")
+    summary.add_row("readings accepted by the broker", f"{report.accepted:,}", settings.mqtt_url)
+    if report.refused:
+        summary.add_row("refused by the broker", f"{report.refused:,}", "")
+    console.print(summary)
+    console.print(
+        f"[green]published[/] {report.accepted:,} readings in {report.seconds:.1f}s "
+        f"({report.accepted / max(report.seconds, 1e-9):,.0f}/s)"
+    )
+    if report.unrouted:
+        console.print(
+            f"[yellow]{report.unrouted:,} accepted readings had no subscriber "
+            "(no gateway session on the broker): they are gone[/]"
+        )
+
+
+def _summary(importer: Importer, plan: ImportPlan, title: str) -> Table:
+    """The rows per reason and where each reason's rows go, the import's account of its
+    bad rows."""
+    summary = Table(title=title)
     summary.add_column("lines")
     summary.add_column("count", justify="right")
     summary.add_column("goes to")
     summary.add_row("read (selected)", f"{plan.selected:,}", "")
-    if plan.outside_window:
-        summary.add_row("outside --since/--until (not sent)", f"{plan.outside_window:,}", "")
-    summary.add_row("events sent", f"{report.total:,}", settings.kafka_bootstrap_servers)
     for reason in importer.reasons:
         if plan.per_reason.get(reason.name):
             summary.add_row(f"  {reason.name}", f"{plan.per_reason[reason.name]:,}", reason.goes_to)
@@ -77,6 +121,20 @@ def _send(settings: Settings, importer: Importer, title: str, rate: float | None
         plan.per_reason.get(reason.name, 0) for reason in importer.reasons
     )
     summary.add_row("  clean", f"{clean:,}", "silver")
+    return summary
+
+
+def _send(settings: Settings, importer: Importer, title: str, rate: float | None) -> None:
+    """Count what an importer will send, send it with a progress bar, and print where
+    every line goes: the summary is the import's account of its bad lines."""
+    from streaming.producer import produce
+
+    plan = importer.plan()
+    report = produce(settings, importer, plan.selected, rate=rate, progress=True)
+    summary = _summary(importer, plan, f"{title} -> {', '.join(importer.topics)}")
+    if plan.outside_window:
+        summary.add_row("outside --since/--until (not sent)", f"{plan.outside_window:,}", "")
+    summary.add_row("events sent", f"{report.total:,}", settings.kafka_bootstrap_servers)
     console.print(summary)
     console.print(
         f"[green]sent[/] {report.total:,} events in {report.seconds:.1f}s ({report.rate:,.0f}/s)"

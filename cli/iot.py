@@ -26,6 +26,11 @@ def provision(
         Path | None, typer.Option(help="Output folder (default: IOT_EDGE_DIR)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Listener port (default: MQTT_URL's)")] = None,
+    extra_device: Annotated[
+        list[str] | None,
+        typer.Option(help="A further device to provision, e.g. nab-machine-01 for "
+                     "`lakehouse import nab` (repeatable)"),
+    ] = None,
 ) -> None:
     """Write Mosquitto's password file, ACL and config, and every device's credentials."""
     from streaming.edge.gateway import broker_address
@@ -35,7 +40,7 @@ def provision(
     settings = get_settings()
     host, default_port = broker_address(settings)
     target = directory or settings.iot_edge_dir
-    names = IotGenerator(n_machines=devices).devices.values
+    names = [*IotGenerator(n_machines=devices).devices.values, *(extra_device or [])]
     provision(target, names, gateway_user=settings.gateway_mqtt_username,
               port=port or default_port, bind=host)
     console.print(f"[green]provisioned[/] {len(names)} devices and the gateway user "

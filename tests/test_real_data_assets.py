@@ -10,9 +10,11 @@ import zipfile
 from collections.abc import Callable
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import xgboost
+from deltalake import write_deltalake
 
 from assets.ecommerce.real_data import online_retail_recommenders
 from assets.iot.real_data import (
@@ -24,8 +26,9 @@ from assets.iot.real_data import (
     register_rul,
 )
 from assets.resources import platform_resources
-from lakehouse.catalog import Domain
-from lakehouse.models import nab, registry, rul
+from lakehouse.catalog import BRONZE_IOT_ALERTS, Domain
+from lakehouse.delta import ensure_table
+from lakehouse.models import nab, nab_replay, registry, rul
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
 from orchestration.jobs import real_data_evaluations_job
@@ -77,6 +80,50 @@ def test_nab_asset_materialises_the_reference_scores(
     assert sum("| missed |" in line for line in windows) >= 1
     (chart,) = [value for name, value in metadata.items() if name.startswith("chart: ")]
     assert "data:image/png;base64," in chart
+
+
+def test_nab_asset_scores_the_replayed_alerts_it_finds_in_bronze(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Once a replay has landed the processor's alerts, the asset scores them beside the
+    references: here the alert records of a perfect detector, each open record twice
+    (a processor restart resends its outbox) and one of another device (not counted)."""
+    settings = make_settings()
+    series = nab.load_series(settings.real_data_dir)
+    openings = pa.array(nab.perfect_detections(series.windows, series.timestamps)).cast(
+        pa.timestamp("us", "UTC")
+    )
+    count = len(openings)
+    records = {
+        "alert_id": [f"a{i}" for i in range(count)] * 2 + ["other"],
+        "state": ["open"] * (2 * count + 1),
+        "device_id": [nab_replay.REPLAY_DEVICE] * (2 * count) + ["dev-0001"],
+        "rule": ["zscore"] * (2 * count + 1),
+        "opened_at": pa.concat_arrays([openings, openings, openings[:1]]),
+    }
+    records["event_time"] = records["opened_at"]
+    rows = pa.table(
+        {
+            field.name: records.get(field.name, pa.nulls(2 * count + 1, field.type))
+            for field in BRONZE_IOT_ALERTS.schema
+        },
+        schema=BRONZE_IOT_ALERTS.schema,
+    )
+    rows = rows.set_column(
+        rows.schema.get_field_index("event_date"),
+        "event_date",
+        pc.cast(pc.cast(rows["opened_at"], pa.timestamp("us")), pa.date32()),
+    )
+    write_deltalake(
+        ensure_table(BRONZE_IOT_ALERTS, settings), rows, mode="append", partition_by=["event_date"]
+    )
+    result = dg.materialize(
+        [nab_machine_temperature], resources=platform_resources(settings.lakehouse_root)
+    )
+    (event,) = result.get_asset_materialization_events()
+    metadata = {name: value.value for name, value in event.materialization.metadata.items()}
+    for profile in nab.PROFILES:
+        assert metadata[f"platform_alerts_{profile}_normalised"] == 100.0
 
 
 def test_alert_times_are_scored_beside_the_references() -> None:

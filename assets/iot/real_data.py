@@ -18,7 +18,7 @@ from assets.metadata import markdown_table
 from assets.resources import LakehouseResource
 from assets.training import model_key, register_trained
 from lakehouse.catalog import Domain, Layer
-from lakehouse.models import nab, plots, rul
+from lakehouse.models import nab, nab_replay, plots, rul
 from lakehouse.models.plots import markdown_image
 from lakehouse.settings import Settings
 
@@ -27,6 +27,8 @@ EVALUATIONS = "evaluations"
 NAB_EVALUATION_KEY = dg.AssetKey([EVALUATIONS, "nab_machine_temperature"])
 RUL_MODEL_KEY = model_key(rul.MODEL_NAME)
 CHART_PROFILE = nab.STANDARD
+PLATFORM_ALERTS = "platform alerts"
+"""The name the replayed alerts are scored under, beside the reference detectors."""
 """The profile whose detections the NAB chart marks (every profile is in the tables)."""
 
 
@@ -90,9 +92,14 @@ def register_rul(
 def nab_machine_temperature(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
-    """Score NAB's reference detectors on the series from `REAL_DATA_DIR`."""
-    series = nab.load_series(lakehouse.settings().real_data_dir)
-    runs = nab.evaluate_detectors(series)
+    """Score NAB's reference detectors on the series from `REAL_DATA_DIR`, and beside
+    them the platform's own alerts on it where the lake holds a replay (`lakehouse import
+    nab`, then the alert processor: bronze.iot_alerts of the replay device)."""
+    settings = lakehouse.settings()
+    series = nab.load_series(settings.real_data_dir)
+    replayed = nab_replay.replay_alerts(settings)
+    alerts = {PLATFORM_ALERTS: replayed} if replayed.size else None
+    runs = nab.evaluate_detectors(series, alerts=alerts)
     context.log.info(
         ", ".join(f"{r.detector} {r.score.profile} {r.score.normalised:.2f}" for r in runs)
     )

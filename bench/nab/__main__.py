@@ -7,7 +7,9 @@ perfect one (every window on its first row: 100) and NAB's windowed Gaussian, th
 and the Gaussian at the threshold NAB's sweep finds best for the profile on this very
 file (in-sample, as NAB chooses its thresholds on the data it reports). `--alerts FILE`
 scores alert times beside them (one ISO timestamp a line, UTC when they carry an offset):
-what the platform's alerts on the replayed series will be judged by. Prints the scores
+what the platform's alerts on the replayed series will be judged by; `--replay` scores the
+alerts the IoT alert processor raised on `lakehouse import nab`'s device, read from
+bronze.iot_alerts (`lakehouse.models.nab_replay`), all rules and each rule alone. Prints the scores
 and each window's hit or miss, and writes them to bench/results/nab-<UTC time>.json.
 """
 
@@ -26,8 +28,12 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.envelope import envelope, write
-from lakehouse.models import nab
+from lakehouse.models import nab, nab_replay
 from lakehouse.settings import Settings
+from streaming.alerts.detector import HEALTH_RULE, SENSOR_RULES
+
+REPLAY_RULES = (*SENSOR_RULES, HEALTH_RULE)
+"""The alert processor's rules (docs/events.md, `iot_alerts`), scored one at a time too."""
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -41,22 +47,48 @@ def main(
     alerts: Annotated[
         Path | None, typer.Option(help="Alert times to score, one ISO timestamp a line")
     ] = None,
+    replay: Annotated[
+        bool, typer.Option(help="Score the alert processor's alerts on the replayed device")
+    ] = False,
 ) -> None:
     """Score the reference detectors (and any alerts) and print the results."""
     if profile not in nab.PROFILES:
         raise typer.BadParameter(f"unknown profile {profile!r}; one of {', '.join(nab.PROFILES)}")
     weights = nab.PROFILES[profile]
-    series = nab.load_series(Settings().real_data_dir)
+    settings = Settings()
+    series = nab.load_series(settings.real_data_dir)
     results = reference_scores(series, weights)
     if alerts is not None:
         results[f"alerts ({alerts.name})"] = {
             "score": nab.score(read_alerts(alerts), series.windows, series.timestamps, weights)
         }
+    if replay:
+        results.update(replay_scores(settings, series, weights))
     print_scores(series, weights, results)
-    document = envelope("nab", {"profile": profile, "alerts": str(alerts) if alerts else None})
+    document = envelope(
+        "nab",
+        {"profile": profile, "alerts": str(alerts) if alerts else None, "replay": replay},
+    )
     document["rows"] = int(series.timestamps.size)
     document["detectors"] = {name: as_json(result) for name, result in results.items()}
     console.print(f"results: {write(document)}")
+
+
+def replay_scores(
+    settings: Settings, series: nab.Series, profile: nab.Profile
+) -> dict[str, dict[str, Any]]:
+    """The processor's alerts on the replayed device, all rules together and each rule
+    that fired alone, scored at their opening times (the series' own)."""
+    results = {}
+    for rules in (None, *((rule,) for rule in REPLAY_RULES)):
+        openings = nab_replay.replay_alerts(settings, rules=rules)
+        if rules is None or openings.size:
+            name = "platform alerts" + (f" ({rules[0]})" if rules else " (all rules)")
+            results[name] = {
+                "score": nab.score(openings, series.windows, series.timestamps, profile),
+                "detections": int(openings.size),
+            }
+    return results
 
 
 def reference_scores(series: nab.Series, profile: nab.Profile) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 Each importer reads one data set beside the repository (`Settings.real_data_dir`) and is
 an event source `streaming.producer.produce` sends like a generator: `plan()` counts what
-it will send and why lines will not reach silver, `batches()` yields the messages.
+it will send and why lines will not reach silver, `batches()` yields the messages. A data
+set that real traffic brings over MQTT (NAB's machine temperature) is published through
+the edge instead (`streaming.importers.nab.publish`), from the same batches.
 `docs/events.md` documents each mapping field by field. Adding a data set is a module
 with such a class, one entry in `IMPORTERS` and its command in `cli/imports.py`.
 """
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from streaming.generators import DomainGenerator
+from streaming.importers.nab import NabImport
 from streaming.importers.online_retail import BadRowReason, ImportPlan, OnlineRetailImport
 
 
@@ -28,7 +31,14 @@ class Importer(DomainGenerator, Protocol):
         ...
 
 
-IMPORTERS: dict[str, type[Importer]] = {"online-retail": OnlineRetailImport}
+IMPORTERS: dict[str, type[Importer]] = {"online-retail": OnlineRetailImport, "nab": NabImport}
 """The importers by the name `lakehouse import <name>` takes."""
 
-__all__ = ["IMPORTERS", "BadRowReason", "ImportPlan", "Importer", "OnlineRetailImport"]
+__all__ = [
+    "IMPORTERS",
+    "BadRowReason",
+    "ImportPlan",
+    "Importer",
+    "NabImport",
+    "OnlineRetailImport",
+]
