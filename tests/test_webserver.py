@@ -131,12 +131,18 @@ def test_the_ui_loads_every_asset_job_schedule_and_sensor(webserver: str) -> Non
     expected = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert set(assets) == expected
     assert {node["groupName"] for node in assets.values()} == {
-        "ecommerce", "fraud", "iot", "maintenance"
+        "ecommerce", "fraud", "iot", "maintenance", "real_data"
     } | ({"platform"} if "bronze/quarantine" in assets else set())
-    # Bronze is observed, and the weekly maintenance covers the whole lake, not a day.
-    daily = {key for key in assets if key.split("/")[0] not in ("bronze", "maintenance")} | {
-        key for key in assets if key.endswith("_compaction")
+    # Bronze is observed, the weekly maintenance covers the whole lake, not a day, and the
+    # evaluations on public data run on demand over their whole data set.
+    on_demand = {
+        key
+        for key, node in assets.items()
+        if key.startswith("evaluations/") or node["groupName"] == "real_data"
     }
+    daily = {
+        key for key in assets if key.split("/")[0] not in ("bronze", "maintenance")
+    } - on_demand | {key for key in assets if key.endswith("_compaction")}
     assert all(assets[key]["isPartitioned"] for key in daily)
 
     (repository,) = data["repositoriesOrError"]["nodes"]
