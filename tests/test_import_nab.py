@@ -53,6 +53,7 @@ from streaming.ingest.decode import BatchDecoder, Reason
 from streaming.ingest.provenance import with_provenance
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from tests.conftest import REPO, settings_env
+from tests.support import importing
 from tests.support.mosquitto import MosquittoServer, provisioned_mosquitto
 from tests.support.redis_server import RedisServer
 from tests.support.traffic import bronze, quarantine
@@ -69,17 +70,12 @@ ROWS = [
 
 def write_csv(path: Path, rows: list[tuple[str, ...]] | list[list[str]]) -> Path:
     """The rows as NAB's CSV, header first."""
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(HEADER)
-        writer.writerows(rows)
-    return path
+    return importing.write_csv(path, HEADER, rows)
 
 
 def messages(importer: NabImport) -> list[dict[str, object]]:
     """Every message the import sends, decoded back from JSON, in file order."""
-    batches = importer.batches(importer.plan().selected, batch_size=2)
-    return [orjson.loads(value) for batch in batches for value in batch.values]
+    return importing.sent_messages(importer, batch_size=2)
 
 
 def test_rows_map_to_one_devices_readings_with_utc_times_and_stable_ids(tmp_path: Path) -> None:

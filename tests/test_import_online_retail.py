@@ -8,7 +8,6 @@ broker and the ingest sidecar into bronze and on to silver.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import subprocess
@@ -17,7 +16,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import HealthCheck, given
@@ -34,6 +32,7 @@ from streaming.ingest.provenance import with_provenance
 from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
 from tests.conftest import REPO, settings_env
+from tests.support import importing
 from tests.support.traffic import bronze, quarantine
 
 LINES = [
@@ -126,17 +125,12 @@ LINES = [
 
 def write_csv(path: Path, lines: list[tuple[str, ...]]) -> Path:
     """The lines as the data set's CSV (gzip is not needed: DuckDB reads either)."""
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(COLUMNS)
-        writer.writerows(lines)
-    return path
+    return importing.write_csv(path, COLUMNS, lines)
 
 
 def messages(importer: OnlineRetailImport) -> list[dict[str, object]]:
     """Every message the import sends, decoded back from JSON, in file order."""
-    batches = importer.batches(importer.plan().selected, batch_size=4)
-    return [orjson.loads(value) for batch in batches for value in batch.values]
+    return importing.sent_messages(importer, batch_size=4)
 
 
 def test_lines_map_to_purchases_with_utc_times_and_stable_ids(tmp_path: Path) -> None:
