@@ -38,8 +38,8 @@ from streaming.alerts.processor import AlertOptions, AlertProcessor
 from streaming.edge.gateway import Gateway, GatewayOptions
 from streaming.edge.provision import Credentials
 from streaming.importers import IMPORTERS
+from streaming.importers.common import CLEAN
 from streaming.importers.nab import (
-    CLEAN,
     HEADER,
     REASONS,
     SOURCE,

@@ -26,7 +26,8 @@ from lakehouse.catalog import PURCHASES
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import to_silver
 from streaming.importers import IMPORTERS, OnlineRetailImport
-from streaming.importers.online_retail import CLEAN, COLUMNS, REASONS
+from streaming.importers.common import CLEAN
+from streaming.importers.online_retail import COLUMNS, REASONS
 from streaming.ingest.decode import BatchDecoder, Reason
 from streaming.ingest.provenance import with_provenance
 from streaming.ingest.worker import IngestOptions, IngestWorker

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from streaming.generators import DomainGenerator
+from streaming.importers.common import BadRowReason, ImportPlan
 from streaming.importers.nab import NabImport
-from streaming.importers.online_retail import BadRowReason, ImportPlan, OnlineRetailImport
+from streaming.importers.online_retail import OnlineRetailImport
 
 
 class Importer(DomainGenerator, Protocol):

@@ -39,13 +39,13 @@ from pathlib import Path
 
 import orjson
 
-from lakehouse.catalog import QUARANTINE, SENSOR_LIMITS, SENSOR_READINGS, Domain
+from lakehouse.catalog import SENSOR_LIMITS, SENSOR_READINGS, Domain
 from lakehouse.models.nab import MACHINE_TEMPERATURE
 from lakehouse.models.nab_replay import REPLAY_DEVICE
 from streaming.edge.devices import DeviceFleet, PublishReport, publish_batches
 from streaming.edge.provision import Credentials
 from streaming.generators.common import EventBatch
-from streaming.importers.online_retail import BadRowReason, ImportPlan
+from streaming.importers.common import CLEAN, QUARANTINED, BadRowReason, ImportPlan, check_source
 
 SOURCE = MACHINE_TEMPERATURE
 """Where the file lies under `Settings.real_data_dir`."""
@@ -68,21 +68,19 @@ EVENT_ID_NAMESPACE = "nab-machine-temperature"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
-_QUARANTINE = f"{QUARANTINE.key} (missing_required_field)"
 REASONS: tuple[BadRowReason, ...] = (
-    BadRowReason("wrong_field_count", _QUARANTINE, "not exactly two fields"),
-    BadRowReason("unreadable_timestamp", _QUARANTINE, f"time not {TIMESTAMP_FORMAT}"),
-    BadRowReason("unreadable_value", _QUARANTINE, "value not a finite decimal number"),
+    BadRowReason("wrong_field_count", QUARANTINED, "not exactly two fields"),
+    BadRowReason("unreadable_timestamp", QUARANTINED, f"time not {TIMESTAMP_FORMAT}"),
+    BadRowReason("unreadable_value", QUARANTINED, "value not a finite decimal number"),
     BadRowReason(
         "outside_physical_limits",
-        _QUARANTINE,
+        QUARANTINED,
         f"value outside {PHYSICAL[0]:g}..{PHYSICAL[1]:g} {UNIT}",
     ),
 )
 """Bad rows, by the first reason that applies (this import judges rows in Python, so a
 reason's `predicate` is its rule in words)."""
 
-CLEAN = "clean"
 """The reason of a row that reaches silver."""
 
 
@@ -181,13 +179,7 @@ class NabImport:
     reasons = REASONS
 
     def __init__(self, path: Path, *, limit: int | None = None) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"NAB's machine temperature is not at {path}; set REAL_DATA_DIR to the "
-                f"folder holding {SOURCE}"
-            )
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must not be negative, got {limit}")
+        check_source(path, "NAB's machine temperature", SOURCE, limit)
         self.path = path
         self.limit = limit
 

@@ -18,16 +18,16 @@ accounted for line by line before the ingest sees any of it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from lakehouse.catalog import PURCHASES, QUARANTINE, REJECTED_ROWS, Domain
+from lakehouse.catalog import PURCHASES, REJECTED_ROWS, Domain
 from lakehouse.transforms import duck
 from streaming.generators.common import EventBatch
+from streaming.importers.common import CLEAN, QUARANTINED, BadRowReason, ImportPlan, check_source
 
 SOURCE = Path("online_retail") / "online_retail.csv.gz"
 """Where the file lies under `Settings.real_data_dir`."""
@@ -91,26 +91,16 @@ FROM typed
 """
 
 
-@dataclass(frozen=True)
-class BadRowReason:
-    """Why an imported line will not reach silver, and where the platform puts it."""
-
-    name: str
-    goes_to: str
-    predicate: str
-
-
-_QUARANTINE = f"{QUARANTINE.key} (missing_required_field)"
 _REJECTED = REJECTED_ROWS.key
 
 REASONS: tuple[BadRowReason, ...] = (
-    BadRowReason("missing_invoice", _QUARANTINE, "invoice IS NULL"),
-    BadRowReason("missing_stock_code", _QUARANTINE, "stock_code IS NULL"),
-    BadRowReason("unreadable_invoice_date", _QUARANTINE, "event_time IS NULL"),
-    BadRowReason("unreadable_quantity", _QUARANTINE, "quantity IS NULL"),
-    BadRowReason("unreadable_unit_price", _QUARANTINE, "unit_price IS NULL"),
-    BadRowReason("missing_customer", _QUARANTINE, "customer_text IS NULL"),
-    BadRowReason("unreadable_customer", _QUARANTINE, "user_id IS NULL"),
+    BadRowReason("missing_invoice", QUARANTINED, "invoice IS NULL"),
+    BadRowReason("missing_stock_code", QUARANTINED, "stock_code IS NULL"),
+    BadRowReason("unreadable_invoice_date", QUARANTINED, "event_time IS NULL"),
+    BadRowReason("unreadable_quantity", QUARANTINED, "quantity IS NULL"),
+    BadRowReason("unreadable_unit_price", QUARANTINED, "unit_price IS NULL"),
+    BadRowReason("missing_customer", QUARANTINED, "customer_text IS NULL"),
+    BadRowReason("unreadable_customer", QUARANTINED, "user_id IS NULL"),
     BadRowReason(
         "cancellation",
         f"{_REJECTED} (quantity_positive)",
@@ -122,7 +112,6 @@ REASONS: tuple[BadRowReason, ...] = (
 )
 """Bad lines, by the first reason that applies: the ingest's verdicts come before silver's."""
 
-CLEAN = "clean"
 """The reason of a line that reaches silver."""
 
 _REASON_SQL = (
@@ -167,16 +156,6 @@ _VALUE_SQL = (
 _KEY_SQL = "coalesce(CAST(user_id AS VARCHAR), invoice, '')"
 
 
-@dataclass(frozen=True)
-class ImportPlan:
-    """What an import will send: lines selected, lines outside the window, and the count
-    per reason (`CLEAN` included), which add up to the lines selected."""
-
-    selected: int
-    outside_window: int
-    per_reason: dict[str, int]
-
-
 class OnlineRetailImport:
     """The file as a `purchases` event source `streaming.producer.produce` can send.
 
@@ -199,13 +178,7 @@ class OnlineRetailImport:
         until: date | None = None,
         limit: int | None = None,
     ) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"UCI Online Retail is not at {path}; set REAL_DATA_DIR to the folder "
-                f"holding {SOURCE}"
-            )
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must not be negative, got {limit}")
+        check_source(path, "UCI Online Retail", SOURCE, limit)
         self.path = path
         self.since = since
         self.until = until
