@@ -182,14 +182,17 @@ def outside_set(gxe: Any, expect: Expect, index: int) -> Any:
     )
 
 
-def outside_set_details(expect: Expect, index: int, id_columns: list[str], limit: int) -> Any:
-    """What GX's in-set expectation reports besides its count, for `outside_set`'s
-    verdict: the non-null values (the percent's denominator) and the ids of up to
-    `limit` failing rows."""
+def outside_set_details(
+    expect: Expect, index: int, failing_rows: int, id_columns: list[str], limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """What GX's in-set expectation reports besides its count (`failing_rows`, the
+    verdict of `outside_set`): the non-null values (the percent's denominator) and the ids
+    of up to `limit` failing rows, looked for only when there are some (a clean day's
+    search would scan the whole day again for nothing)."""
     column = expect.kwargs["column"]
     nonnull = _cursor().execute(f'SELECT count("{column}") FROM {VIEW}').fetchone()[0]
     failing: list[dict[str, Any]] = []
-    if id_columns:
+    if id_columns and failing_rows:
         selected = ", ".join(f'"{name}"' for name in id_columns)
         found = (
             _cursor()

@@ -109,6 +109,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     compound_ids: dict[int, list[dict[str, Any]]] = {}
     unique: dict[int, Any] = {}
     value_sets: dict[int, list[Any]] = {}
+    outside_counts: dict[int, int] = {}
     outside_details: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     for index, expect in enumerate(expects):
         if on_duckdb and (values := relation.in_large_set(expect)) is not None:
@@ -142,9 +143,16 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
             batch = relation.batch_definition(context).get_batch()
             unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
+            outside_counts = {
+                verdict.expectation_config.meta["at"]: _rows_outside(verdict)
+                for verdict in result.results
+                if verdict.expectation_config.meta["at"] in value_sets
+            }
             outside_details = {
-                index: relation.outside_set_details(expects[index], index, id_columns, SAMPLE_ROWS)
-                for index in value_sets
+                index: relation.outside_set_details(
+                    expects[index], index, count, id_columns, SAMPLE_ROWS
+                )
+                for index, count in outside_counts.items()
             }
             compound_ids = {
                 verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
@@ -175,7 +183,10 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         if message is not None:
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
         if index in outside_details:
-            outcomes.append(_in_set_outcome(expect, verdict, *outside_details[index]))
+            nonnull, failing_ids = outside_details[index]
+            outcomes.append(
+                _in_set_outcome(expect, verdict, outside_counts[index], nonnull, failing_ids)
+            )
             continue
         outcomes.append(
             ExpectationOutcome(
@@ -197,13 +208,17 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     return outcomes
 
 
+def _rows_outside(verdict: Any) -> int:
+    """The rows `relation.outside_set`'s query found outside the value set."""
+    return int((verdict.result or {}).get("observed_value") or 0)
+
+
 def _in_set_outcome(
-    expect: Expect, verdict: Any, nonnull: int, failing_ids: list[dict[str, Any]]
+    expect: Expect, verdict: Any, count: int, nonnull: int, failing_ids: list[dict[str, Any]]
 ) -> ExpectationOutcome:
     """An in-set expectation's outcome from the verdict of the query DuckDB ran in its
     place (`relation.outside_set`), as GX's in-set expectation states it: the failing
-    count, its percent of the non-null values (None without any) and the first ids."""
-    count = int((verdict.result or {}).get("observed_value") or 0)
+    `count`, its percent of the non-null values (None without any) and the first ids."""
     return ExpectationOutcome(
         expect=expect,
         success=bool(verdict.success),
