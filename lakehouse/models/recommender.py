@@ -387,12 +387,16 @@ class InteractionMatrix:
     weights: np.ndarray
     matrix: Any  # scipy.sparse.csr_matrix of `confidence(weights)`, indices sorted
 
+    def distinct_users(self) -> np.ndarray:
+        """Each item's number of distinct users (the matrix's cells, one per user and item
+        however many rows made it), in `item_ids` order: the fair popularity's score."""
+        return np.bincount(self.matrix.indices, minlength=self.item_ids.size).astype(np.float64)
+
     def recommender(
         self, user_factors: np.ndarray, item_factors: np.ndarray, regularization: float
     ) -> Recommender:
         """The `Recommender` of fitted factors (rows in `user_ids` / `item_ids` order),
-        with this matrix's seen products and its popularity: each product's distinct users
-        (the matrix's cells, one per user and product however many rows made it)."""
+        with this matrix's seen products and its popularity (`distinct_users`)."""
         return Recommender(
             user_ids=self.user_ids,
             item_ids=self.item_ids,
@@ -400,9 +404,7 @@ class InteractionMatrix:
             item_factors=np.ascontiguousarray(item_factors, dtype=np.float32),
             seen_indptr=self.matrix.indptr.astype(np.int64),
             seen_indices=self.matrix.indices.astype(np.int32),
-            popularity=np.bincount(self.matrix.indices, minlength=self.item_ids.size).astype(
-                np.float64
-            ),
+            popularity=self.distinct_users(),
             regularization=regularization,
         )
 

@@ -158,13 +158,7 @@ class ScoredModel:
         return items, scores
 
     def _popular(self, users: int) -> np.ndarray:
-        return np.tile(distinct_buyers(self.matrix), (users, 1))
-
-
-def distinct_buyers(matrix: InteractionMatrix) -> np.ndarray:
-    """Each item's number of distinct users in the training matrix (one cell per user and
-    item, however many order lines made it): the fair popularity's score."""
-    return np.bincount(matrix.cols, minlength=matrix.item_ids.size).astype(np.float64)
+        return np.tile(self.matrix.distinct_users(), (users, 1))
 
 
 def bought(matrix: InteractionMatrix) -> Any:
@@ -246,7 +240,7 @@ def fit_ease(lam: float) -> CandidateFit:
 
 def fit_popularity(_interactions: pa.Table, matrix: InteractionMatrix) -> Scorer:
     """The fair baseline: every user gets the items with the most distinct buyers."""
-    counts = distinct_buyers(matrix)
+    counts = matrix.distinct_users()
     return lambda rows: np.tile(counts, (rows.size, 1))
 
 
