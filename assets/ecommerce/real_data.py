@@ -24,6 +24,17 @@ from lakehouse.models.retail_evaluation import (
     evaluate_candidates,
 )
 
+RETAIL_HEADLINES: dict[str, str] = {
+    "champion": "champion (chosen on validation)",
+    "champion_validation_precision_at_10": "champion validation precision@10",
+    "champion_test_precision_at_10": "champion test precision@10",
+    "champion_test_recall_at_10": "champion test recall@10",
+    "popularity_test_precision_at_10": "popularity test precision@10",
+    "champion_test_over_popularity": "champion test P@10 / popularity",
+}
+"""The evaluation's headline figures (metadata name -> label): what `lakehouse evaluate
+real-data` prints of its materialization."""
+
 
 @dg.asset(
     key=dg.AssetKey(["evaluations", "online_retail_recommenders"]),
