@@ -72,8 +72,8 @@ def figures_view(figures: tuple[Figure, ...], title: str) -> Table:
     the metadata entry of that name is in the UI), its value."""
     view = Table(title=title)
     view.add_column("evaluation", overflow="fold")
-    view.add_column("figure")
-    view.add_column("value", justify="right")
+    view.add_column("figure", no_wrap=True)
+    view.add_column("value", justify="right", no_wrap=True)
     for figure in figures:
         value = figure.value
         shown = f"{value:.4f}" if isinstance(value, float) else cell(value)

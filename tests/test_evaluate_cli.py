@@ -3,7 +3,9 @@ command line, their headline figures read back from the run's materializations.
 
 The cheapest evaluation (NAB's reference detectors, seconds) runs for real, in this
 process as the command runs it, recorded in the profile's Dagster instance; the RUL model
-and the recommenders take minutes and are covered by their own tests.
+and the recommenders take minutes and are covered by their own tests. A failing
+evaluation (the recommenders with no imported lines in silver) exits non-zero with the
+asset's own words.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 import dagster as dg
 from typer.testing import CliRunner
 
+from assets.ecommerce.real_data import online_retail_recommenders
 from assets.iot.real_data import NAB_EVALUATION_KEY, NAB_HEADLINES
 from cli.app import app
 from lakehouse.settings import Settings
@@ -75,3 +78,14 @@ def test_an_unknown_evaluation_is_refused_naming_the_known_ones() -> None:
     assert result.exit_code == 2
     for name in evaluation_names():
         assert name in result.output
+
+
+def test_a_failed_evaluation_exits_non_zero_with_its_reason(
+    make_settings: Callable[..., Settings], activate: Callable[[Settings], None]
+) -> None:
+    activate(make_settings())
+    name = online_retail_recommenders.key.path[-1]
+    result = RUNNER.invoke(app, ["evaluate", "real-data", "--only", name], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+    assert "lakehouse import online-retail" in result.output
