@@ -54,8 +54,8 @@ def real_data(
     which = ", ".join(sorted(only)) if only else ", ".join(names)
     with console.status(f"evaluating on real data: {which} (minutes for all three)"):
         run = evaluate_real_data(chosen or None)
-    if run.figures:
-        console.print(figures_view(run.figures, f"real-data evaluations, run {run.run_id}"))
+    for view in figures_views(run.figures):
+        console.print(view)
     if not run.success:
         for failure in run.failures:
             err_console.print(f"[red]{failure}[/]")
@@ -67,15 +67,16 @@ def real_data(
     console.print(f"[green]run {run.run_id} of {run.job} succeeded[/]")
 
 
-def figures_view(figures: tuple[Figure, ...], title: str) -> Table:
-    """One row per headline figure: the asset that recorded it, what it is (its label;
-    the metadata entry of that name is in the UI), its value."""
-    view = Table(title=title)
-    view.add_column("evaluation", overflow="fold")
-    view.add_column("figure", no_wrap=True)
-    view.add_column("value", justify="right", no_wrap=True)
+def figures_views(figures: tuple[Figure, ...]) -> list[Table]:
+    """A table per evaluation, titled with its asset key: each headline figure's label
+    (the metadata entry of that name is in the UI) and its value, in the headline order."""
+    views: dict[str, Table] = {}
     for figure in figures:
+        view = views.get(figure.asset)
+        if view is None:
+            view = views[figure.asset] = Table(title=figure.asset, title_justify="left")
+            view.add_column("figure")
+            view.add_column("value", justify="right", no_wrap=True)
         value = figure.value
-        shown = f"{value:.4f}" if isinstance(value, float) else cell(value)
-        view.add_row(figure.asset, figure.label, shown)
-    return view
+        view.add_row(figure.label, f"{value:.4f}" if isinstance(value, float) else cell(value))
+    return list(views.values())

@@ -58,6 +58,8 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 
 # The CLI prints its own progress; Dagster's per-event console lines stay in the run's log.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Where the CLI prints every failed step's error itself, Dagster's console says nothing.
+_SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The jobs' executor is `multi_or_in_process` (Dagster's default); the CLI picks its
 # in-process mode by run config, without changing the job.
 _IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -256,7 +258,7 @@ def evaluate_real_data(
         raise ValueError(f"not an evaluation of {real_data_evaluations_job.name}: {unknown}")
     result = run_job(
         real_data_evaluations_job.name,
-        run_config=_QUIET,
+        run_config=_SILENT,
         instance=instance,
         asset_selection=only or None,
     )
