@@ -98,6 +98,12 @@ def test_the_test_month_is_the_last_and_validation_the_month_before() -> None:
     assert month_before(date(2011, 1, 15)) == date(2010, 12, 15)
 
 
+def test_too_short_a_history_to_split_is_refused_with_the_reason() -> None:
+    one_month = SHOP.filter(pc.greater_equal(SHOP["event_time"], VALIDATION))
+    with pytest.raises(ValueError, match="no events before the month judged"):
+        prepare(monthly_splits(one_month).validation)
+
+
 def test_no_judged_month_reaches_the_fit_that_is_judged_on_it() -> None:
     splits = monthly_splits(SHOP)
     validation, test = splits.validation, splits.test

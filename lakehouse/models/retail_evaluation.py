@@ -298,7 +298,14 @@ class Prepared:
 
 
 def prepare(split: Split) -> Prepared:
-    """Weigh and index `split.fit`, weigh `split.judged`: the same inputs for all."""
+    """Weigh and index `split.fit`, weigh `split.judged`: the same inputs for all. A split
+    with nothing before its month is refused: the data is too short to fit anything (an
+    evaluation needs three months at least: history, validation, test)."""
+    if split.fit.num_rows == 0:
+        raise ValueError(
+            f"no events before the month judged (from {split.start:%Y-%m-%d}): an evaluation "
+            "needs at least three months of events (history, a validation month, a test month)"
+        )
     interactions = weigh_events(split.fit)
     return Prepared(interactions, interaction_matrix(interactions), weigh_events(split.judged))
 
