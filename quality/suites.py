@@ -239,9 +239,12 @@ _PRICE_ON_PRODUCT_VIEWS = Check(
 SUITES: dict[str, Suite] = {
     suite.table.key: suite
     for suite in (
+        # A reference data set's bronze lands when it is imported, not continuously: no
+        # freshness to expect of it.
         *(
             Suite(spec, (fresh_bronze(),), id_columns=("event_id",))
             for spec in CATALOG.landed_tables()
+            if spec.source_topic not in catalog.REFERENCE_TOPICS
         ),
         _silver(
             catalog.SILVER_CLICKSTREAM,
@@ -346,6 +349,21 @@ SUITES: dict[str, Suite] = {
             natural_blocking=True,
             # Alerts come with the machines' troubles: a quiet day, or a bad one, is news
             # about the fleet, not about the pipeline.
+            steady_volume=False,
+        ),
+        _silver(
+            catalog.SILVER_ENGINE_CYCLES,
+            between(
+                "unit_and_cycle_positive",
+                "Engines and cycles count from 1.",
+                ("unit", 1, None),
+                ("cycle", 1, None),
+            ),
+            # One snapshot per engine and flight: a second one is a producer's retry that
+            # minted a new id, or two engines under one name.
+            natural_key=("device_id", "cycle"),
+            natural_blocking=True,
+            # The engines arrive when a data set is imported, not day after day.
             steady_volume=False,
         ),
         # --- gold ---------------------------------------------------------------------------
