@@ -65,7 +65,10 @@ CYCLE_TIME = timedelta(hours=1)
 VALUE_COLUMNS = (*rul.SETTING_COLUMNS, *rul.SENSOR_COLUMNS)
 FIELD_COUNT = len(rul.COLUMNS)
 """unit, cycle, 3 settings, 21 sensors: every line of both cycles files."""
-_INT32 = (-(2**31), 2**31 - 1)
+_INT32 = 2**31 - 1
+MAX_CYCLE = 1_000_000
+"""The largest cycle count read (either sign): 114 years of hourly flights, far beyond any
+engine's life, and what keeps a synthesised time within the years the lake holds."""
 
 _REJECTED = REJECTED_ROWS.key
 
@@ -74,7 +77,9 @@ REASONS: tuple[BadRowReason, ...] = (
         "wrong_field_count", QUARANTINED, f"not {FIELD_COUNT} whitespace-separated fields"
     ),
     BadRowReason("unreadable_unit", QUARANTINED, "unit not a whole number within int32"),
-    BadRowReason("unreadable_cycle", QUARANTINED, "cycle not a whole number within int32"),
+    BadRowReason(
+        "unreadable_cycle", QUARANTINED, f"cycle not a whole number within +-{MAX_CYCLE:,}"
+    ),
     BadRowReason(
         "unreadable_value", QUARANTINED, "a setting or sensor not a finite decimal number"
     ),
@@ -112,10 +117,10 @@ class Line:
     complete: bool
 
 
-def parse_whole(text: str) -> int | None:
-    """A whole number within int32 (`7`, `7.0`), or None."""
+def parse_whole(text: str, largest: int) -> int | None:
+    """A whole number (`7`, `7.0`) from -`largest` to `largest`, or None."""
     number = parse_number(text)
-    if number is None or number != int(number) or not _INT32[0] <= number <= _INT32[1]:
+    if number is None or number != int(number) or abs(number) > largest:
         return None
     return int(number)
 
@@ -126,7 +131,8 @@ def read_line(split: str, number: int, text: str) -> Line:
     if len(fields) != FIELD_COUNT:
         return Line(split, number, text, None, None, (None,) * len(VALUE_COLUMNS), False)
     values = tuple(parse_number(field) for field in fields[2:])
-    return Line(split, number, text, parse_whole(fields[0]), parse_whole(fields[1]), values, True)
+    unit, cycle = parse_whole(fields[0], _INT32), parse_whole(fields[1], MAX_CYCLE)
+    return Line(split, number, text, unit, cycle, values, True)
 
 
 def read_lines(path: Path, split: str) -> list[Line]:
@@ -257,13 +263,16 @@ class CmapssImport:
         for split, name in rul.SPLIT_FILES.items():
             lines = read_lines(self.directory / name, split)
             failures = failure_cycles(lines, None if split == rul.TRAIN else self.true_rul)
-            seen: set[tuple[int | None, int | None]] = set()
+            # The (unit, cycle) of the lines that reach bronze: a later line with one of
+            # them has the same event id, which silver keeps once.
+            landed: set[tuple[int | None, int | None]] = set()
             for line in lines[: self.limit]:
                 identity = (line.unit, line.cycle)
-                repeated = identity in seen
-                seen.add(identity)
                 failure = None if line.unit is None else failures.get(line.unit)
-                yield to_row(line, repeated, failure)
+                row = to_row(line, identity in landed, failure)
+                if row.reason not in _QUARANTINED:
+                    landed.add(identity)
+                yield row
 
     def plan(self) -> ImportPlan:
         """Count the lines per reason before anything is sent (the producer's total and
