@@ -295,6 +295,7 @@ SENSOR_LIMITS: dict[str, SensorLimits] = {
 }
 """Per sensor type (the `sensor_type` vocabulary of `sensor_readings`)."""
 
+
 @dataclass(frozen=True)
 class MqttTopicLayout:
     """Where devices publish over MQTT, and the Kafka topic the edge gateway forwards to.
@@ -419,9 +420,7 @@ def _silver(topic: TopicSpec, zorder_by: tuple[str, ...]) -> TableSpec:
             description=f"{topic.name}: typed, one row per event id, rule breakers set aside.",
             partition_by=("event_date",),
             zorder_by=zorder_by,
-            retention_days=_retention(
-                topic, 7 * 365 if topic.domain is Domain.FRAUD else 2 * 365
-            ),
+            retention_days=_retention(topic, 7 * 365 if topic.domain is Domain.FRAUD else 2 * 365),
             source_topic=topic.name,
         )
     )
@@ -652,4 +651,3 @@ def table_uri(table: TableSpec, settings: Settings) -> str:
 def topic_partitions(topic: TopicSpec, settings: Settings) -> int:
     """The partition count for a topic, honouring KAFKA_TOPIC_PARTITIONS overrides."""
     return settings.kafka_topic_partitions.get(topic.name, topic.partitions)
-

@@ -56,6 +56,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
     assert keys == [
         "bronze/cart_events",
         "bronze/clickstream",
+        "bronze/engine_cycles",
         "bronze/fraud_decisions",
         "bronze/iot_alerts",
         "bronze/purchases",
@@ -98,6 +99,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "online/recommendations",
         "silver/cart_events",
         "silver/clickstream",
+        "silver/engine_cycles",
         "silver/fraud_decisions",
         "silver/iot_alerts",
         "silver/purchases",

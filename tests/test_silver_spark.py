@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from lakehouse.catalog import (
     CART_EVENTS,
     CLICKSTREAM,
+    ENGINE_CYCLES,
     FRAUD_DECISIONS,
     IOT_ALERTS,
     PURCHASES,
@@ -34,6 +35,7 @@ from lakehouse.transforms.silver import RULES, to_silver
 from lakehouse.transforms.silver_spark import to_silver_spark
 from streaming.generators import make_generator
 from tests.support.fraud_audit import decisions_bronze
+from tests.support.importing import engine_cycles_bronze
 from tests.support.iot_alerts import alerts_for
 from tests.support.landing import bronze_messages
 from tests.test_silver import bronze, reading
@@ -81,6 +83,11 @@ BREAKERS: dict[str, tuple[dict[str, Any], ...]] = {
         {"alert_id": "another-alert"}, {"sensor_id": None}, {"readings": 0},
         {"closed_at": START - timedelta(days=1)},
     ),
+    ENGINE_CYCLES.name: (
+        {"split": "validation"}, {"split": None}, {"unit": 0}, {"cycle": 0},
+        {"label_failure_cycle": 0},
+        {"label_failure_cycle": None},  # ground truth not known: a clean row
+    ),
 }
 
 
@@ -99,6 +106,8 @@ def clean_bronze(topic: str) -> pa.Table:
     generated payments and readings."""
     if topic == FRAUD_DECISIONS.name:
         return decisions_bronze(generated(Domain.FRAUD)[TRANSACTIONS.name].slice(0, 300))
+    if topic == ENGINE_CYCLES.name:
+        return engine_cycles_bronze(START.date())
     if topic == IOT_ALERTS.name:
         readings = generated(Domain.IOT)[SENSOR_READINGS.name].slice(0, 15).to_pylist()
         spikes = [{**row, "label_anomaly": "spike"} for row in readings]
