@@ -404,21 +404,30 @@ SUITES: dict[str, Suite] = {
                 "rule, severity: the alert contract's values; state open or closed.",
                 (
                     *(
-                        Expect("ExpectColumnValuesToBeInSet",
-                               {"column": column, "value_set": list(values)})
+                        Expect(
+                            "ExpectColumnValuesToBeInSet",
+                            {"column": column, "value_set": list(values)},
+                        )
                         for column, values in VOCABULARIES["iot_alerts"].items()
                         if column != "state"
                     ),
-                    Expect("ExpectColumnValuesToBeInSet",
-                           {"column": "state", "value_set": ["open", "closed"]}),
+                    Expect(
+                        "ExpectColumnValuesToBeInSet",
+                        {"column": "state", "value_set": ["open", "closed"]},
+                    ),
                 ),
                 blocking=True,
             ),
             Check(
                 "closed_alerts_have_a_close",
                 "An alert in state closed has a close time.",
-                (Expect("ExpectColumnValuesToNotBeNull", {"column": "closed_at"},
-                        where=("state", "closed")),),
+                (
+                    Expect(
+                        "ExpectColumnValuesToNotBeNull",
+                        {"column": "closed_at"},
+                        where=("state", "closed"),
+                    ),
+                ),
                 blocking=True,
             ),
             between(
@@ -454,12 +463,22 @@ SUITES: dict[str, Suite] = {
                 "A device's alerts opened and those still open at midnight are among the "
                 "alerts active that day.",
                 (
-                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
-                           {"column_A": "alerts_active", "column_B": "alerts_opened",
-                            "or_equal": True}),
-                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
-                           {"column_A": "alerts_active", "column_B": "open_at_end_of_day",
-                            "or_equal": True}),
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "alerts_active",
+                            "column_B": "alerts_opened",
+                            "or_equal": True,
+                        },
+                    ),
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "alerts_active",
+                            "column_B": "open_at_end_of_day",
+                            "or_equal": True,
+                        },
+                    ),
                 ),
                 blocking=True,
             ),

@@ -198,9 +198,7 @@ def test_generated_traffic_lands_in_silver_once_per_event(settings: Settings) ->
     for topic in (topic.name for topic in CATALOG.topics.values() if topic.generated):
         bronze = DeltaTable(table_uri(CATALOG.bronze_for_topic(topic), settings)).to_pyarrow_table()
         distinct = len(set(bronze.column("event_id").to_pylist()))
-        silver = DeltaTable(
-            table_uri(CATALOG.silver_for_topic(topic), settings)
-        ).to_pyarrow_table()
+        silver = DeltaTable(table_uri(CATALOG.silver_for_topic(topic), settings)).to_pyarrow_table()
         ids = silver.column("event_id").to_pylist()
         assert len(ids) == len(set(ids)), topic
         assert 0 < len(ids) <= distinct, topic
