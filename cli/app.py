@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.evaluate import evaluate_app
 from cli.imports import import_app
 from cli.iot import gateway, iot_app
 from cli.maintain import maintain
@@ -493,6 +494,7 @@ def stream_iot_alerts(
 
 app.add_typer(iot_app, name="iot")
 app.add_typer(import_app, name="import")
+app.add_typer(evaluate_app, name="evaluate")
 app.command()(gateway)
 app.command()(maintain)
 

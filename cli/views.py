@@ -45,7 +45,7 @@ def arrow_view(result: pa.Table, title: str | None = None, limit: int = 20) -> T
     for name, is_number in zip(result.column_names, numeric, strict=True):
         view.add_column(name, justify="right" if is_number else "left")
     for row in result.slice(0, limit).to_pylist():
-        view.add_row(*(_cell(value) for value in row.values()))
+        view.add_row(*(cell(value) for value in row.values()))
     return view
 
 
@@ -58,14 +58,16 @@ def models_view(models: Sequence[Mapping[str, object]]) -> Table:
         promoted = model.get("promoted")
         table.add_row(
             str(model["asset"]),
-            _cell(model.get("model_version")),
+            cell(model.get("model_version")),
             "" if promoted is None else ("[green]yes[/]" if promoted else "no"),
-            _cell(model.get("decision")),
+            cell(model.get("decision")),
         )
     return table
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """A value as the CLI's tables show it: thousands separated, floats to two places,
+    times in UTC, None as blank."""
     if value is None:
         return ""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -394,6 +394,13 @@ class Settings(BaseSettings):
         description="An alert closes once its sensor (or device) has been this long without "
         "an anomalous reading; a burst within it is one alert.",
     )
+    iot_alerts_quiet_readings: int = Field(
+        3,
+        ge=0,
+        description="An alert also waits this many of its sensor's reporting intervals "
+        "without an anomalous reading before it closes, where that is longer than the quiet "
+        "seconds (a sensor reporting every 5 minutes then must behave for 15); 0 turns it off.",
+    )
     iot_alerts_lateness_seconds: float = Field(
         5.0,
         ge=0,

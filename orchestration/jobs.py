@@ -8,11 +8,16 @@ import dagster as dg
 from assets.bronze import bronze_tables
 from assets.ecommerce.models import recommender_model, user_recommendations
 from assets.ecommerce.online import online_recommendations
-from assets.ecommerce.real_data import online_retail_recommenders
+from assets.ecommerce.real_data import RETAIL_HEADLINES, online_retail_recommenders
 from assets.fraud.models import fraud_model
 from assets.fraud.online import online_fraud_state
 from assets.iot.models import failure_model
-from assets.iot.real_data import cmapss_rul, nab_machine_temperature
+from assets.iot.real_data import (
+    NAB_HEADLINES,
+    RUL_HEADLINES,
+    cmapss_rul,
+    nab_machine_temperature,
+)
 from assets.maintenance.compaction import COMPACTION_ASSETS
 from assets.maintenance.housekeeping import retention, vacuum
 from assets.maintenance.tiering import s3_lifecycle, storage_costs
@@ -41,7 +46,10 @@ observe_bronze_job = dg.define_asset_job(
 daily_models_job = dg.define_asset_job(
     "train_daily_models",
     selection=dg.AssetSelection.assets(
-        recommender_model, user_recommendations, online_recommendations, fraud_model,
+        recommender_model,
+        user_recommendations,
+        online_recommendations,
+        fraud_model,
         online_fraud_state,
     ),
     description="Retrain the recommender and the fraud model as of a day; refresh the batch "
@@ -87,3 +95,11 @@ real_data_evaluations_job = dg.define_asset_job(
     "train, evaluate and register the remaining-useful-life model on NASA C-MAPSS FD001; "
     "score NAB's reference detectors on its machine temperature series.",
 )
+
+# What `lakehouse evaluate real-data` prints of each evaluation's materialization, keyed by
+# the asset that records it: the job's selection, asset by asset.
+REAL_DATA_HEADLINES: dict[dg.AssetKey, dict[str, str]] = {
+    online_retail_recommenders.key: RETAIL_HEADLINES,
+    cmapss_rul.key: RUL_HEADLINES,
+    nab_machine_temperature.key: NAB_HEADLINES,
+}

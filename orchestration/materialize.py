@@ -22,7 +22,7 @@ launched from the UI still use the multiprocess default.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -48,7 +48,7 @@ from dagster_shared.error import SerializableErrorInfo
 from assets.partitions import DAILY, range_tags
 from lakehouse.settings import get_settings
 from orchestration.instance import dagster_instance
-from orchestration.jobs import WEEKLY_MODELS_CONFIG
+from orchestration.jobs import REAL_DATA_HEADLINES, WEEKLY_MODELS_CONFIG, real_data_evaluations_job
 
 # The code location as `dagster dev` and the daemon load it: pyproject.toml's
 # [tool.dagster] (module_name, code_location_name), from the repository root.
@@ -58,6 +58,8 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 
 # The CLI prints its own progress; Dagster's per-event console lines stay in the run's log.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Where the CLI prints every failed step's error itself, Dagster's console says nothing.
+_SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # The jobs' executor is `multi_or_in_process` (Dagster's default); the CLI picks its
 # in-process mode by run config, without changing the job.
 _IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -172,11 +174,7 @@ def train_models(
         }
         for event in result.get_asset_materialization_events()
     )
-    failures = tuple(
-        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
-        for event in result.all_events
-        if event.event_type_value == "STEP_FAILURE"
-    )
+    failures = _step_failures(result)
     return TrainingSummary(result.run_id, job, result.success, models, failures)
 
 
@@ -203,8 +201,14 @@ def maintain_day(
             "asset": event.asset_key.to_user_string(),
             **{
                 name: event.materialization.metadata[name].value
-                for name in ("files_before", "files_after", "bytes_before", "bytes_after",
-                             "tables_compacted", "seconds")
+                for name in (
+                    "files_before",
+                    "files_after",
+                    "bytes_before",
+                    "bytes_after",
+                    "tables_compacted",
+                    "seconds",
+                )
             },
         }
         for event in result.get_asset_materialization_events()
@@ -215,6 +219,75 @@ def maintain_day(
     )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure an evaluation asset recorded in its materialization."""
+
+    asset: str
+    name: str
+    label: str
+    value: object
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """One finished `real_data_evaluations` run: the headline figures of every asset it
+    materialized, as recorded, and the error of every step that failed."""
+
+    run_id: str
+    job: str
+    success: bool
+    figures: tuple[Figure, ...]
+    failures: tuple[str, ...]
+
+
+def evaluation_names() -> dict[str, dg.AssetKey]:
+    """Each evaluation of the `real_data_evaluations` job by the last part of its asset
+    key (`cmapss_rul`, `nab_machine_temperature`, ...): what `--only` accepts."""
+    return {key.path[-1]: key for key in REAL_DATA_HEADLINES}
+
+
+def evaluate_real_data(
+    only: Set[dg.AssetKey] | None = None, instance: dg.DagsterInstance | None = None
+) -> EvaluationSummary:
+    """Run the on-demand `real_data_evaluations` job (or only the evaluations in `only`)
+    and read each asset's headline figures back from the run's materialization events,
+    so what is printed is what the run recorded, not a recomputation."""
+    unknown = set(only or ()) - set(REAL_DATA_HEADLINES)
+    if unknown:
+        raise ValueError(f"not an evaluation of {real_data_evaluations_job.name}: {unknown}")
+    result = run_job(
+        real_data_evaluations_job.name,
+        run_config=_SILENT,
+        instance=instance,
+        asset_selection=only or None,
+    )
+    failures = _step_failures(result)
+    return EvaluationSummary(
+        result.run_id,
+        real_data_evaluations_job.name,
+        result.success,
+        headline_figures(result.get_asset_materialization_events()),
+        failures,
+    )
+
+
+def headline_figures(events: list[dg.DagsterEvent]) -> tuple[Figure, ...]:
+    """The `REAL_DATA_HEADLINES` figures of materialization events, per asset in the
+    headline order; a figure an asset did not record (NAB's platform alerts before a
+    replay) is left out."""
+    figures = []
+    for event in events:
+        headlines = REAL_DATA_HEADLINES.get(event.asset_key, {})
+        metadata = event.materialization.metadata
+        figures += [
+            Figure(event.asset_key.to_user_string(), name, label, metadata[name].value)
+            for name, label in headlines.items()
+            if name in metadata
+        ]
+    return tuple(figures)
+
+
 def run_job(
     name: str,
     *,
@@ -222,10 +295,11 @@ def run_job(
     instance: dg.DagsterInstance | None = None,
     tags: Mapping[str, str] | None = None,
     partition_key: str | None = None,
+    asset_selection: Set[dg.AssetKey] | None = None,
 ) -> dg.JobExecutionResult:
     """Run the code location's job `name` in this process, recorded in `instance` (the
-    profile's by default) as a run of that code location's job; failures are in the
-    result's events, not raised."""
+    profile's by default) as a run of that code location's job, only `asset_selection`'s
+    assets of it when given; failures are in the result's events, not raised."""
     instance = instance or dagster_instance(get_settings())
     job = ReconstructableRepository.for_module(
         DEFINITIONS_MODULE, "defs", working_directory=_ROOT
@@ -237,6 +311,7 @@ def run_job(
         tags=merge_run_tags(job_def, partition_key, tags, None, instance, run_config),
         remote_job_origin=code_location_origin(name),
         job_code_origin=job.get_python_origin(),
+        asset_selection=frozenset(asset_selection) if asset_selection else None,
     )
     return execute_run(job, run, instance, raise_on_error=False)
 
@@ -252,6 +327,15 @@ def code_location_origin(job: str) -> RemoteJobOrigin:
         location_name=CODE_LOCATION,
     )
     return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job)
+
+
+def _step_failures(result: dg.JobExecutionResult) -> tuple[str, ...]:
+    """`step: error` of every step of a finished run that failed."""
+    return tuple(
+        f"{event.step_key}: {_root_cause(event.event_specific_data.error)}"
+        for event in result.all_events
+        if event.event_type_value == "STEP_FAILURE"
+    )
 
 
 def _root_cause(error: SerializableErrorInfo) -> str:

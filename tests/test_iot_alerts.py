@@ -146,6 +146,29 @@ def test_a_burst_is_one_alert_opened_then_closed_after_the_quiet_period() -> Non
     assert closed["closed_at"] == "2026-11-01T00:06:20.000000Z"  # last spike (320 s) + 60 s
 
 
+def test_a_slow_sensor_must_behave_for_a_few_of_its_readings_before_its_alert_closes() -> None:
+    """Every 5 minutes (NAB's machine temperature): a spike, one calm reading, a spike. A
+    60 s quiet period cannot be seen at that pace; three readings' worth can."""
+    noise = [0.3, -0.2, 0.5, -0.4, 0.1, -0.3, 0.2, -0.1, 0.4, -0.5]
+    calm = [reading(i, 60 + noise[i % 10], i * 300.0) for i in range(40)]
+    flare = [reading(40, 80.0, 40 * 300.0), reading(41, 60.1, 41 * 300.0),
+             reading(42, 81.0, 42 * 300.0)]
+    after = [reading(43 + i, 60 + noise[i % 10], (43 + i) * 300.0) for i in range(10)]
+    rows = table_of(calm + flare + after)
+
+    def zscore_records(quiet_readings: int) -> list[dict[str, Any]]:
+        config = DetectorConfig(quiet_readings=quiet_readings)
+        return [r for r in Detector(config).process(rows, 0).records if r["rule"] == "zscore"]
+
+    opened, closed = zscore_records(3)
+    assert (opened["state"], closed["state"]) == ("open", "close")
+    assert closed["readings"] == 2
+    # The last spike (42 x 300 s = 3:30) plus three 300 s intervals.
+    assert closed["closed_at"] == "2026-11-01T03:45:00.000000Z"
+    by_seconds = zscore_records(0)
+    assert [r["state"] for r in by_seconds] == ["open", "close", "open", "close"]
+
+
 def test_operating_limits_come_from_the_catalog() -> None:
     high = SENSOR_LIMITS["vibration"].operating[1]
     rows = [reading(i, high + 1, i * 5.0, "dev-0002-vibration", "vibration") for i in range(3)]

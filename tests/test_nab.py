@@ -338,6 +338,28 @@ def test_bench_scores_references_and_reads_alerts(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_alerts(alerts), at(40, 150))
 
 
+def test_bench_runs_the_alert_detector_over_the_imported_readings(tmp_path: Path) -> None:
+    """`python -m bench.nab --detector`: the importer's readings through the processor's
+    decoder and detector, each spike one `zscore` alert opened at its reading's time, a
+    reading the gateway would quarantine skipped, not fatal."""
+    from bench.nab.__main__ import detector_scores
+
+    values = 20.0 + np.random.default_rng(3).normal(0.0, 0.5, ROWS)
+    values[[45, 150]] = 30.0
+    times = [str(moment)[:19].replace("T", " ") for moment in TIMESTAMPS]
+    lines = [f"{moment},{value}" for moment, value in zip(times, values.tolist(), strict=True)]
+    lines[100] = "2014-01-01 08:20:00,not a number"
+    source = tmp_path / "nab" / "machine_temperature_system_failure.csv"
+    source.parent.mkdir()
+    source.write_text("timestamp,value\n" + "\n".join(lines) + "\n")
+    series = nab.Series(TIMESTAMPS, values, (WINDOW,))
+    results = detector_scores(Settings(real_data_dir=tmp_path), series, nab.STANDARD)
+    zscore = results["detector alerts (zscore)"]
+    assert zscore["detections"] == 2
+    assert zscore["score"].windows[0].first_detection == TIMESTAMPS[45]
+    assert zscore["score"].false_positives == 1
+
+
 def test_windows_that_nab_would_not_score_are_refused() -> None:
     """A window inside the probation, overlapping windows, a window with no row, a
     detection before the series: errors, not a silently different score."""

@@ -1,10 +1,13 @@
 """The Online Retail recommender evaluation on hand-made inputs: the monthly split, the new
 items that count, EASE's closed form, popularity by distinct buyers, and choices made on
-validation alone; then the Dagster asset on a tiny Online Retail file."""
+validation alone; then the Dagster asset on a tiny Online Retail import built into silver
+beside a generated shop's purchases, and the platform's path and the file's giving the same
+purchases on a slice of the real file."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -14,11 +17,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake import write_deltalake
 from scipy.sparse import csr_matrix
 
 from assets.ecommerce.real_data import online_retail_recommenders
 from assets.resources import LakehouseResource
+from lakehouse.catalog import PURCHASES, SILVER_PURCHASES, Domain
+from lakehouse.delta import ensure_table, open_table
 from lakehouse.features.ecommerce import INTERACTION_EVENTS
+from lakehouse.models.real_data import (
+    IMPORTED_ONLINE_RETAIL,
+    ONLINE_RETAIL,
+    NoImportedLines,
+    imported_online_retail,
+    online_retail,
+)
 from lakehouse.models.recommender import BASELINE, InteractionMatrix, evaluate
 from lakehouse.models.retail_evaluation import (
     Candidate,
@@ -34,6 +47,13 @@ from lakehouse.models.retail_evaluation import (
     prepare,
 )
 from lakehouse.settings import Settings
+from lakehouse.transforms.silver import build_silver_partition, to_silver
+from streaming.generators import make_generator
+from streaming.importers import OnlineRetailImport
+from streaming.importers.online_retail import COLUMNS
+from streaming.ingest.decode import BatchDecoder
+from streaming.ingest.provenance import with_provenance
+from tests.support.landing import land_in_bronze
 
 EARLY, VALIDATION, TEST = date(2011, 9, 20), date(2011, 10, 20), date(2011, 11, 20)
 """Days before the validation month (from 5 October), in it, and in the test month (from
@@ -177,32 +197,66 @@ ORDER_LINES = [
 ]
 
 
-def write_online_retail(folder: Path) -> None:
-    """A tiny UCI-shaped `online_retail/online_retail.csv.gz` under `folder`."""
-    path = folder / "online_retail" / "online_retail.csv.gz"
-    path.parent.mkdir(parents=True)
-    header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
-    lines = [
-        f"{invoice},{code},ITEM,{quantity},{when},1.0,{customer},United Kingdom"
-        for invoice, code, quantity, when, customer in ORDER_LINES
-    ]
-    path.write_bytes(gzip.compress("\n".join([header, *lines, ""]).encode()))
+def write_online_retail(path: Path, lines: list[str]) -> Path:
+    """UCI-shaped order lines (`InvoiceNo,...,Country`, no header) as a gzipped CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress("\n".join([",".join(COLUMNS), *lines, ""]).encode()))
+    return path
 
 
-def test_the_asset_reports_every_candidate_on_a_tiny_online_retail(
+def tiny_online_retail(path: Path) -> Path:
+    """`ORDER_LINES` as a tiny UCI-shaped file."""
+    return write_online_retail(
+        path,
+        [
+            f"{invoice},{code},ITEM,{quantity},{when},1.0,{customer},United Kingdom"
+            for invoice, code, quantity, when, customer in ORDER_LINES
+        ],
+    )
+
+
+def build_silver_purchases(settings: Settings, days: set[date]) -> None:
+    """Silver purchases of `days` from bronze, by the function the silver asset runs."""
+    for day in sorted(days):
+        build_silver_partition(settings, PURCHASES.name, day)
+
+
+def test_the_asset_evaluates_the_imported_lines_that_reached_silver(
     tmp_path: Path,
     make_settings: Callable[..., Settings],
     activate: Callable[[Settings], None],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write_online_retail(tmp_path / "real")
-    monkeypatch.setenv("REAL_DATA_DIR", str(tmp_path / "real"))
-    activate(make_settings())
+    """The import's messages, landed by the ingest's decoder and built into silver by the
+    silver asset's function, beside a generated shop's purchases of the same day: the
+    asset evaluates the imported clean lines alone (the cancellation is rejected)."""
+    settings = make_settings()
+    activate(settings)
+    importer = OnlineRetailImport(tiny_online_retail(tmp_path / "retail.csv.gz"))
+    land_in_bronze(settings, importer, importer.plan().selected)
+    shop_day = date(2011, 11, 20)
+    shop = make_generator(
+        Domain.ECOMMERCE, seed=3, start=datetime(2011, 11, 20, tzinfo=UTC), n_users=50
+    )
+    landed = land_in_bronze(settings, shop, 3_000)
+    assert landed[PURCHASES.name] > 0
+    build_silver_purchases(
+        settings, {datetime.fromisoformat(line[3]).date() for line in ORDER_LINES} | {shop_day}
+    )
+    silver = open_table(SILVER_PURCHASES, settings)
+    assert silver is not None
+    everything = silver.to_pyarrow_dataset().to_table()
+    imported = silver.to_pyarrow_dataset().to_table(filter=IMPORTED_ONLINE_RETAIL)
+    # The marker keeps every clean imported line and none of the generated shop's.
+    assert imported.num_rows == len(ORDER_LINES) - 1
+    assert everything.num_rows - imported.num_rows == landed[PURCHASES.name]
+
     result = dg.materialize(
         [online_retail_recommenders], resources={"lakehouse": LakehouseResource()}
     )
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
+    assert metadata["order_lines"].value == len(ORDER_LINES) - 1
+    assert metadata["silver_purchases_version"].value == silver.version()
     table = metadata["table: candidates"].value
     for family in ("ALS", "item-kNN", "BPR", "EASE", BASELINE):
         assert family in table
@@ -210,3 +264,78 @@ def test_the_asset_reports_every_candidate_on_a_tiny_online_retail(
     assert metadata["validation_start"].value == "2011-10-05"
     assert metadata["champion"].value in ("ALS", "item-kNN", "BPR", "EASE", BASELINE)
     assert "chart: test precision@10 per candidate" in metadata
+
+
+def test_without_imported_lines_the_asset_says_how_to_import_them(
+    make_settings: Callable[..., Settings], activate: Callable[[Settings], None]
+) -> None:
+    settings = make_settings()
+    activate(settings)
+    with pytest.raises(NoImportedLines, match="lakehouse import online-retail"):
+        imported_online_retail(settings)
+    result = dg.materialize(
+        [online_retail_recommenders],
+        resources={"lakehouse": LakehouseResource()},
+        raise_on_error=False,
+    )
+    assert not result.success
+
+
+SLICE_STEP = 20
+"""Every 20th line of the real file (27,096 lines, December 2010 to December 2011: both
+clock changes, cancellations and lines without a customer among them)."""
+
+
+def test_the_import_and_the_file_give_the_same_interactions(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """On a slice of the real file, the interactions the importer's messages yield once
+    the ingest's decoder (which quarantines lines without a customer) and silver's rules
+    (which reject cancellations) have had them equal the file loader's, line for line,
+    once each dense product id is read as the importer's hash of its stock code: so the
+    platform's path and the benchmark's evaluate the same purchases."""
+    with gzip.open(Settings().real_data_dir / ONLINE_RETAIL, "rt", encoding="utf-8") as file:
+        lines = file.read().splitlines()[1:]
+    path = write_online_retail(tmp_path / "real" / ONLINE_RETAIL, lines[::SLICE_STEP])
+
+    settings = make_settings(real_data_dir=tmp_path / "real")
+    importer = OnlineRetailImport(path)
+    values = [
+        value for batch in importer.batches(importer.plan().selected) for value in batch.values
+    ]
+    decoded = BatchDecoder(PURCHASES.event, 1 << 20).decode(values)
+    assert decoded.rejects  # the lines without a customer, quarantined
+    landed = with_provenance(
+        decoded.table,
+        np.zeros(decoded.table.num_rows, np.int32),
+        decoded.indices.astype(np.int64),
+        datetime.now(UTC),
+    )
+    silver = to_silver(landed, PURCHASES.name)
+    assert isinstance(silver.rows, pa.Table) and isinstance(silver.rejected, pa.Table)
+    assert silver.rejected.num_rows > 0  # the cancellations
+    write_deltalake(
+        ensure_table(SILVER_PURCHASES, settings),
+        silver.rows.cast(SILVER_PURCHASES.schema),
+        mode="append",
+        partition_by=list(SILVER_PURCHASES.partition_by),
+    )
+    through_platform = imported_online_retail(settings).events
+
+    retail = online_retail(settings)
+    hashed = {
+        row["product_id"]: int(hashlib.md5(row["stock_code"].encode()).hexdigest()[:13], 16)
+        for row in retail.stock_codes.to_pylist()
+    }
+    from_file = retail.events.set_column(
+        1,
+        "product_id",
+        pa.array([hashed[p] for p in retail.events["product_id"].to_pylist()], pa.int64()),
+    )
+    assert from_file.num_rows > 1_000
+    assert sorted_rows(through_platform) == sorted_rows(from_file)
+
+
+def sorted_rows(events: pa.Table) -> list[tuple[object, ...]]:
+    """`INTERACTION_EVENTS` rows as sorted tuples: the same purchases in any order."""
+    return sorted(tuple(row.values()) for row in events.cast(INTERACTION_EVENTS).to_pylist())

@@ -33,6 +33,17 @@ PLATFORM_ALERTS = "platform alerts"
 """The name the replayed alerts are scored under, beside the reference detectors."""
 """The profile whose detections the NAB chart marks (every profile is in the tables)."""
 
+RUL_HEADLINES: dict[str, str] = {
+    "model_rmse": "test RMSE (100 engines)",
+    "model_nasa_score": "test NASA score (lower is better)",
+    "model_rmse_capped": "test RMSE, true RUL capped",
+    "linear_rmse": "linear baseline test RMSE",
+    "model_version": "registry version",
+    "promoted": "promoted",
+}
+"""The RUL materialization's headline figures (metadata name -> label): what
+`lakehouse evaluate real-data` prints of it."""
+
 
 def real_data_asset(
     key: dg.AssetKey, description: str, kinds: set[str], deps: tuple[TableSpec, ...] = ()
@@ -150,6 +161,16 @@ def nab_metadata(series: nab.Series, runs: list[nab.DetectorRun]) -> dict[str, o
 def slug(detector: str) -> str:
     """A detector's name as a metadata key part (`windowed Gaussian` -> `windowed_gaussian`)."""
     return "_".join(detector.lower().split())
+
+
+NAB_HEADLINES: dict[str, str] = {
+    f"{slug(detector)}_{profile}_normalised": f"{detector}, {profile} profile (0-100)"
+    for detector in (nab.GAUSSIAN, PLATFORM_ALERTS)
+    for profile in nab.PROFILES
+}
+"""The NAB materialization's headline figures (metadata name -> label): the windowed
+Gaussian's and, where a replay landed, the platform alerts' normalised score under every
+profile, as `nab_metadata` names them."""
 
 
 def score_rows(runs: list[nab.DetectorRun]) -> pa.Table:

@@ -9,8 +9,13 @@ file (in-sample, as NAB chooses its thresholds on the data it reports). `--alert
 scores alert times beside them (one ISO timestamp a line, UTC when they carry an offset):
 what the platform's alerts on the replayed series will be judged by; `--replay` scores the
 alerts the IoT alert processor raised on `lakehouse import nab`'s device, read from
-bronze.iot_alerts (`lakehouse.models.nab_replay`), all rules and each rule alone. Prints the scores
-and each window's hit or miss, and writes them to bench/results/nab-<UTC time>.json.
+bronze.iot_alerts (`lakehouse.models.nab_replay`), all rules and each rule alone;
+`--detector` runs the alert processor's detector in this process over the importer's
+readings, decoded as the processor decodes them, and scores its alerts the same way: the
+replay's figures without the broker, gateway, Kafka and Redis (the same alerts, since the
+detector judges in event time; checked against the replay at two quiet periods), for
+trying alert settings in seconds. Prints the scores and each window's hit or miss, and
+writes them to bench/results/nab-<UTC time>.json.
 """
 
 from __future__ import annotations
@@ -18,19 +23,24 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bench.envelope import envelope, write
+from lakehouse.catalog import IOT_ALERTS, SENSOR_READINGS
 from lakehouse.models import nab, nab_replay
 from lakehouse.settings import Settings
-from streaming.alerts.detector import HEALTH_RULE, SENSOR_RULES
+from streaming.alerts.detector import HEALTH_RULE, SENSOR_RULES, Detector, DetectorConfig
+from streaming.importers.nab import SOURCE, NabImport
+from streaming.ingest.decode import BatchDecoder
 
 REPLAY_RULES = (*SENSOR_RULES, HEALTH_RULE)
 """The alert processor's rules (docs/events.md, `iot_alerts`), scored one at a time too."""
@@ -50,6 +60,10 @@ def main(
     replay: Annotated[
         bool, typer.Option(help="Score the alert processor's alerts on the replayed device")
     ] = False,
+    detector: Annotated[
+        bool,
+        typer.Option(help="Score the processor's detector run in this process (IOT_ALERTS_*)"),
+    ] = False,
 ) -> None:
     """Score the reference detectors (and any alerts) and print the results."""
     if profile not in nab.PROFILES:
@@ -64,11 +78,20 @@ def main(
         }
     if replay:
         results.update(replay_scores(settings, series, weights))
+    if detector:
+        results.update(detector_scores(settings, series, weights))
     print_scores(series, weights, results)
     document = envelope(
         "nab",
-        {"profile": profile, "alerts": str(alerts) if alerts else None, "replay": replay},
+        {
+            "profile": profile,
+            "alerts": str(alerts) if alerts else None,
+            "replay": replay,
+            "detector": detector,
+        },
     )
+    if detector:
+        document["detector_config"] = vars(DetectorConfig.from_settings(settings))
     document["rows"] = int(series.timestamps.size)
     document["detectors"] = {name: as_json(result) for name, result in results.items()}
     console.print(f"results: {write(document)}")
@@ -79,11 +102,50 @@ def replay_scores(
 ) -> dict[str, dict[str, Any]]:
     """The processor's alerts on the replayed device, all rules together and each rule
     that fired alone, scored at their opening times (the series' own)."""
+    return scores_by_rule(
+        "platform alerts",
+        lambda rules: nab_replay.replay_alerts(settings, rules=rules),
+        series,
+        profile,
+    )
+
+
+def detector_scores(
+    settings: Settings, series: nab.Series, profile: nab.Profile
+) -> dict[str, dict[str, Any]]:
+    """The alerts the processor's detector raises on the importer's readings, run here:
+    the readings decoded by the processor's decoder in the import's batches of 1,000 (a
+    row the gateway would quarantine is rejected by the same decoder), the records decoded
+    as the ingest decodes `iot_alerts`, then scored as the replay is."""
+    importer = NabImport(settings.real_data_dir / SOURCE)
+    readings = BatchDecoder(SENSOR_READINGS.event, settings.ingest_max_message_bytes)
+    detector = Detector(DetectorConfig.from_settings(settings))
+    records: list[bytes] = []
+    for batch in importer.batches(importer.plan().selected, 1_000):
+        result = detector.process(readings.decode(batch.values).table, 0)
+        records += [orjson.dumps(record) for record in result.records]
+    alerts = BatchDecoder(IOT_ALERTS.event, settings.ingest_max_message_bytes).decode(records)
+    return scores_by_rule(
+        "detector alerts",
+        lambda rules: nab_replay.alert_openings(alerts.table, rules=rules),
+        series,
+        profile,
+    )
+
+
+def scores_by_rule(
+    label: str,
+    openings_of: Callable[[tuple[str, ...] | None], np.ndarray],
+    series: nab.Series,
+    profile: nab.Profile,
+) -> dict[str, dict[str, Any]]:
+    """Alerts scored at their opening times, all rules together and each rule that fired
+    alone; `openings_of(rules)` gives the opening times of those rules' alerts."""
     results = {}
     for rules in (None, *((rule,) for rule in REPLAY_RULES)):
-        openings = nab_replay.replay_alerts(settings, rules=rules)
+        openings = openings_of(rules)
         if rules is None or openings.size:
-            name = "platform alerts" + (f" ({rules[0]})" if rules else " (all rules)")
+            name = label + (f" ({rules[0]})" if rules else " (all rules)")
             results[name] = {
                 "score": nab.score(openings, series.windows, series.timestamps, profile),
                 "detections": int(openings.size),

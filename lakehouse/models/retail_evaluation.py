@@ -29,6 +29,7 @@ once on train + validation and judged once on the test month, for information on
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -200,11 +201,16 @@ def fit_item_knn(similarity: str, neighbours: int) -> CandidateFit:
 
     def fit(_interactions: pa.Table, matrix: InteractionMatrix) -> Scorer:
         from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+        from implicit.utils import ParameterWarning
 
         kinds = {"cosine": CosineRecommender, "bm25": BM25Recommender}
         binary = bought(matrix)
         model = kinds[similarity](K=neighbours, num_threads=2)
-        model.fit(binary, show_progress=False)
+        with warnings.catch_warnings():
+            # implicit's own cosine and BM25 weighting hand its item-item fit a COO matrix,
+            # which it then warns about converting to CSR: nothing we pass in, nothing to fix.
+            warnings.simplefilter("ignore", ParameterWarning)
+            model.fit(binary, show_progress=False)
         return lambda rows: (binary[rows] @ model.similarity).toarray()
 
     return fit

@@ -73,6 +73,7 @@ class DetectorConfig:
     reference_seconds: float = 28_800.0
     warmup_readings: int = 20
     quiet_seconds: float = 60.0
+    quiet_readings: int = 3
     lateness_seconds: float = 5.0
     health_seconds: float = 300.0
     health_threshold: float = 0.5
@@ -87,6 +88,7 @@ class DetectorConfig:
             reference_seconds=settings.iot_alerts_reference_seconds,
             warmup_readings=settings.iot_alerts_warmup_readings,
             quiet_seconds=settings.iot_alerts_quiet_seconds,
+            quiet_readings=settings.iot_alerts_quiet_readings,
             lateness_seconds=settings.iot_alerts_lateness_seconds,
             health_seconds=settings.iot_alerts_health_seconds,
             health_threshold=settings.iot_alerts_health_threshold,
@@ -386,9 +388,8 @@ class Detector:
                      records: list[dict[str, object]], sensors: np.ndarray | None = None) -> None:
         """Close the alerts whose quiet period has passed, extend the open ones a reading
         hits, open one where a reading hits a closed slot."""
-        quiet = int(self.config.quiet_seconds * US)
         is_open = alerts.open[slot]
-        expired = is_open & timed & (t >= alerts.ints["last_us"][slot] + quiet)
+        expired = is_open & timed & (t >= alerts.ints["last_us"][slot] + self._quiet_us(rule, slot))
         for i in np.flatnonzero(expired):
             records.append(self._close(rule, alerts, int(slot[i]), now_us))
         is_open = alerts.open[slot]
@@ -417,17 +418,35 @@ class Detector:
     def _sweep(self, now_us: int, records: list[dict[str, object]]) -> None:
         """Close alerts of sensors gone quiet without a reading to show it: once the
         partition's newest reading time is past their quiet period and a lateness margin."""
-        horizon = self.watermark_us - int(
-            (self.config.quiet_seconds + self.config.lateness_seconds) * US)
+        horizon = self.watermark_us - int(self.config.lateness_seconds * US)
         for rule, alerts in (*self.alerts.items(), (HEALTH_RULE, self.health)):
-            for k in np.flatnonzero(alerts.open & (alerts.ints["last_us"] <= horizon)):
+            slots = np.flatnonzero(alerts.open)
+            ended = alerts.ints["last_us"][slots] + self._quiet_us(rule, slots) <= horizon
+            for k in slots[ended]:
                 records.append(self._close(rule, alerts, int(k), now_us))
 
     def _close(self, rule: str, alerts: Alerts, k: int, now_us: int) -> dict[str, object]:
         """Close slot `k`: at the end of the quiet period after its last anomalous reading."""
-        closed = int(alerts.ints["last_us"][k] + self.config.quiet_seconds * US)
+        closed = int(alerts.ints["last_us"][k] + self._quiet_us(rule, np.array([k]))[0])
         alerts.open[k] = False
         return self._record(rule, alerts, k, "close", closed, now_us)
+
+    def _quiet_us(self, rule: str, slots: np.ndarray) -> np.ndarray:
+        """The quiet period of each slot, in microseconds: `quiet_seconds`, or
+        `quiet_readings` of its sensor's reporting intervals where that is longer, so a
+        sensor that reports every five minutes must behave for a few readings, not one
+        minute it cannot show, before its alert closes. A sensor's interval is the mean
+        spacing of its valid readings so far (none before its second); a device's (health
+        slots) is that of its slowest sensor."""
+        cfg = self.config
+        n, first, last = self.ints["n"], self.ints["first_us"], self.ints["last_us"]
+        interval = np.where(n >= 2, (last - first) / np.maximum(n - 1, 1), 0.0)
+        quiet = np.maximum(cfg.quiet_seconds * US, cfg.quiet_readings * interval)
+        if rule == HEALTH_RULE:
+            per_device = np.zeros(len(self.device_ids))
+            np.maximum.at(per_device, self.ints["device"], quiet)
+            quiet = per_device
+        return quiet[slots].astype(np.int64)
 
     def _subject(self, rule: str, k: int) -> str:
         return f"device:{self.device_ids[k]}" if rule == HEALTH_RULE else self.sensor_ids[k]

@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.catalog import PURCHASES, REJECTED_ROWS, Domain
+from lakehouse.models.real_data import ONLINE_RETAIL_CURRENCY, SHOP_TIME_ZONE
 from lakehouse.transforms import duck
 from streaming.generators.common import EventBatch
 from streaming.importers.common import CLEAN, QUARANTINED, BadRowReason, ImportPlan, check_source
@@ -47,9 +48,6 @@ CSV sniffer that would turn a column of garbage into strings or refuse the file.
 
 EVENT_ID_NAMESPACE = "uci-online-retail"
 """Hashed into every event id, so an imported id cannot collide with another source's."""
-
-SHOP_TIME_ZONE = "Europe/London"
-"""The shop's invoice times are UK local times (GMT in winter, BST in summer)."""
 
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M")
 """This copy's ISO times, and the original spreadsheet export's `12/1/2010 8:26`."""
@@ -137,7 +135,7 @@ _FIELDS: dict[str, str] = {
     "quantity": "CAST(quantity AS VARCHAR)",
     "unit_price": "CAST(unit_price AS VARCHAR)",
     "total_amount": "printf('%.2f', round(quantity * unit_price, 2))",
-    "currency": "'\"GBP\"'",
+    "currency": f"'\"{ONLINE_RETAIL_CURRENCY}\"'",
     "payment_method": "NULL",
     "experiment_id": "NULL",
     "variant": "NULL",
