@@ -155,7 +155,7 @@ class TopicSpec:
 
     `generated`: whether the domain's traffic generator simulates the topic (the outside
     world's events); False for a topic the platform's own services write, such as the
-    fraud decisions.
+    fraud decisions, or that only an importer of real data fills (`engine_cycles`).
     """
 
     name: str
@@ -255,6 +255,13 @@ FRAUD_DECISIONS = _topic("fraud_decisions", Domain.FRAUD, 4, generated=False)
 SENSOR_READINGS = _topic("sensor_readings", Domain.IOT, 4)
 # Written by the IoT alert processor, one record per alert opened or closed.
 IOT_ALERTS = _topic("iot_alerts", Domain.IOT, 2, generated=False)
+# Turbofan engines' per-flight snapshots, filled by `lakehouse import cmapss` (NASA C-MAPSS).
+ENGINE_CYCLES = _topic("engine_cycles", Domain.IOT, 4, generated=False)
+
+REFERENCE_TOPICS = frozenset({ENGINE_CYCLES.name})
+"""Topics that carry a public reference data set whose event times are synthesised at a
+fixed epoch (docs/events.md): their bronze and silver tables have no retention, since an
+age-based one would expire the data set on arrival; they are kept until deleted by hand."""
 
 
 # --- sensor types: what each can report, and where operation stops being normal -----------
@@ -287,6 +294,7 @@ SENSOR_LIMITS: dict[str, SensorLimits] = {
     )
 }
 """Per sensor type (the `sensor_type` vocabulary of `sensor_readings`)."""
+
 
 @dataclass(frozen=True)
 class MqttTopicLayout:
@@ -333,9 +341,15 @@ SENSOR_READINGS_MQTT = MqttTopicLayout("factory", SENSOR_READINGS)
 # --- bronze: each topic as the ingest sidecar lands it -------------------------------------
 
 
+def _retention(topic: TopicSpec, days: int) -> int | None:
+    """`days` for a topic's bronze or silver table; None (kept) for a reference data set."""
+    return None if topic.name in REFERENCE_TOPICS else days
+
+
 def _bronze(topic: TopicSpec, description: str) -> TableSpec:
     """A topic's bronze table. Fraud data is kept 7 years for audit; the rest follows the
-    seed's 7-day replay horizon in Kafka and a year in bronze before it may be dropped."""
+    seed's 7-day replay horizon in Kafka and a year in bronze before it may be dropped (a
+    reference data set's, `REFERENCE_TOPICS`, until deleted by hand)."""
     return CATALOG.add_table(
         TableSpec(
             name=topic.name,
@@ -344,7 +358,7 @@ def _bronze(topic: TopicSpec, description: str) -> TableSpec:
             schema=schemas.bronze_schema(topic.event),
             description=description,
             partition_by=("event_date",),
-            retention_days=7 * 365 if topic.domain is Domain.FRAUD else 365,
+            retention_days=_retention(topic, 7 * 365 if topic.domain is Domain.FRAUD else 365),
             source_topic=topic.name,
         )
     )
@@ -371,6 +385,11 @@ BRONZE_SENSOR_READINGS = _bronze(
 )
 BRONZE_IOT_ALERTS = _bronze(
     IOT_ALERTS, "Alerts the IoT alert processor opened and closed, as landed from Kafka."
+)
+BRONZE_ENGINE_CYCLES = _bronze(
+    ENGINE_CYCLES,
+    "Turbofan engines' per-cycle settings and sensors with failure ground truth (NASA "
+    "C-MAPSS, imported), as landed from Kafka.",
 )
 
 QUARANTINE = CATALOG.add_table(
@@ -401,7 +420,7 @@ def _silver(topic: TopicSpec, zorder_by: tuple[str, ...]) -> TableSpec:
             description=f"{topic.name}: typed, one row per event id, rule breakers set aside.",
             partition_by=("event_date",),
             zorder_by=zorder_by,
-            retention_days=7 * 365 if topic.domain is Domain.FRAUD else 2 * 365,
+            retention_days=_retention(topic, 7 * 365 if topic.domain is Domain.FRAUD else 2 * 365),
             source_topic=topic.name,
         )
     )
@@ -415,6 +434,7 @@ SILVER_TRANSACTIONS = _silver(TRANSACTIONS, ("user_id", "merchant_id"))
 SILVER_FRAUD_DECISIONS = _silver(FRAUD_DECISIONS, ("user_id", "transaction_id"))
 SILVER_SENSOR_READINGS = _silver(SENSOR_READINGS, ("device_id", "sensor_id"))
 SILVER_IOT_ALERTS = _silver(IOT_ALERTS, ("device_id", "sensor_id"))
+SILVER_ENGINE_CYCLES = _silver(ENGINE_CYCLES, ("device_id", "cycle"))
 
 REJECTED_ROWS = CATALOG.add_table(
     TableSpec(
@@ -631,4 +651,3 @@ def table_uri(table: TableSpec, settings: Settings) -> str:
 def topic_partitions(topic: TopicSpec, settings: Settings) -> int:
     """The partition count for a topic, honouring KAFKA_TOPIC_PARTITIONS overrides."""
     return settings.kafka_topic_partitions.get(topic.name, topic.partitions)
-

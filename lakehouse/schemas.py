@@ -228,6 +228,41 @@ SENSOR_READINGS = EventSchema(
     ),
 )
 
+# One turbofan engine's flight-data snapshot after each flight (cycle): the engine, which
+# part of a run-to-failure data set it belongs to (`split`: `train` engines run until they
+# fail, `test` engines stop some time before), its cycle count, the three operational
+# settings and 21 sensors, as NASA C-MAPSS records them (`lakehouse import cmapss`,
+# docs/events.md). The settings and sensors keep C-MAPSS's own numbering and units (the
+# data set does not name most of them), so they are columns of one wide event rather than
+# `sensor_readings`, whose sensor types and units are the factory's. `label_failure_cycle`
+# is ground truth, like `sensor_readings`' labels: the cycle the engine fails at (a test
+# engine's last observed cycle plus its true remaining life), so silver alone carries what
+# judging a remaining-useful-life model needs; null where it is not known.
+ENGINE_CYCLE_SETTINGS = tuple(f"setting_{i}" for i in range(1, 4))
+ENGINE_CYCLE_SENSORS = tuple(f"sensor_{i}" for i in range(1, 22))
+ENGINE_CYCLES = EventSchema(
+    "engine_cycles",
+    _fields(
+        *_COMMON,
+        ("device_id", pa.string()),
+        ("split", pa.string()),
+        ("unit", pa.int32()),
+        ("cycle", pa.int32()),
+        *((name, pa.float64()) for name in (*ENGINE_CYCLE_SETTINGS, *ENGINE_CYCLE_SENSORS)),
+        ("label_failure_cycle", pa.int64()),
+    ),
+    required=(
+        "event_id",
+        "event_time",
+        "device_id",
+        "split",
+        "unit",
+        "cycle",
+        *ENGINE_CYCLE_SETTINGS,
+        *ENGINE_CYCLE_SENSORS,
+    ),
+)
+
 # One record per change of an alert's state, produced by the IoT alert processor
 # (`lakehouse stream iot-alerts`) to the `iot_alerts` topic: `open` when a sensor (or, for
 # `device_health`, a whole device) starts misbehaving, `close` when it has behaved for the
@@ -296,6 +331,7 @@ VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "transactions": {"channel": ("pos", "online", "mobile")},
     "fraud_decisions": {"decision": ("APPROVE", "REVIEW", "BLOCK")},
     "sensor_readings": {"sensor_type": ("temperature", "vibration", "pressure", "current")},
+    "engine_cycles": {"split": ("train", "test")},
     "iot_alerts": {
         "state": ("open", "close"),
         "rule": ("zscore", "above_limit", "below_limit", "device_health"),
@@ -314,6 +350,7 @@ EVENT_SCHEMAS: dict[str, EventSchema] = {
         FRAUD_DECISIONS,
         SENSOR_READINGS,
         IOT_ALERTS,
+        ENGINE_CYCLES,
     )
 }
 

@@ -239,9 +239,12 @@ _PRICE_ON_PRODUCT_VIEWS = Check(
 SUITES: dict[str, Suite] = {
     suite.table.key: suite
     for suite in (
+        # A reference data set's bronze lands when it is imported, not continuously: no
+        # freshness to expect of it.
         *(
             Suite(spec, (fresh_bronze(),), id_columns=("event_id",))
             for spec in CATALOG.landed_tables()
+            if spec.source_topic not in catalog.REFERENCE_TOPICS
         ),
         _silver(
             catalog.SILVER_CLICKSTREAM,
@@ -348,6 +351,21 @@ SUITES: dict[str, Suite] = {
             # about the fleet, not about the pipeline.
             steady_volume=False,
         ),
+        _silver(
+            catalog.SILVER_ENGINE_CYCLES,
+            between(
+                "unit_and_cycle_positive",
+                "Engines and cycles count from 1.",
+                ("unit", 1, None),
+                ("cycle", 1, None),
+            ),
+            # One snapshot per engine and flight: a second one is a producer's retry that
+            # minted a new id, or two engines under one name.
+            natural_key=("device_id", "cycle"),
+            natural_blocking=True,
+            # The engines arrive when a data set is imported, not day after day.
+            steady_volume=False,
+        ),
         # --- gold ---------------------------------------------------------------------------
         _gold(
             catalog.GOLD_SENSOR_HOURLY,
@@ -386,21 +404,30 @@ SUITES: dict[str, Suite] = {
                 "rule, severity: the alert contract's values; state open or closed.",
                 (
                     *(
-                        Expect("ExpectColumnValuesToBeInSet",
-                               {"column": column, "value_set": list(values)})
+                        Expect(
+                            "ExpectColumnValuesToBeInSet",
+                            {"column": column, "value_set": list(values)},
+                        )
                         for column, values in VOCABULARIES["iot_alerts"].items()
                         if column != "state"
                     ),
-                    Expect("ExpectColumnValuesToBeInSet",
-                           {"column": "state", "value_set": ["open", "closed"]}),
+                    Expect(
+                        "ExpectColumnValuesToBeInSet",
+                        {"column": "state", "value_set": ["open", "closed"]},
+                    ),
                 ),
                 blocking=True,
             ),
             Check(
                 "closed_alerts_have_a_close",
                 "An alert in state closed has a close time.",
-                (Expect("ExpectColumnValuesToNotBeNull", {"column": "closed_at"},
-                        where=("state", "closed")),),
+                (
+                    Expect(
+                        "ExpectColumnValuesToNotBeNull",
+                        {"column": "closed_at"},
+                        where=("state", "closed"),
+                    ),
+                ),
                 blocking=True,
             ),
             between(
@@ -436,12 +463,22 @@ SUITES: dict[str, Suite] = {
                 "A device's alerts opened and those still open at midnight are among the "
                 "alerts active that day.",
                 (
-                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
-                           {"column_A": "alerts_active", "column_B": "alerts_opened",
-                            "or_equal": True}),
-                    Expect("ExpectColumnPairValuesAToBeGreaterThanB",
-                           {"column_A": "alerts_active", "column_B": "open_at_end_of_day",
-                            "or_equal": True}),
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "alerts_active",
+                            "column_B": "alerts_opened",
+                            "or_equal": True,
+                        },
+                    ),
+                    Expect(
+                        "ExpectColumnPairValuesAToBeGreaterThanB",
+                        {
+                            "column_A": "alerts_active",
+                            "column_B": "open_at_end_of_day",
+                            "or_equal": True,
+                        },
+                    ),
                 ),
                 blocking=True,
             ),

@@ -56,6 +56,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
     assert keys == [
         "bronze/cart_events",
         "bronze/clickstream",
+        "bronze/engine_cycles",
         "bronze/fraud_decisions",
         "bronze/iot_alerts",
         "bronze/purchases",
@@ -98,6 +99,7 @@ def test_the_definitions_hold_the_expected_assets() -> None:
         "online/recommendations",
         "silver/cart_events",
         "silver/clickstream",
+        "silver/engine_cycles",
         "silver/fraud_decisions",
         "silver/iot_alerts",
         "silver/purchases",
@@ -196,9 +198,7 @@ def test_generated_traffic_lands_in_silver_once_per_event(settings: Settings) ->
     for topic in (topic.name for topic in CATALOG.topics.values() if topic.generated):
         bronze = DeltaTable(table_uri(CATALOG.bronze_for_topic(topic), settings)).to_pyarrow_table()
         distinct = len(set(bronze.column("event_id").to_pylist()))
-        silver = DeltaTable(
-            table_uri(CATALOG.silver_for_topic(topic), settings)
-        ).to_pyarrow_table()
+        silver = DeltaTable(table_uri(CATALOG.silver_for_topic(topic), settings)).to_pyarrow_table()
         ids = silver.column("event_id").to_pylist()
         assert len(ids) == len(set(ids)), topic
         assert 0 < len(ids) <= distinct, topic

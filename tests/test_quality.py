@@ -38,6 +38,7 @@ from quality.validate import validate
 from streaming.generators import Faults, make_generator
 from streaming.ingest.decode import BatchDecoder
 from tests.support.fraud_audit import decisions_bronze
+from tests.support.importing import engine_cycles_bronze
 from tests.support.iot_alerts import alerts_bronze
 from tests.test_silver import land, reading
 
@@ -109,12 +110,14 @@ def failed_checks(settings: Settings, topic: str, rows: pa.Table) -> set[str]:
 @pytest.fixture(scope="module")
 def clean() -> dict[str, pa.Table]:
     """Clean bronze rows of every topic; the decision service's, one decision per
-    generated transaction; the alert processor's, one alert per labelled spike."""
+    generated transaction; the alert processor's, one alert per labelled spike; two real
+    C-MAPSS engines' first day of cycles, moved to the day."""
     rows = {topic: rows for domain in EVENTS for topic, rows in bronze_rows(domain).items()}
     return {
         **rows,
         "fraud_decisions": decisions_bronze(rows["transactions"]),
         "iot_alerts": alerts_bronze(rows["sensor_readings"]),
+        "engine_cycles": engine_cycles_bronze(DAY),
     }
 
 

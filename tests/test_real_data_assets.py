@@ -1,13 +1,16 @@
 """The evaluations on public data as Dagster assets: in the graph with their group, owner,
 kinds and on-demand job; NAB's machine temperature scored for real through
-`dg.materialize`; and the RUL model, trained on slices of the real FD001 files, registered
-so that a worse test RMSE never replaces a better champion."""
+`dg.materialize`; the RUL model, trained on slices of the real FD001 files, registered
+so that a worse test RMSE never replaces a better champion; and the RUL asset trained for
+real from silver engine_cycles, filled by the C-MAPSS import, or failing with what to
+run when silver holds none."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -21,17 +24,24 @@ from assets.iot.real_data import (
     NAB_EVALUATION_KEY,
     REAL_DATA_GROUP,
     RUL_MODEL_KEY,
+    cmapss_rul,
     nab_machine_temperature,
     nab_metadata,
     register_rul,
 )
 from assets.resources import platform_resources
-from lakehouse.catalog import BRONZE_IOT_ALERTS, Domain
-from lakehouse.delta import ensure_table
+from assets.tables import asset_key
+from lakehouse.catalog import BRONZE_ENGINE_CYCLES, BRONZE_IOT_ALERTS, SILVER_ENGINE_CYCLES, Domain
+from lakehouse.delta import ensure_table, open_table
 from lakehouse.models import nab, nab_replay, registry, rul
 from lakehouse.settings import Settings
+from lakehouse.transforms.silver import build_silver_partition
 from orchestration.definitions import defs
 from orchestration.jobs import real_data_evaluations_job
+from quality.gate import QualityGate
+from streaming.importers import CmapssImport
+from tests.support.landing import land_in_bronze
+from tests.test_import_cmapss import write_slice
 
 SLICE_GRID = ({"max_depth": 3, "min_child_weight": 1.0},)
 """One candidate, as tests/test_rul.py trains on a slice: the search is not under test."""
@@ -46,6 +56,7 @@ def test_the_evaluations_are_in_the_graph_with_their_team_and_job() -> None:
         assert kind in spec.kinds
         assert spec.partitions_def is None
     graph = defs.resolve_asset_graph()
+    assert graph.get(RUL_MODEL_KEY).parent_keys == {asset_key(SILVER_ENGINE_CYCLES)}
     assert real_data_evaluations_job.selection.resolve(graph) == {
         online_retail_recommenders.key,
         RUL_MODEL_KEY,
@@ -155,8 +166,9 @@ def test_rul_registration_keeps_the_champion_with_the_lower_rmse(
     )
     assert better.metrics["model_rmse"] < worse.metrics["model_rmse"]
 
-    first = register_rul(dg.build_asset_context(), settings, better)
-    second = register_rul(dg.build_asset_context(), settings, worse)
+    lake = rul.LakeFd001(rul.load_fd001(Settings()), version=3)
+    first = register_rul(dg.build_asset_context(), settings, better, lake)
+    second = register_rul(dg.build_asset_context(), settings, worse, lake)
 
     champion_row, challenger_row = registry.versions(settings, rul.MODEL_NAME)
     assert champion_row.promoted and not challenger_row.promoted
@@ -164,9 +176,14 @@ def test_rul_registration_keeps_the_champion_with_the_lower_rmse(
     assert registry.champion(settings, rul.MODEL_NAME) == champion_row
     assert champion_row.promotion_metric == rul.PROMOTION_METRIC
     assert champion_row.promotion_value == better.metrics["model_rmse"]
-    assert set(champion_row.training_data) == {f"cmapss/{name}" for name in rul.FD001_FILES}
-    assert all(size > 0 for size in champion_row.training_data.values())
-    assert set(champion_row.params["source_sha256"]) == set(champion_row.training_data)
+    assert champion_row.training_data == {SILVER_ENGINE_CYCLES.key: 3}
+    assert champion_row.params["source"] == {
+        "table": SILVER_ENGINE_CYCLES.key,
+        "version": 3,
+        "train_cycles": 20_631,
+        "test_cycles": 13_096,
+        "test_engines": 100,
+    }
     assert champion_row.params["max_depth"] == 3
 
     metadata = first.metadata or {}
@@ -181,5 +198,55 @@ def test_rul_registration_keeps_the_champion_with_the_lower_rmse(
     archive = zipfile.ZipFile(io.BytesIO(registry.load_artifact(settings, champion_row)))
     booster = xgboost.Booster(model_file=bytearray(archive.read("model.json")))
     assert booster.num_boosted_rounds() == better.choice.rounds
-    again = rul.trained_model(better, rul.source_digests(settings)).artifact
+    again = rul.trained_model(better, rul.training_source(lake)).artifact
     assert registry.load_artifact(settings, champion_row) == again
+
+
+def test_the_rul_asset_learns_from_silver_engine_cycles(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A slice of FD001 imported as events, landed by the ingest's decoder, put through
+    silver day by day with its checks, then the asset: trained on what silver holds."""
+    settings = make_settings()
+    directory = write_slice(tmp_path / "cmapss", train_units=10, test_units=10)
+    importer = CmapssImport(directory)
+    land_in_bronze(settings, importer, importer.plan().selected)
+    bronze_days = open_table(BRONZE_ENGINE_CYCLES, settings).to_pyarrow_table(
+        columns=["event_date"]
+    )
+    days = sorted(set(bronze_days.column("event_date").to_pylist()))
+    assert len(days) == 12  # the longest of these engines flies 287 cycles, one an hour
+    for day in days:
+        build_silver_partition(
+            settings, SILVER_ENGINE_CYCLES.source_topic or "", day, QualityGate(settings)
+        )
+    version = open_table(SILVER_ENGINE_CYCLES, settings).version()
+
+    result = dg.materialize([cmapss_rul], resources=platform_resources(settings.lakehouse_root))
+    assert result.success
+    (row,) = registry.versions(settings, rul.MODEL_NAME)
+    files = rul.read_fd001(directory)
+    assert row.training_data == {SILVER_ENGINE_CYCLES.key: version}
+    assert row.params["source"]["train_cycles"] == files.train.num_rows
+    assert row.params["source"]["test_cycles"] == files.test.num_rows
+    assert row.params["source"]["test_engines"] == 10
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    # The same engines read from the files train the same model: the two paths agree.
+    from_files = rul.evaluate_rul(files.train, files.test, files.test_rul)
+    assert metadata["model_rmse"].value == from_files.metrics["model_rmse"]
+    assert metadata["model_nasa_score"].value == from_files.metrics["model_nasa_score"]
+
+
+def test_the_rul_asset_says_what_to_run_when_silver_holds_no_engines(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    result = dg.materialize(
+        [cmapss_rul], resources=platform_resources(settings.lakehouse_root), raise_on_error=False
+    )
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert "silver.engine_cycles holds no C-MAPSS FD001" in message
+    assert "lakehouse import cmapss" in message

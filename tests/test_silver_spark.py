@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 from lakehouse.catalog import (
     CART_EVENTS,
     CLICKSTREAM,
+    ENGINE_CYCLES,
     FRAUD_DECISIONS,
     IOT_ALERTS,
     PURCHASES,
@@ -34,6 +35,7 @@ from lakehouse.transforms.silver import RULES, to_silver
 from lakehouse.transforms.silver_spark import to_silver_spark
 from streaming.generators import make_generator
 from tests.support.fraud_audit import decisions_bronze
+from tests.support.importing import engine_cycles_bronze
 from tests.support.iot_alerts import alerts_for
 from tests.support.landing import bronze_messages
 from tests.test_silver import bronze, reading
@@ -44,42 +46,85 @@ START = datetime(2026, 11, 23, tzinfo=UTC)
 # topic must show up among the rejected rows, so each predicate is checked on both engines.
 BREAKERS: dict[str, tuple[dict[str, Any], ...]] = {
     CLICKSTREAM.name: (
-        {"user_id": 0}, {"user_id": None}, {"event_type": "hover"}, {"page": "nowhere"},
-        {"device": "fax"}, {"variant": "z"}, {"price": -1.0},
+        {"user_id": 0},
+        {"user_id": None},
+        {"event_type": "hover"},
+        {"page": "nowhere"},
+        {"device": "fax"},
+        {"variant": "z"},
+        {"price": -1.0},
         {"event_type": "product_view", "product_id": None},
         {"price": float("nan")},  # NaN >= 0 holds in both engines: a clean row
     ),
     CART_EVENTS.name: (
-        {"user_id": -5}, {"action": "steal"}, {"variant": "x"}, {"quantity": 0},
-        {"price": -0.5}, {"price": None},
+        {"user_id": -5},
+        {"action": "steal"},
+        {"variant": "x"},
+        {"quantity": 0},
+        {"price": -0.5},
+        {"price": None},
     ),
     SEARCH.name: (
-        {"user_id": 0}, {"query": "   "}, {"query": None}, {"results_count": -1},
+        {"user_id": 0},
+        {"query": "   "},
+        {"query": None},
+        {"results_count": -1},
         {"query": "\t"},  # both engines trim spaces only: a clean row
     ),
     PURCHASES.name: (
-        {"user_id": 0}, {"variant": "q"}, {"quantity": 0}, {"unit_price": -1.0},
-        {"total_amount": 1e6}, {"currency": "usd"}, {"currency": "US"}, {"currency": ""},
-        {"currency": "US1"}, {"currency": None},
+        {"user_id": 0},
+        {"variant": "q"},
+        {"quantity": 0},
+        {"unit_price": -1.0},
+        {"total_amount": 1e6},
+        {"currency": "usd"},
+        {"currency": "US"},
+        {"currency": ""},
+        {"currency": "US1"},
+        {"currency": None},
     ),
     TRANSACTIONS.name: (
-        {"user_id": 0}, {"channel": "fax"}, {"amount": 0.0}, {"currency": "EURO"},
-        {"latitude": 91.0}, {"longitude": -181.0}, {"latitude": float("nan")},
+        {"user_id": 0},
+        {"channel": "fax"},
+        {"amount": 0.0},
+        {"currency": "EURO"},
+        {"latitude": 91.0},
+        {"longitude": -181.0},
+        {"latitude": float("nan")},
         {"amount": float("inf")},  # positive: a clean row
     ),
     FRAUD_DECISIONS.name: (
-        {"user_id": 0}, {"decision": "MAYBE"}, {"transaction_id": "someone-else"},
-        {"fraud_probability": 1.5}, {"latency_ms": -1.0},
+        {"user_id": 0},
+        {"decision": "MAYBE"},
+        {"transaction_id": "someone-else"},
+        {"fraud_probability": 1.5},
+        {"latency_ms": -1.0},
         {"fraud_probability": None},  # not scored (degraded): a clean row
     ),
     SENSOR_READINGS.name: (
-        {"sensor_type": "smell"}, {"value": float("nan")}, {"value": float("inf")},
-        {"value": float("-inf")}, {"value": None}, {"sequence": -1},
+        {"sensor_type": "smell"},
+        {"value": float("nan")},
+        {"value": float("inf")},
+        {"value": float("-inf")},
+        {"value": None},
+        {"sequence": -1},
     ),
     IOT_ALERTS.name: (
-        {"state": "stuck"}, {"rule": "psychic"}, {"severity": "meh"},
-        {"alert_id": "another-alert"}, {"sensor_id": None}, {"readings": 0},
+        {"state": "stuck"},
+        {"rule": "psychic"},
+        {"severity": "meh"},
+        {"alert_id": "another-alert"},
+        {"sensor_id": None},
+        {"readings": 0},
         {"closed_at": START - timedelta(days=1)},
+    ),
+    ENGINE_CYCLES.name: (
+        {"split": "validation"},
+        {"split": None},
+        {"unit": 0},
+        {"cycle": 0},
+        {"label_failure_cycle": 0},
+        {"label_failure_cycle": None},  # ground truth not known: a clean row
     ),
 }
 
@@ -99,12 +144,13 @@ def clean_bronze(topic: str) -> pa.Table:
     generated payments and readings."""
     if topic == FRAUD_DECISIONS.name:
         return decisions_bronze(generated(Domain.FRAUD)[TRANSACTIONS.name].slice(0, 300))
+    if topic == ENGINE_CYCLES.name:
+        return engine_cycles_bronze(START.date())
     if topic == IOT_ALERTS.name:
         readings = generated(Domain.IOT)[SENSOR_READINGS.name].slice(0, 15).to_pylist()
         spikes = [{**row, "label_anomaly": "spike"} for row in readings]
         return bronze_messages(IOT_ALERTS.name, alerts_for(spikes))
-    domain = next(d for d in (Domain.ECOMMERCE, Domain.FRAUD, Domain.IOT)
-                  if topic in generated(d))
+    domain = next(d for d in (Domain.ECOMMERCE, Domain.FRAUD, Domain.IOT) if topic in generated(d))
     return generated(domain)[topic].slice(0, 2_000)  # enough of every case, and quick
 
 
@@ -116,10 +162,22 @@ def dirty_bronze(topic: str) -> tuple[pa.Table, int]:
     rows = table.to_pylist()
     for number, edit in enumerate(BREAKERS[topic]):
         rows[1 + 3 * number].update(edit)
-    late = [{**row, "_ingested_at": row["_ingested_at"] + timedelta(hours=1),
-             "_kafka_offset": row["_kafka_offset"] + 1_000_000} for row in rows[::10]]
-    early = [{**row, "_ingested_at": row["_ingested_at"] - timedelta(minutes=1),
-              "_kafka_offset": row["_kafka_offset"] + 2_000_000} for row in rows[5::10]]
+    late = [
+        {
+            **row,
+            "_ingested_at": row["_ingested_at"] + timedelta(hours=1),
+            "_kafka_offset": row["_kafka_offset"] + 1_000_000,
+        }
+        for row in rows[::10]
+    ]
+    early = [
+        {
+            **row,
+            "_ingested_at": row["_ingested_at"] - timedelta(minutes=1),
+            "_kafka_offset": row["_kafka_offset"] + 2_000_000,
+        }
+        for row in rows[5::10]
+    ]
     tied = [{**row, "_kafka_partition": 1} for row in rows[3::25]]
     landed = [*rows, *late, *early, *tied]
     random.Random(topic).shuffle(landed)
@@ -163,8 +221,12 @@ def rejected_by_id(table: pa.Table, topic: str) -> dict[str, tuple[Any, ...]]:
     schema = silver_schema(topic)
     assert table.column("rejected_at").null_count == 0
     return {
-        row["event_id"]: (row["table"], row["event_date"], row["broken_rules"],
-                          parsed_row(row["row"], schema))
+        row["event_id"]: (
+            row["table"],
+            row["event_date"],
+            row["broken_rules"],
+            parsed_row(row["row"], schema),
+        )
         for row in table.to_pylist()
     }
 
@@ -188,8 +250,7 @@ def test_spark_silver_matches_the_local_twin(spark: SparkSession, topic: str) ->
         local.rejected.column("event_id").to_pylist()
     )
     assert rejected_by_id(spark_rejected, topic) == rejected_by_id(local.rejected, topic)
-    broken = {name for names in spark_rejected.column("broken_rules").to_pylist()
-              for name in names}
+    broken = {name for names in spark_rejected.column("broken_rules").to_pylist() for name in names}
     assert broken == {rule.name for rule in RULES[topic]}
 
 

@@ -1,12 +1,13 @@
 """The IoT models judged on public data (issue 17): remaining useful life on NASA C-MAPSS
 FD001, registered as the model `cmapss_rul`, and NAB's scoring on its machine temperature
-series, where the platform's alerts will be judged beside NAB's reference detectors.
+series, where the platform's alerts are judged beside NAB's reference detectors.
 
-Both read `REAL_DATA_DIR` (the public data sets beside the repository), not the lake: they
-are unpartitioned, run on demand (the `real_data_evaluations` job, from the UI or
-`dagster job execute`), never on a schedule. When the C-MAPSS importer lands FD001 in the
-lake, the RUL asset will read those tables and record their Delta versions instead of the
-files' sizes and digests.
+The RUL model learns from the lake, as production data would reach it: silver
+`engine_cycles`, which `lakehouse import cmapss`, the ingest and the medallion fill; the
+registry records that table's Delta version. NAB's scores read the series from
+`REAL_DATA_DIR` (NAB's labels are windows over the file, not events) and the replayed
+alerts from bronze. Both are unpartitioned and run on demand (the `real_data_evaluations`
+job, from the UI or `dagster job execute`), never on a schedule.
 """
 
 from typing import Any
@@ -16,8 +17,9 @@ import pyarrow as pa
 
 from assets.metadata import markdown_table
 from assets.resources import LakehouseResource
+from assets.tables import asset_key
 from assets.training import model_key, register_trained
-from lakehouse.catalog import Domain, Layer
+from lakehouse.catalog import SILVER_ENGINE_CYCLES, Domain, Layer, TableSpec
 from lakehouse.models import nab, nab_replay, plots, rul
 from lakehouse.models.plots import markdown_image
 from lakehouse.settings import Settings
@@ -43,50 +45,67 @@ RUL_HEADLINES: dict[str, str] = {
 `lakehouse evaluate real-data` prints of it."""
 
 
-def real_data_asset(key: dg.AssetKey, description: str, kinds: set[str]) -> dict[str, Any]:
+def real_data_asset(
+    key: dg.AssetKey, description: str, kinds: set[str], deps: tuple[TableSpec, ...] = ()
+) -> dict[str, Any]:
     """`@dg.asset` arguments shared by the evaluations on public data: owned by the IoT
-    team, in their own group, so the UI shows them apart from the daily lake."""
+    team, in their own group, so the UI shows them apart from the daily lake; `deps` the
+    catalogued tables an evaluation reads."""
     return {
         "key": key,
         "description": description,
         "group_name": REAL_DATA_GROUP,
         "owners": [Domain.IOT.owner],
         "kinds": kinds,
+        "deps": [asset_key(table) for table in deps],
     }
 
 
 @dg.asset(
     **real_data_asset(
         RUL_MODEL_KEY,
-        "Remaining useful life on NASA C-MAPSS FD001: XGBoost on trailing-window sensor "
-        "features, judged on the 100 test engines (RMSE, NASA score) against a linear and a "
-        "constant baseline and the published results; registered, promoted on test RMSE.",
+        "Remaining useful life on NASA C-MAPSS FD001 from silver engine_cycles: XGBoost on "
+        "trailing-window sensor features, judged on the 100 test engines (RMSE, NASA score) "
+        "against a linear and a constant baseline and the published results; registered, "
+        "promoted on test RMSE.",
         kinds={"xgboost", "python"},
+        deps=(SILVER_ENGINE_CYCLES,),
     ),
     tags={"layer": Layer.MODELS.value},
 )
 def cmapss_rul(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource
 ) -> dg.MaterializeResult:
-    """Train and evaluate on FD001 from `REAL_DATA_DIR`, register the booster."""
+    """Train and evaluate on FD001 from silver `engine_cycles`, register the booster; fail,
+    saying how to fill it, when silver holds no FD001 engines."""
     settings = lakehouse.settings()
-    data = rul.load_fd001(settings)
-    report = rul.evaluate_rul(data.train, data.test, data.test_rul)
-    return register_rul(context, settings, report)
+    try:
+        lake = rul.load_engine_cycles(settings)
+    except rul.NoEngineCyclesError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    context.log.info(
+        f"{SILVER_ENGINE_CYCLES.key} v{lake.version}: {lake.data.train.num_rows:,} training "
+        f"and {lake.data.test.num_rows:,} test cycles"
+    )
+    report = rul.evaluate_rul(lake.data.train, lake.data.test, lake.data.test_rul)
+    return register_rul(context, settings, report, lake)
 
 
 def register_rul(
-    context: dg.AssetExecutionContext, settings: Settings, report: rul.RulReport
+    context: dg.AssetExecutionContext,
+    settings: Settings,
+    report: rul.RulReport,
+    lake: rul.LakeFd001,
 ) -> dg.MaterializeResult:
     """Register a RUL report's model as `cmapss_rul` (lower test RMSE is better), with
-    the FD001 files' sizes as its training data and their digests in its params, and
-    describe it as every model asset does."""
-    trained = rul.trained_model(report, rul.source_digests(settings))
+    the silver table's Delta version as its training data and what it held in its params,
+    and describe it as every model asset does."""
+    trained = rul.trained_model(report, rul.training_source(lake))
     return register_trained(
         context,
         settings,
         trained,
-        rul.training_data_sizes(settings),
+        {SILVER_ENGINE_CYCLES.key: lake.version},
         higher_is_better=rul.HIGHER_IS_BETTER,
     )
 

@@ -21,15 +21,16 @@ then the model is refit on every training engine; the test engines are scored on
 A linear regression on the same features and a constant (the mean capped training RUL)
 are judged the same way, so the model is compared with something simple.
 
-Loading the files (`load_fd001`) is separate from training and evaluation on per-cycle
-tables (`evaluate_rul`), so the same functions can run on the table read from the lake.
-`trained_model` turns a report into what the registry stores (model `cmapss_rul`,
-promoted on the test RMSE, lower being better).
+Loading is separate from training and evaluation on per-cycle tables (`evaluate_rul`):
+the platform reads FD001 from the lake (`load_engine_cycles`: silver `engine_cycles`, as
+`lakehouse import cmapss` sends it and the medallion lands it), the bench from the files
+(`load_fd001`, no services needed); both give the same `Fd001`. `trained_model` turns a
+report into what the registry stores (model `cmapss_rul`, promoted on the test RMSE, lower
+being better).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -39,9 +40,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from lakehouse.catalog import ENGINE_CYCLES, SILVER_ENGINE_CYCLES
+from lakehouse.delta import open_table
 from lakehouse.models import plots
 from lakehouse.models.trained import TrainedModel, zip_artifact
+from lakehouse.schemas import ENGINE_CYCLE_SENSORS, ENGINE_CYCLE_SETTINGS, VOCABULARIES
 from lakehouse.settings import Settings
 from lakehouse.transforms.tables import run_sql
 
@@ -61,8 +66,13 @@ SEED = 7
 
 CMAPSS = Path("cmapss")
 FD001_FILES = ("train_FD001.txt", "test_FD001.txt", "RUL_FD001.txt")
-SETTING_COLUMNS = tuple(f"setting_{i}" for i in range(1, 4))
-SENSOR_COLUMNS = tuple(f"sensor_{i}" for i in range(1, 22))
+TRAIN, TEST = VOCABULARIES[ENGINE_CYCLES.name]["split"]
+"""The `split` of a training engine (run to failure) and of a test engine (stopped before)."""
+SPLIT_FILES = {TRAIN: FD001_FILES[0], TEST: FD001_FILES[1]}
+FD001_DEVICES = "cmapss-fd001"
+"""The prefix of FD001's engines' device ids (`device_id`), which other data sets' lack."""
+SETTING_COLUMNS = ENGINE_CYCLE_SETTINGS
+SENSOR_COLUMNS = ENGINE_CYCLE_SENSORS
 COLUMNS = ("unit", "cycle", *SETTING_COLUMNS, *SENSOR_COLUMNS)
 CYCLE_SCHEMA = pa.schema(
     [("unit", pa.int32()), ("cycle", pa.int32())]
@@ -125,20 +135,33 @@ def load_fd001(settings: Settings) -> Fd001:
     return read_fd001(directory)
 
 
+def device_id(split: str, unit: int) -> str:
+    """An FD001 engine's device id: `cmapss-fd001-train-001` (C-MAPSS numbers the
+    engines of each file from 1, so the split keeps train and test engine 1 apart)."""
+    return f"{FD001_DEVICES}-{split}-{unit:03d}"
+
+
 def read_fd001(directory: Path) -> Fd001:
     """The three FD001 files of `directory`, checked to agree: one true RUL per test
     engine, the test engines numbered 1..N."""
     train, test = (read_cycles(directory / name) for name in FD001_FILES[:2])
     rul_path = directory / FD001_FILES[2]
-    test_rul = _read_numbers(rul_path, 1)[:, 0]
-    _check_integral(test_rul, rul_path, "RUL", minimum=0)
+    test_rul = read_true_rul(rul_path)
     units = np.unique(test["unit"].to_numpy())
     if not np.array_equal(units, np.arange(1, test_rul.size + 1)):
         raise ValueError(
             f"{rul_path} has {test_rul.size} true RULs but the test engines are "
             f"{units.size} units numbered {units.min()}..{units.max()}: they must be 1..N"
         )
-    return Fd001(train, test, test_rul.astype(np.int64))
+    return Fd001(train, test, test_rul)
+
+
+def read_true_rul(path: Path) -> np.ndarray:
+    """`RUL_FD001.txt`: each test engine's true remaining cycles after its last one, in
+    unit order; a line that is not one whole number >= 0 raises ValueError naming it."""
+    values = _read_numbers(path, 1)[:, 0]
+    _check_integral(values, path, "RUL", minimum=0)
+    return values.astype(np.int64)
 
 
 def read_cycles(path: Path) -> pa.Table:
@@ -190,6 +213,89 @@ def _check_integral(values: np.ndarray, path: Path, name: str, minimum: int) -> 
             f"{path}: data line {int(np.argmax(bad)) + 1} has {name} {values[bad][0]:g}, "
             f"expected a whole number >= {minimum}"
         )
+
+
+# --- from the lake --------------------------------------------------------------------------
+
+
+class NoEngineCyclesError(LookupError):
+    """Silver holds no FD001 engine cycles to train or judge on."""
+
+
+@dataclass(frozen=True)
+class LakeFd001:
+    """FD001 as read from silver `engine_cycles`, with the Delta version it was read at."""
+
+    data: Fd001
+    version: int
+
+
+def load_engine_cycles(settings: Settings) -> LakeFd001:
+    """FD001 from silver `engine_cycles` at its current version (rows and version from one
+    snapshot), as `from_engine_cycles` reads it; NoEngineCyclesError, saying how to fill
+    it, when the table is absent or holds no FD001 engine of a split."""
+    table = open_table(SILVER_ENGINE_CYCLES, settings)
+    how = (
+        f"{SILVER_ENGINE_CYCLES.key} holds no C-MAPSS FD001 {{what}}: run `lakehouse import "
+        "cmapss`, land it (`lakehouse ingest --topics engine_cycles --until-idle`) and "
+        f"materialize {'/'.join(SILVER_ENGINE_CYCLES.path)} for its days (docs/events.md)"
+    )
+    if table is None:
+        raise NoEngineCyclesError(how.format(what="cycles (the table does not exist)"))
+    columns = ["device_id", "split", *COLUMNS, "label_failure_cycle"]
+    rows = table.to_pyarrow_table(columns=columns)
+    for split in (TRAIN, TEST):
+        if not pc.any(pc.equal(_fd001(rows)["split"], split)).as_py():
+            raise NoEngineCyclesError(how.format(what=f"{split} engines"))
+    return LakeFd001(from_engine_cycles(rows), table.version())
+
+
+def _fd001(rows: pa.Table) -> pa.Table:
+    """The rows of FD001's engines (by their device ids)."""
+    return rows.filter(pc.starts_with(rows["device_id"], f"{FD001_DEVICES}-"))
+
+
+def from_engine_cycles(rows: pa.Table) -> Fd001:
+    """FD001 from `engine_cycles` rows (silver's, or any with its columns): each split's
+    cycles as `CYCLE_SCHEMA` sorted by unit and cycle, and each test engine's true RUL,
+    its `label_failure_cycle` minus its last cycle, in unit order: what `read_fd001`
+    gives for the same engines. Refuses (ValueError) an engine without one failure cycle
+    on all its rows, and a training engine whose last cycle is not its failure cycle (a
+    partial import), since its labels would end too early."""
+    fd001 = _fd001(rows)
+    tables, lasts = {}, {}
+    for split in (TRAIN, TEST):
+        part = fd001.filter(pc.equal(fd001["split"], split))
+        tables[split] = (
+            part.select(list(COLUMNS))
+            .cast(CYCLE_SCHEMA)
+            .sort_by([("unit", "ascending"), ("cycle", "ascending")])
+        )
+        engines = run_sql(
+            """SELECT unit, max(cycle) AS last, min(label_failure_cycle) AS failure,
+                      count(DISTINCT label_failure_cycle) AS failures,
+                      count(*) - count(label_failure_cycle) AS unlabelled
+               FROM part GROUP BY unit ORDER BY unit""",
+            part=part,
+        ).to_pylist()
+        ambiguous = [e["unit"] for e in engines if e["failures"] != 1 or e["unlabelled"]]
+        if ambiguous:
+            raise ValueError(
+                f"{split} engines {ambiguous[:5]} do not carry one label_failure_cycle on "
+                "every cycle: their remaining life is not known"
+            )
+        lasts[split] = engines
+    partial = [e for e in lasts[TRAIN] if e["last"] != e["failure"]]
+    if partial:
+        first = partial[0]
+        raise ValueError(
+            f"{len(partial)} training engines do not run to failure: unit {first['unit']} "
+            f"ends at cycle {first['last']} but fails at {first['failure']} (a partial "
+            "import: import FD001 whole, without --limit, and materialize every day it "
+            "lands on)"
+        )
+    test_rul = np.array([e["failure"] - e["last"] for e in lasts[TEST]], dtype=np.int64)
+    return Fd001(tables[TRAIN], tables[TEST], test_rul)
 
 
 # --- labels and features ------------------------------------------------------------------
@@ -480,33 +586,24 @@ def comparison(metrics: dict[str, float]) -> list[dict[str, Any]]:
 # --- registration -------------------------------------------------------------------------
 
 
-def source_files(settings: Settings) -> dict[str, Path]:
-    """The FD001 files by their path relative to `REAL_DATA_DIR` (`cmapss/...`)."""
-    return {str(CMAPSS / name): settings.real_data_dir / CMAPSS / name for name in FD001_FILES}
-
-
-def training_data_sizes(settings: Settings) -> dict[str, int]:
-    """The registry's `training_data` for this model: each FD001 file and its size in
-    bytes. The registry records lake tables by Delta version; FD001 is still read from
-    files (the C-MAPSS importer that will land it in the lake is to come), so their
-    sizes stand in, and `source_digests` in the params pin their contents."""
-    return {name: path.stat().st_size for name, path in source_files(settings).items()}
-
-
-def source_digests(settings: Settings) -> dict[str, str]:
-    """Each FD001 file's SHA-256: which data a registered version was trained and judged
-    on, exactly, while it comes from files rather than versioned tables."""
+def training_source(lake: LakeFd001) -> dict[str, Any]:
+    """What a registered version learnt from, for its params: the silver table, the Delta
+    version read (also the registry's `training_data`) and the cycles of each split."""
     return {
-        name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for name, path in source_files(settings).items()
+        "table": SILVER_ENGINE_CYCLES.key,
+        "version": lake.version,
+        "train_cycles": lake.data.train.num_rows,
+        "test_cycles": lake.data.test.num_rows,
+        "test_engines": int(lake.data.test_rul.size),
     }
 
 
-def trained_model(report: RulReport, digests: dict[str, str]) -> TrainedModel:
+def trained_model(report: RulReport, source: dict[str, Any]) -> TrainedModel:
     """The report as the registry takes it: the booster with what it needs to be used
     (features, sensors, window, cap) as deterministic zip bytes, the chosen
-    hyper-parameters and the data's digests as params, every metric, the chart, and the
-    comparison with the published figures and the validation grid as tables."""
+    hyper-parameters and what the data was (`training_source`) as params, every metric,
+    the chart, and the comparison with the published figures and the validation grid as
+    tables."""
     names = feature_names(report.sensors)
     meta = {
         "features": list(names),
@@ -523,7 +620,7 @@ def trained_model(report: RulReport, digests: dict[str, str]) -> TrainedModel:
         "sensors": list(report.sensors),
         "window_cycles": WINDOW_CYCLES,
         "rul_cap": RUL_CAP,
-        "source_sha256": digests,
+        "source": source,
     }
     return TrainedModel(
         name=MODEL_NAME,

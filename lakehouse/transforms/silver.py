@@ -24,6 +24,7 @@ from lakehouse.catalog import (
     CART_EVENTS,
     CATALOG,
     CLICKSTREAM,
+    ENGINE_CYCLES,
     FRAUD_DECISIONS,
     IOT_ALERTS,
     PURCHASES,
@@ -131,6 +132,16 @@ RULES: dict[str, tuple[Rule, ...]] = {
         ),
         Rule("readings_positive", "readings > 0"),
         Rule("closed_after_opened", "closed_at IS NULL OR closed_at >= opened_at"),
+    ),
+    # Engines and cycles count from 1; an engine cannot have failed before a cycle it flew.
+    ENGINE_CYCLES.name: (
+        _one_of(ENGINE_CYCLES, "split"),
+        Rule("unit_positive", "unit >= 1"),
+        Rule("cycle_positive", "cycle >= 1"),
+        Rule(
+            "failure_not_before_cycle",
+            "label_failure_cycle IS NULL OR label_failure_cycle >= cycle",
+        ),
     ),
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from streaming.generators import DomainGenerator
+from streaming.importers.cmapss import CmapssImport
 from streaming.importers.common import BadRowReason, ImportPlan
 from streaming.importers.nab import NabImport
 from streaming.importers.online_retail import OnlineRetailImport
@@ -32,12 +33,17 @@ class Importer(DomainGenerator, Protocol):
         ...
 
 
-IMPORTERS: dict[str, type[Importer]] = {"online-retail": OnlineRetailImport, "nab": NabImport}
+IMPORTERS: dict[str, type[Importer]] = {
+    "online-retail": OnlineRetailImport,
+    "nab": NabImport,
+    "cmapss": CmapssImport,
+}
 """The importers by the name `lakehouse import <name>` takes."""
 
 __all__ = [
     "IMPORTERS",
     "BadRowReason",
+    "CmapssImport",
     "ImportPlan",
     "Importer",
     "NabImport",

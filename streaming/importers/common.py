@@ -5,6 +5,8 @@ another importer."""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,8 @@ CLEAN = "clean"
 
 QUARANTINED = f"{QUARANTINE.key} (missing_required_field)"
 """Where a line goes whose message lacks a field the contract requires."""
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,12 @@ def check_source(path: Path, title: str, source: Path, limit: int | None) -> Non
         )
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, got {limit}")
+
+
+def parse_number(text: str) -> float | None:
+    """A number in plain or exponent notation, or None when the text is not one or the
+    number is not finite (`nan`, `inf`, `1e999`, `1_000` and words are not read)."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None

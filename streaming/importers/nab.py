@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -45,7 +43,14 @@ from lakehouse.models.nab_replay import REPLAY_DEVICE
 from streaming.edge.devices import DeviceFleet, PublishReport, publish_batches
 from streaming.edge.provision import Credentials
 from streaming.generators.common import EventBatch
-from streaming.importers.common import CLEAN, QUARANTINED, BadRowReason, ImportPlan, check_source
+from streaming.importers.common import (
+    CLEAN,
+    QUARANTINED,
+    BadRowReason,
+    ImportPlan,
+    check_source,
+    parse_number,
+)
 
 SOURCE = MACHINE_TEMPERATURE
 """Where the file lies under `Settings.real_data_dir`."""
@@ -66,7 +71,6 @@ EVENT_ID_NAMESPACE = "nab-machine-temperature"
 """Hashed into every event id, so an imported id cannot collide with another source's."""
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 REASONS: tuple[BadRowReason, ...] = (
     BadRowReason("wrong_field_count", QUARANTINED, "not exactly two fields"),
@@ -108,19 +112,11 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def parse_value(text: str) -> float | None:
-    """A reading in plain or exponent notation, or None when it is not a finite number."""
-    if not _NUMBER.fullmatch(text):
-        return None
-    number = float(text)
-    return number if math.isfinite(number) else None
-
-
 def to_row(position: int, fields: list[str]) -> Row:
     """Map one CSV record to its message and reason; never raises on any input."""
     moment = value = None
     if len(fields) == len(HEADER):
-        moment, value = parse_time(fields[0]), parse_value(fields[1])
+        moment, value = parse_time(fields[0]), parse_number(fields[1])
     if len(fields) != len(HEADER):
         reason = "wrong_field_count"
     elif moment is None:

@@ -1,14 +1,25 @@
-"""What the importers' tests share: a data set's CSV written from rows, and the messages an
-import would send, decoded back, so a test reads the mapping as the broker receives it."""
+"""What the importers' tests share: a data set's CSV written from rows, the messages an
+import would send, decoded back, so a test reads the mapping as the broker receives it,
+and a clean day of imported engine cycles for the tests that build a day of every table."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.catalog import BRONZE_ENGINE_CYCLES, ENGINE_CYCLES
+from lakehouse.settings import Settings
+from streaming.importers.cmapss import EPOCH, SOURCE, CmapssImport
+from streaming.ingest.decode import BatchDecoder
+from streaming.ingest.provenance import with_provenance
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
@@ -26,3 +37,25 @@ def sent_messages(importer: Any, batch_size: int) -> list[dict[str, object]]:
     `batch_size` so that the batching is exercised too."""
     batches = importer.batches(importer.plan().selected, batch_size=batch_size)
     return [orjson.loads(value) for batch in batches for value in batch.values]
+
+
+def engine_cycles_bronze(day: date) -> pa.Table:
+    """The real FD001's training and test engine 1, their cycles 1 to 23, as the ingest
+    lands the import's messages in bronze, moved from the import's first day (EPOCH) to
+    `day`: a clean day of `engine_cycles` beside the generators' days."""
+    importer = CmapssImport(Settings().real_data_dir / SOURCE, limit=23)
+    values = [value for batch in importer.batches(46) for value in batch.values]
+    decoded = BatchDecoder(ENGINE_CYCLES.event, 1 << 20).decode(values)
+    assert not decoded.rejects, decoded.rejects
+    rows = with_provenance(
+        decoded.table,
+        np.zeros(decoded.table.num_rows, np.int32),
+        decoded.indices.astype(np.int64),
+        datetime.now(UTC),
+    )
+    shift = pa.scalar(datetime.combine(day, datetime.min.time()) - EPOCH.replace(tzinfo=None))
+    moved = pc.add(rows["event_time"], shift)
+    rows = rows.set_column(rows.schema.get_field_index("event_time"), "event_time", moved)
+    dates = pa.array([day] * rows.num_rows, pa.date32())
+    rows = rows.set_column(rows.schema.get_field_index("event_date"), "event_date", dates)
+    return rows.cast(BRONZE_ENGINE_CYCLES.schema)
