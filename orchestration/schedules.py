@@ -1,13 +1,15 @@
 """Schedules: the nightly rebuild of yesterday and the weekly full reprocessing, then the
 model training that learns from them, then the table maintenance.
 
-All run in UTC, the lake's calendar. The weekly run is one ranged run over every day that
+All run in UTC, the lake's calendar. The weekly run is a ranged run over every day that
 has bronze data (the assets' single-run backfill policy walks the days in order), so a
-changed rule or transform reaches all history within a week. The model schedules start
-after the tables they learn from are due: daily models at 02:00 (the medallion runs at
-00:30), weekly models on Sundays at 06:00 (the full reprocessing starts at 03:00). The
-maintenance comes last, when yesterday's partitions are written: nightly at 04:00, and
-the weekly run with retention and VACUUM on Sundays at 09:00.
+changed rule or transform reaches all history within a week; a lake that also holds an
+old data set (C-MAPSS at 2008, Online Retail at 2010) gets one ranged run per stretch of
+landed days instead of one over the empty years between (`reprocessing_stretches`). The
+model schedules start after the tables they learn from are due: daily models at 02:00
+(the medallion runs at 00:30), weekly models on Sundays at 06:00 (the full reprocessing
+starts at 03:00). The maintenance comes last, when yesterday's partitions are written:
+nightly at 04:00, and the weekly run with retention and VACUUM on Sundays at 09:00.
 
 The three "yesterday" schedules are not `dg.build_schedule_from_partitioned_job`: that
 runs the job's last partition as of the tick, and the daily partitions end at today
@@ -15,7 +17,7 @@ runs the job's last partition as of the tick, and the daily partitions end at to
 the 00:30 tick would run the day that has just begun instead of the one that just ended.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -23,6 +25,8 @@ import dagster as dg
 from assets.partitions import range_tags
 from assets.resources import LakehouseResource
 from lakehouse.bronze import landed_days
+from lakehouse.features.fraud import RISK_DAYS
+from lakehouse.transforms.ecommerce import FEATURE_WINDOW_DAYS, TRENDING_BASELINE_DAYS
 from orchestration.jobs import (
     daily_models_job,
     medallion_job,
@@ -98,6 +102,30 @@ weekly_maintenance = yesterday_schedule(
 )
 
 
+REBUILD_REACH_DAYS = max(FEATURE_WINDOW_DAYS, TRENDING_BASELINE_DAYS, RISK_DAYS)
+"""How many days after a landed day a daily table still reads that day's data (the longest
+window: user features and category risk look 30 days back). Past it, a day without bronze
+data rebuilds to the same nothing whatever came before, so it need not be reprocessed."""
+
+
+def reprocessing_stretches(
+    days: list[date], last: date, reach: int = REBUILD_REACH_DAYS
+) -> list[tuple[date, date]]:
+    """The ranges that rebuild every landed day of `days` (sorted, none after `last`) and
+    every day that reads one: a new range where `reach` days after a landed day still come
+    before the next landed day, each ending `reach` days past its last landed day, the final
+    one at `last`. A lake whose days are contiguous gets one range, as it always did."""
+    stretches = []
+    start = previous = days[0]
+    for day in days[1:]:
+        if (day - previous).days > reach + 1:
+            stretches.append((start, previous + timedelta(days=reach)))
+            start = day
+        previous = day
+    stretches.append((start, last))
+    return stretches
+
+
 @dg.schedule(
     job=medallion_job,
     cron_schedule="0 3 * * 0",
@@ -107,14 +135,17 @@ weekly_maintenance = yesterday_schedule(
 )
 def weekly_full_reprocessing(
     context: dg.ScheduleEvaluationContext, lakehouse: LakehouseResource
-) -> dg.RunRequest | dg.SkipReason:
-    """One ranged run from the first bronze day to yesterday."""
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """A ranged run per stretch of bronze days, the last one to yesterday: one run from
+    the first bronze day to yesterday, unless years without data lie between."""
     days = landed_days(lakehouse.settings())
     yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
     days = [day for day in days if day <= yesterday]
     if not days:
         return dg.SkipReason("no bronze data yet")
-    return dg.RunRequest(
-        run_key=f"weekly-{days[0].isoformat()}-{yesterday.isoformat()}",
-        tags=range_tags(days[0], yesterday),
-    )
+    return [
+        dg.RunRequest(
+            run_key=f"weekly-{first.isoformat()}-{last.isoformat()}", tags=range_tags(first, last)
+        )
+        for first, last in reprocessing_stretches(days, yesterday)
+    ]

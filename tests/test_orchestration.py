@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +27,7 @@ from lakehouse.maintenance.compaction import compact_day
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
 from orchestration.materialize import observe_bronze, rebuild_days
+from orchestration.schedules import REBUILD_REACH_DAYS, reprocessing_stretches
 from tests.conftest import REPO, another_hash_seed
 from tests.test_silver import DAY, NOON, land, reading, silver_ids
 
@@ -188,6 +189,27 @@ def test_the_weekly_schedule_reprocesses_every_landed_day_in_one_ranged_run(
     (request,) = evaluate(sunday).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-20"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-28"
+
+    # An old data set beside it (an import's 2025 days): its own run, not the year between.
+    land(lake, reading("c", offset=3, when=datetime(2025, 6, 1, 12, tzinfo=UTC)))
+    ranges = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in evaluate(sunday).run_requests
+    ]
+    assert ranges == [("2025-06-01", "2025-07-01"), ("2026-11-20", "2026-11-28")]
+
+
+def test_reprocessing_splits_only_where_no_window_reaches_the_next_landed_day() -> None:
+    last = date(2026, 11, 28)
+    reach = REBUILD_REACH_DAYS
+    assert reprocessing_stretches([date(2026, 11, 1)], last) == [(date(2026, 11, 1), last)]
+    near = date(2026, 1, 1) + timedelta(days=reach + 1)  # the day after the window's end
+    assert reprocessing_stretches([date(2026, 1, 1), near], last) == [(date(2026, 1, 1), last)]
+    far = near + timedelta(days=1)
+    assert reprocessing_stretches([date(2026, 1, 1), far], last) == [
+        (date(2026, 1, 1), date(2026, 1, 1) + timedelta(days=reach)),
+        (far, last),
+    ]
 
 
 def test_a_ranged_run_rebuilds_every_day_of_the_range(
