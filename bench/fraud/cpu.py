@@ -58,9 +58,9 @@ app = typer.Typer(add_completion=False, help=__doc__)
 PARTS = {
     "decide_batch": "streaming/fraud/decide.py:decide_batch",
     "redis read": "streaming/fraud/state.py:read",
-    "history decode": "lakehouse/online/fraud_state.py:history_table",
+    "history decode": "lakehouse/online/fraud_state.py:history_columns",
     "candidates": "streaming/fraud/decide.py:_candidates",
-    "transaction_features": "lakehouse/features/fraud.py:transaction_features",
+    "features (compute_signals)": "lakehouse/features/fraud.py:compute_signals",
     "explain (model)": "streaming/fraud/decide.py:_explain",
     "signal rules": "lakehouse/decisions/rules.py:signal_hits",
     "redis record": "streaming/fraud/state.py:record",
@@ -101,8 +101,11 @@ def main(
             with console.status("building the world (generate, land, build, train, publish)"):
                 world = build_world(workdir, redis_url, broker.bootstrap, holders, 4, 3)
             document["world_seconds"] = round(time.perf_counter() - started, 1)
-            state = FraudState(world.settings)
-            serving = Serving(world.settings, state)
+            # A CPU figure, not a latency one: on a shared machine a slow Redis reply must
+            # not turn into a degraded decision (another decision, another digest).
+            settings = world.settings.model_copy(update={"redis_timeout_ms": 5_000.0})
+            state = FraudState(settings)
+            serving = Serving(settings, state)
             serving.swap(serving.refresh())
             stream = [Transaction.model_validate_json(body) for body in world.stream]
             needed = warmup + payments * (rounds + 1)

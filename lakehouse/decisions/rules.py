@@ -35,7 +35,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lakehouse.features.fraud import SIGNALS
+from lakehouse.features.fraud import SIGNALS, Signals
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("fraud-rules.yaml")
 Action = Literal["block", "review"]
@@ -151,10 +151,11 @@ class RuleSet:
         """The rules on signals, in file order (the columns of `signal_hits`)."""
         return self.spec.rules
 
-    def signal_hits(self, signals: pa.Table) -> np.ndarray:
-        """(rows x signal rules) booleans for a table of `transaction_features` output."""
+    def signal_hits(self, signals: pa.Table | Signals) -> np.ndarray:
+        """(rows x signal rules) booleans for a table of `transaction_features` output, or
+        the decision service's `Signals` block of the same values."""
         columns = {
-            name: signals[name].to_numpy()
+            name: np.asarray(signals[name])
             for name in {c.signal for rule in self.spec.rules for c in rule.when}
         }
         hits = [

@@ -19,11 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from lakehouse.catalog import (
     GOLD_FRAUD_DAILY_STATS,
@@ -46,35 +45,14 @@ _PROFILE_FIELDS = (
     "transactions", "days_active", "avg_amount", "stddev_amount", "home_country", "devices",
     "merchants",
 )
-HISTORY_SCHEMA = pa.schema([
-    ("event_id", pa.string()),
-    ("event_time", pa.timestamp("us", tz="UTC")),
-    ("user_id", pa.int64()),
-    ("merchant_id", pa.string()),
-    ("merchant_category", pa.string()),
-    ("amount", pa.float64()),
-    ("country", pa.string()),
-    ("latitude", pa.float64()),
-    ("longitude", pa.float64()),
-    ("device_id", pa.string()),
-    ("channel", pa.string()),
-])
-assert HISTORY_SCHEMA.names == TRANSACTION_COLUMNS, "a remembered transaction is a feature row"
-CANDIDATE_SCHEMA = pa.schema([
-    *HISTORY_SCHEMA,
-    ("profile_transactions", pa.int64()),
-    ("profile_days_active", pa.int64()),
-    ("profile_avg_amount", pa.float64()),
-    ("profile_stddev_amount", pa.float64()),
-    ("profile_home_country", pa.string()),
-    ("profile_devices", pa.list_(pa.string())),
-    ("profile_merchants", pa.list_(pa.string())),
-    ("category_risk", pa.float64()),
-])
-"""One transaction to decide with its context (`transaction_features`' candidates)."""
+assert [f"profile_{name}" for name in _PROFILE_FIELDS] == CONTEXT_COLUMNS[:-1], (
+    "a decoded profile is a candidate's context, less the category risk"
+)
 WINDOW_MS = WEEK * 1000
 WINDOW_TTL_SECONDS = WEEK + 86_400
 """A holder's or device's window outlives its week by a day, then Redis drops it."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def holder_key(user_id: int) -> str:
@@ -113,17 +91,21 @@ def encode_transaction(row: dict[str, Any]) -> bytes:
     ])
 
 
-def history_table(members: Iterable[bytes]) -> pa.Table:
+def event_micros(moment: datetime) -> int:
+    """Epoch microseconds, exactly (integer arithmetic, as Arrow converts a timestamp):
+    a candidate's `event_time` in `transaction_features`' plain columns."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def history_columns(members: Iterable[bytes]) -> dict[str, tuple[Any, ...]]:
     """Remembered transactions (possibly repeated across holders' and devices' sets) as
-    one `HISTORY_SCHEMA` table, each event once. A transaction is always encoded the same
-    way, so repeats are equal bytes; the rest is one JSON parse for all of them."""
+    plain `TRANSACTION_COLUMNS` (`lakehouse.features.fraud.Columns`), each event once, in
+    order of first appearance. A transaction is always encoded the same way, so repeats
+    are equal bytes; the rest is one JSON parse for all of them, no table to build."""
     unique = list(dict.fromkeys(members))
     rows = orjson.loads(b"[" + b",".join(unique) + b"]")
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(HISTORY_SCHEMA)
-    arrays = [pa.array(values, type=pa.int64() if index == 1 else field.type)
-              for index, (field, values) in enumerate(zip(HISTORY_SCHEMA, columns, strict=True))]
-    arrays[1] = arrays[1].cast(HISTORY_SCHEMA.field(1).type)
-    return pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA)
+    columns = zip(*rows, strict=True) if rows else [()] * len(TRANSACTION_COLUMNS)
+    return dict(zip(TRANSACTION_COLUMNS, columns, strict=True))
 
 
 def decode_profile(raw: bytes | None) -> dict[str, Any]:
@@ -136,8 +118,6 @@ def decode_category_risk(raw: bytes | None) -> dict[str, float]:
     """`{"category|channel": risk}` from the published risk table (empty if none)."""
     return orjson.loads(raw)["risk"] if raw else {}
 
-
-assert CANDIDATE_SCHEMA.names == [*TRANSACTION_COLUMNS, *CONTEXT_COLUMNS]
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ aggregates, the model, the rules; then the decision is remembered.
 1. **Enrichment**: one pipelined Redis read (`FraudState.read`) brings the holder's
    published profile, their and the device's week of earlier payments, and whether this
    transaction was already decided; the category risk comes from the in-process table.
-2. **Aggregates**: `lakehouse.features.fraud.transaction_features`, the very function
-   training uses, over that history: counts and sums per holder and device, velocity,
-   distance and speed since the previous payment, amount against the holder's norm.
+2. **Aggregates**: `lakehouse.features.fraud.compute_signals`, the very definition
+   training uses (`transaction_features` is it as a table), over that history, read as
+   plain columns (no Arrow table built for a few rows): counts and sums per holder and
+   device, velocity, distance and speed since the previous payment, amount against the
+   holder's norm.
 3. **Model**: the champion's per-feature contributions (XGBoost's Saabas attributions,
    `approx_contribs`: exact TreeSHAP costs about 100 us per row per 50 trees); their sum
    is the log-odds, so one call gives both the probability and the explanation.
@@ -29,23 +31,23 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
 
 from lakehouse.decisions.decide import Thresholds, combine
 from lakehouse.features.fraud import (
+    CONTEXT_COLUMNS,
     FEATURES,
     STATE_SIGNALS,
-    feature_matrix,
-    transaction_features,
+    TRANSACTION_COLUMNS,
+    Signals,
+    compute_signals,
 )
 from lakehouse.models.fraud import FraudModel
 from lakehouse.online.fraud_state import (
-    CANDIDATE_SCHEMA,
-    HISTORY_SCHEMA,
     decode_profile,
     encode_transaction,
+    event_micros,
     event_millis,
-    history_table,
+    history_columns,
 )
 from streaming.fraud.contract import Transaction
 from streaming.fraud.metrics import METRICS
@@ -111,13 +113,13 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
     profiles = [None if reads is None else reads[position].profile for position in fresh]
     candidates = _candidates(batch, profiles, snapshot.category_risk or {})
     members = () if reads is None else (m for read in reads for m in read.history)
-    history = pa.concat_tables([history_table(members),
-                                candidates.select(list(HISTORY_SCHEMA.names))])
+    remembered = history_columns(members)
+    history = {name: (*remembered[name], *candidates[name]) for name in TRANSACTION_COLUMNS}
     clock.lap("enrichment")
 
-    signals = transaction_features(candidates, history)
+    signals = compute_signals(candidates, history)
     if reads is None:
-        signals = _unknown(signals, STATE_SIGNALS)
+        signals.forget(STATE_SIGNALS)  # no state was read: unknown, not zero
     clock.lap("aggregates")
 
     model = snapshot.model
@@ -202,28 +204,22 @@ def _conflict(transaction_id: str) -> IdConflict:
 
 
 def _candidates(batch: list[Transaction], profiles: list[bytes | None],
-                risk: dict[str, float]) -> pa.Table:
+                risk: dict[str, float]) -> dict[str, list[Any]]:
+    """The payments with their context as `compute_signals`' plain columns."""
     columns: dict[str, list[Any]] = {
-        name: [getattr(t, name) for t in batch] for name in HISTORY_SCHEMA.names}
+        name: [getattr(t, name) for t in batch] for name in TRANSACTION_COLUMNS}
+    columns["event_time"] = [event_micros(t.event_time) for t in batch]
     context = [decode_profile(profile) for profile in profiles]
-    for name in CANDIDATE_SCHEMA.names[len(HISTORY_SCHEMA):-1]:
+    for name in CONTEXT_COLUMNS[:-1]:
         columns[name] = [row[name] for row in context]
     columns["category_risk"] = [risk.get(f"{t.merchant_category}|{t.channel}") for t in batch]
-    return pa.Table.from_pydict(columns, schema=CANDIDATE_SCHEMA)
+    return columns
 
 
-def _unknown(signals: pa.Table, names: tuple[str, ...]) -> pa.Table:
-    """`signals` with `names` set to NaN: no state was read, so they are unknown."""
-    nan = pa.array(np.full(signals.num_rows, np.nan, dtype=np.float32))
-    for name in names:
-        signals = signals.set_column(signals.schema.get_field_index(name), name, nan)
-    return signals
-
-
-def _explain(model: FraudModel, signals: pa.Table
+def _explain(model: FraudModel, signals: Signals
              ) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
     """Each row's probability and the features that pushed it most, either way."""
-    matrix = feature_matrix(signals)
+    matrix = signals.matrix()
     contributions = model.matrix_contributions(matrix, approximate=True)
     margins = contributions.sum(axis=1, dtype=np.float64)
     probabilities = (1.0 / (1.0 + np.exp(-margins))).tolist()
