@@ -376,11 +376,10 @@ def _codes(history: Column, candidates: Column) -> tuple[np.ndarray, np.ndarray]
         both = pa.chunked_array(history.chunks + candidates.chunks, type=history.type)
         encoded = pc.dictionary_encode(both).combine_chunks().indices
         codes = encoded.to_numpy(zero_copy_only=False).astype(np.int64)
-    else:
-        seen: dict[Any, int] = {}
-        codes = np.fromiter((seen.setdefault(value, len(seen))
-                             for value in itertools.chain(history, candidates)),
-                            dtype=np.int64, count=len(history) + len(candidates))
+    else:  # C-level loops only: a dict of the values in order of first appearance
+        values = [*history, *candidates]
+        code = dict(zip(dict.fromkeys(values), itertools.count()))
+        codes = np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=len(values))
     return codes[: len(history)], codes[len(history):]
 
 

@@ -97,13 +97,16 @@ def event_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def history_columns(members: Iterable[bytes]) -> dict[str, tuple[Any, ...]]:
-    """Remembered transactions (possibly repeated across holders' and devices' sets) as
-    plain `TRANSACTION_COLUMNS` (`lakehouse.features.fraud.Columns`), each event once, in
+def history_columns(members: Iterable[bytes], then: Iterable[list[Any]] = ()
+                    ) -> dict[str, tuple[Any, ...]]:
+    """Remembered transactions (possibly repeated across holders' and devices' sets), then
+    the rows `then` (`TRANSACTION_COLUMNS` values, the time in epoch microseconds), as
+    plain columns (`lakehouse.features.fraud.Columns`), each remembered event once, in
     order of first appearance. A transaction is always encoded the same way, so repeats
     are equal bytes; the rest is one JSON parse for all of them, no table to build."""
     unique = list(dict.fromkeys(members))
     rows = orjson.loads(b"[" + b",".join(unique) + b"]")
+    rows.extend(then)
     columns = zip(*rows, strict=True) if rows else [()] * len(TRANSACTION_COLUMNS)
     return dict(zip(TRANSACTION_COLUMNS, columns, strict=True))
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -111,10 +113,11 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
     if not snapshot.category_risk:
         missing.append("category_risk")
     profiles = [None if reads is None else reads[position].profile for position in fresh]
-    candidates = _candidates(batch, profiles, snapshot.category_risk or {})
-    members = () if reads is None else (m for read in reads for m in read.history)
-    remembered = history_columns(members)
-    history = {name: (*remembered[name], *candidates[name]) for name in TRANSACTION_COLUMNS}
+    rows = [[event_micros(t.event_time) if name == "event_time" else getattr(t, name)
+             for name in TRANSACTION_COLUMNS] for t in batch]
+    candidates = _candidates(batch, rows, profiles, snapshot.category_risk or {})
+    members = () if reads is None else chain.from_iterable(read.history for read in reads)
+    history = history_columns(members, then=rows)  # each payment sees the batch's earlier ones
     clock.lap("enrichment")
 
     signals = compute_signals(candidates, history)
@@ -203,12 +206,12 @@ def _conflict(transaction_id: str) -> IdConflict:
     )
 
 
-def _candidates(batch: list[Transaction], profiles: list[bytes | None],
-                risk: dict[str, float]) -> dict[str, list[Any]]:
-    """The payments with their context as `compute_signals`' plain columns."""
-    columns: dict[str, list[Any]] = {
-        name: [getattr(t, name) for t in batch] for name in TRANSACTION_COLUMNS}
-    columns["event_time"] = [event_micros(t.event_time) for t in batch]
+def _candidates(batch: list[Transaction], rows: list[list[Any]], profiles: list[bytes | None],
+                risk: dict[str, float]) -> dict[str, Sequence[Any]]:
+    """The payments (`rows`: their `TRANSACTION_COLUMNS` values) with their context as
+    `compute_signals`' plain columns."""
+    columns: dict[str, Sequence[Any]] = dict(zip(TRANSACTION_COLUMNS, zip(*rows, strict=True),
+                                                 strict=True))
     context = [decode_profile(profile) for profile in profiles]
     for name in CONTEXT_COLUMNS[:-1]:
         columns[name] = [row[name] for row in context]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 
+import hiredis
 import redis
 
 from lakehouse.online.fraud_state import (
@@ -130,7 +131,26 @@ def _run(script: _Script, keys: list[str], args: list[object], client: redis.Red
     Not redis-py's Script object, which asks SCRIPT EXISTS first when pipelined: another
     round trip."""
     try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return _evalsha(client, script.sha, keys, args)
     except redis.exceptions.NoScriptError:
         client.script_load(script.source)
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return _evalsha(client, script.sha, keys, args)
+
+
+def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[object]) -> list:
+    """One EVALSHA on a connection of the client's pool, packed by hiredis in one C call:
+    redis-py's own path packs argument by argument in Python and wraps the call in layers
+    (retries, callbacks) this service does not use; it was half the client's CPU. A
+    connection that failed mid-command is dropped by `read_response` itself, as redis-py
+    does (a timed-out reply must never answer the next command)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command([hiredis.pack_command(("EVALSHA", sha, len(keys), *keys,
+                                                              *args))], check_health=False)
+        return connection.read_response()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
