@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 import redis
 import schemathesis
@@ -31,18 +33,33 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from lakehouse.catalog import FRAUD_DECISIONS, TRANSACTIONS
+from lakehouse.decisions.decide import Thresholds, combine
 from lakehouse.decisions.rules import DEFAULT_RULES_PATH
+from lakehouse.features.fraud import (
+    CONTEXT_COLUMNS,
+    FEATURES,
+    TRANSACTION_COLUMNS,
+    feature_matrix,
+    transaction_features,
+)
 from lakehouse.models.fraud import MODEL_NAME
 from lakehouse.models.registry import champion
-from lakehouse.online.fraud_state import holder_key, publish_fraud_state, rebuild_windows
+from lakehouse.online.fraud_state import (
+    decode_profile,
+    event_millis,
+    holder_key,
+    publish_fraud_state,
+    rebuild_windows,
+)
 from lakehouse.settings import Settings
 from streaming.fraud.app import create_app
 from streaming.fraud.contract import Transaction
 from streaming.fraud.decide import IdConflict, decide_batch
-from streaming.fraud.serving import Serving
-from streaming.fraud.state import FraudState
+from streaming.fraud.serving import Serving, Snapshot
+from streaming.fraud.state import FraudState, Lookup, StateRead
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.fraud import (
+    ARROW_TYPES,
     LAST,
     FraudLake,
     Holder,
@@ -391,6 +408,88 @@ def test_payments_decided_in_one_batch_see_each_other(
                                           "amount": 1.0})
     assert isinstance(decide_batch(serving.current, state, [changed])[0], IdConflict)
     state.close()
+
+
+def test_decisions_are_the_arrow_reference_paths_to_the_bit(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """The service reads its state as plain columns (no Arrow table per batch); decided
+    the reference way instead (the same Redis state in Arrow tables, as training reads
+    its days, `transaction_features`, the model's contributions on that table, the rule
+    set's hits on it), every payment of a varied batch gets the same probability, top
+    features, rules and verdict, exactly."""
+    state = FraudState(settings)
+    serving = Serving(settings, state)
+    serving.swap(serving.refresh())
+    far = holders[1]
+    batch = [Transaction.model_validate(event) for event in (
+        payment(holders[0], "ref-usual", served_at(5, 10)),
+        payment(holders[0], "ref-new-phone", served_at(5, 10, 20), device_id="ref-phone",
+                channel="online", merchant_category="gift_cards", amount=holders[0].amount * 9),
+        payment(holders[0], "ref-again", served_at(5, 10, 20), device_id="ref-phone",
+                channel="mobile", merchant_id="ref-shop"),
+        payment(far, "ref-far", served_at(5, 11), country="ZZ", latitude=-far.latitude,
+                longitude=(far.longitude + 360) % 360 - 180),
+        payment(holders[2], "ref-spike", served_at(5, 12), amount=5_000.0),
+        {**payment(holders[3], "ref-stranger", served_at(5, 13)), "user_id": 10**12},
+    )]
+    reads = state.read([Lookup(t.event_id, t.user_id, t.device_id, event_millis(t.event_time))
+                        for t in batch])
+    assert reads is not None
+    expected = _reference(serving.current, batch, reads)
+    decided = decide_batch(serving.current, state, batch)
+    for result, (probability, top, rules_fired, verdict) in zip(decided, expected, strict=True):
+        assert not isinstance(result, IdConflict)
+        assert result.body["fraud_probability"] == probability
+        assert result.body["top_features"] == top
+        assert result.body["rules_fired"] == rules_fired
+        assert result.body["decision"] == verdict
+    assert {body["decision"] for body in (r.body for r in decided)} != {"APPROVE"}
+    state.close()
+
+
+def _reference(snapshot: Snapshot, batch: list[Transaction], reads: list[StateRead]
+               ) -> list[tuple[float, list[dict], list[str], str]]:
+    """(probability, top features, rules fired, verdict) of each payment, the Arrow way."""
+    risk = snapshot.category_risk or {}
+    candidates = pa.Table.from_pylist([
+        {**t.model_dump(include=set(TRANSACTION_COLUMNS)), **decode_profile(read.profile),
+         "category_risk": risk.get(f"{t.merchant_category}|{t.channel}")}
+        for t, read in zip(batch, reads, strict=True)
+    ], schema=pa.schema([(name, ARROW_TYPES[name])
+                         for name in (*TRANSACTION_COLUMNS, *CONTEXT_COLUMNS)]))
+    rows = [orjson.loads(member) for member in dict.fromkeys(
+        member for read in reads for member in read.history)]
+    remembered = pa.table({
+        name: pa.array([row[k] for row in rows], pa.int64()).cast(ARROW_TYPES[name])
+        if name == "event_time" else pa.array([row[k] for row in rows], ARROW_TYPES[name])
+        for k, name in enumerate(TRANSACTION_COLUMNS)})
+    history = pa.concat_tables([remembered, candidates.select(TRANSACTION_COLUMNS)])
+    signals = transaction_features(candidates, history)
+    model, rules = snapshot.model, snapshot.rules
+    assert model is not None
+    contributions = model.contributions(signals, approximate=True)
+    matrix = feature_matrix(signals)
+    hits = rules.signal_hits(signals)
+    thresholds = Thresholds.resolve(rules, model.threshold, model.review_threshold)
+    # The explanation as the service defines it: the five largest pushes either way.
+    probabilities = 1.0 / (1.0 + np.exp(-contributions.sum(axis=1, dtype=np.float64)))
+    strongest = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :5]
+    expected = []
+    for row, t in enumerate(batch):
+        probability = float(probabilities[row])
+        values = np.round(matrix[row, strongest[row]].astype(np.float64), 4)
+        pushes = np.round(contributions[row, strongest[row]].astype(np.float64), 4)
+        top = [{"name": FEATURES[k], "value": None if np.isnan(value) else float(value),
+                "contribution": float(push)}
+               for k, value, push in zip(strongest[row], values, pushes, strict=True)]
+        fired = [(rule.name, rule.action, rule.reason)
+                 for rule, hit in zip(rules.signal_rules, hits[row], strict=True) if hit]
+        fired += rules.request_hits(t.card_id, t.device_id, t.ip_address, t.merchant_category,
+                                    t.amount)
+        outcome = combine(fired, probability, thresholds)
+        expected.append((probability, top, outcome.rules_fired, outcome.verdict.value))
+    return expected
 
 
 def test_windows_rebuilt_from_silver_are_what_the_service_would_have_recorded(

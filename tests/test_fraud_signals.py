@@ -27,30 +27,9 @@ from lakehouse.features.fraud import (
     transaction_features,
 )
 from lakehouse.online.fraud_state import event_micros, history_columns
+from tests.support.fraud import ARROW_TYPES
 
 START = 1_772_000_000 * 1_000_000  # epoch microseconds, March 2026
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "event_id": pa.string(),
-    "event_time": pa.timestamp("us", tz="UTC"),
-    "user_id": pa.int64(),
-    "merchant_id": pa.string(),
-    "merchant_category": pa.string(),
-    "amount": pa.float64(),
-    "country": pa.string(),
-    "latitude": pa.float64(),
-    "longitude": pa.float64(),
-    "device_id": pa.string(),
-    "channel": pa.string(),
-    "profile_transactions": pa.int64(),
-    "profile_days_active": pa.int64(),
-    "profile_avg_amount": pa.float64(),
-    "profile_stddev_amount": pa.float64(),
-    "profile_home_country": pa.string(),
-    "profile_devices": pa.list_(pa.string()),
-    "profile_merchants": pa.list_(pa.string()),
-    "category_risk": pa.float64(),
-}
-"""The Arrow types training's tables carry (silver and gold's), for the reference side."""
 
 DEVICES = [f"d{k}" for k in range(4)]
 MERCHANTS = [f"m{k}" for k in range(4)]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -146,6 +147,11 @@ class RuleSet:
     version: str
     path: Path
 
+    @cached_property
+    def _signals(self) -> tuple[str, ...]:
+        """The signals the rules read, each once (computed once per rule set)."""
+        return tuple(dict.fromkeys(c.signal for rule in self.spec.rules for c in rule.when))
+
     @property
     def signal_rules(self) -> list[SignalRule]:
         """The rules on signals, in file order (the columns of `signal_hits`)."""
@@ -154,10 +160,7 @@ class RuleSet:
     def signal_hits(self, signals: pa.Table | Signals) -> np.ndarray:
         """(rows x signal rules) booleans for a table of `transaction_features` output, or
         the decision service's `Signals` block of the same values."""
-        columns = {
-            name: np.asarray(signals[name])
-            for name in {c.signal for rule in self.spec.rules for c in rule.when}
-        }
+        columns = {name: np.asarray(signals[name]) for name in self._signals}
         hits = [
             np.logical_and.reduce([c.holds(columns[c.signal]) for c in rule.when])
             for rule in self.spec.rules

@@ -181,7 +181,8 @@ def attach_context(candidates: pa.Table, profiles: pa.Table, risk: pa.Table) -> 
 
 class _Windows:
     """History sorted by (group, time) for one grouping, searchable by composite key, with
-    each candidate's upper bound searched once for all the windows that end at it."""
+    each candidate's upper bound searched once for all the windows that end at it, and
+    each window's lower bound once for its count and its sum."""
 
     def __init__(self, groups: np.ndarray, seconds: np.ndarray, candidates: np.ndarray,
                  now: np.ndarray) -> None:
@@ -191,18 +192,24 @@ class _Windows:
         self.wanted = (candidates << 32) | now
         self.upper = np.searchsorted(self.keys, self.wanted, "left")
         self._prefix: np.ndarray | None = None
+        self._lower: dict[int, np.ndarray] = {}
+
+    def lower(self, window: int) -> np.ndarray:
+        """Sorted position of each candidate's first row in [t - window, t)."""
+        if window not in self._lower:
+            self._lower[window] = np.searchsorted(self.keys, self.wanted - window, "left")
+        return self._lower[window]
 
     def count(self, window: int) -> np.ndarray:
         """History rows of the same group in [t - window, t) for each candidate."""
-        return self.upper - np.searchsorted(self.keys, self.wanted - window, "left")
+        return self.upper - self.lower(window)
 
     def total(self, window: int, values: np.ndarray) -> np.ndarray:
         """Sum of `values` (one per history row, the same on every call) over the rows
         `count` counts, by prefix sums."""
         if self._prefix is None:
             self._prefix = np.concatenate([[0.0], np.cumsum(values[self.order])])
-        return (self._prefix[self.upper]
-                - self._prefix[np.searchsorted(self.keys, self.wanted - window, "left")])
+        return self._prefix[self.upper] - self._prefix[self.lower(window)]
 
     def previous(self) -> np.ndarray:
         """Sorted position of the same group's latest strictly earlier row, or -1."""

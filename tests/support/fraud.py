@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.catalog import GOLD_FRAUD_USER_PROFILES, SILVER_TRANSACTIONS
@@ -28,6 +29,30 @@ LAST = DAYS[-1]
 SERVED = LAST + timedelta(days=1)
 """The day the service decides for: profiles as of `LAST` apply to it."""
 HOLDERS = 2_000
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "event_id": pa.string(),
+    "event_time": pa.timestamp("us", tz="UTC"),
+    "user_id": pa.int64(),
+    "merchant_id": pa.string(),
+    "merchant_category": pa.string(),
+    "amount": pa.float64(),
+    "country": pa.string(),
+    "latitude": pa.float64(),
+    "longitude": pa.float64(),
+    "device_id": pa.string(),
+    "channel": pa.string(),
+    "profile_transactions": pa.int64(),
+    "profile_days_active": pa.int64(),
+    "profile_avg_amount": pa.float64(),
+    "profile_stddev_amount": pa.float64(),
+    "profile_home_country": pa.string(),
+    "profile_devices": pa.list_(pa.string()),
+    "profile_merchants": pa.list_(pa.string()),
+    "category_risk": pa.float64(),
+}
+"""The Arrow types training's tables carry (silver and gold's), for the reference side of
+the decision service's plain columns (`lakehouse.features.fraud.Columns`)."""
 
 
 @dataclass(frozen=True)
