@@ -116,6 +116,7 @@ RISK_PRIOR_TRANSACTIONS = 2_000
 _MICROS = pa.timestamp("us", tz="UTC")
 _SIGNAL_ROW = {name: index for index, name in enumerate(SIGNALS)}
 Column = pa.Array | pa.ChunkedArray | Sequence[Any] | np.ndarray
+"""One column of `Columns`: Arrow, or plain values (a list, a tuple, a NumPy array)."""
 
 
 def category_risk(stats: pa.Table, days: list[date]) -> pa.Table:
@@ -243,6 +244,7 @@ class Signals:
         return self.block.shape[1]
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """The signal `name` for every candidate (a view of the block)."""
         return self.block[_SIGNAL_ROW[name]]
 
     def matrix(self) -> np.ndarray:

@@ -92,8 +92,8 @@ def encode_transaction(row: dict[str, Any]) -> bytes:
 
 
 def event_micros(moment: datetime) -> int:
-    """Epoch microseconds, exactly (integer arithmetic, as Arrow converts a timestamp):
-    a candidate's `event_time` in `transaction_features`' plain columns."""
+    """Epoch microseconds, exactly (integer arithmetic, as Arrow converts a datetime): a
+    candidate's `event_time` in `compute_signals`' plain columns."""
     return (moment - _EPOCH) // _MICROSECOND
 
 
@@ -120,7 +120,6 @@ def decode_profile(raw: bytes | None) -> dict[str, Any]:
 def decode_category_risk(raw: bytes | None) -> dict[str, float]:
     """`{"category|channel": risk}` from the published risk table (empty if none)."""
     return orjson.loads(raw)["risk"] if raw else {}
-
 
 
 @dataclass(frozen=True)
