@@ -169,21 +169,30 @@ class RuleSet:
             return np.zeros((signals.num_rows, 0), dtype=bool)
         return np.column_stack(hits)
 
-    def request_hits(self, card_id: str, device_id: str | None, ip_address: str | None,
-                     merchant_category: str, amount: float) -> list[tuple[str, Action, str]]:
+    def request_hits(
+        self,
+        card_id: str,
+        device_id: str | None,
+        ip_address: str | None,
+        merchant_category: str,
+        amount: float,
+    ) -> list[tuple[str, Action, str]]:
         """The blocklist and amount-cap rules a transaction's own fields fire:
         (name, action, reason) each."""
         lists, caps = self.spec.blocklists, self.spec.amount_caps
         fired: list[tuple[str, Action, str]] = []
-        for name, value, listed in (("blocklisted_card", card_id, lists.cards),
-                                    ("blocklisted_device", device_id, lists.devices),
-                                    ("blocklisted_ip", ip_address, lists.ips)):
+        for name, value, listed in (
+            ("blocklisted_card", card_id, lists.cards),
+            ("blocklisted_device", device_id, lists.devices),
+            ("blocklisted_ip", ip_address, lists.ips),
+        ):
             if value is not None and value in listed:
                 fired.append((name, lists.action, f"{name.split('_')[1]} is on the blocklist"))
         cap = caps.max_amount.get(merchant_category)
         if cap is not None and amount > cap:
-            fired.append(("amount_cap", caps.action,
-                          f"amount above the {merchant_category} cap of {cap:g}"))
+            fired.append(
+                ("amount_cap", caps.action, f"amount above the {merchant_category} cap of {cap:g}")
+            )
         return fired
 
 
@@ -209,8 +218,10 @@ def load_rules(path: Path | None = None) -> RuleSet:
     for index, rule in enumerate(spec.rules):
         if rule.name in seen:
             line = _line_of(lines, ("rules", index, "name"))
-            raise RulesError(f"invalid rules file:\n  {path}:{line}: rules[{index}].name: "
-                             f"rule names must be unique; repeated: {rule.name}")
+            raise RulesError(
+                f"invalid rules file:\n  {path}:{line}: rules[{index}].name: "
+                f"rule names must be unique; repeated: {rule.name}"
+            )
         seen.add(rule.name)
     digest = hashlib.sha256(text).hexdigest()[:8]
     return RuleSet(spec, f"{spec.version}+{digest}", path)

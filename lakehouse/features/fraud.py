@@ -102,10 +102,20 @@ SIGNALS = (*FEATURES, *AGGREGATES)
 # The signals that come from earlier transactions or the holder's profile: unknown (NaN),
 # not zero, when that state could not be read (the service's degraded mode).
 STATE_SIGNALS = tuple(
-    name for name in SIGNALS
+    name
+    for name in SIGNALS
     if name.startswith(("txn_count", "amount_sum", "device_", "profile_"))
-    or name in ("seconds_since_last", "km_from_last", "geo_velocity_kmh", "amount_zscore",
-                "amount_to_avg", "new_device", "new_merchant", "foreign_country")
+    or name
+    in (
+        "seconds_since_last",
+        "km_from_last",
+        "geo_velocity_kmh",
+        "amount_zscore",
+        "amount_to_avg",
+        "new_device",
+        "new_merchant",
+        "foreign_country",
+    )
 )
 
 FIVE_MINUTES, HOUR, DAY, WEEK = 300, 3600, 86_400, 7 * 86_400
@@ -185,8 +195,9 @@ class _Windows:
     each candidate's upper bound searched once for all the windows that end at it, and
     each window's lower bound once for its count and its sum."""
 
-    def __init__(self, groups: np.ndarray, seconds: np.ndarray, candidates: np.ndarray,
-                 now: np.ndarray) -> None:
+    def __init__(
+        self, groups: np.ndarray, seconds: np.ndarray, candidates: np.ndarray, now: np.ndarray
+    ) -> None:
         keys = (groups << 32) | seconds
         self.order = np.argsort(keys, kind="stable")  # history row of each sorted position
         self.keys = keys[self.order]  # group code << 32 | seconds since the origin, sorted
@@ -217,8 +228,7 @@ class _Windows:
         if self.keys.size == 0:
             return np.full(self.wanted.size, -1)
         position = self.upper - 1
-        same = (position >= 0) & ((self.keys[np.maximum(position, 0)] >> 32)
-                                  == (self.wanted >> 32))
+        same = (position >= 0) & ((self.keys[np.maximum(position, 0)] >> 32) == (self.wanted >> 32))
         return np.where(same, position, -1)
 
 
@@ -309,9 +319,16 @@ def compute_signals(candidates: Columns, history: Columns) -> Signals:
     if found.any():
         row = by_user.order[np.where(found, previous, 0)]
         elapsed = np.where(found, now - seconds[row], np.nan)
-        distance = np.where(found, haversine_km(
-            _floats(candidates["latitude"]), _floats(candidates["longitude"]),
-            _floats(history["latitude"])[row], _floats(history["longitude"])[row]), np.nan)
+        distance = np.where(
+            found,
+            haversine_km(
+                _floats(candidates["latitude"]),
+                _floats(candidates["longitude"]),
+                _floats(history["latitude"])[row],
+                _floats(history["longitude"])[row],
+            ),
+            np.nan,
+        )
     else:  # nobody has paid before (a first payment, or no history at all)
         elapsed = distance = np.full(now.size, np.nan)
     features["seconds_since_last"] = elapsed
@@ -336,8 +353,9 @@ def compute_signals(candidates: Columns, history: Columns) -> Signals:
     )
     features["device_txns_by_others_24h"] = features["device_txn_count_24h"] - pair_day
     # NULL (no profile) comparisons stay NULL, hence NaN: unknown, not "at home".
-    features["foreign_country"] = _differs(candidates["country"],
-                                           candidates["profile_home_country"])
+    features["foreign_country"] = _differs(
+        candidates["country"], candidates["profile_home_country"]
+    )
     features["category_risk"] = _floats(candidates["category_risk"])
     features["channel_online"] = _equals(candidates["channel"], "online")
     features["channel_mobile"] = _equals(candidates["channel"], "mobile")
@@ -389,28 +407,34 @@ def _codes(history: Column, candidates: Column) -> tuple[np.ndarray, np.ndarray]
         values = [*history, *candidates]
         code = dict(zip(dict.fromkeys(values), itertools.count()))
         codes = np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=len(values))
-    return codes[: len(history)], codes[len(history):]
+    return codes[: len(history)], codes[len(history) :]
 
 
-def _pair_codes(history: tuple[np.ndarray, np.ndarray],
-                candidates: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _pair_codes(
+    history: tuple[np.ndarray, np.ndarray], candidates: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Codes of (a, b) pairs, shared between history and candidates, under 2**31 (they
     share an int64 with the seconds): a * width + b while that fits, else made dense."""
     width = int(max(history[1].max(initial=0), candidates[1].max(initial=0))) + 1
     height = int(max(history[0].max(initial=0), candidates[0].max(initial=0))) + 1
-    combined = np.concatenate([history[0] * width + history[1],
-                               candidates[0] * width + candidates[1]])
+    combined = np.concatenate(
+        [history[0] * width + history[1], candidates[0] * width + candidates[1]]
+    )
     if height * width >= 2**31:
         combined = np.unique(combined, return_inverse=True)[1]
-    return combined[: history[0].size], combined[history[0].size:]
+    return combined[: history[0].size], combined[history[0].size :]
 
 
 def _listed(candidates: Columns, column: str, lists: str) -> np.ndarray:
     """Whether each candidate's `column` value is in its `lists` value (NULL list: no)."""
     if not isinstance(candidates, pa.Table):
-        return np.array([listed is not None and value in listed
-                         for value, listed in zip(candidates[column], candidates[lists],
-                                                  strict=True)], dtype=bool)
+        return np.array(
+            [
+                listed is not None and value in listed
+                for value, listed in zip(candidates[column], candidates[lists], strict=True)
+            ],
+            dtype=bool,
+        )
     values = candidates[lists].combine_chunks()
     owner = pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
     flat = pc.list_flatten(values)
@@ -423,13 +447,19 @@ def _differs(left: Column, right: Column) -> np.ndarray:
     """1.0 where the values differ, 0.0 where equal, NaN where either is NULL."""
     if isinstance(left, pa.Array | pa.ChunkedArray):
         return _floats(pc.not_equal(left, right))
-    return np.array([np.nan if a is None or b is None else float(a != b)
-                     for a, b in zip(left, right, strict=True)], dtype=np.float64)
+    return np.array(
+        [
+            np.nan if a is None or b is None else float(a != b)
+            for a, b in zip(left, right, strict=True)
+        ],
+        dtype=np.float64,
+    )
 
 
 def _equals(values: Column, wanted: str) -> np.ndarray:
     """1.0 where the value is `wanted`, 0.0 where not, NaN where NULL."""
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return _floats(pc.equal(values, wanted))
-    return np.array([np.nan if value is None else float(value == wanted) for value in values],
-                    dtype=np.float64)
+    return np.array(
+        [np.nan if value is None else float(value == wanted) for value in values], dtype=np.float64
+    )

@@ -42,7 +42,12 @@ from lakehouse.transforms.tables import read_days
 CATEGORY_RISK_KEY = "fraud:category_risk"
 PUBLISH_CHUNK = 2_000
 _PROFILE_FIELDS = (
-    "transactions", "days_active", "avg_amount", "stddev_amount", "home_country", "devices",
+    "transactions",
+    "days_active",
+    "avg_amount",
+    "stddev_amount",
+    "home_country",
+    "devices",
     "merchants",
 )
 assert [f"profile_{name}" for name in _PROFILE_FIELDS] == CONTEXT_COLUMNS[:-1], (
@@ -84,11 +89,21 @@ def encode_transaction(row: dict[str, Any]) -> bytes:
     """One transaction as a sorted-set member: the `TRANSACTION_COLUMNS` values in order,
     the time as epoch microseconds. The event id makes members unique."""
     moment: datetime = row["event_time"]
-    return orjson.dumps([
-        row["event_id"], int(moment.timestamp() * 1_000_000), row["user_id"],
-        row["merchant_id"], row["merchant_category"], row["amount"], row["country"],
-        row["latitude"], row["longitude"], row["device_id"], row["channel"],
-    ])
+    return orjson.dumps(
+        [
+            row["event_id"],
+            int(moment.timestamp() * 1_000_000),
+            row["user_id"],
+            row["merchant_id"],
+            row["merchant_category"],
+            row["amount"],
+            row["country"],
+            row["latitude"],
+            row["longitude"],
+            row["device_id"],
+            row["channel"],
+        ]
+    )
 
 
 def event_micros(moment: datetime) -> int:
@@ -97,8 +112,9 @@ def event_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def history_columns(members: Iterable[bytes], then: Iterable[list[Any]] = ()
-                    ) -> dict[str, tuple[Any, ...]]:
+def history_columns(
+    members: Iterable[bytes], then: Iterable[list[Any]] = ()
+) -> dict[str, tuple[Any, ...]]:
     """Remembered transactions (possibly repeated across holders' and devices' sets), then
     the rows `then` (`TRANSACTION_COLUMNS` values, the time in epoch microseconds), as
     plain columns (`lakehouse.features.fraud.Columns`), each remembered event once, in
@@ -133,18 +149,21 @@ class PublishedFraudState:
     seconds: float
 
 
-def publish_fraud_state(settings: Settings, day: date, client: Any | None = None
-                        ) -> PublishedFraudState:
+def publish_fraud_state(
+    settings: Settings, day: date, client: Any | None = None
+) -> PublishedFraudState:
     """Publish the holder profiles as of `day` and the category risk for `day + 1` to
     Redis, for the decision service. Profiles expire after `fraud_profile_ttl_days`, so a
     stalled publisher shows as missing profiles (degraded decisions), not stale ones."""
     import redis
 
     started = time.perf_counter()
-    profiles = read_days(settings, GOLD_FRAUD_USER_PROFILES,
-                         ["user_id", "event_date", *_PROFILE_FIELDS], day, day)
-    stats = read_days(settings, GOLD_FRAUD_DAILY_STATS, None,
-                      day - timedelta(days=RISK_DAYS - 1), day)
+    profiles = read_days(
+        settings, GOLD_FRAUD_USER_PROFILES, ["user_id", "event_date", *_PROFILE_FIELDS], day, day
+    )
+    stats = read_days(
+        settings, GOLD_FRAUD_DAILY_STATS, None, day - timedelta(days=RISK_DAYS - 1), day
+    )
     served_day = day + timedelta(days=1)
     risk = category_risk(stats, [served_day]) if stats.num_rows else None
     client = client or redis.Redis.from_url(settings.redis_url)
@@ -153,21 +172,29 @@ def publish_fraud_state(settings: Settings, day: date, client: Any | None = None
     rows = profiles.drop_columns(["event_date"]).to_pylist()
     for start in range(0, len(rows), PUBLISH_CHUNK):
         pipeline = client.pipeline(transaction=False)
-        for row in rows[start:start + PUBLISH_CHUNK]:
+        for row in rows[start : start + PUBLISH_CHUNK]:
             value = orjson.dumps({name: row[name] for name in _PROFILE_FIELDS})
             written += len(value)
             pipeline.set(profile_key(row["user_id"]), value, ex=ttl)
         pipeline.execute()
-    pairs = {} if risk is None else {
-        f"{category}|{channel}": rate
-        for category, channel, rate in zip(risk["merchant_category"].to_pylist(),
-                                           risk["channel"].to_pylist(),
-                                           risk["category_risk"].to_pylist(), strict=True)
-    }
+    pairs = (
+        {}
+        if risk is None
+        else {
+            f"{category}|{channel}": rate
+            for category, channel, rate in zip(
+                risk["merchant_category"].to_pylist(),
+                risk["channel"].to_pylist(),
+                risk["category_risk"].to_pylist(),
+                strict=True,
+            )
+        }
+    )
     value = orjson.dumps({"as_of": served_day.isoformat(), "risk": pairs})
     client.set(CATEGORY_RISK_KEY, value)
-    return PublishedFraudState(day, len(rows), len(pairs), written + len(value),
-                               time.perf_counter() - started)
+    return PublishedFraudState(
+        day, len(rows), len(pairs), written + len(value), time.perf_counter() - started
+    )
 
 
 def rebuild_windows(settings: Settings, last: date, client: Any | None = None) -> int:
@@ -178,11 +205,12 @@ def rebuild_windows(settings: Settings, last: date, client: Any | None = None) -
     import redis
 
     client = client or redis.Redis.from_url(settings.redis_url)
-    rows = read_days(settings, SILVER_TRANSACTIONS, TRANSACTION_COLUMNS,
-                     last - timedelta(days=6), last).to_pylist()
+    rows = read_days(
+        settings, SILVER_TRANSACTIONS, TRANSACTION_COLUMNS, last - timedelta(days=6), last
+    ).to_pylist()
     for start in range(0, len(rows), PUBLISH_CHUNK):
         pipeline = client.pipeline(transaction=False)
-        for row in rows[start:start + PUBLISH_CHUNK]:
+        for row in rows[start : start + PUBLISH_CHUNK]:
             member, score = encode_transaction(row), event_millis(row["event_time"])
             for key in (holder_key(row["user_id"]), device_key(row["device_id"])):
                 pipeline.zadd(key, {member: score})

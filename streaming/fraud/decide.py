@@ -72,8 +72,9 @@ class Decided:
     replayed: bool = False
 
 
-def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
-                 ) -> list[Decided | IdConflict]:
+def decide_batch(
+    snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
+) -> list[Decided | IdConflict]:
     """Decide payments that arrived together, in one pass of each stage (see the module
     docstring). A payment sees every earlier one, those of the same batch included; a
     repeated id within the batch is decided once. Never raises for unavailable state or
@@ -84,9 +85,15 @@ def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Trans
     for index, transaction in enumerate(transactions):
         first_of.setdefault(transaction.event_id, index)
     unique = list(first_of.values())
-    lookups = [Lookup(transactions[i].event_id, transactions[i].user_id,
-                      transactions[i].device_id, event_millis(transactions[i].event_time))
-               for i in unique]
+    lookups = [
+        Lookup(
+            transactions[i].event_id,
+            transactions[i].user_id,
+            transactions[i].device_id,
+            event_millis(transactions[i].event_time),
+        )
+        for i in unique
+    ]
     reads = state.read(lookups)
     results: dict[int, Decided | IdConflict] = {}
     fresh = []
@@ -97,24 +104,40 @@ def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Trans
         else:
             results[index] = _replay(stored, digests[index], transactions[index].event_id)
     if fresh:
-        _decide_fresh(snapshot, state, transactions, digests, unique, fresh, lookups, reads,
-                      clock, results)
-    return [_same(results[first_of[t.event_id]], digests[first_of[t.event_id]], digest, t)
-            for t, digest in zip(transactions, digests, strict=True)]
+        _decide_fresh(
+            snapshot, state, transactions, digests, unique, fresh, lookups, reads, clock, results
+        )
+    return [
+        _same(results[first_of[t.event_id]], digests[first_of[t.event_id]], digest, t)
+        for t, digest in zip(transactions, digests, strict=True)
+    ]
 
 
-def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Transaction],
-                  digests: list[str], unique: list[int], fresh: list[int],
-                  lookups: list[Lookup], reads: list[StateRead] | None, clock: _Clock,
-                  results: dict[int, Decided | IdConflict]) -> None:
+def _decide_fresh(
+    snapshot: Snapshot,
+    state: FraudState,
+    transactions: list[Transaction],
+    digests: list[str],
+    unique: list[int],
+    fresh: list[int],
+    lookups: list[Lookup],
+    reads: list[StateRead] | None,
+    clock: _Clock,
+    results: dict[int, Decided | IdConflict],
+) -> None:
     """The stages for the payments not decided before, results into `results`."""
     batch = [transactions[unique[position]] for position in fresh]
     missing = [] if reads is not None else ["realtime_state", "profile"]
     if not snapshot.category_risk:
         missing.append("category_risk")
     profiles = [None if reads is None else reads[position].profile for position in fresh]
-    rows = [[event_micros(t.event_time) if name == "event_time" else getattr(t, name)
-             for name in TRANSACTION_COLUMNS] for t in batch]
+    rows = [
+        [
+            event_micros(t.event_time) if name == "event_time" else getattr(t, name)
+            for name in TRANSACTION_COLUMNS
+        ]
+        for t in batch
+    ]
     candidates = _candidates(batch, rows, profiles, snapshot.category_risk or {})
     members = () if reads is None else chain.from_iterable(read.history for read in reads)
     history = history_columns(members, then=rows)  # each payment sees the batch's earlier ones
@@ -136,37 +159,58 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
 
     rules = snapshot.rules
     hits = rules.signal_hits(signals)
-    thresholds = None if model is None else Thresholds.resolve(
-        rules, model.threshold, model.review_threshold)
+    thresholds = (
+        None
+        if model is None
+        else Thresholds.resolve(rules, model.threshold, model.review_threshold)
+    )
     bodies = []
     for row, transaction in enumerate(batch):
-        fired = [(rule.name, rule.action, rule.reason)
-                 for rule, hit in zip(rules.signal_rules, hits[row], strict=True) if hit]
-        fired += rules.request_hits(transaction.card_id, transaction.device_id,
-                                    transaction.ip_address, transaction.merchant_category,
-                                    transaction.amount)
+        fired = [
+            (rule.name, rule.action, rule.reason)
+            for rule, hit in zip(rules.signal_rules, hits[row], strict=True)
+            if hit
+        ]
+        fired += rules.request_hits(
+            transaction.card_id,
+            transaction.device_id,
+            transaction.ip_address,
+            transaction.merchant_category,
+            transaction.amount,
+        )
         outcome = combine(fired, probabilities[row], thresholds)
-        bodies.append({
-            "transaction_id": transaction.event_id,
-            "decision": outcome.verdict.value,
-            "fraud_probability": probabilities[row],
-            "reasons": outcome.reasons,
-            "rules_fired": outcome.rules_fired,
-            "top_features": tops[row],
-            "model_version": snapshot.model_version,
-            "rules_version": rules.version,
-            "degraded": bool(missing),
-            "missing": missing,
-        })
+        bodies.append(
+            {
+                "transaction_id": transaction.event_id,
+                "decision": outcome.verdict.value,
+                "fraud_probability": probabilities[row],
+                "reasons": outcome.reasons,
+                "rules_fired": outcome.rules_fired,
+                "top_features": tops[row],
+                "model_version": snapshot.model_version,
+                "rules_version": rules.version,
+                "degraded": bool(missing),
+                "missing": missing,
+            }
+        )
     clock.lap("rules")
 
     decided_at = clock.times()
-    earlier = state.record([
-        (lookups[position], encode_transaction(transaction.model_dump()),
-         orjson.dumps({"digest": digests[unique[position]],
-                       "decision": {**body, "stage_ms": decided_at}}))
-        for position, transaction, body in zip(fresh, batch, bodies, strict=True)
-    ])
+    earlier = state.record(
+        [
+            (
+                lookups[position],
+                encode_transaction(transaction.model_dump()),
+                orjson.dumps(
+                    {
+                        "digest": digests[unique[position]],
+                        "decision": {**body, "stage_ms": decided_at},
+                    }
+                ),
+            )
+            for position, transaction, body in zip(fresh, batch, bodies, strict=True)
+        ]
+    )
     clock.lap("record")
     times = clock.times()
     METRICS.batch_size.observe(len(batch))
@@ -183,8 +227,9 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
             results[index] = Decided({**bodies[row], "stage_ms": times})
 
 
-def _same(result: Decided | IdConflict, first_digest: str, digest: str,
-          transaction: Transaction) -> Decided | IdConflict:
+def _same(
+    result: Decided | IdConflict, first_digest: str, digest: str, transaction: Transaction
+) -> Decided | IdConflict:
     """The result for a copy of an id decided earlier in the same batch."""
     if digest != first_digest:
         return _conflict(transaction.event_id)
@@ -206,12 +251,17 @@ def _conflict(transaction_id: str) -> IdConflict:
     )
 
 
-def _candidates(batch: list[Transaction], rows: list[list[Any]], profiles: list[bytes | None],
-                risk: dict[str, float]) -> dict[str, Sequence[Any]]:
+def _candidates(
+    batch: list[Transaction],
+    rows: list[list[Any]],
+    profiles: list[bytes | None],
+    risk: dict[str, float],
+) -> dict[str, Sequence[Any]]:
     """The payments (`rows`: their `TRANSACTION_COLUMNS` values) with their context as
     `compute_signals`' plain columns."""
-    columns: dict[str, Sequence[Any]] = dict(zip(TRANSACTION_COLUMNS, zip(*rows, strict=True),
-                                                 strict=True))
+    columns: dict[str, Sequence[Any]] = dict(
+        zip(TRANSACTION_COLUMNS, zip(*rows, strict=True), strict=True)
+    )
     context = [decode_profile(profile) for profile in profiles]
     for name in CONTEXT_COLUMNS[:-1]:
         columns[name] = [row[name] for row in context]
@@ -219,8 +269,9 @@ def _candidates(batch: list[Transaction], rows: list[list[Any]], profiles: list[
     return columns
 
 
-def _explain(model: FraudModel, signals: Signals
-             ) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
+def _explain(
+    model: FraudModel, signals: Signals
+) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
     """Each row's probability and the features that pushed it most, either way."""
     matrix = signals.matrix()
     contributions = model.matrix_contributions(matrix, approximate=True)
@@ -231,11 +282,15 @@ def _explain(model: FraudModel, signals: Signals
     values = np.round(matrix[rows, strongest].astype(np.float64), 4).tolist()
     pushes = np.round(contributions[rows, strongest].astype(np.float64), 4).tolist()
     tops = [
-        [{"name": FEATURES[index], "value": None if math.isnan(value) else value,
-          "contribution": push}
-         for index, value, push in zip(indices, row_values, row_pushes, strict=True)]
-        for indices, row_values, row_pushes in zip(strongest.tolist(), values, pushes,
-                                                   strict=True)
+        [
+            {
+                "name": FEATURES[index],
+                "value": None if math.isnan(value) else value,
+                "contribution": push,
+            }
+            for index, value, push in zip(indices, row_values, row_pushes, strict=True)
+        ]
+        for indices, row_values, row_pushes in zip(strongest.tolist(), values, pushes, strict=True)
     ]
     return probabilities, tops
 
