@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 import redis
 import schemathesis
@@ -31,18 +33,33 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from lakehouse.catalog import FRAUD_DECISIONS, TRANSACTIONS
+from lakehouse.decisions.decide import Thresholds, combine
 from lakehouse.decisions.rules import DEFAULT_RULES_PATH
+from lakehouse.features.fraud import (
+    CONTEXT_COLUMNS,
+    FEATURES,
+    TRANSACTION_COLUMNS,
+    feature_matrix,
+    transaction_features,
+)
 from lakehouse.models.fraud import MODEL_NAME
 from lakehouse.models.registry import champion
-from lakehouse.online.fraud_state import holder_key, publish_fraud_state, rebuild_windows
+from lakehouse.online.fraud_state import (
+    decode_profile,
+    event_millis,
+    holder_key,
+    publish_fraud_state,
+    rebuild_windows,
+)
 from lakehouse.settings import Settings
 from streaming.fraud.app import create_app
 from streaming.fraud.contract import Transaction
 from streaming.fraud.decide import IdConflict, decide_batch
-from streaming.fraud.serving import Serving
-from streaming.fraud.state import FraudState
+from streaming.fraud.serving import Serving, Snapshot
+from streaming.fraud.state import FraudState, Lookup, StateRead
 from tests.conftest import lakehouse_command, settings_env
 from tests.support.fraud import (
+    ARROW_TYPES,
     LAST,
     FraudLake,
     Holder,
@@ -79,19 +96,22 @@ def rules_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(lake: FraudLake, redis_server: RedisServer, settings: Settings,
-             rules_file: Path) -> Settings:
+def settings(
+    lake: FraudLake, redis_server: RedisServer, settings: Settings, rules_file: Path
+) -> Settings:
     """The lake's settings with a private Redis (profiles published to it), the test's
     broker for the audit trail, a token and a rules file of the test's own."""
-    configured = lake.settings.model_copy(update={
-        "redis_url": redis_server.url,
-        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
-        "lakehouse_home": settings.lakehouse_home,
-        "lakehouse_api_token": SecretStr(TOKEN),
-        "fraud_rules_path": rules_file,
-        "fraud_reload_seconds": 0.2,
-        "redis_breaker_reset_seconds": 0.5,
-    })
+    configured = lake.settings.model_copy(
+        update={
+            "redis_url": redis_server.url,
+            "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+            "lakehouse_home": settings.lakehouse_home,
+            "lakehouse_api_token": SecretStr(TOKEN),
+            "fraud_rules_path": rules_file,
+            "fraud_reload_seconds": 0.2,
+            "redis_breaker_reset_seconds": 0.5,
+        }
+    )
     publish_fraud_state(configured, LAST, redis.Redis.from_url(redis_server.url))
     return configured
 
@@ -116,8 +136,9 @@ def decide(client: TestClient, event: dict) -> dict:
     return response.json()
 
 
-def test_a_usual_payment_is_approved_and_explained(client: TestClient, lake: FraudLake,
-                                                    holders: list[Holder]) -> None:
+def test_a_usual_payment_is_approved_and_explained(
+    client: TestClient, lake: FraudLake, holders: list[Holder]
+) -> None:
     body = decide(client, payment(holders[0], "usual-1", served_at(9)))
     assert body["decision"] == "APPROVE" and body["rules_fired"] == []
     assert body["transaction_id"] == "usual-1"
@@ -126,17 +147,34 @@ def test_a_usual_payment_is_approved_and_explained(client: TestClient, lake: Fra
     assert not body["degraded"] and body["missing"] == []
     assert len(body["top_features"]) == 5
     assert {"name", "value", "contribution"} == set(body["top_features"][0])
-    assert set(body["stage_ms"]) == {"enrichment", "aggregates", "model", "rules", "record",
-                                     "total"}
+    assert set(body["stage_ms"]) == {
+        "enrichment",
+        "aggregates",
+        "model",
+        "rules",
+        "record",
+        "total",
+    }
     assert body["rules_version"].startswith("2026.12.1+")
 
 
-def test_a_velocity_burst_from_a_new_device_is_stopped(client: TestClient,
-                                                       holders: list[Holder]) -> None:
+def test_a_velocity_burst_from_a_new_device_is_stopped(
+    client: TestClient, holders: list[Holder]
+) -> None:
     holder = holders[1]
     burst = [
-        decide(client, payment(holder, f"burst-{k}", served_at(10, k), device_id="thief-phone",
-                               channel="online", merchant_category="gift_cards", amount=25.0))
+        decide(
+            client,
+            payment(
+                holder,
+                f"burst-{k}",
+                served_at(10, k),
+                device_id="thief-phone",
+                channel="online",
+                merchant_category="gift_cards",
+                amount=25.0,
+            ),
+        )
         for k in range(5)
     ]
     assert "velocity_5m" not in burst[1]["rules_fired"]
@@ -150,24 +188,40 @@ def test_impossible_travel_is_blocked(client: TestClient, holders: list[Holder])
     holder = holders[2]
     decide(client, payment(holder, "home-1", served_at(11)))
     antipode = -holder.latitude, (holder.longitude + 360) % 360 - 180
-    abroad = decide(client, payment(holder, "far-1", served_at(11, 20), country="ZZ",
-                                    latitude=antipode[0], longitude=antipode[1]))
+    abroad = decide(
+        client,
+        payment(
+            holder,
+            "far-1",
+            served_at(11, 20),
+            country="ZZ",
+            latitude=antipode[0],
+            longitude=antipode[1],
+        ),
+    )
     assert abroad["decision"] == "BLOCK" and "impossible_travel" in abroad["rules_fired"]
 
 
-def test_an_amount_spike_is_held_for_review_at_least(client: TestClient,
-                                                     holders: list[Holder]) -> None:
+def test_an_amount_spike_is_held_for_review_at_least(
+    client: TestClient, holders: list[Holder]
+) -> None:
     holder = holders[3]
-    spike = decide(client, payment(holder, "spike-1", served_at(12),
-                                   amount=round(holder.amount * 25, 2)))
+    spike = decide(
+        client, payment(holder, "spike-1", served_at(12), amount=round(holder.amount * 25, 2))
+    )
     assert spike["decision"] in ("REVIEW", "BLOCK") and "amount_spike" in spike["rules_fired"]
 
 
-def test_a_device_paying_for_many_holders_is_caught(client: TestClient,
-                                                    holders: list[Holder]) -> None:
+def test_a_device_paying_for_many_holders_is_caught(
+    client: TestClient, holders: list[Holder]
+) -> None:
     farm = [
-        decide(client, payment(holder, f"farm-{k}", served_at(13, k), device_id="emulator-9",
-                               channel="mobile"))
+        decide(
+            client,
+            payment(
+                holder, f"farm-{k}", served_at(13, k), device_id="emulator-9", channel="mobile"
+            ),
+        )
         for k, holder in enumerate(holders[4:8])
     ]
     assert "shared_new_device" not in farm[0]["rules_fired"]
@@ -183,9 +237,11 @@ def test_a_blocklisted_device_is_blocked_and_rules_reload_without_restart(
     assert before["decision"] == "APPROVE"
     text = rules_file.read_text().replace('version: "2026.12.1"', 'version: "2026.12.2"')
     rules_file.write_text(text.replace("  devices: []", f'  devices: ["{holder.device_id}"]'))
-    wait_until(lambda: decide(client, payment(holder, f"probe-{time.monotonic_ns()}",
-                                              served_at(15)))["rules_version"]
-               .startswith("2026.12.2+"))
+    wait_until(
+        lambda: decide(client, payment(holder, f"probe-{time.monotonic_ns()}", served_at(15)))[
+            "rules_version"
+        ].startswith("2026.12.2+")
+    )
     listed = decide(client, payment(holder, "listed-2", served_at(16)))
     assert listed["decision"] == "BLOCK" and listed["rules_fired"] == ["blocklisted_device"]
     assert "device is on the blocklist" in listed["reasons"]
@@ -196,10 +252,14 @@ def test_a_bad_rules_file_is_refused_and_the_old_rules_stay(
 ) -> None:
     version = decide(client, payment(holders[9], "rules-1", served_at(9)))["rules_version"]
     refused = REGISTRY.get_sample_value("fraud_reload_errors_total", {"what": "rules"}) or 0
-    rules_file.write_text(rules_file.read_text().replace("signal: txn_count_1h",
-                                                         "signal: txn_count_1y"))
-    wait_until(lambda: REGISTRY.get_sample_value(
-        "fraud_reload_errors_total", {"what": "rules"}) == refused + 1)
+    rules_file.write_text(
+        rules_file.read_text().replace("signal: txn_count_1h", "signal: txn_count_1y")
+    )
+    wait_until(
+        lambda: (
+            REGISTRY.get_sample_value("fraud_reload_errors_total", {"what": "rules"}) == refused + 1
+        )
+    )
     after = decide(client, payment(holders[9], "rules-2", served_at(9, 30)))
     assert after["rules_version"] == version
 
@@ -217,7 +277,11 @@ def test_a_late_payment_lands_in_its_place_in_the_window(
     assert fired == {"late-a": False, "late-c": False, "late-b": False, "late-d": True}
     stored = redis.Redis.from_url(settings.redis_url).zrange(holder_key(holder.user_id), 0, -1)
     assert [orjson.loads(member)[0] for member in stored] == [
-        "late-a", "late-b", "late-c", "late-d"]
+        "late-a",
+        "late-b",
+        "late-c",
+        "late-d",
+    ]
 
 
 def test_a_retry_gets_the_same_decision_and_counts_once(
@@ -230,21 +294,26 @@ def test_a_retry_gets_the_same_decision_and_counts_once(
     # The same decision, timed as it was first made (before it was recorded).
     assert {**second.json(), "stage_ms": None} == {**first.json(), "stage_ms": None}
     assert second.headers["Idempotent-Replayed"] == "true"
-    window = redis.Redis.from_url(settings.redis_url).zrange(
-        holder_key(holders[11].user_id), 0, -1)
+    window = redis.Redis.from_url(settings.redis_url).zrange(holder_key(holders[11].user_id), 0, -1)
     assert sum(orjson.loads(member)[0] == "retry-1" for member in window) == 1
 
     reused = client.post(DECISIONS, json={**event, "amount": event["amount"] + 1}, headers=AUTH)
     assert reused.status_code == 409 and "already decided" in reused.json()["detail"]
 
 
-def test_the_ground_truth_labels_are_never_read(client: TestClient,
-                                                holders: list[Holder]) -> None:
+def test_the_ground_truth_labels_are_never_read(client: TestClient, holders: list[Holder]) -> None:
     event = payment(holders[0], "label-a", served_at(19), amount=holders[0].amount * 3)
     honest = decide(client, event)
-    labelled = decide(client, {**event, "event_id": "label-b", "event_time":
-                               served_at(19, 0, 1).isoformat(), "label_is_fraud": True,
-                               "label_fraud_pattern": "amount_spike"})
+    labelled = decide(
+        client,
+        {
+            **event,
+            "event_id": "label-b",
+            "event_time": served_at(19, 0, 1).isoformat(),
+            "label_is_fraud": True,
+            "label_fraud_pattern": "amount_spike",
+        },
+    )
     assert labelled["decision"] == honest["decision"]
     assert labelled["rules_fired"] == honest["rules_fired"]
 
@@ -255,29 +324,50 @@ def test_redis_outage_degrades_decisions_without_a_single_5xx(
     holder = holders[1]
     redis_server.stop()
     try:
-        degraded = [decide(client, payment(holder, f"outage-{k}", served_at(20, k)))
-                    for k in range(10)]
+        degraded = [
+            decide(client, payment(holder, f"outage-{k}", served_at(20, k))) for k in range(10)
+        ]
         assert all(d["degraded"] for d in degraded)
         assert all({"realtime_state", "profile"} <= set(d["missing"]) for d in degraded)
         assert all(d["fraud_probability"] is not None for d in degraded)
-        listed = decide(client, payment(holder, "outage-spike", served_at(20, 30),
-                                        merchant_category="gift_cards", amount=5_000.0))
+        listed = decide(
+            client,
+            payment(
+                holder,
+                "outage-spike",
+                served_at(20, 30),
+                merchant_category="gift_cards",
+                amount=5_000.0,
+            ),
+        )
         assert listed["rules_fired"] == ["amount_cap"] and listed["decision"] != "APPROVE"
     finally:
         redis_server.start()
-    wait_until(lambda: not decide(client, payment(
-        holder, f"back-{time.monotonic_ns()}", served_at(21)))["missing"].count("profile"))
+    wait_until(
+        lambda: (
+            not decide(client, payment(holder, f"back-{time.monotonic_ns()}", served_at(21)))[
+                "missing"
+            ].count("profile")
+        )
+    )
 
 
-def test_the_token_and_the_payment_are_checked(client: TestClient,
-                                               holders: list[Holder]) -> None:
+def test_the_token_and_the_payment_are_checked(client: TestClient, holders: list[Holder]) -> None:
     event = payment(holders[0], "auth-1", served_at(22))
     assert client.post(DECISIONS, json=event).status_code == 401
-    assert client.post(DECISIONS, json=event,
-                       headers={"Authorization": "Bearer wrong"}).status_code == 401
-    for field, value in (("amount", -5), ("channel", "fax"), ("event_time", "yesterday"),
-                         ("event_time", "2026-03-06T10:00:00"), ("latitude", 91),
-                         ("device_id", "x" * 65), ("surprise", 1)):
+    assert (
+        client.post(DECISIONS, json=event, headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
+    for field, value in (
+        ("amount", -5),
+        ("channel", "fax"),
+        ("event_time", "yesterday"),
+        ("event_time", "2026-03-06T10:00:00"),
+        ("latitude", 91),
+        ("device_id", "x" * 65),
+        ("surprise", 1),
+    ):
         response = client.post(DECISIONS, json={**event, field: value}, headers=AUTH)
         assert response.status_code == 422, (field, response.text)
         assert field in response.text
@@ -291,8 +381,7 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(settings: Settings) ->
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
         @given(case=schema[DECISIONS]["POST"].as_strategy())
-        @examples(max_examples=150, deadline=None,
-                  suppress_health_check=list(HealthCheck))
+        @examples(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
         def no_5xx(case: schemathesis.Case) -> None:
             response = case.call(headers=AUTH)
             assert response.status_code < 500, response.text
@@ -311,8 +400,13 @@ def test_the_model_swaps_under_load_without_a_failed_request(
     def traffic() -> None:
         k = 0
         while not stop.is_set():
-            response = client.post(DECISIONS, headers=AUTH, json=payment(
-                holders[k % len(holders)], f"swap-{k}", served_at(23) + timedelta(seconds=k)))
+            response = client.post(
+                DECISIONS,
+                headers=AUTH,
+                json=payment(
+                    holders[k % len(holders)], f"swap-{k}", served_at(23) + timedelta(seconds=k)
+                ),
+            )
             statuses.append(response.status_code)
             if response.status_code == 200:
                 versions.add(response.json()["model_version"])
@@ -337,19 +431,27 @@ def test_two_processes_share_one_state_and_stop_cleanly(
     state is Redis, not their memory. SIGTERM stops each with exit code 0."""
     import httpx
 
-    env = {**settings_env(settings), "LAKEHOUSE_API_TOKEN": TOKEN,
-           "FRAUD_RULES_PATH": str(rules_file)}
+    env = {
+        **settings_env(settings),
+        "LAKEHOUSE_API_TOKEN": TOKEN,
+        "FRAUD_RULES_PATH": str(rules_file),
+    }
     ports = [free_port(), free_port()]
-    services = [subprocess.Popen(lakehouse_command("serve", "fraud", "--port", str(port)),
-                                 env=env) for port in ports]
+    services = [
+        subprocess.Popen(lakehouse_command("serve", "fraud", "--port", str(port)), env=env)
+        for port in ports
+    ]
     try:
         with httpx.Client(timeout=10) as http:
             for port in ports:
                 wait_until(lambda port=port: _ready(http, port), timeout=60)
             holder = holders[6]
             answers = [
-                http.post(f"http://127.0.0.1:{ports[k % 2]}{DECISIONS}", headers=AUTH,
-                          json=payment(holder, f"split-{k}", served_at(8, 0, 20 * k))).json()
+                http.post(
+                    f"http://127.0.0.1:{ports[k % 2]}{DECISIONS}",
+                    headers=AUTH,
+                    json=payment(holder, f"split-{k}", served_at(8, 0, 20 * k)),
+                ).json()
                 for k in range(3)
             ]
         assert "velocity_5m" in answers[2]["rules_fired"]
@@ -378,8 +480,9 @@ def test_payments_decided_in_one_batch_see_each_other(
     serving = Serving(settings, state)
     serving.swap(serving.refresh())
     holder = holders[5]
-    burst = [Transaction.model_validate(payment(holder, f"batch-{k}", served_at(7, k)))
-             for k in range(3)]
+    burst = [
+        Transaction.model_validate(payment(holder, f"batch-{k}", served_at(7, k))) for k in range(3)
+    ]
     first, second, third, again = decide_batch(serving.current, state, [*burst, burst[2]])
     assert "velocity_5m" not in first.body["rules_fired"]
     assert "velocity_5m" not in second.body["rules_fired"]
@@ -387,10 +490,139 @@ def test_payments_decided_in_one_batch_see_each_other(
     assert again is third
     window = state.redis.client.zrange(holder_key(holder.user_id), 0, -1)
     assert [orjson.loads(member)[0] for member in window] == ["batch-0", "batch-1", "batch-2"]
-    changed = Transaction.model_validate({**payment(holder, "batch-0", served_at(7)),
-                                          "amount": 1.0})
+    changed = Transaction.model_validate(
+        {**payment(holder, "batch-0", served_at(7)), "amount": 1.0}
+    )
     assert isinstance(decide_batch(serving.current, state, [changed])[0], IdConflict)
     state.close()
+
+
+def test_decisions_are_the_arrow_reference_paths_to_the_bit(
+    settings: Settings, holders: list[Holder]
+) -> None:
+    """The service reads its state as plain columns (no Arrow table per batch); decided
+    the reference way instead (the same Redis state in Arrow tables, as training reads
+    its days, `transaction_features`, the model's contributions on that table, the rule
+    set's hits on it), every payment of a varied batch gets the same probability, top
+    features, rules and verdict, exactly."""
+    state = FraudState(settings)
+    serving = Serving(settings, state)
+    serving.swap(serving.refresh())
+    far = holders[1]
+    batch = [
+        Transaction.model_validate(event)
+        for event in (
+            payment(holders[0], "ref-usual", served_at(5, 10)),
+            payment(
+                holders[0],
+                "ref-new-phone",
+                served_at(5, 10, 20),
+                device_id="ref-phone",
+                channel="online",
+                merchant_category="gift_cards",
+                amount=holders[0].amount * 9,
+            ),
+            payment(
+                holders[0],
+                "ref-again",
+                served_at(5, 10, 20),
+                device_id="ref-phone",
+                channel="mobile",
+                merchant_id="ref-shop",
+            ),
+            payment(
+                far,
+                "ref-far",
+                served_at(5, 11),
+                country="ZZ",
+                latitude=-far.latitude,
+                longitude=(far.longitude + 360) % 360 - 180,
+            ),
+            payment(holders[2], "ref-spike", served_at(5, 12), amount=5_000.0),
+            {**payment(holders[3], "ref-stranger", served_at(5, 13)), "user_id": 10**12},
+        )
+    ]
+    reads = state.read(
+        [Lookup(t.event_id, t.user_id, t.device_id, event_millis(t.event_time)) for t in batch]
+    )
+    assert reads is not None
+    expected = _reference(serving.current, batch, reads)
+    decided = decide_batch(serving.current, state, batch)
+    for result, (probability, top, rules_fired, verdict) in zip(decided, expected, strict=True):
+        assert not isinstance(result, IdConflict)
+        assert result.body["fraud_probability"] == probability
+        assert result.body["top_features"] == top
+        assert result.body["rules_fired"] == rules_fired
+        assert result.body["decision"] == verdict
+    assert {body["decision"] for body in (r.body for r in decided)} != {"APPROVE"}
+    state.close()
+
+
+def _reference(
+    snapshot: Snapshot, batch: list[Transaction], reads: list[StateRead]
+) -> list[tuple[float, list[dict], list[str], str]]:
+    """(probability, top features, rules fired, verdict) of each payment, the Arrow way."""
+    risk = snapshot.category_risk or {}
+    candidates = pa.Table.from_pylist(
+        [
+            {
+                **t.model_dump(include=set(TRANSACTION_COLUMNS)),
+                **decode_profile(read.profile),
+                "category_risk": risk.get(f"{t.merchant_category}|{t.channel}"),
+            }
+            for t, read in zip(batch, reads, strict=True)
+        ],
+        schema=pa.schema(
+            [(name, ARROW_TYPES[name]) for name in (*TRANSACTION_COLUMNS, *CONTEXT_COLUMNS)]
+        ),
+    )
+    rows = [
+        orjson.loads(member)
+        for member in dict.fromkeys(member for read in reads for member in read.history)
+    ]
+    remembered = pa.table(
+        {
+            name: pa.array([row[k] for row in rows], pa.int64()).cast(ARROW_TYPES[name])
+            if name == "event_time"
+            else pa.array([row[k] for row in rows], ARROW_TYPES[name])
+            for k, name in enumerate(TRANSACTION_COLUMNS)
+        }
+    )
+    history = pa.concat_tables([remembered, candidates.select(TRANSACTION_COLUMNS)])
+    signals = transaction_features(candidates, history)
+    model, rules = snapshot.model, snapshot.rules
+    assert model is not None
+    contributions = model.contributions(signals, approximate=True)
+    matrix = feature_matrix(signals)
+    hits = rules.signal_hits(signals)
+    thresholds = Thresholds.resolve(rules, model.threshold, model.review_threshold)
+    # The explanation as the service defines it: the five largest pushes either way.
+    probabilities = 1.0 / (1.0 + np.exp(-contributions.sum(axis=1, dtype=np.float64)))
+    strongest = np.argsort(-np.abs(contributions[:, :-1]), axis=1)[:, :5]
+    expected = []
+    for row, t in enumerate(batch):
+        probability = float(probabilities[row])
+        values = np.round(matrix[row, strongest[row]].astype(np.float64), 4)
+        pushes = np.round(contributions[row, strongest[row]].astype(np.float64), 4)
+        top = [
+            {
+                "name": FEATURES[k],
+                "value": None if np.isnan(value) else float(value),
+                "contribution": float(push),
+            }
+            for k, value, push in zip(strongest[row], values, pushes, strict=True)
+        ]
+        fired = [
+            (rule.name, rule.action, rule.reason)
+            for rule, hit in zip(rules.signal_rules, hits[row], strict=True)
+            if hit
+        ]
+        fired += rules.request_hits(
+            t.card_id, t.device_id, t.ip_address, t.merchant_category, t.amount
+        )
+        outcome = combine(fired, probability, thresholds)
+        expected.append((probability, top, outcome.rules_fired, outcome.verdict.value))
+    return expected
 
 
 def test_windows_rebuilt_from_silver_are_what_the_service_would_have_recorded(
@@ -417,12 +649,15 @@ def test_a_hung_redis_costs_a_few_timeouts_then_the_breaker_decides_without_it(
     hung.bind(("127.0.0.1", 0))
     hung.listen(64)
     stuck = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{hung.getsockname()[1]}/0"})
+        update={"redis_url": f"redis://127.0.0.1:{hung.getsockname()[1]}/0"}
+    )
     errors = REGISTRY.get_sample_value("fraud_redis_errors_total") or 0
     try:
         with TestClient(create_app(stuck)) as client:
-            answers = [decide(client, payment(holders[k % 3], f"hung-{k}", served_at(6, k)))
-                       for k in range(20)]
+            answers = [
+                decide(client, payment(holders[k % 3], f"hung-{k}", served_at(6, k)))
+                for k in range(20)
+            ]
     finally:
         hung.close()
     assert all(a["degraded"] and "realtime_state" in a["missing"] for a in answers)

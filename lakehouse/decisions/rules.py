@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,7 +36,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lakehouse.features.fraud import SIGNALS
+from lakehouse.features.fraud import SIGNALS, Signals
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("fraud-rules.yaml")
 Action = Literal["block", "review"]
@@ -146,17 +147,20 @@ class RuleSet:
     version: str
     path: Path
 
+    @cached_property
+    def _signals(self) -> tuple[str, ...]:
+        """The signals the rules read, each once (computed once per rule set)."""
+        return tuple(dict.fromkeys(c.signal for rule in self.spec.rules for c in rule.when))
+
     @property
     def signal_rules(self) -> list[SignalRule]:
         """The rules on signals, in file order (the columns of `signal_hits`)."""
         return self.spec.rules
 
-    def signal_hits(self, signals: pa.Table) -> np.ndarray:
-        """(rows x signal rules) booleans for a table of `transaction_features` output."""
-        columns = {
-            name: signals[name].to_numpy()
-            for name in {c.signal for rule in self.spec.rules for c in rule.when}
-        }
+    def signal_hits(self, signals: pa.Table | Signals) -> np.ndarray:
+        """(rows x signal rules) booleans for a table of `transaction_features` output, or
+        the decision service's `Signals` block of the same values."""
+        columns = {name: np.asarray(signals[name]) for name in self._signals}
         hits = [
             np.logical_and.reduce([c.holds(columns[c.signal]) for c in rule.when])
             for rule in self.spec.rules
@@ -165,21 +169,30 @@ class RuleSet:
             return np.zeros((signals.num_rows, 0), dtype=bool)
         return np.column_stack(hits)
 
-    def request_hits(self, card_id: str, device_id: str | None, ip_address: str | None,
-                     merchant_category: str, amount: float) -> list[tuple[str, Action, str]]:
+    def request_hits(
+        self,
+        card_id: str,
+        device_id: str | None,
+        ip_address: str | None,
+        merchant_category: str,
+        amount: float,
+    ) -> list[tuple[str, Action, str]]:
         """The blocklist and amount-cap rules a transaction's own fields fire:
         (name, action, reason) each."""
         lists, caps = self.spec.blocklists, self.spec.amount_caps
         fired: list[tuple[str, Action, str]] = []
-        for name, value, listed in (("blocklisted_card", card_id, lists.cards),
-                                    ("blocklisted_device", device_id, lists.devices),
-                                    ("blocklisted_ip", ip_address, lists.ips)):
+        for name, value, listed in (
+            ("blocklisted_card", card_id, lists.cards),
+            ("blocklisted_device", device_id, lists.devices),
+            ("blocklisted_ip", ip_address, lists.ips),
+        ):
             if value is not None and value in listed:
                 fired.append((name, lists.action, f"{name.split('_')[1]} is on the blocklist"))
         cap = caps.max_amount.get(merchant_category)
         if cap is not None and amount > cap:
-            fired.append(("amount_cap", caps.action,
-                          f"amount above the {merchant_category} cap of {cap:g}"))
+            fired.append(
+                ("amount_cap", caps.action, f"amount above the {merchant_category} cap of {cap:g}")
+            )
         return fired
 
 
@@ -205,8 +218,10 @@ def load_rules(path: Path | None = None) -> RuleSet:
     for index, rule in enumerate(spec.rules):
         if rule.name in seen:
             line = _line_of(lines, ("rules", index, "name"))
-            raise RulesError(f"invalid rules file:\n  {path}:{line}: rules[{index}].name: "
-                             f"rule names must be unique; repeated: {rule.name}")
+            raise RulesError(
+                f"invalid rules file:\n  {path}:{line}: rules[{index}].name: "
+                f"rule names must be unique; repeated: {rule.name}"
+            )
         seen.add(rule.name)
     digest = hashlib.sha256(text).hexdigest()[:8]
     return RuleSet(spec, f"{spec.version}+{digest}", path)

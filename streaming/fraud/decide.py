@@ -4,9 +4,11 @@ aggregates, the model, the rules; then the decision is remembered.
 1. **Enrichment**: one pipelined Redis read (`FraudState.read`) brings the holder's
    published profile, their and the device's week of earlier payments, and whether this
    transaction was already decided; the category risk comes from the in-process table.
-2. **Aggregates**: `lakehouse.features.fraud.transaction_features`, the very function
-   training uses, over that history: counts and sums per holder and device, velocity,
-   distance and speed since the previous payment, amount against the holder's norm.
+2. **Aggregates**: `lakehouse.features.fraud.compute_signals`, the very definition
+   training uses (`transaction_features` is it as a table), over that history, read as
+   plain columns (no Arrow table built for a few rows): counts and sums per holder and
+   device, velocity, distance and speed since the previous payment, amount against the
+   holder's norm.
 3. **Model**: the champion's per-feature contributions (XGBoost's Saabas attributions,
    `approx_contribs`: exact TreeSHAP costs about 100 us per row per 50 trees); their sum
    is the log-odds, so one call gives both the probability and the explanation.
@@ -24,28 +26,30 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
 
 from lakehouse.decisions.decide import Thresholds, combine
 from lakehouse.features.fraud import (
+    CONTEXT_COLUMNS,
     FEATURES,
     STATE_SIGNALS,
-    feature_matrix,
-    transaction_features,
+    TRANSACTION_COLUMNS,
+    Signals,
+    compute_signals,
 )
 from lakehouse.models.fraud import FraudModel
 from lakehouse.online.fraud_state import (
-    CANDIDATE_SCHEMA,
-    HISTORY_SCHEMA,
     decode_profile,
     encode_transaction,
+    event_micros,
     event_millis,
-    history_table,
+    history_columns,
 )
 from streaming.fraud.contract import Transaction
 from streaming.fraud.metrics import METRICS
@@ -68,8 +72,9 @@ class Decided:
     replayed: bool = False
 
 
-def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
-                 ) -> list[Decided | IdConflict]:
+def decide_batch(
+    snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
+) -> list[Decided | IdConflict]:
     """Decide payments that arrived together, in one pass of each stage (see the module
     docstring). A payment sees every earlier one, those of the same batch included; a
     repeated id within the batch is decided once. Never raises for unavailable state or
@@ -80,9 +85,15 @@ def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Trans
     for index, transaction in enumerate(transactions):
         first_of.setdefault(transaction.event_id, index)
     unique = list(first_of.values())
-    lookups = [Lookup(transactions[i].event_id, transactions[i].user_id,
-                      transactions[i].device_id, event_millis(transactions[i].event_time))
-               for i in unique]
+    lookups = [
+        Lookup(
+            transactions[i].event_id,
+            transactions[i].user_id,
+            transactions[i].device_id,
+            event_millis(transactions[i].event_time),
+        )
+        for i in unique
+    ]
     reads = state.read(lookups)
     results: dict[int, Decided | IdConflict] = {}
     fresh = []
@@ -93,31 +104,48 @@ def decide_batch(snapshot: Snapshot, state: FraudState, transactions: list[Trans
         else:
             results[index] = _replay(stored, digests[index], transactions[index].event_id)
     if fresh:
-        _decide_fresh(snapshot, state, transactions, digests, unique, fresh, lookups, reads,
-                      clock, results)
-    return [_same(results[first_of[t.event_id]], digests[first_of[t.event_id]], digest, t)
-            for t, digest in zip(transactions, digests, strict=True)]
+        _decide_fresh(
+            snapshot, state, transactions, digests, unique, fresh, lookups, reads, clock, results
+        )
+    return [
+        _same(results[first_of[t.event_id]], digests[first_of[t.event_id]], digest, t)
+        for t, digest in zip(transactions, digests, strict=True)
+    ]
 
 
-def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Transaction],
-                  digests: list[str], unique: list[int], fresh: list[int],
-                  lookups: list[Lookup], reads: list[StateRead] | None, clock: _Clock,
-                  results: dict[int, Decided | IdConflict]) -> None:
+def _decide_fresh(
+    snapshot: Snapshot,
+    state: FraudState,
+    transactions: list[Transaction],
+    digests: list[str],
+    unique: list[int],
+    fresh: list[int],
+    lookups: list[Lookup],
+    reads: list[StateRead] | None,
+    clock: _Clock,
+    results: dict[int, Decided | IdConflict],
+) -> None:
     """The stages for the payments not decided before, results into `results`."""
     batch = [transactions[unique[position]] for position in fresh]
     missing = [] if reads is not None else ["realtime_state", "profile"]
     if not snapshot.category_risk:
         missing.append("category_risk")
     profiles = [None if reads is None else reads[position].profile for position in fresh]
-    candidates = _candidates(batch, profiles, snapshot.category_risk or {})
-    members = () if reads is None else (m for read in reads for m in read.history)
-    history = pa.concat_tables([history_table(members),
-                                candidates.select(list(HISTORY_SCHEMA.names))])
+    rows = [
+        [
+            event_micros(t.event_time) if name == "event_time" else getattr(t, name)
+            for name in TRANSACTION_COLUMNS
+        ]
+        for t in batch
+    ]
+    candidates = _candidates(batch, rows, profiles, snapshot.category_risk or {})
+    members = () if reads is None else chain.from_iterable(read.history for read in reads)
+    history = history_columns(members, then=rows)  # each payment sees the batch's earlier ones
     clock.lap("enrichment")
 
-    signals = transaction_features(candidates, history)
+    signals = compute_signals(candidates, history)
     if reads is None:
-        signals = _unknown(signals, STATE_SIGNALS)
+        signals.forget(STATE_SIGNALS)  # no state was read: unknown, not zero
     clock.lap("aggregates")
 
     model = snapshot.model
@@ -131,37 +159,58 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
 
     rules = snapshot.rules
     hits = rules.signal_hits(signals)
-    thresholds = None if model is None else Thresholds.resolve(
-        rules, model.threshold, model.review_threshold)
+    thresholds = (
+        None
+        if model is None
+        else Thresholds.resolve(rules, model.threshold, model.review_threshold)
+    )
     bodies = []
     for row, transaction in enumerate(batch):
-        fired = [(rule.name, rule.action, rule.reason)
-                 for rule, hit in zip(rules.signal_rules, hits[row], strict=True) if hit]
-        fired += rules.request_hits(transaction.card_id, transaction.device_id,
-                                    transaction.ip_address, transaction.merchant_category,
-                                    transaction.amount)
+        fired = [
+            (rule.name, rule.action, rule.reason)
+            for rule, hit in zip(rules.signal_rules, hits[row], strict=True)
+            if hit
+        ]
+        fired += rules.request_hits(
+            transaction.card_id,
+            transaction.device_id,
+            transaction.ip_address,
+            transaction.merchant_category,
+            transaction.amount,
+        )
         outcome = combine(fired, probabilities[row], thresholds)
-        bodies.append({
-            "transaction_id": transaction.event_id,
-            "decision": outcome.verdict.value,
-            "fraud_probability": probabilities[row],
-            "reasons": outcome.reasons,
-            "rules_fired": outcome.rules_fired,
-            "top_features": tops[row],
-            "model_version": snapshot.model_version,
-            "rules_version": rules.version,
-            "degraded": bool(missing),
-            "missing": missing,
-        })
+        bodies.append(
+            {
+                "transaction_id": transaction.event_id,
+                "decision": outcome.verdict.value,
+                "fraud_probability": probabilities[row],
+                "reasons": outcome.reasons,
+                "rules_fired": outcome.rules_fired,
+                "top_features": tops[row],
+                "model_version": snapshot.model_version,
+                "rules_version": rules.version,
+                "degraded": bool(missing),
+                "missing": missing,
+            }
+        )
     clock.lap("rules")
 
     decided_at = clock.times()
-    earlier = state.record([
-        (lookups[position], encode_transaction(transaction.model_dump()),
-         orjson.dumps({"digest": digests[unique[position]],
-                       "decision": {**body, "stage_ms": decided_at}}))
-        for position, transaction, body in zip(fresh, batch, bodies, strict=True)
-    ])
+    earlier = state.record(
+        [
+            (
+                lookups[position],
+                encode_transaction(transaction.model_dump()),
+                orjson.dumps(
+                    {
+                        "digest": digests[unique[position]],
+                        "decision": {**body, "stage_ms": decided_at},
+                    }
+                ),
+            )
+            for position, transaction, body in zip(fresh, batch, bodies, strict=True)
+        ]
+    )
     clock.lap("record")
     times = clock.times()
     METRICS.batch_size.observe(len(batch))
@@ -178,8 +227,9 @@ def _decide_fresh(snapshot: Snapshot, state: FraudState, transactions: list[Tran
             results[index] = Decided({**bodies[row], "stage_ms": times})
 
 
-def _same(result: Decided | IdConflict, first_digest: str, digest: str,
-          transaction: Transaction) -> Decided | IdConflict:
+def _same(
+    result: Decided | IdConflict, first_digest: str, digest: str, transaction: Transaction
+) -> Decided | IdConflict:
     """The result for a copy of an id decided earlier in the same batch."""
     if digest != first_digest:
         return _conflict(transaction.event_id)
@@ -201,29 +251,29 @@ def _conflict(transaction_id: str) -> IdConflict:
     )
 
 
-def _candidates(batch: list[Transaction], profiles: list[bytes | None],
-                risk: dict[str, float]) -> pa.Table:
-    columns: dict[str, list[Any]] = {
-        name: [getattr(t, name) for t in batch] for name in HISTORY_SCHEMA.names}
+def _candidates(
+    batch: list[Transaction],
+    rows: list[list[Any]],
+    profiles: list[bytes | None],
+    risk: dict[str, float],
+) -> dict[str, Sequence[Any]]:
+    """The payments (`rows`: their `TRANSACTION_COLUMNS` values) with their context as
+    `compute_signals`' plain columns."""
+    columns: dict[str, Sequence[Any]] = dict(
+        zip(TRANSACTION_COLUMNS, zip(*rows, strict=True), strict=True)
+    )
     context = [decode_profile(profile) for profile in profiles]
-    for name in CANDIDATE_SCHEMA.names[len(HISTORY_SCHEMA):-1]:
+    for name in CONTEXT_COLUMNS[:-1]:
         columns[name] = [row[name] for row in context]
     columns["category_risk"] = [risk.get(f"{t.merchant_category}|{t.channel}") for t in batch]
-    return pa.Table.from_pydict(columns, schema=CANDIDATE_SCHEMA)
+    return columns
 
 
-def _unknown(signals: pa.Table, names: tuple[str, ...]) -> pa.Table:
-    """`signals` with `names` set to NaN: no state was read, so they are unknown."""
-    nan = pa.array(np.full(signals.num_rows, np.nan, dtype=np.float32))
-    for name in names:
-        signals = signals.set_column(signals.schema.get_field_index(name), name, nan)
-    return signals
-
-
-def _explain(model: FraudModel, signals: pa.Table
-             ) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
+def _explain(
+    model: FraudModel, signals: Signals
+) -> tuple[list[float | None], list[list[dict[str, Any]]]]:
     """Each row's probability and the features that pushed it most, either way."""
-    matrix = feature_matrix(signals)
+    matrix = signals.matrix()
     contributions = model.matrix_contributions(matrix, approximate=True)
     margins = contributions.sum(axis=1, dtype=np.float64)
     probabilities = (1.0 / (1.0 + np.exp(-margins))).tolist()
@@ -232,11 +282,15 @@ def _explain(model: FraudModel, signals: pa.Table
     values = np.round(matrix[rows, strongest].astype(np.float64), 4).tolist()
     pushes = np.round(contributions[rows, strongest].astype(np.float64), 4).tolist()
     tops = [
-        [{"name": FEATURES[index], "value": None if math.isnan(value) else value,
-          "contribution": push}
-         for index, value, push in zip(indices, row_values, row_pushes, strict=True)]
-        for indices, row_values, row_pushes in zip(strongest.tolist(), values, pushes,
-                                                   strict=True)
+        [
+            {
+                "name": FEATURES[index],
+                "value": None if math.isnan(value) else value,
+                "contribution": push,
+            }
+            for index, value, push in zip(indices, row_values, row_pushes, strict=True)
+        ]
+        for indices, row_values, row_pushes in zip(strongest.tolist(), values, pushes, strict=True)
     ]
     return probabilities, tops
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from importlib import resources
 
+import hiredis
 import redis
 
 from lakehouse.online.fraud_state import (
@@ -87,16 +88,22 @@ class FraudState:
         keys: list[str] = []
         args: list[object] = [self.history_limit]
         for lookup in lookups:
-            keys += [decision_key(lookup.transaction_id), profile_key(lookup.user_id),
-                     holder_key(lookup.user_id), device_key(lookup.device_id)]
+            keys += [
+                decision_key(lookup.transaction_id),
+                profile_key(lookup.user_id),
+                holder_key(lookup.user_id),
+                device_key(lookup.device_id),
+            ]
             # Up to and including this instant: the features keep only strictly earlier
             # seconds themselves, and the newest are the ones that matter when capped.
             args += [lookup.event_ms, lookup.event_ms - WINDOW_MS]
         replies = self.redis.call(partial(_run, _READ, keys, args))
         if replies is None:
             return None
-        return [StateRead(replies[k], replies[k + 1], (*replies[k + 2], *replies[k + 3]))
-                for k in range(0, len(replies), 4)]
+        return [
+            StateRead(replies[k], replies[k + 1], (*replies[k + 2], *replies[k + 3]))
+            for k in range(0, len(replies), 4)
+        ]
 
     def record(self, items: list[tuple[Lookup, bytes, bytes]]) -> list[bytes | None] | None:
         """Store each (lookup, transaction member, decision) and count the transaction,
@@ -108,8 +115,11 @@ class FraudState:
         keys: list[str] = []
         args: list[object] = [self.decision_ttl, WINDOW_MS, WINDOW_TTL_SECONDS]
         for lookup, member, decision in items:
-            keys += [decision_key(lookup.transaction_id), holder_key(lookup.user_id),
-                     device_key(lookup.device_id)]
+            keys += [
+                decision_key(lookup.transaction_id),
+                holder_key(lookup.user_id),
+                device_key(lookup.device_id),
+            ]
             args += [decision, lookup.event_ms, member]
         earlier = self.redis.call(partial(_run, _RECORD, keys, args))
         if earlier is None:
@@ -130,7 +140,27 @@ def _run(script: _Script, keys: list[str], args: list[object], client: redis.Red
     Not redis-py's Script object, which asks SCRIPT EXISTS first when pipelined: another
     round trip."""
     try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return _evalsha(client, script.sha, keys, args)
     except redis.exceptions.NoScriptError:
         client.script_load(script.source)
-        return client.evalsha(script.sha, len(keys), *keys, *args)
+        return _evalsha(client, script.sha, keys, args)
+
+
+def _evalsha(client: redis.Redis, sha: str, keys: list[str], args: list[object]) -> list:
+    """One EVALSHA on a connection of the client's pool, packed by hiredis in one C call:
+    redis-py's own path packs argument by argument in Python and wraps the call in layers
+    (retries, callbacks) this service does not use; it was half the client's CPU. A
+    connection that failed mid-command is dropped by `read_response` itself, as redis-py
+    does (a timed-out reply must never answer the next command)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command(
+            [hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))], check_health=False
+        )
+        return connection.read_response()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
