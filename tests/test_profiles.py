@@ -19,7 +19,7 @@ import pytest
 from dagster_postgres import PostgresRunStorage
 
 from lakehouse.broker import EmbeddedBroker, ensure_topics
-from lakehouse.catalog import CATALOG, FRAUD_DECISIONS, IOT_ALERTS, Layer
+from lakehouse.catalog import CATALOG, ENGINE_CYCLES, FRAUD_DECISIONS, IOT_ALERTS, Layer
 from lakehouse.delta import table_stats
 from lakehouse.settings import Profile, Settings
 from orchestration.definitions import defs
@@ -30,6 +30,7 @@ from streaming.ingest.worker import IngestOptions, IngestWorker
 from streaming.producer import produce
 from tests.conftest import s3_client, s3_lake_options
 from tests.support.fraud_audit import decisions_for
+from tests.support.importing import engine_cycles_messages
 from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import produce as send
 
@@ -45,8 +46,8 @@ SILVER_AND_GOLD = sorted(
 
 def land_a_day(settings: Settings) -> None:
     """Generated traffic for every domain, produced to Kafka and landed in bronze, with
-    a decision of the fraud service for every generated transaction and an alert for
-    every labelled spike."""
+    a decision of the fraud service for every generated transaction, an alert for every
+    labelled spike and two imported engines' cycles."""
     for domain, events in EVENTS.items():
         produce(settings, make_generator(domain, seed=11, start=START), events, progress=False)
     fraud = make_generator("fraud", seed=11, start=START).batches(EVENTS["fraud"])
@@ -55,6 +56,7 @@ def land_a_day(settings: Settings) -> None:
     iot = make_generator("iot", seed=11, start=START).batches(EVENTS["iot"])
     readings = [orjson.loads(value) for batch in iot for value in batch.values]
     send(settings, IOT_ALERTS.name, alerts_for(readings))
+    send(settings, ENGINE_CYCLES.name, engine_cycles_messages(START.date()))
     options = IngestOptions(topics=list(CATALOG.topics), until_idle=True, handle_signals=False)
     IngestWorker(settings, options).run()
 

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from lakehouse.broker import EmbeddedBroker, ensure_topics
 from lakehouse.catalog import (
     CATALOG,
+    ENGINE_CYCLES,
     FRAUD_DECISIONS,
     IOT_ALERTS,
     SENSOR_READINGS,
@@ -30,6 +31,7 @@ from streaming.generators import make_generator
 from streaming.ingest.worker import IngestOptions, IngestReport, IngestWorker
 from tests.conftest import s3_client, s3_lake_options
 from tests.support.fraud_audit import decisions_for
+from tests.support.importing import engine_cycles_messages
 from tests.support.iot_alerts import alerts_for
 from tests.support.traffic import bronze, produce
 
@@ -38,8 +40,9 @@ START = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def produce_all_domains(settings: Settings) -> dict[str, Counter[str]]:
-    """Produce every domain's traffic, a fraud decision per transaction and an alert per
-    labelled spike; return the event ids sent per topic, with multiplicity."""
+    """Produce every domain's traffic, a fraud decision per transaction, an alert per
+    labelled spike and two imported engines' cycles; return the event ids sent per topic,
+    with multiplicity."""
     sent: dict[str, Counter[str]] = {topic: Counter() for topic in CATALOG.topics}
     for domain, events in EVENTS.items():
         generator = make_generator(domain, seed=7, start=START)
@@ -54,6 +57,9 @@ def produce_all_domains(settings: Settings) -> dict[str, Counter[str]]:
                 alerts = alerts_for(map(orjson.loads, batch.values))
                 produce(settings, IOT_ALERTS.name, alerts)
                 sent[IOT_ALERTS.name].update(orjson.loads(v)["event_id"] for v in alerts)
+    cycles = engine_cycles_messages(START.date())  # the one topic only an import fills
+    produce(settings, ENGINE_CYCLES.name, cycles)
+    sent[ENGINE_CYCLES.name].update(orjson.loads(v)["event_id"] for v in cycles)
     return sent
 
 

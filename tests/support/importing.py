@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakehouse.catalog import BRONZE_ENGINE_CYCLES, ENGINE_CYCLES
 from lakehouse.settings import Settings
@@ -39,13 +38,25 @@ def sent_messages(importer: Any, batch_size: int) -> list[dict[str, object]]:
     return [orjson.loads(value) for batch in batches for value in batch.values]
 
 
-def engine_cycles_bronze(day: date) -> pa.Table:
-    """The real FD001's training and test engine 1, their cycles 1 to 23, as the ingest
-    lands the import's messages in bronze, moved from the import's first day (EPOCH) to
-    `day`: a clean day of `engine_cycles` beside the generators' days."""
+def engine_cycles_messages(day: date) -> list[bytes]:
+    """The import's messages for the real FD001's training and test engine 1, their cycles
+    1 to 23, moved from the import's first day (EPOCH) to `day`: a clean day of
+    `engine_cycles` to produce beside the generators' days."""
     importer = CmapssImport(Settings().real_data_dir / SOURCE, limit=23)
-    values = [value for batch in importer.batches(46) for value in batch.values]
-    decoded = BatchDecoder(ENGINE_CYCLES.event, 1 << 20).decode(values)
+    shift = datetime.combine(day, datetime.min.time(), UTC) - EPOCH
+    messages = []
+    for batch in importer.batches(46):
+        for value in batch.values:
+            message = orjson.loads(value)
+            moved = datetime.fromisoformat(str(message["event_time"])) + shift
+            message["event_time"] = moved.isoformat(timespec="microseconds").replace("+00:00", "Z")
+            messages.append(orjson.dumps(message))
+    return messages
+
+
+def engine_cycles_bronze(day: date) -> pa.Table:
+    """`engine_cycles_messages(day)` as the ingest lands them in bronze."""
+    decoded = BatchDecoder(ENGINE_CYCLES.event, 1 << 20).decode(engine_cycles_messages(day))
     assert not decoded.rejects, decoded.rejects
     rows = with_provenance(
         decoded.table,
@@ -53,9 +64,4 @@ def engine_cycles_bronze(day: date) -> pa.Table:
         decoded.indices.astype(np.int64),
         datetime.now(UTC),
     )
-    shift = pa.scalar(datetime.combine(day, datetime.min.time()) - EPOCH.replace(tzinfo=None))
-    moved = pc.add(rows["event_time"], shift)
-    rows = rows.set_column(rows.schema.get_field_index("event_time"), "event_time", moved)
-    dates = pa.array([day] * rows.num_rows, pa.date32())
-    rows = rows.set_column(rows.schema.get_field_index("event_date"), "event_date", dates)
     return rows.cast(BRONZE_ENGINE_CYCLES.schema)
