@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,14 @@ class ImportPlan:
     selected: int
     outside_window: int
     per_reason: dict[str, int]
+
+
+def counted_plan(reasons: Iterable[str]) -> ImportPlan:
+    """The plan of an import that judges its lines one at a time (NAB, C-MAPSS): each
+    selected line's reason counted, in first-seen order; such imports have no window, so
+    nothing lies outside one."""
+    per_reason = Counter(reasons)
+    return ImportPlan(sum(per_reason.values()), 0, dict(per_reason))
 
 
 def check_source(path: Path, title: str, source: Path, limit: int | None) -> None:

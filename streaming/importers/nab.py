@@ -49,6 +49,7 @@ from streaming.importers.common import (
     BadRowReason,
     ImportPlan,
     check_source,
+    counted_plan,
     parse_number,
 )
 
@@ -195,10 +196,7 @@ class NabImport:
     def plan(self) -> ImportPlan:
         """Count the rows per reason before anything is sent (the publisher's total and
         the command's summary)."""
-        per_reason: dict[str, int] = {}
-        for row in self.rows():
-            per_reason[row.reason] = per_reason.get(row.reason, 0) + 1
-        return ImportPlan(sum(per_reason.values()), 0, per_reason)
+        return counted_plan(row.reason for row in self.rows())
 
     def batches(self, n_events: int, batch_size: int = 20_000) -> Iterator[EventBatch]:
         """The first `n_events` rows as `sensor_readings` messages, in file order."""
