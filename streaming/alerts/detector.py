@@ -435,18 +435,23 @@ class Detector:
         """The quiet period of each slot, in microseconds: `quiet_seconds`, or
         `quiet_readings` of its sensor's reporting intervals where that is longer, so a
         sensor that reports every five minutes must behave for a few readings, not one
-        minute it cannot show, before its alert closes. A sensor's interval is the mean
-        spacing of its valid readings so far (none before its second); a device's (health
-        slots) is that of its slowest sensor."""
+        minute it cannot show, before its alert closes. A device's (health slots) is that
+        of its slowest sensor."""
+        if rule != HEALTH_RULE:
+            return self._sensor_quiet_us(slots)
+        per_device = np.zeros(len(self.device_ids), np.int64)
+        np.maximum.at(per_device, self.ints["device"],
+                      self._sensor_quiet_us(np.arange(len(self.sensor_ids))))
+        return per_device[slots]
+
+    def _sensor_quiet_us(self, sensors: np.ndarray) -> np.ndarray:
+        """The quiet period of `sensors` (indices): a sensor's interval is the mean spacing
+        of its valid readings so far (none before its second), from the state kept anyway."""
         cfg = self.config
-        n, first, last = self.ints["n"], self.ints["first_us"], self.ints["last_us"]
-        interval = np.where(n >= 2, (last - first) / np.maximum(n - 1, 1), 0.0)
-        quiet = np.maximum(cfg.quiet_seconds * US, cfg.quiet_readings * interval)
-        if rule == HEALTH_RULE:
-            per_device = np.zeros(len(self.device_ids))
-            np.maximum.at(per_device, self.ints["device"], quiet)
-            quiet = per_device
-        return quiet[slots].astype(np.int64)
+        n = self.ints["n"][sensors]
+        span = self.ints["last_us"][sensors] - self.ints["first_us"][sensors]
+        interval = np.where(n >= 2, span / np.maximum(n - 1, 1), 0.0)
+        return np.maximum(cfg.quiet_seconds * US, cfg.quiet_readings * interval).astype(np.int64)
 
     def _subject(self, rule: str, k: int) -> str:
         return f"device:{self.device_ids[k]}" if rule == HEALTH_RULE else self.sensor_ids[k]
