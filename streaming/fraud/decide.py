@@ -10,8 +10,9 @@ aggregates, the model, the rules; then the decision is remembered.
    device, velocity, distance and speed since the previous payment, amount against the
    holder's norm.
 3. **Model**: the champion's per-feature contributions (XGBoost's Saabas attributions,
-   `approx_contribs`: exact TreeSHAP costs about 100 us per row per 50 trees); their sum
-   is the log-odds, so one call gives both the probability and the explanation.
+   `approx_contribs`: exact TreeSHAP costs about 100 us per row per 50 trees), from the
+   per-leaf table `FraudModel.serve` builds (`lakehouse.models.saabas`); their sum is the
+   log-odds, so one call gives both the probability and the explanation.
 4. **Rules**: the rule set's signal rules over the same features, blocklists and amount
    caps over the request's fields, combined with the probability
    (`lakehouse.decisions.decide`).

@@ -63,7 +63,7 @@ class Serving:
             version = champion(self.settings, MODEL_NAME)
             if version is not None and version.version != snapshot.model_version:
                 model = load_fraud_model(self.settings, version)
-                model.booster.set_param({"nthread": 1})  # one row at a time: threads only cost
+                model.serve()
                 snapshot = replace(snapshot, model=model, model_version=version.version)
                 METRICS.model_version.set(version.version)
                 METRICS.reloads.labels("model").inc()
