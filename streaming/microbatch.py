@@ -4,18 +4,46 @@ its offsets to Redis in one step (the session-features and the IoT alert process
 confluent-kafka's `consume(n, timeout)` returns as soon as anything is there; a processor
 wants a batch that is full or old enough, so this waits for more within a window. While
 a processor waits on Redis it must keep polling or the group drops it; a message fetched
-then is carried into the next batch, never dropped.
+then is carried into the next batch, never dropped. Both processors time their runs, wait on
+Redis, treat consumer errors and name partitions in their logs the same way, with the
+helpers below.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from confluent_kafka import Consumer, Message
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from prometheus_client import Counter
 
 from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+REDIS_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+"""Redis errors that mean "not now": a processor waits them out, never gives up on them."""
+LAG_EVERY_SECONDS = 5.0
+"""How often a processor reports its partitions' lag."""
+RETRY_FIRST_SECONDS = 0.05
+RETRY_MAX_SECONDS = 5.0
+
+
+class Stopped(enum.Enum):
+    """What a wait on Redis returns when the processor was told to stop before Redis
+    answered (a call may itself answer None)."""
+
+    STOPPED = "stopped"
+
+
+STOPPED = Stopped.STOPPED
 
 FIRST_WAIT_SECONDS = 0.2
 """How long `collect` waits for a batch's first message (the loop's idle tick)."""
@@ -40,6 +68,43 @@ def checkpointing_consumer(settings: Settings, group_id: str) -> Consumer:
             "logger": logging.getLogger("librdkafka"),
         }
     )
+
+
+@dataclass
+class RunClock:
+    """When a processor's run is over besides a stop request: after `max_seconds` in all,
+    or `until_idle` seconds without activity once it owns partitions (a message arriving
+    or partitions being assigned is activity, so a slow group join is not mistaken for an
+    idle topic); and when its lag is next due."""
+
+    until_idle: float | None
+    max_seconds: float | None
+    started: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    next_lag: float = 0.0
+
+    def start(self) -> None:
+        """The run begins now: `max_seconds` counts from here."""
+        self.started = time.monotonic()
+        self.next_lag = 0.0
+
+    def active(self, now: float | None = None) -> None:
+        """Something happened (now, unless `now` says when): `until_idle` counts from it."""
+        self.last_activity = time.monotonic() if now is None else now
+
+    def over(self, now: float, owning: bool) -> bool:
+        """Whether the run is out of time, or idle while `owning` partitions."""
+        if self.max_seconds and now - self.started >= self.max_seconds:
+            return True
+        idle = self.until_idle
+        return idle is not None and owning and now - self.last_activity >= idle
+
+    def lag_due(self, now: float) -> bool:
+        """Whether to report lag now; if so, the next report is due LAG_EVERY_SECONDS on."""
+        if now < self.next_lag:
+            return False
+        self.next_lag = now + LAG_EVERY_SECONDS
+        return True
 
 
 class MicroBatches:
@@ -80,3 +145,75 @@ class MicroBatches:
                 self._carried.append(message)
         finally:
             self.consumer.resume(self.consumer.assignment())
+
+    def wait_for_redis(
+        self,
+        call: Callable[[], Result],
+        stopping: Callable[[], bool],
+        errors: Counter,
+        left_note: str,
+    ) -> Result | Stopped:
+        """`call()`, retried with backoff while Redis is unavailable and keeping the group
+        membership meanwhile; STOPPED (after logging `left_note`, what happens to the batch
+        in hand) if `stopping()` first."""
+
+        def give_up(error: Exception, delay: float) -> bool:
+            log.warning("redis unavailable, retrying in %.2fs: %s", delay, error)
+            if stopping():
+                log.info(left_note)
+                return True
+            return False
+
+        return _until_answered(call, errors, give_up, self.keep_membership)
+
+
+def wait_for_redis_on_assignment(
+    call: Callable[[], Result], stopping: Callable[[], bool], errors: Counter
+) -> Result | Stopped:
+    """`call()` inside a rebalance callback, retried with backoff while Redis is
+    unavailable (no polling here: the callback runs inside one); STOPPED if `stopping()`
+    first."""
+
+    def give_up(error: Exception, _delay: float) -> bool:
+        if stopping():
+            return True
+        log.warning("redis unavailable on assignment, retrying: %s", error)
+        return False
+
+    return _until_answered(call, errors, give_up, lambda: None)
+
+
+def _until_answered(
+    call: Callable[[], Result],
+    errors: Counter,
+    give_up: Callable[[Exception, float], bool],
+    between: Callable[[], None],
+) -> Result | Stopped:
+    """The backoff both waits share: count each failed attempt in `errors`, ask `give_up`
+    (which logs as its wait needs) whether to stop, else sleep, run `between` and retry."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return call()
+        except REDIS_UNAVAILABLE as error:
+            errors.inc()
+            if give_up(error, delay):
+                return STOPPED
+        time.sleep(delay)
+        between()
+        delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+def raise_if_fatal(error: KafkaError) -> None:
+    """A consumer error in a batch: the end of a partition is no error, a fatal one ends
+    the run, any other is logged and the batch goes on without that message."""
+    if error.code() == KafkaError._PARTITION_EOF:
+        return
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka error: %s", error)
+
+
+def describe(partitions: list[TopicPartition]) -> str:
+    """Partitions as the assignment logs name them: `topic[partition]`, comma-separated."""
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

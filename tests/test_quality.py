@@ -32,11 +32,12 @@ from lakehouse.settings import Settings, get_settings
 from lakehouse.transforms.silver import to_silver
 from lakehouse.transforms.tables import read_days
 from orchestration.definitions import defs
-from quality.checks import Expect, Suite
+from quality.checks import Suite
 from quality.suites import SUITES, suite_for
 from quality.validate import validate
 from streaming.generators import Faults, make_generator
 from streaming.ingest.decode import BatchDecoder
+from tests.support.broken_rows import broken
 from tests.support.fraud_audit import decisions_bronze
 from tests.support.importing import engine_cycles_bronze
 from tests.support.iot_alerts import alerts_bronze
@@ -363,40 +364,6 @@ def test_faults_are_seeded_and_their_switch_explains_mistakes() -> None:
         Faults.parse("nulls=lots")
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
         Faults.parse("nulls=1.5")
-
-
-def broken(rows: pa.Table, expect: Expect) -> pa.Table:
-    """`rows` changed so that exactly this expectation no longer holds."""
-    kind, kwargs = expect.type, expect.kwargs
-    if kind == "ExpectTableColumnsToMatchOrderedList":
-        return rows.drop_columns([rows.schema.names[-1]])
-    if kind in ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique"):
-        return pa.concat_tables([rows, rows.slice(0, 1)])
-    first = 0
-    if expect.where is not None:  # damage a row the expectation applies to
-        column, value = expect.where
-        first = rows[column].to_pylist().index(value)
-    column = kwargs.get("column") or kwargs.get("column_B")
-    values = rows[column].to_pylist()
-    if kind == "ExpectColumnValuesToBeBetween":
-        bad = (
-            kwargs["max_value"] + 1 if kwargs["max_value"] is not None else kwargs["min_value"] - 1
-        )
-    elif kind == "ExpectColumnValuesToBeInSet":
-        textual = pa.types.is_string(rows.schema.field(column).type)
-        bad = "not-a-known-value" if textual else -987654321
-    elif kind == "ExpectColumnValuesToNotBeNull":
-        share = 1.0 - kwargs.get("mostly", 1.0)  # a "mostly" check needs more than its allowance
-        count = int(len(values) * share) + 1
-        values[first : first + count] = [None] * count
-        bad = None
-    elif kind == "ExpectColumnPairValuesAToBeGreaterThanB":
-        bad = rows[kwargs["column_A"]][first].as_py() + 1
-    else:
-        raise AssertionError(f"no way to break {kind} yet: add one here")
-    values[first] = bad
-    field = rows.schema.field(column)
-    return rows.set_column(rows.schema.get_field_index(column), field, pa.array(values, field.type))
 
 
 @pytest.fixture(scope="module")

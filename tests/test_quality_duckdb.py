@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -32,16 +32,17 @@ from lakehouse.catalog import (
 from lakehouse.settings import Settings
 from lakehouse.transforms import ecommerce
 from lakehouse.transforms.duck import Staged
-from quality import validate as validate_module
 from quality.checks import Check, Expect, Suite
 from quality.gate import BlockedWrite, QualityGate
 from quality.relation import LARGE_VALUE_SET, in_large_set
 from quality.suites import fresh_bronze, present, suite_for, unique
-from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
+from quality.validate import validate
 from streaming.generators import Faults
+from tests.support.broken_rows import broken, every_rule_broken
 from tests.support.fraud_audit import decisions_bronze
 from tests.support.iot_alerts import alerts_bronze
-from tests.test_quality import DAY, broken, bronze_rows, land_bronze, silver_day
+from tests.support.quality_outcomes import assert_same_outcomes, ids
+from tests.test_quality import DAY, bronze_rows, land_bronze, silver_day
 from tests.test_silver import reading
 
 ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
@@ -133,66 +134,6 @@ def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.
     return ecommerce.ab_test_daily(click, cart, buys)
 
 
-def every_rule_broken(table: TableSpec, rows: pa.Table, settings: Settings) -> pa.Table:
-    """`rows` with each value rule of the table's suite broken once (the schema kept)."""
-    for check in suite_for(table).checks:
-        for expect in check.expectations_for(settings, DAY):
-            if expect.type not in (
-                "ExpectTableColumnsToMatchOrderedList",
-                "ExpectTableRowCountToBeBetween",
-            ):
-                rows = broken(rows, expect)
-    return rows
-
-
-def ids(outcome: Any) -> set[frozenset[tuple[str, Any]]]:
-    return {frozenset(row.items()) for row in outcome.failing_ids}
-
-
-def assert_same_outcomes(
-    table: TableSpec,
-    rows: pa.Table,
-    settings: Settings,
-    connection: duckdb.DuckDBPyConnection,
-    suite: Suite | None = None,
-) -> list[CheckOutcome]:
-    """Validate `rows` as Arrow and staged in DuckDB; the outcomes must agree. GX
-    lists at most SAMPLE_ROWS failing ids, the first it meets, and SQL has no row order:
-    with more failures, DuckDB's are among all the failing ids (the pandas engine's,
-    asked for every one)."""
-    suite = suite or suite_for(table)
-    on_arrow = validate(suite, rows, DAY, settings)
-    on_duckdb = validate(suite, staged(connection, rows), DAY, settings)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(validate_module, "SAMPLE_ROWS", rows.num_rows)
-        every_id = validate(suite, rows, DAY, settings)
-    assert [o.check.name for o in on_duckdb] == [o.check.name for o in on_arrow]
-    for arrow, duck, complete in zip(on_arrow, on_duckdb, every_id, strict=True):
-        assert duck.passed == arrow.passed, arrow.check.name
-        for a, d, c in zip(
-            arrow.expectations, duck.expectations, complete.expectations, strict=True
-        ):
-            what = (arrow.check.name, a.expect.describe())
-            assert (d.expect, d.success, d.observed, d.unexpected_count) == (
-                a.expect,
-                a.success,
-                a.observed,
-                a.unexpected_count,
-            ), what
-            assert d.unexpected_percent == pytest.approx(a.unexpected_percent), what
-            if (a.unexpected_count or 0) <= SAMPLE_ROWS:
-                assert ids(d) == ids(a), what
-            else:
-                assert len(d.failing_ids) == len(a.failing_ids) == SAMPLE_ROWS, what
-                assert ids(d) <= ids(c), what
-        if arrow.sample is None:
-            assert duck.sample is None
-        else:
-            assert duck.sample is not None and duck.sample.schema == arrow.sample.schema
-            assert duck.sample.num_rows == arrow.sample.num_rows
-    return on_duckdb
-
-
 @pytest.mark.parametrize("topic", SILVER_TOPICS)
 def test_silver_checks_on_duckdb_equal_the_pandas_engine_on_clean_rows(
     connection: duckdb.DuckDBPyConnection,
@@ -201,7 +142,9 @@ def test_silver_checks_on_duckdb_equal_the_pandas_engine_on_clean_rows(
     topic: str,
 ) -> None:
     spec = CATALOG.silver_for_topic(topic)
-    outcomes = assert_same_outcomes(spec, silver[topic, False], settings, connection)
+    outcomes = assert_same_outcomes(
+        spec, silver[topic, False], partial(staged, connection), DAY, settings
+    )
     assert [o.check.name for o in outcomes if not o.passed] == []
 
 
@@ -214,11 +157,13 @@ def test_silver_checks_on_duckdb_equal_the_pandas_engine_on_faulty_rows(
 ) -> None:
     spec = CATALOG.silver_for_topic(topic)
     if (topic, True) in silver:  # the generators' faults
-        outcomes = assert_same_outcomes(spec, silver[topic, True], settings, connection)
+        outcomes = assert_same_outcomes(
+            spec, silver[topic, True], partial(staged, connection), DAY, settings
+        )
         assert "natural_key_unique" in {o.check.name for o in outcomes if not o.passed}
     # and every value rule broken once
-    faulty = every_rule_broken(spec, silver[topic, False], settings)
-    outcomes = assert_same_outcomes(spec, faulty, settings, connection)
+    faulty = every_rule_broken(spec, silver[topic, False], settings, DAY)
+    outcomes = assert_same_outcomes(spec, faulty, partial(staged, connection), DAY, settings)
     assert "categories_known" not in {o.check.name for o in outcomes if o.passed}
     assert any(not o.passed for o in outcomes)
 
@@ -232,9 +177,12 @@ def test_gold_ecommerce_checks_on_duckdb_equal_the_pandas_engine(
 ) -> None:
     clean = gold_rows(table, silver)
     assert clean.num_rows > 0
-    assert all(o.passed for o in assert_same_outcomes(table, clean, settings, connection))
-    faulty = every_rule_broken(table, clean, settings)
-    outcomes = assert_same_outcomes(table, faulty, settings, connection)
+    assert all(
+        o.passed
+        for o in assert_same_outcomes(table, clean, partial(staged, connection), DAY, settings)
+    )
+    faulty = every_rule_broken(table, clean, settings, DAY)
+    outcomes = assert_same_outcomes(table, faulty, partial(staged, connection), DAY, settings)
     assert {o.check.name for o in outcomes if not o.passed} == {
         check.name for check in suite_for(table).checks
     } - {"schema_matches", "volume_as_usual"}
@@ -249,7 +197,9 @@ def test_a_missing_column_fails_the_schema_check_on_duckdb(
     rows = silver["transactions", False]
     drifted = rows.drop_columns([rows.schema.names[-1]])
     suite = Suite(spec, (suite_for(spec).check("schema_matches"),), ("event_id",))
-    (outcome,) = assert_same_outcomes(spec, drifted, settings, connection, suite)
+    (outcome,) = assert_same_outcomes(
+        spec, drifted, partial(staged, connection), DAY, settings, suite
+    )
     assert not outcome.passed
 
 
@@ -265,7 +215,9 @@ def test_bronze_freshness_on_duckdb_compares_utc_instants(
         rows = pa.Table.from_pylist(
             [reading("r", when=landed - timedelta(seconds=1))], schema=spec.schema
         )
-        (outcome,) = assert_same_outcomes(spec, rows, settings, connection, suite)
+        (outcome,) = assert_same_outcomes(
+            spec, rows, partial(staged, connection), DAY, settings, suite
+        )
         assert outcome.passed is fresh
         observed = outcome.expectations[1].observed
         assert observed == rows["_ingested_at"][0].as_py() and observed.tzinfo is not None
@@ -275,7 +227,11 @@ def test_an_empty_day_counts_no_unexpected_rows_on_duckdb(
     connection: duckdb.DuckDBPyConnection, settings: Settings
 ) -> None:
     outcomes = assert_same_outcomes(
-        USER_RECOMMENDATIONS, USER_RECOMMENDATIONS.schema.empty_table(), settings, connection
+        USER_RECOMMENDATIONS,
+        USER_RECOMMENDATIONS.schema.empty_table(),
+        partial(staged, connection),
+        DAY,
+        settings,
     )
     assert all(o.passed for o in outcomes)
 
@@ -289,7 +245,9 @@ def test_a_failing_row_without_an_id_is_sampled_on_duckdb(
     event_ids = rows["event_id"].to_pylist()
     rows = rows.set_column(0, rows.schema.field(0), pa.array([None, *event_ids[1:]], pa.string()))
     suite = Suite(SILVER_TRANSACTIONS, (present("event_id", "amount"),), ("event_id",))
-    (outcome,) = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    (outcome,) = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
+    )
     assert outcome.expectations[0].failing_ids == [{"event_id": None}]
     assert outcome.sample is not None and outcome.sample["event_id"].to_pylist() == [None]
 
@@ -311,10 +269,10 @@ def test_a_day_larger_than_the_memory_limit_spills_and_validates(
         return rows
 
     many = pa.concat_tables([copy(number) for number in range(20)])
-    many = every_rule_broken(spec, many, settings)
+    many = every_rule_broken(spec, many, settings, DAY)
     bounds = {"memory_limit": "64MB", "temp_directory": str(tmp_path)}
     with duckdb.connect(config=bounds) as builder:
-        outcomes = assert_same_outcomes(spec, many, settings, builder)
+        outcomes = assert_same_outcomes(spec, many, partial(staged, builder), DAY, settings)
     assert {o.check.name for o in outcomes if not o.passed} >= {"price_in_range"}
 
 
@@ -361,7 +319,9 @@ def test_uniqueness_counts_every_row_of_a_repeated_key_as_pandas_does(
         (unique("event_id", name="id"), unique("user_id", "amount", name="pair")),
         ("event_id",),
     )
-    by_id, by_pair = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    by_id, by_pair = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
+    )
     assert (by_id.expectations[0].unexpected_count, by_pair.expectations[0].unexpected_count) == (
         2,
         3,
@@ -407,7 +367,9 @@ def test_a_large_value_set_is_judged_as_a_query_with_the_in_set_outcome(
         tuple(Check(f"known_{i}", "", (e,)) for i, e in enumerate((plain, where, mostly))),
         ("event_id",),
     )
-    outcomes = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, connection, suite)
+    outcomes = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
+    )
     counted = [(o.expectations[0].unexpected_count, o.passed) for o in outcomes]
     assert counted == [(3, False), (2, False), (3, True)]
     assert ids(outcomes[0].expectations[0]) == {

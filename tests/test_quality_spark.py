@@ -13,7 +13,6 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -30,13 +29,13 @@ from lakehouse.catalog import (
 from lakehouse.settings import Settings
 from lakehouse.transforms.ecommerce import product_daily
 from lakehouse.transforms.iot import sensor_hourly
-from quality import validate as validate_module
 from quality.checks import Check, Suite
 from quality.gate import BlockedWrite, QualityGate
 from quality.suites import fresh_bronze, present, suite_for
-from quality.validate import SAMPLE_ROWS, CheckOutcome, validate
 from streaming.generators import Faults
-from tests.test_quality import DAY, broken, bronze_rows, silver_day
+from tests.support.broken_rows import broken, every_rule_broken
+from tests.support.quality_outcomes import assert_same_outcomes
+from tests.test_quality import DAY, bronze_rows, silver_day
 from tests.test_silver import reading
 
 ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
@@ -76,72 +75,12 @@ def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.
     return sensor_hourly(readings)
 
 
-def every_rule_broken(table: TableSpec, rows: pa.Table, settings: Settings) -> pa.Table:
-    """`rows` with each value rule of the table's suite broken once (the schema kept)."""
-    for check in suite_for(table).checks:
-        for expect in check.expectations_for(settings, DAY):
-            if expect.type not in (
-                "ExpectTableColumnsToMatchOrderedList",
-                "ExpectTableRowCountToBeBetween",
-            ):
-                rows = broken(rows, expect)
-    return rows
-
-
-def ids(outcome: Any) -> set[frozenset[tuple[str, Any]]]:
-    return {frozenset(row.items()) for row in outcome.failing_ids}
-
-
-def assert_same_outcomes(
-    table: TableSpec,
-    rows: pa.Table,
-    settings: Settings,
-    spark: SparkSession,
-    suite: Suite | None = None,
-) -> list[CheckOutcome]:
-    """Validate `rows` as Arrow and as a Spark DataFrame; the outcomes must agree. GX
-    lists at most SAMPLE_ROWS failing ids, the first it meets, and Spark has no row order:
-    with more failures, Spark's are among all the failing ids (the pandas engine's, asked
-    for every one)."""
-    suite = suite or suite_for(table)
-    on_arrow = validate(suite, rows, DAY, settings)
-    on_spark = validate(suite, spark.createDataFrame(rows), DAY, settings)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(validate_module, "SAMPLE_ROWS", rows.num_rows)
-        every_id = validate(suite, rows, DAY, settings)
-    assert [o.check.name for o in on_spark] == [o.check.name for o in on_arrow]
-    for arrow, spark_, complete in zip(on_arrow, on_spark, every_id, strict=True):
-        assert spark_.passed == arrow.passed, arrow.check.name
-        for a, s, c in zip(
-            arrow.expectations, spark_.expectations, complete.expectations, strict=True
-        ):
-            what = (arrow.check.name, a.expect.describe())
-            assert (s.expect, s.success, s.observed, s.unexpected_count) == (
-                a.expect,
-                a.success,
-                a.observed,
-                a.unexpected_count,
-            ), what
-            assert s.unexpected_percent == pytest.approx(a.unexpected_percent), what
-            if (a.unexpected_count or 0) <= SAMPLE_ROWS:
-                assert ids(s) == ids(a), what
-            else:
-                assert len(s.failing_ids) == len(a.failing_ids) == SAMPLE_ROWS, what
-                assert ids(s) <= ids(c), what
-        if arrow.sample is None:
-            assert spark_.sample is None
-        else:
-            assert spark_.sample is not None and spark_.sample.schema == arrow.sample.schema
-            assert spark_.sample.num_rows == arrow.sample.num_rows
-    return on_spark
-
-
 @pytest.mark.parametrize("topic", ["clickstream", "transactions"])
 def test_silver_checks_on_spark_equal_the_pandas_engine_on_faulty_rows(
     spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table], topic: str
 ) -> None:
     outcomes = assert_same_outcomes(
-        CATALOG.silver_for_topic(topic), silver[topic, True], settings, spark
+        CATALOG.silver_for_topic(topic), silver[topic, True], spark.createDataFrame, DAY, settings
     )
     failed = {o.check.name for o in outcomes if not o.passed}
     assert {"natural_key_unique", "expected_fields_present"} <= failed  # the faults show
@@ -152,7 +91,11 @@ def test_silver_checks_on_spark_pass_clean_rows(
     spark: SparkSession, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
 ) -> None:
     outcomes = assert_same_outcomes(
-        CATALOG.silver_for_topic("clickstream"), silver["clickstream", False], settings, spark
+        CATALOG.silver_for_topic("clickstream"),
+        silver["clickstream", False],
+        spark.createDataFrame,
+        DAY,
+        settings,
     )
     assert [o.check.name for o in outcomes if not o.passed] == []
 
@@ -165,8 +108,12 @@ def test_gold_checks_on_spark_equal_the_pandas_engine(
     table: TableSpec,
 ) -> None:
     clean = gold_rows(table, silver)
-    assert all(o.passed for o in assert_same_outcomes(table, clean, settings, spark))
-    faulty = assert_same_outcomes(table, every_rule_broken(table, clean, settings), settings, spark)
+    assert all(
+        o.passed for o in assert_same_outcomes(table, clean, spark.createDataFrame, DAY, settings)
+    )
+    faulty = assert_same_outcomes(
+        table, every_rule_broken(table, clean, settings, DAY), spark.createDataFrame, DAY, settings
+    )
     assert {o.check.name for o in faulty if not o.passed} == {
         check.name for check in suite_for(table).checks
     } - {"schema_matches", "volume_as_usual"}
@@ -186,7 +133,7 @@ def test_bronze_freshness_on_spark_compares_utc_instants(
         rows = pa.Table.from_pylist(
             [reading("r", when=landed - timedelta(seconds=1))], schema=spec.schema
         )
-        (outcome,) = assert_same_outcomes(spec, rows, settings, spark, suite)
+        (outcome,) = assert_same_outcomes(spec, rows, spark.createDataFrame, DAY, settings, suite)
         assert outcome.passed is fresh
         observed = outcome.expectations[1].observed
         assert observed == rows["_ingested_at"][0].as_py() and observed.tzinfo is not None
@@ -196,7 +143,11 @@ def test_an_empty_day_counts_no_unexpected_rows_on_spark(
     spark: SparkSession, settings: Settings
 ) -> None:
     outcomes = assert_same_outcomes(
-        USER_RECOMMENDATIONS, USER_RECOMMENDATIONS.schema.empty_table(), settings, spark
+        USER_RECOMMENDATIONS,
+        USER_RECOMMENDATIONS.schema.empty_table(),
+        spark.createDataFrame,
+        DAY,
+        settings,
     )
     assert all(o.passed for o in outcomes)
 
@@ -208,7 +159,9 @@ def test_a_failing_row_without_an_id_is_sampled_on_spark(
     ids = rows["event_id"].to_pylist()
     rows = rows.set_column(0, rows.schema.field(0), pa.array([None, *ids[1:]], pa.string()))
     suite = Suite(SILVER_TRANSACTIONS, (present("event_id", "amount"),), ("event_id",))
-    (outcome,) = assert_same_outcomes(SILVER_TRANSACTIONS, rows, settings, spark, suite)
+    (outcome,) = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, spark.createDataFrame, DAY, settings, suite
+    )
     assert outcome.expectations[0].failing_ids == [{"event_id": None}]
     assert outcome.sample is not None and outcome.sample["event_id"].to_pylist() == [None]
 

@@ -21,10 +21,10 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-import redis
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -42,12 +42,21 @@ from streaming.alerts.detector import Detector, DetectorConfig
 from streaming.alerts.store import AlertStore, Outbox
 from streaming.alerts.webhook import WebhookDelivery
 from streaming.ingest.decode import BatchDecoder
-from streaming.microbatch import MicroBatches, checkpointing_consumer
+from streaming.microbatch import (
+    RETRY_MAX_SECONDS,
+    STOPPED,
+    MicroBatches,
+    Result,
+    RunClock,
+    Stopped,
+    checkpointing_consumer,
+    describe,
+    raise_if_fatal,
+    wait_for_redis_on_assignment,
+)
 
 log = logging.getLogger(__name__)
 
-RETRY_MAX_SECONDS = 5.0
-LAG_EVERY_SECONDS = 5.0
 PRODUCE_TIMEOUT_SECONDS = 10.0
 DRAIN_SECONDS = 60.0
 
@@ -103,7 +112,7 @@ class AlertProcessor:
         self.partitions: dict[int, _Partition] = {}
         self.report = AlertReport()
         self._stopping = False
-        self._last_activity = time.monotonic()
+        self._clock = RunClock(options.until_idle, options.max_seconds)
         self._consumer = checkpointing_consumer(settings, settings.iot_alerts_group_id)
         self._batches = MicroBatches(self._consumer)
         self._producer = Producer(
@@ -120,7 +129,7 @@ class AlertProcessor:
 
     def run(self) -> AlertReport:
         """Consume, detect, checkpoint and produce until told to stop, idle or out of time."""
-        started = time.monotonic()
+        self._clock.start()
         if self.options.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._request_stop)
@@ -129,8 +138,7 @@ class AlertProcessor:
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        self._last_activity = time.monotonic()
-        next_lag = 0.0
+        self._clock.active()
         try:
             while not self._stopping:
                 messages = self._batches.collect(
@@ -140,23 +148,19 @@ class AlertProcessor:
                 )
                 now = time.monotonic()
                 if messages:
-                    self._last_activity = now
+                    self._clock.active(now)
                     self._process(messages)
                 metrics.beat()
-                if self.options.max_seconds and now - started >= self.options.max_seconds:
+                if self._clock.over(now, bool(self.partitions)):
                     break
-                idle = self.options.until_idle
-                if idle is not None and self.partitions and now - self._last_activity >= idle:
-                    break
-                if now >= next_lag:
-                    next_lag = now + LAG_EVERY_SECONDS
+                if self._clock.lag_due(now):
                     self._report_lag()
         finally:
             self._consumer.close()
             self._producer.flush(PRODUCE_TIMEOUT_SECONDS)
             if delivery is not None:
                 self._stop_delivery(*delivery)
-        self.report.seconds = time.monotonic() - started
+        self.report.seconds = time.monotonic() - self._clock.started
         log.info(
             "stopped: %d readings, %d invalid, %d repeated, %d bad, %d alert records, "
             "%d batches, "
@@ -202,7 +206,7 @@ class AlertProcessor:
         for message in messages:
             error = message.error()
             if error is not None:
-                self._on_error(error)
+                raise_if_fatal(error)
                 continue
             owned = self.partitions.get(message.partition())
             if owned is None:
@@ -244,7 +248,7 @@ class AlertProcessor:
         next_offset = batch[-1].offset() + 1
         stored = self._retry(lambda: self.store.checkpoint(
             self.topic, partition, owned.position, next_offset, state.dump(detector), outbox))
-        if stored is _STOPPED:
+        if stored is STOPPED:
             return None
         if stored is not None:
             self._fence(partition, int(stored))
@@ -301,22 +305,15 @@ class AlertProcessor:
             delay = min(delay * 2, RETRY_MAX_SECONDS)
         return True
 
-    def _retry(self, call: object) -> object:
-        """Call Redis, retrying with backoff while it is unreachable; `_STOPPED` if told
-        to stop first."""
-        delay = 0.05
-        while True:
-            try:
-                return call()  # type: ignore[operator]
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
-                metrics.REDIS_ERRORS.inc()
-                log.warning("redis unavailable, retrying in %.2fs: %s", delay, error)
-            if self._stopping:
-                log.info("stopping with Redis away; the batch is read again on restart")
-                return _STOPPED
-            time.sleep(delay)
-            self._batches.keep_membership()
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+    def _retry(self, call: Callable[[], Result]) -> Result | Stopped:
+        """Call Redis, retrying with backoff while it is unreachable; STOPPED if told to
+        stop first."""
+        return self._batches.wait_for_redis(
+            call,
+            lambda: self._stopping,
+            metrics.REDIS_ERRORS,
+            "stopping with Redis away; the batch is read again on restart",
+        )
 
     def _fence(self, partition: int, stored: int) -> None:
         """Redis does not hold this batch's start: reload what it holds and read on from
@@ -353,13 +350,6 @@ class AlertProcessor:
         except KafkaException as error:
             log.debug("offset hint not committed: %s", error)
 
-    def _on_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        if error.fatal():
-            raise KafkaException(error)
-        log.warning("kafka error: %s", error)
-
     def _report_lag(self) -> None:
         for partition, owned in list(self.partitions.items()):
             try:
@@ -377,45 +367,30 @@ class AlertProcessor:
         """Resume each partition from its checkpoint, assigning with explicit offsets so no
         fetch starts elsewhere."""
         for tp in partitions:
-            delay = 0.05
-            while True:
-                try:
-                    self._resume(tp.partition)
-                    break
-                except (redis.ConnectionError, redis.TimeoutError,
-                        redis.BusyLoadingError) as error:
-                    metrics.REDIS_ERRORS.inc()
-                    if self._stopping:
-                        return
-                    log.warning("redis unavailable on assignment, retrying: %s", error)
-                    time.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+            resumed = wait_for_redis_on_assignment(
+                lambda p=tp.partition: self._resume(p), lambda: self._stopping, metrics.REDIS_ERRORS
+            )
+            if resumed is STOPPED:
+                return
             position = self.partitions[tp.partition].position
             tp.offset = OFFSET_BEGINNING if position is None else position
         consumer.assign(partitions)
-        self._last_activity = time.monotonic()
-        log.info("assigned %s", _describe(partitions))
+        self._clock.active()
+        log.info("assigned %s", describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.partitions.pop(tp.partition, None)
         consumer.unassign()
-        log.info("revoked %s", _describe(partitions))
+        log.info("revoked %s", describe(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.partitions.pop(tp.partition, None)
-        log.warning("lost %s", _describe(partitions))
-
-
-_STOPPED = object()
+        log.warning("lost %s", describe(partitions))
 
 
 def run_iot_alerts(settings: Settings, options: AlertOptions) -> AlertReport:
     """Serve metrics and health (if a port is set) and run one processor until it stops."""
     metrics.serve(settings.iot_alerts_metrics_port)
     return AlertProcessor(settings, options).run()
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

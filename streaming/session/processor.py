@@ -21,11 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import redis
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
@@ -40,15 +38,21 @@ from lakehouse.features.ecommerce import (
 )
 from lakehouse.settings import Settings
 from streaming.ingest.decode import BatchDecoder
-from streaming.microbatch import MicroBatches, checkpointing_consumer
+from streaming.microbatch import (
+    STOPPED,
+    MicroBatches,
+    RunClock,
+    checkpointing_consumer,
+    describe,
+    raise_if_fatal,
+    wait_for_redis_on_assignment,
+)
 from streaming.session import metrics
 from streaming.session.store import PART, ApplyResult, PartitionRange, SessionStore
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-RETRY_MAX_SECONDS = 5.0
-LAG_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -92,9 +96,7 @@ class SessionProcessor:
         self.positions: dict[Key, int | None] = {}
         self.report = SessionReport()
         self._stopping = False
-        # When a message last arrived, or partitions were last assigned: `until_idle`
-        # counts from the later, so a slow group join is not mistaken for an idle topic.
-        self._last_activity = time.monotonic()
+        self._clock = RunClock(options.until_idle, options.max_seconds)
         self._consumer = checkpointing_consumer(settings, settings.session_features_group_id)
         self._batches = MicroBatches(self._consumer)
 
@@ -102,7 +104,7 @@ class SessionProcessor:
 
     def run(self) -> SessionReport:
         """Consume and apply micro-batches until told to stop, idle or out of time."""
-        started = time.monotonic()
+        self._clock.start()
         if self.options.handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._request_stop)
@@ -112,8 +114,7 @@ class SessionProcessor:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        self._last_activity = time.monotonic()
-        next_lag = 0.0
+        self._clock.active()
         try:
             while not self._stopping:
                 messages = self._batches.collect(
@@ -123,19 +124,15 @@ class SessionProcessor:
                 )
                 now = time.monotonic()
                 if messages:
-                    self._last_activity = now
+                    self._clock.active(now)
                     self._process(messages)
-                if self.options.max_seconds and now - started >= self.options.max_seconds:
+                if self._clock.over(now, bool(self.positions)):
                     break
-                idle = self.options.until_idle
-                if idle is not None and self.positions and now - self._last_activity >= idle:
-                    break
-                if now >= next_lag:
-                    next_lag = now + LAG_EVERY_SECONDS
+                if self._clock.lag_due(now):
                     self._report_lag()
         finally:
             self._consumer.close()
-        self.report.seconds = time.monotonic() - started
+        self.report.seconds = time.monotonic() - self._clock.started
         log.info(
             "stopped: %d consumed, %d applied, %d bad, %d batches, %d fenced in %.1fs",
             self.report.consumed,
@@ -164,7 +161,7 @@ class SessionProcessor:
         for message in messages:
             error = message.error()
             if error is not None:
-                self._on_error(error)
+                raise_if_fatal(error)
                 continue
             key = (message.topic(), message.partition())
             if key not in self.positions:
@@ -239,19 +236,13 @@ class SessionProcessor:
     def _apply(self, parts: list[PartitionRange], deltas: FeatureDeltas) -> ApplyResult | None:
         """Apply to Redis, retrying with backoff while it is unreachable; None if told to
         stop first (nothing was applied: the batch is read again by the next run)."""
-        delay = 0.05
-        while True:
-            try:
-                return self.store.apply(parts, deltas)
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
-                metrics.REDIS_ERRORS.inc()
-                log.warning("redis unavailable, retrying in %.2fs: %s", delay, error)
-            if self._stopping:
-                log.info("stopping with a batch not applied; it is read again on restart")
-                return None
-            time.sleep(delay)
-            self._batches.keep_membership()
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+        result = self._batches.wait_for_redis(
+            lambda: self.store.apply(parts, deltas),
+            lambda: self._stopping,
+            metrics.REDIS_ERRORS,
+            "stopping with a batch not applied; it is read again on restart",
+        )
+        return None if result is STOPPED else result
 
     def _fence(self, key: Key, stored: int) -> None:
         """Redis does not hold this partition's batch start: read on from what it holds,
@@ -284,13 +275,6 @@ class SessionProcessor:
             except KafkaException as error:
                 log.debug("offset hint not committed: %s", error)
 
-    def _on_error(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        if error.fatal():
-            raise KafkaException(error)
-        log.warning("kafka error: %s", error)
-
     def _report_lag(self) -> None:
         for (topic, partition), position in list(self.positions.items()):
             try:
@@ -309,44 +293,33 @@ class SessionProcessor:
         """Start each partition at the offset Redis records for it (the first the broker
         has if none), assigning with explicit offsets so no fetch starts elsewhere."""
         keys = [(tp.topic, tp.partition) for tp in partitions]
-        delay = 0.05
-        while True:
-            try:
-                stored = self.store.stored_offsets(keys)
-                break
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
-                metrics.REDIS_ERRORS.inc()
-                if self._stopping:
-                    log.info("stopping before redis answered; %s left unassigned", keys)
-                    return
-                log.warning("redis unavailable on assignment, retrying: %s", error)
-                time.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        stored = wait_for_redis_on_assignment(
+            lambda: self.store.stored_offsets(keys), lambda: self._stopping, metrics.REDIS_ERRORS
+        )
+        if stored is STOPPED:
+            log.info("stopping before redis answered; %s left unassigned", keys)
+            return
         for tp in partitions:
             offset = stored[(tp.topic, tp.partition)]
             tp.offset = offset if offset is not None else OFFSET_BEGINNING
             self.positions[(tp.topic, tp.partition)] = offset
         consumer.assign(partitions)
-        self._last_activity = time.monotonic()
-        log.info("assigned %s", _describe(partitions))
+        self._clock.active()
+        log.info("assigned %s", describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
         consumer.unassign()
-        log.info("revoked %s", _describe(partitions))
+        log.info("revoked %s", describe(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
-        log.warning("lost %s", _describe(partitions))
+        log.warning("lost %s", describe(partitions))
 
 
 def run_session_features(settings: Settings, options: SessionOptions) -> SessionReport:
     """Serve metrics (if a port is set) and run one processor until it stops."""
     metrics.serve_metrics(settings.session_features_metrics_port)
     return SessionProcessor(settings, options).run()
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
