@@ -10,6 +10,7 @@ the service runs as `lakehouse serve fraud` where processes matter, in process o
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -476,14 +477,17 @@ def test_payments_decided_in_one_batch_see_each_other(
 ) -> None:
     """Micro-batching changes nothing a payment sees: the third of a burst decided in the
     same pass as the first two still counts them; a repeated id is decided once."""
+    asyncio.run(_decide_a_burst_in_one_batch(settings, holders[5]))
+
+
+async def _decide_a_burst_in_one_batch(settings: Settings, holder: Holder) -> None:
     state = FraudState(settings)
     serving = Serving(settings, state)
     serving.swap(serving.refresh())
-    holder = holders[5]
     burst = [
         Transaction.model_validate(payment(holder, f"batch-{k}", served_at(7, k))) for k in range(3)
     ]
-    first, second, third, again = decide_batch(serving.current, state, [*burst, burst[2]])
+    first, second, third, again = await decide_batch(serving.current, state, [*burst, burst[2]])
     assert "velocity_5m" not in first.body["rules_fired"]
     assert "velocity_5m" not in second.body["rules_fired"]
     assert "velocity_5m" in third.body["rules_fired"]
@@ -493,8 +497,8 @@ def test_payments_decided_in_one_batch_see_each_other(
     changed = Transaction.model_validate(
         {**payment(holder, "batch-0", served_at(7)), "amount": 1.0}
     )
-    assert isinstance(decide_batch(serving.current, state, [changed])[0], IdConflict)
-    state.close()
+    assert isinstance((await decide_batch(serving.current, state, [changed]))[0], IdConflict)
+    await state.close()
 
 
 def test_decisions_are_the_arrow_reference_paths_to_the_bit(
@@ -505,6 +509,10 @@ def test_decisions_are_the_arrow_reference_paths_to_the_bit(
     its days, `transaction_features`, the model's contributions on that table, the rule
     set's hits on it), every payment of a varied batch gets the same probability, top
     features, rules and verdict, exactly."""
+    asyncio.run(_decide_against_the_reference(settings, holders))
+
+
+async def _decide_against_the_reference(settings: Settings, holders: list[Holder]) -> None:
     state = FraudState(settings)
     serving = Serving(settings, state)
     serving.swap(serving.refresh())
@@ -542,12 +550,12 @@ def test_decisions_are_the_arrow_reference_paths_to_the_bit(
             {**payment(holders[3], "ref-stranger", served_at(5, 13)), "user_id": 10**12},
         )
     ]
-    reads = state.read(
+    reads = await state.read(
         [Lookup(t.event_id, t.user_id, t.device_id, event_millis(t.event_time)) for t in batch]
     )
     assert reads is not None
     expected = _reference(serving.current, batch, reads)
-    decided = decide_batch(serving.current, state, batch)
+    decided = await decide_batch(serving.current, state, batch)
     for result, (probability, top, rules_fired, verdict) in zip(decided, expected, strict=True):
         assert not isinstance(result, IdConflict)
         assert result.body["fraud_probability"] == probability
@@ -555,7 +563,7 @@ def test_decisions_are_the_arrow_reference_paths_to_the_bit(
         assert result.body["rules_fired"] == rules_fired
         assert result.body["decision"] == verdict
     assert {body["decision"] for body in (r.body for r in decided)} != {"APPROVE"}
-    state.close()
+    await state.close()
 
 
 def _reference(

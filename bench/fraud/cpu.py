@@ -24,6 +24,7 @@ payments of the stream, so rounds see the same kind of traffic, not the same pay
 
 from __future__ import annotations
 
+import asyncio
 import cProfile
 import gc
 import hashlib
@@ -40,6 +41,7 @@ import numpy as np
 import orjson
 import redis
 import typer
+import uvloop
 from rich.console import Console
 
 from bench.envelope import envelope, summary, write
@@ -107,6 +109,8 @@ def main(
             state = FraudState(settings)
             serving = Serving(settings, state)
             serving.swap(serving.refresh())
+            # The service's loop: the Redis calls are awaited on uvloop.
+            loop = asyncio.Runner(loop_factory=uvloop.new_event_loop)
             stream = [Transaction.model_validate_json(body) for body in world.stream]
             needed = warmup + payments * (rounds + 1)
             if needed > len(stream):
@@ -116,8 +120,8 @@ def main(
             # What the service loads lives out of the collector's sight (`Serving.swap`):
             # so do the world and the stream here, or every full collection walks them.
             gc.freeze()
-            run = _Runner(serving, state, batch, bodies)
-            document["history_per_batch"] = _history(state, stream[:warmup], batch)
+            run = _Runner(serving, state, batch, bodies, loop)
+            document["history_per_batch"] = _history(state, stream[:warmup], batch, loop)
             run(stream[:warmup])
             cpu, redis_cpu = [], []
             for k in range(rounds):
@@ -130,7 +134,8 @@ def main(
             profile.enable()
             run(stream[warmup + rounds * payments : needed])
             profile.disable()
-            state.close()
+            loop.run(state.close())
+            loop.close()
         document["cpu_ms_per_decision"] = summary(cpu)
         document["cpu_ms_per_decision_rounds"] = [round(v, 4) for v in cpu]
         document["redis_cpu_ms_per_decision"] = summary(redis_cpu)
@@ -167,9 +172,11 @@ class _Runner:
     seconds it took."""
 
     def __init__(
-        self, serving: Serving, state: FraudState, batch: int, bodies: list[bytes]
+        self, serving: Serving, state: FraudState, batch: int, bodies: list[bytes],
+        loop: asyncio.Runner,
     ) -> None:
         self.serving, self.state, self.batch, self.bodies = serving, state, batch, bodies
+        self.loop = loop
 
     def __call__(self, payments: list[Transaction]) -> float:
         gc.collect()
@@ -177,7 +184,7 @@ class _Runner:
         for start in range(0, len(payments), self.batch):
             chunk = payments[start : start + self.batch]
             before = time.process_time()
-            results = decide_batch(self.serving.current, self.state, chunk)
+            results = self.loop.run(decide_batch(self.serving.current, self.state, chunk))
             spent += time.process_time() - before
             for result in results:
                 if isinstance(result, IdConflict) or not isinstance(result, Decided):
@@ -189,19 +196,17 @@ class _Runner:
         return spent
 
 
-def _history(state: FraudState, payments: list[Transaction], batch: int) -> dict[str, float]:
+def _history(
+    state: FraudState, payments: list[Transaction], batch: int, loop: asyncio.Runner
+) -> dict[str, float]:
     """Mean members a batch reads from the windows, and distinct payments among them."""
     members, distinct = [], []
     for start in range(0, len(payments), batch):
-        reads = (
-            state.read(
-                [
-                    Lookup(t.event_id, t.user_id, t.device_id, event_millis(t.event_time))
-                    for t in payments[start : start + batch]
-                ]
-            )
-            or []
-        )
+        lookups = [
+            Lookup(t.event_id, t.user_id, t.device_id, event_millis(t.event_time))
+            for t in payments[start : start + batch]
+        ]
+        reads = loop.run(state.read(lookups)) or []
         found = [m for read in reads for m in read.history]
         members.append(len(found))
         distinct.append(len(set(found)))

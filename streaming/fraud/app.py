@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             audit.close()  # flushes to Kafka, or to the spool: nothing is lost
-            state.close()
+            await state.close()
 
     api = FastAPI(
         title="lakehouse fraud decisions",

@@ -73,7 +73,7 @@ class Decided:
     replayed: bool = False
 
 
-def decide_batch(
+async def decide_batch(
     snapshot: Snapshot, state: FraudState, transactions: list[Transaction]
 ) -> list[Decided | IdConflict]:
     """Decide payments that arrived together, in one pass of each stage (see the module
@@ -95,7 +95,7 @@ def decide_batch(
         )
         for i in unique
     ]
-    reads = state.read(lookups)
+    reads = await state.read(lookups)
     results: dict[int, Decided | IdConflict] = {}
     fresh = []
     for position, index in enumerate(unique):
@@ -105,7 +105,7 @@ def decide_batch(
         else:
             results[index] = _replay(stored, digests[index], transactions[index].event_id)
     if fresh:
-        _decide_fresh(
+        await _decide_fresh(
             snapshot, state, transactions, digests, unique, fresh, lookups, reads, clock, results
         )
     return [
@@ -114,7 +114,7 @@ def decide_batch(
     ]
 
 
-def _decide_fresh(
+async def _decide_fresh(
     snapshot: Snapshot,
     state: FraudState,
     transactions: list[Transaction],
@@ -197,7 +197,7 @@ def _decide_fresh(
     clock.lap("rules")
 
     decided_at = clock.times()
-    earlier = state.record(
+    earlier = await state.record(
         [
             (
                 lookups[position],
