@@ -180,11 +180,14 @@ class _Runner:
 
     def __call__(self, payments: list[Transaction]) -> float:
         gc.collect()
+        return self.loop.run(self._decide_all(payments))
+
+    async def _decide_all(self, payments: list[Transaction]) -> float:
         spent = 0.0
         for start in range(0, len(payments), self.batch):
             chunk = payments[start : start + self.batch]
             before = time.process_time()
-            results = self.loop.run(decide_batch(self.serving.current, self.state, chunk))
+            results = await decide_batch(self.serving.current, self.state, chunk)
             spent += time.process_time() - before
             for result in results:
                 if isinstance(result, IdConflict) or not isinstance(result, Decided):

@@ -26,6 +26,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
+from typing import Any
 
 import hiredis
 import redis
@@ -143,35 +144,28 @@ class FraudState:
 
 
 async def _run(
-    script: _Script, keys: list[str], args: list[object], client: redis.asyncio.Redis
+    script: _Script, keys: list[str], args: list[object], connection: redis.asyncio.Connection
 ) -> list:
     """EVALSHA by the script's digest, loading it on NOSCRIPT (a new or restarted Redis).
     Not redis-py's Script object, which asks SCRIPT EXISTS first when pipelined: another
     round trip."""
     try:
-        return await _evalsha(client, script.sha, keys, args)
+        return await _command(connection, "EVALSHA", script.sha, len(keys), *keys, *args)
     except redis.exceptions.NoScriptError:
-        await client.script_load(script.source)
-        return await _evalsha(client, script.sha, keys, args)
+        await _command(connection, "SCRIPT", "LOAD", script.source)
+        return await _command(connection, "EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-async def _evalsha(
-    client: redis.asyncio.Redis, sha: str, keys: list[str], args: list[object]
-) -> list:
-    """One EVALSHA on a connection of the client's pool, packed by hiredis in one C call:
-    redis-py's own path packs argument by argument in Python and wraps the call in layers
-    (retries, callbacks) this service does not use; it was half the client's CPU. A
-    connection that failed or was cancelled mid-command is dropped, as redis-py does (a
-    late reply must never answer the next command)."""
-    pool = client.connection_pool
-    connection = await pool.get_connection()
+async def _command(connection: redis.asyncio.Connection, *command: object) -> Any:
+    """One command, packed by hiredis in one C call: redis-py's own path packs argument by
+    argument in Python and wraps the call in layers (retries, callbacks) this service does
+    not use; it was half the client's CPU. A connection that failed or was cancelled
+    mid-command is closed, as redis-py does (a late reply must never answer the next
+    command); the next command reopens it."""
     try:
-        await connection.send_packed_command(
-            [hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))], check_health=False
-        )
+        await connection.send_packed_command([hiredis.pack_command(command)],
+                                             check_health=False)
         return await connection.read_response()
     except (redis.ConnectionError, redis.TimeoutError, OSError, asyncio.CancelledError):
         await connection.disconnect()
         raise
-    finally:
-        await pool.release(connection)
