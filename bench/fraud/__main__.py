@@ -20,10 +20,7 @@ Results go to bench/results/fraud-<UTC time>.json; docs/benchmarks.md records th
 from __future__ import annotations
 
 import secrets
-import shutil
 import sys
-import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.envelope import envelope, write
-from bench.fraud.world import build_world
+from bench.fraud.world import HISTORY_DAYS, STREAM_DAYS, world_on_private_services
 from bench.serving import loadgen
 from bench.serving.mix import measure as measure_service
 from bench.serving.servers import (
@@ -45,11 +42,9 @@ from bench.serving.servers import (
     SERVER_CORE,
     free_port,
     pin_generator,
-    private_redis,
     server,
     wait_ready,
 )
-from lakehouse.broker import EmbeddedBroker
 from lakehouse.online.fraud_state import decision_key
 from tests.conftest import settings_env
 
@@ -75,57 +70,48 @@ def main(
     duration = 10.0 if quick else duration
     step_seconds = 5.0 if quick else 15.0
     config = {"rate": rate, "duration": duration, "step_seconds": step_seconds,
-              "step_rates": STEP_RATES, "holders": holders, "history_days": 4,
-              "stream_days": 3, "connections": 64, "timeout_s": 1.0,
+              "step_rates": STEP_RATES, "holders": holders, "history_days": HISTORY_DAYS,
+              "stream_days": STREAM_DAYS, "connections": 64, "timeout_s": 1.0,
               "generator_core": GENERATOR_CORE, "server_core": SERVER_CORE,
               "generator": "bench/serving/loadgen.py (open-loop, latency from the intended send)"}
     document: dict[str, Any] = envelope("fraud", config)
     console.print(f"[bold]fraud benchmark[/] {config}")
     pin_generator()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-fraud-"))
     token = secrets.token_urlsafe(24)
-    broker = EmbeddedBroker("127.0.0.1", free_port(), workdir / "broker.log").start()
-    try:
-        with private_redis() as store:
-            redis_url = f"redis://127.0.0.1:{store.port}/0"
-            started = time.perf_counter()
-            with console.status("building the world (generate, land, build, train, publish)"):
-                world = build_world(workdir, redis_url, broker.bootstrap, holders, 4, 3)
-            document["world"] = {
-                "seconds": round(time.perf_counter() - started, 1),
-                "champion": world.champion.version,
-                "champion_metrics": {k: round(v, 4) for k, v in world.champion.metrics.items()
-                                     if k.startswith(("model_", "rules_", "pr_auc"))},
-                "held_out_payments": len(world.stream),
-            }
-            console.print(document["world"])
-            port = free_port()
-            env = {**settings_env(world.settings), "REDIS_URL": redis_url,
-                   "LAKEHOUSE_API_TOKEN": token}
-            command = [str(Path(sys.executable).parent / "lakehouse"), "serve", "fraud",
-                       "--host", "127.0.0.1", "--port", str(port)]
-            requests = [loadgen.build_request(
-                "POST", "/v1/decisions", "127.0.0.1",
-                {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
-                for body in world.stream]
-            with server("fraud", command, port, env=env, ready_seconds=120) as service:
-                wait_ready(port, 120.0)
-                runs, sent = _load(service, store, requests, rate, duration, step_seconds)
-                means = _metric_means(port)
-            document["main"], document["steps"] = runs[0], runs[1:]
-            passing = [r["rate"] for r in runs[1:]
-                       if r["p99_ms"] < P99_TARGET_MS and not r["errors"]]
-            document["highest_rate_p99_under_10ms"] = max(passing) if passing else None
-            decisions = _decisions(redis_url, world.stream[:sent])
-            document["stages"] = _stages(decisions, means)
-            document["mean_batch_size"] = means.get("batch_size")
-            document["quality"] = _quality(decisions)
-        _report(document)
-        path = write(document)
-        console.print(f"[green]results[/] {path}")
-    finally:
-        broker.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with world_on_private_services("bench-fraud-", holders, console) as (world, store, took):
+        redis_url = world.settings.redis_url
+        document["world"] = {
+            "seconds": took,
+            "champion": world.champion.version,
+            "champion_metrics": {k: round(v, 4) for k, v in world.champion.metrics.items()
+                                 if k.startswith(("model_", "rules_", "pr_auc"))},
+            "held_out_payments": len(world.stream),
+        }
+        console.print(document["world"])
+        port = free_port()
+        env = {**settings_env(world.settings), "REDIS_URL": redis_url,
+               "LAKEHOUSE_API_TOKEN": token}
+        command = [str(Path(sys.executable).parent / "lakehouse"), "serve", "fraud",
+                   "--host", "127.0.0.1", "--port", str(port)]
+        requests = [loadgen.build_request(
+            "POST", "/v1/decisions", "127.0.0.1",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}, body)
+            for body in world.stream]
+        with server("fraud", command, port, env=env, ready_seconds=120) as service:
+            wait_ready(port, 120.0)
+            runs, sent = _load(service, store, requests, rate, duration, step_seconds)
+            means = _metric_means(port)
+        document["main"], document["steps"] = runs[0], runs[1:]
+        passing = [r["rate"] for r in runs[1:]
+                   if r["p99_ms"] < P99_TARGET_MS and not r["errors"]]
+        document["highest_rate_p99_under_10ms"] = max(passing) if passing else None
+        decisions = _decisions(redis_url, world.stream[:sent])
+        document["stages"] = _stages(decisions, means)
+        document["mean_batch_size"] = means.get("batch_size")
+        document["quality"] = _quality(decisions)
+    _report(document)
+    path = write(document)
+    console.print(f"[green]results[/] {path}")
 
 
 def _load(service: Any, store: Any, requests: list[bytes], rate: float, duration: float,

@@ -30,9 +30,7 @@ import gc
 import hashlib
 import os
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,9 +43,8 @@ import uvloop
 from rich.console import Console
 
 from bench.envelope import envelope, summary, write
-from bench.fraud.world import build_world
-from bench.serving.servers import SERVER_CORE, free_port, private_redis
-from lakehouse.broker import EmbeddedBroker
+from bench.fraud.world import HISTORY_DAYS, STREAM_DAYS, world_on_private_services
+from bench.serving.servers import SERVER_CORE
 from lakehouse.online.fraud_state import event_millis
 from streaming.fraud.contract import Transaction
 from streaming.fraud.decide import Decided, IdConflict, decide_batch
@@ -88,82 +85,72 @@ def main(
         "payments": payments,
         "rounds": rounds,
         "warmup": warmup,
-        "history_days": 4,
-        "stream_days": 3,
+        "history_days": HISTORY_DAYS,
+        "stream_days": STREAM_DAYS,
     }
     document: dict[str, Any] = envelope("fraud.cpu", config)
     console.print(f"[bold]fraud CPU per decision[/] {config}")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-fraud-cpu-"))
-    broker = EmbeddedBroker("127.0.0.1", free_port(), workdir / "broker.log").start()
     os.sched_setaffinity(0, {SERVER_CORE})  # where the HTTP benchmark pins the service
-    try:
-        with private_redis() as store:
-            redis_url = f"redis://127.0.0.1:{store.port}/0"
-            started = time.perf_counter()
-            with console.status("building the world (generate, land, build, train, publish)"):
-                world = build_world(workdir, redis_url, broker.bootstrap, holders, 4, 3)
-            document["world_seconds"] = round(time.perf_counter() - started, 1)
-            # A CPU figure, not a latency one: on a shared machine a slow Redis reply must
-            # not turn into a degraded decision (another decision, another digest).
-            settings = world.settings.model_copy(update={"redis_timeout_ms": 5_000.0})
-            state = FraudState(settings)
-            serving = Serving(settings, state)
-            serving.swap(serving.refresh())
-            # The service's loop: the Redis calls are awaited on uvloop.
-            loop = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-            stream = [Transaction.model_validate_json(body) for body in world.stream]
-            needed = warmup + payments * (rounds + 1)
-            if needed > len(stream):
-                raise typer.BadParameter(f"{needed} payments wanted, the stream has {len(stream)}")
-            client = redis.Redis.from_url(redis_url)
-            bodies: list[bytes] = []
-            # What the service loads lives out of the collector's sight (`Serving.swap`):
-            # so do the world and the stream here, or every full collection walks them.
-            gc.freeze()
-            run = _Runner(serving, state, batch, bodies, loop)
-            document["history_per_batch"] = _history(state, stream[:warmup], batch, loop)
-            run(stream[:warmup])
-            cpu, redis_cpu = [], []
-            for k in range(rounds):
-                chunk = stream[warmup + k * payments : warmup + (k + 1) * payments]
-                redis_before = _redis_cpu(client)
-                seconds = run(chunk)
-                cpu.append(seconds / len(chunk) * 1000)
-                redis_cpu.append((_redis_cpu(client) - redis_before) / len(chunk) * 1000)
-            profile = cProfile.Profile(time.process_time)
-            profile.enable()
-            run(stream[warmup + rounds * payments : needed])
-            profile.disable()
-            loop.run(state.close())
-            loop.close()
-        document["cpu_ms_per_decision"] = summary(cpu)
-        document["cpu_ms_per_decision_rounds"] = [round(v, 4) for v in cpu]
-        document["redis_cpu_ms_per_decision"] = summary(redis_cpu)
-        document["profile_shares"] = _shares(profile)
-        if profile_out is not None:
-            profile.dump_stats(profile_out)
-        document["decisions"] = len(bodies)
-        document["decisions_digest"] = hashlib.sha256(b"\n".join(bodies)).hexdigest()
-        path = write(document)
-        path.with_suffix(".decisions.jsonl").write_bytes(b"".join(body + b"\n" for body in bodies))
-        console.print(
-            {
-                k: document[k]
-                for k in (
-                    "history_per_batch",
-                    "cpu_ms_per_decision",
-                    "cpu_ms_per_decision_rounds",
-                    "redis_cpu_ms_per_decision",
-                    "profile_shares",
-                    "decisions",
-                    "decisions_digest",
-                )
-            }
-        )
-        console.print(f"[green]results[/] {path}")
-    finally:
-        broker.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with world_on_private_services("bench-fraud-cpu-", holders, console) as (world, _, took):
+        document["world_seconds"] = took
+        # A CPU figure, not a latency one: on a shared machine a slow Redis reply must
+        # not turn into a degraded decision (another decision, another digest).
+        settings = world.settings.model_copy(update={"redis_timeout_ms": 5_000.0})
+        state = FraudState(settings)
+        serving = Serving(settings, state)
+        serving.swap(serving.refresh())
+        # The service's loop: the Redis calls are awaited on uvloop.
+        loop = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        stream = [Transaction.model_validate_json(body) for body in world.stream]
+        needed = warmup + payments * (rounds + 1)
+        if needed > len(stream):
+            raise typer.BadParameter(f"{needed} payments wanted, the stream has {len(stream)}")
+        client = redis.Redis.from_url(world.settings.redis_url)
+        bodies: list[bytes] = []
+        # What the service loads lives out of the collector's sight (`Serving.swap`):
+        # so do the world and the stream here, or every full collection walks them.
+        gc.freeze()
+        run = _Runner(serving, state, batch, bodies, loop)
+        document["history_per_batch"] = _history(state, stream[:warmup], batch, loop)
+        run(stream[:warmup])
+        cpu, redis_cpu = [], []
+        for k in range(rounds):
+            chunk = stream[warmup + k * payments : warmup + (k + 1) * payments]
+            redis_before = _redis_cpu(client)
+            seconds = run(chunk)
+            cpu.append(seconds / len(chunk) * 1000)
+            redis_cpu.append((_redis_cpu(client) - redis_before) / len(chunk) * 1000)
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        run(stream[warmup + rounds * payments : needed])
+        profile.disable()
+        loop.run(state.close())
+        loop.close()
+    document["cpu_ms_per_decision"] = summary(cpu)
+    document["cpu_ms_per_decision_rounds"] = [round(v, 4) for v in cpu]
+    document["redis_cpu_ms_per_decision"] = summary(redis_cpu)
+    document["profile_shares"] = _shares(profile)
+    if profile_out is not None:
+        profile.dump_stats(profile_out)
+    document["decisions"] = len(bodies)
+    document["decisions_digest"] = hashlib.sha256(b"\n".join(bodies)).hexdigest()
+    path = write(document)
+    path.with_suffix(".decisions.jsonl").write_bytes(b"".join(body + b"\n" for body in bodies))
+    console.print(
+        {
+            k: document[k]
+            for k in (
+                "history_per_batch",
+                "cpu_ms_per_decision",
+                "cpu_ms_per_decision_rounds",
+                "redis_cpu_ms_per_decision",
+                "profile_shares",
+                "decisions",
+                "decisions_digest",
+            )
+        }
+    )
+    console.print(f"[green]results[/] {path}")
 
 
 class _Runner:

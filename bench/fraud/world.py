@@ -7,15 +7,21 @@ decides: payments it has never seen, with their ground truth for the quality fig
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import redis
+from rich.console import Console
 
-from lakehouse.broker import ensure_topics
+from bench.serving.servers import Server, free_port, private_redis
+from lakehouse.broker import EmbeddedBroker, ensure_topics
 from lakehouse.catalog import Domain
 from lakehouse.models.registry import ModelVersion
 from lakehouse.online.fraud_state import publish_fraud_state, rebuild_windows
@@ -27,6 +33,8 @@ from tests.support.landing import land_in_bronze
 
 FIRST = date(2026, 3, 2)
 SEED = 31
+HISTORY_DAYS = 4
+STREAM_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -83,3 +91,24 @@ def build_world(root: Path, redis_url: str, kafka: str, holders: int, history_da
                 if orjson.loads(value)["event_time"] >= until]
     held_out.sort(key=lambda value: orjson.loads(value)["event_time"])
     return World(settings, champion, last, held_out)
+
+
+@contextmanager
+def world_on_private_services(
+    prefix: str, holders: int, console: Console
+) -> Iterator[tuple[World, Server, float]]:
+    """An embedded broker, a private Redis, and the world built on them (`HISTORY_DAYS`
+    landed, `STREAM_DAYS` held out); yields the world, the Redis server and the seconds
+    the build took, and removes it all afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    broker = EmbeddedBroker("127.0.0.1", free_port(), workdir / "broker.log").start()
+    try:
+        with private_redis() as store:
+            started = time.perf_counter()
+            with console.status("building the world (generate, land, build, train, publish)"):
+                world = build_world(workdir, f"redis://127.0.0.1:{store.port}/0",
+                                    broker.bootstrap, holders, HISTORY_DAYS, STREAM_DAYS)
+            yield world, store, round(time.perf_counter() - started, 1)
+    finally:
+        broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
