@@ -34,10 +34,10 @@ And one for large reference sets: an in-set expectation over thousands of values
 products shoppers viewed) cost GX 1.8 to 3 s for 91K purchases, whatever the rows: GX
 re-serialises the expectation, value set included, a hundred times or more per
 validation, and the SQL engine binds every value into each query. On DuckDB such an
-expectation runs as GX's `UnexpectedRowsExpectation`, a query of the rows whose value is
-outside the set, kept in a table of the day's cursor; its outcome is told as the in-set
-expectation's (the count, the percent of non-null values, the first failing ids), which
-the equality tests hold against the pandas engine.
+expectation (`value_sets.in_large_set`) runs as GX's `UnexpectedRowsExpectation`, a
+query of the rows whose value is outside the set, kept in a table of the day's cursor;
+its outcome is told as the in-set expectation's (the count, the percent of non-null
+values, the first failing ids), which the equality tests hold against the pandas engine.
 """
 
 from __future__ import annotations
@@ -56,9 +56,6 @@ from lakehouse.transforms.duck import Staged
 from quality.checks import Expect
 
 VIEW = "_gx_rows"
-LARGE_VALUE_SET = 64
-"""An in-set expectation with more values than this runs as a query of the rows outside
-the set (see the module's notes); the vocabularies' short lists stay as they are."""
 _lock = threading.Lock()  # one staged day per process at a time: validations take turns
 _day_cursor: Any = None  # the cursor of the staged day's session that GX reads through
 
@@ -158,19 +155,6 @@ def staged(
             _day_cursor = None
             cursor.close()
             rows.connection.execute(f"DROP VIEW IF EXISTS {VIEW}")
-
-
-def in_large_set(expect: Expect) -> list[Any] | None:
-    """The values of `expect` if it is an in-set expectation DuckDB judges as a query of
-    the rows outside the set: more than LARGE_VALUE_SET values, on every row (no `where`,
-    no `mostly`); otherwise None."""
-    values = expect.kwargs.get("value_set")
-    plain = set(expect.kwargs) == {"column", "value_set"} and expect.where is None
-    if expect.type != "ExpectColumnValuesToBeInSet" or not plain:
-        return None
-    return (
-        list(values) if isinstance(values, list | tuple) and len(values) > LARGE_VALUE_SET else None
-    )
 
 
 def outside_set(gxe: Any, expect: Expect, index: int) -> Any:

@@ -6,6 +6,16 @@ a DataFrame is recognised by its class's module. The frame the expectations read
 persisted for the validation (GX runs a Spark job per map expectation and one for the
 bundled aggregates) and released after it; GX's own persist is off, since it never
 releases what it caches.
+
+An in-set expectation over a large reference set (`value_sets.in_large_set`: purchases'
+known products, thousands of values) runs as GX's `UnexpectedRowsExpectation`, as on
+DuckDB: a Spark SQL query of the rows whose non-null value is not in a temporary view of
+the values, instead of GX's in-set expectation, whose value set GX re-serialised through
+pydantic for about 2 s per validation. Its outcome is reported as the in-set
+expectation's (the count, the percent of non-null values, the first failing ids). The
+views live in the frame's session for the validation, under fixed names: as GX's own
+query metrics on Spark, which register the batch as one session-wide `tmp_view`, two
+validations must not run at once on one session.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from functools import cache
 from typing import Any
 
 import pyarrow as pa
+
+from quality.checks import Expect
 
 
 def is_spark_frame(rows: Any) -> bool:
@@ -48,6 +60,76 @@ def persisted(frame: Any, columns: list[str]) -> Iterator[Any]:
         yield chosen
     finally:
         chosen.unpersist()
+
+
+VIEW = "_gx_rows"
+"""The frame under validation, as the failing ids' query of a large in-set reads it."""
+
+
+def outside_set(gxe: Any, expect: Expect, index: int) -> Any:
+    """GX's `UnexpectedRowsExpectation` for in-set `expect` (the `index`th of the suite):
+    the rows whose non-null value is not in its value view (`value_views`)."""
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=_outside_query(expect, index, "{batch}"), meta={"at": index}
+    )
+
+
+@contextmanager
+def value_views(
+    frame: Any, value_sets: Mapping[int, list[Any]], columns: Mapping[int, str]
+) -> Iterator[None]:
+    """Each of `value_sets` (large in-set expectations' values, by the expectation's index)
+    as the view `outside_set` queries, typed as its column of `frame` (`columns`, by the
+    same index) so values and column compare alike, and `frame` as VIEW, while the block
+    runs; the views are dropped after. Nothing is registered without a large set."""
+    if not value_sets:
+        yield
+        return
+    from pyspark.sql.types import StructField, StructType
+
+    session = frame.sparkSession
+    names = []
+    try:
+        frame.createOrReplaceTempView(VIEW)
+        names.append(VIEW)
+        for index, values in value_sets.items():
+            kind = StructType([StructField("value", frame.schema[columns[index]].dataType)])
+            known = [(value,) for value in values if value is not None]
+            session.createDataFrame(known, kind).createOrReplaceTempView(_value_view(index))
+            names.append(_value_view(index))
+        yield
+    finally:
+        for name in names:
+            session.catalog.dropTempView(name)
+
+
+def outside_set_details(
+    frame: Any, expect: Expect, index: int, failing_rows: int, id_columns: list[str], limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """What GX's in-set expectation reports besides its count (`failing_rows`, the
+    verdict of `outside_set`): the non-null values of `frame` (the percent's denominator)
+    and the ids of up to `limit` failing rows, looked for only when there are some (a
+    clean day's search would read the whole day again for nothing)."""
+    from pyspark.sql import functions as F
+
+    nonnull = frame.select(F.count(frame[expect.kwargs["column"]])).first()[0]
+    failing: list[dict[str, Any]] = []
+    if id_columns and failing_rows:
+        outside = frame.sparkSession.sql(_outside_query(expect, index, VIEW))
+        failing = [row.asDict() for row in outside.select(*id_columns).limit(limit).collect()]
+    return int(nonnull), failing
+
+
+def _outside_query(expect: Expect, index: int, rows: str) -> str:
+    column = f"`{expect.kwargs['column']}`"
+    return (
+        f"SELECT * FROM {rows} WHERE {column} IS NOT NULL"
+        f" AND {column} NOT IN (SELECT value FROM {_value_view(index)})"
+    )
+
+
+def _value_view(index: int) -> str:
+    return f"_gx_values_{int(index)}"
 
 
 # Expectations that GX's Spark engine judges in Python, on a value collected from Spark.

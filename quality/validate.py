@@ -12,6 +12,7 @@ runs on GX's SQL execution engine over the builder's own DuckDB database
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from lakehouse.settings import Settings
 from quality import relation, spark
 from quality.checks import Check, Expect, Suite
+from quality.value_sets import in_large_set
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -112,9 +114,11 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     outside_counts: dict[int, int] = {}
     outside_details: dict[int, tuple[int, list[dict[str, Any]]]] = {}
     for index, expect in enumerate(expects):
-        if on_duckdb and (values := relation.in_large_set(expect)) is not None:
+        if (on_spark or on_duckdb) and (values := in_large_set(expect)) is not None:
             value_sets[index] = values
-            gx_suite.add_expectation(relation.outside_set(gxe, expect, index))
+            gx_suite.add_expectation(
+                (spark if on_spark else relation).outside_set(gxe, expect, index)
+            )
             continue
         kwargs = (
             spark.expectation_kwargs(expect.type, expect.kwargs)
@@ -135,19 +139,26 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         "partial_unexpected_count": SAMPLE_ROWS,
     }
     if on_spark:
-        with spark.persisted(rows, columns) as frame:
+        set_columns = {index: expects[index].kwargs["column"] for index in value_sets}
+        with (
+            spark.persisted(rows, columns) as frame,
+            spark.value_views(frame, value_sets, set_columns),
+        ):
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
+            outside_counts = _rows_outside(result, value_sets)
+            outside_details = {
+                index: spark.outside_set_details(
+                    frame, expects[index], index, count, id_columns, SAMPLE_ROWS
+                )
+                for index, count in outside_counts.items()
+            }
     elif on_duckdb:
         with relation.staged(rows, columns, value_sets):
             batch = relation.batch_definition(context).get_batch()
             unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
-            outside_counts = {
-                verdict.expectation_config.meta["at"]: _rows_outside(verdict)
-                for verdict in result.results
-                if verdict.expectation_config.meta["at"] in value_sets
-            }
+            outside_counts = _rows_outside(result, value_sets)
             outside_details = {
                 index: relation.outside_set_details(
                     expects[index], index, count, id_columns, SAMPLE_ROWS
@@ -185,7 +196,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         if index in outside_details:
             nonnull, failing_ids = outside_details[index]
             outcomes.append(
-                _in_set_outcome(expect, verdict, outside_counts[index], nonnull, failing_ids)
+                _in_set_outcome(expect, verdict, outside_counts[index], nonnull, failing_ids, plain)
             )
             continue
         outcomes.append(
@@ -208,24 +219,37 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     return outcomes
 
 
-def _rows_outside(verdict: Any) -> int:
-    """The rows `relation.outside_set`'s query found outside the value set."""
-    return int((verdict.result or {}).get("observed_value") or 0)
+def _rows_outside(result: Any, value_sets: dict[int, list[Any]]) -> dict[int, int]:
+    """The rows each large in-set expectation's query (`outside_set`, on DuckDB or Spark)
+    found outside its value set, by the expectation's index."""
+    return {
+        verdict.expectation_config.meta["at"]: int(
+            (verdict.result or {}).get("observed_value") or 0
+        )
+        for verdict in result.results
+        if verdict.expectation_config.meta["at"] in value_sets
+    }
 
 
 def _in_set_outcome(
-    expect: Expect, verdict: Any, count: int, nonnull: int, failing_ids: list[dict[str, Any]]
+    expect: Expect,
+    verdict: Any,
+    count: int,
+    nonnull: int,
+    failing_ids: list[dict[str, Any]],
+    plain: Callable[[Any], Any],
 ) -> ExpectationOutcome:
-    """An in-set expectation's outcome from the verdict of the query DuckDB ran in its
-    place (`relation.outside_set`), as GX's in-set expectation states it: the failing
-    `count`, its percent of the non-null values (None without any) and the first ids."""
+    """An in-set expectation's outcome from the verdict of the query DuckDB or Spark ran
+    in its place (`outside_set`), as GX's in-set expectation states it: the failing
+    `count`, its percent of the non-null values (None without any) and the first ids,
+    their values made `plain` as the engine's own failing ids are."""
     return ExpectationOutcome(
         expect=expect,
         success=bool(verdict.success),
         unexpected_count=count,
         unexpected_percent=count / nonnull * 100 if nonnull else None,
         failing_ids=[
-            {column: _plain(value) for column, value in row.items()} for row in failing_ids
+            {column: plain(value) for column, value in row.items()} for row in failing_ids
         ],
     )
 

@@ -32,16 +32,24 @@ from lakehouse.catalog import (
 from lakehouse.settings import Settings
 from lakehouse.transforms import ecommerce
 from lakehouse.transforms.duck import Staged
+from quality import relation
 from quality.checks import Check, Expect, Suite
 from quality.gate import BlockedWrite, QualityGate
-from quality.relation import LARGE_VALUE_SET, in_large_set
 from quality.suites import fresh_bronze, present, suite_for, unique
 from quality.validate import validate
+from quality.value_sets import LARGE_VALUE_SET, in_large_set
 from streaming.generators import Faults
 from tests.support.broken_rows import broken, every_rule_broken
 from tests.support.fraud_audit import decisions_bronze
 from tests.support.iot_alerts import alerts_bronze
-from tests.support.quality_outcomes import assert_same_outcomes, ids
+from tests.support.large_value_set import (
+    KNOWN,
+    MOSTLY,
+    PLAIN,
+    WHERE,
+    assert_large_sets_judged_as_pandas,
+)
+from tests.support.quality_outcomes import assert_same_outcomes
 from tests.test_quality import DAY, bronze_rows, land_bronze, silver_day
 from tests.test_silver import reading
 
@@ -348,30 +356,7 @@ def test_a_large_value_set_is_judged_as_a_query_with_the_in_set_outcome(
     query of the rows outside the set (GX re-serialised a 5,000-value set for seconds);
     one with a row condition or `mostly` stays GX's own. Either way the outcome is the
     pandas engine's: count, percent of non-null values, failing ids."""
-    known = list(range(100, 100 + LARGE_VALUE_SET + 36))
-    rows = pa.table(
-        {
-            "event_id": [f"e{i}" for i in range(8)],
-            "user_id": [100, 101, 7, None, 8, 102, 9, 100],
-            "channel": ["web", "web", "web", "web", "app", "app", "web", "app"],
-        }
-    )
-    plain = Expect("ExpectColumnValuesToBeInSet", {"column": "user_id", "value_set": known})
-    where = Expect(plain.type, plain.kwargs, where=("channel", "web"))
-    mostly = Expect(plain.type, {**plain.kwargs, "mostly": 0.5})
-    small = Expect(plain.type, {"column": "user_id", "value_set": known[:LARGE_VALUE_SET]})
-    assert in_large_set(plain) == known
-    assert in_large_set(where) is in_large_set(mostly) is in_large_set(small) is None
-    suite = Suite(
-        SILVER_TRANSACTIONS,
-        tuple(Check(f"known_{i}", "", (e,)) for i, e in enumerate((plain, where, mostly))),
-        ("event_id",),
-    )
-    outcomes = assert_same_outcomes(
-        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
-    )
-    counted = [(o.expectations[0].unexpected_count, o.passed) for o in outcomes]
-    assert counted == [(3, False), (2, False), (3, True)]
-    assert ids(outcomes[0].expectations[0]) == {
-        frozenset({("event_id", f"e{i}")}) for i in (2, 4, 6)
-    }
+    small = Expect(PLAIN.type, {"column": "user_id", "value_set": KNOWN[:LARGE_VALUE_SET]})
+    assert in_large_set(PLAIN) == KNOWN
+    assert in_large_set(WHERE) is in_large_set(MOSTLY) is in_large_set(small) is None
+    assert_large_sets_judged_as_pandas(relation, partial(staged, connection), DAY, settings)

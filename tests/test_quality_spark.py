@@ -29,13 +29,17 @@ from lakehouse.catalog import (
 from lakehouse.settings import Settings
 from lakehouse.transforms.ecommerce import product_daily
 from lakehouse.transforms.iot import sensor_hourly
+from quality import spark as spark_module
 from quality.checks import Check, Suite
 from quality.gate import BlockedWrite, QualityGate
 from quality.suites import fresh_bronze, present, suite_for
+from quality.validate import SAMPLE_ROWS
+from quality.value_sets import in_large_set
 from streaming.generators import Faults
 from tests.support.broken_rows import broken, every_rule_broken
-from tests.support.quality_outcomes import assert_same_outcomes
-from tests.test_quality import DAY, bronze_rows, silver_day
+from tests.support.large_value_set import assert_large_sets_judged_as_pandas, translated
+from tests.support.quality_outcomes import assert_same_outcomes, ids
+from tests.test_quality import DAY, bronze_rows, land_bronze, silver_day
 from tests.test_silver import reading
 
 ALL_FAULTS = Faults(nulls=0.2, out_of_range=0.05, duplicates=0.05, schema_drift=0.3)
@@ -48,23 +52,39 @@ while the clean day still passes every check and still makes a product_daily day
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """An empty lake: no history, so the volume checks ask for one row."""
-    root = tmp_path_factory.mktemp("quality-spark")
-    return Settings(lakehouse_root=str(root / "lake"), lakehouse_home=root / "home")
-
-
-@pytest.fixture(scope="module")
-def silver() -> dict[tuple[str, bool], pa.Table]:
-    """A silver day of clickstream and transactions, clean and with every fault."""
+def bronze() -> dict[tuple[str, bool], pa.Table]:
+    """A bronze day of the e-commerce and fraud topics, clean and with every fault."""
     days = {}
     for domain in ("ecommerce", "fraud"):
         for faulty in (False, True):
-            bronze = bronze_rows(domain, ALL_FAULTS if faulty else None, EVENTS[domain])
-            for topic in ("clickstream", "cart_events", "purchases", "transactions"):
-                if topic in bronze:
-                    days[topic, faulty] = silver_day(bronze[topic], topic)
+            rows = bronze_rows(domain, ALL_FAULTS if faulty else None, EVENTS[domain])
+            days.update({(topic, faulty): day for topic, day in rows.items()})
     return days
+
+
+@pytest.fixture(scope="module")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, bronze: dict[tuple[str, bool], pa.Table]
+) -> Settings:
+    """A lake whose bronze holds the clean clickstream day (products_known reads it, for
+    thousands of known products); no silver or gold history, so the volume checks ask for
+    one row."""
+    root = tmp_path_factory.mktemp("quality-spark")
+    settings = Settings(lakehouse_root=str(root / "lake"), lakehouse_home=root / "home")
+    land_bronze(settings, {"clickstream": bronze["clickstream", False]})
+    return settings
+
+
+@pytest.fixture(scope="module")
+def silver(bronze: dict[tuple[str, bool], pa.Table]) -> dict[tuple[str, bool], pa.Table]:
+    """A silver day of clickstream, cart events, purchases and transactions, clean and
+    with every fault."""
+    topics = ("clickstream", "cart_events", "purchases", "transactions")
+    return {
+        (topic, faulty): silver_day(rows, topic)
+        for (topic, faulty), rows in bronze.items()
+        if topic in topics
+    }
 
 
 def gold_rows(table: TableSpec, silver: dict[tuple[str, bool], pa.Table]) -> pa.Table:
@@ -98,6 +118,56 @@ def test_silver_checks_on_spark_pass_clean_rows(
         settings,
     )
     assert [o.check.name for o in outcomes if not o.passed] == []
+
+
+@pytest.mark.parametrize("faulty", [False, True], ids=["clean", "faulty"])
+def test_purchases_known_products_on_spark_run_as_a_query_with_the_in_set_outcome(
+    spark: SparkSession,
+    settings: Settings,
+    silver: dict[tuple[str, bool], pa.Table],
+    faulty: bool,
+) -> None:
+    """products_known holds every product viewed that day or the day before (thousands on a
+    real day, hundreds here): on Spark it runs as a query of the rows outside the set, not
+    GX's in-set expectation, and its outcome is the pandas engine's on the clean day (all
+    known) and on the faulty day with products unknown to the day's views and some missing
+    (nulls, left out of the count and the percent)."""
+    spec = CATALOG.silver_for_topic("purchases")
+    known = suite_for(spec).check("products_known").expectations_for(settings, DAY)[0]
+    assert in_large_set(known) is not None
+    rows = unknown_products(silver["purchases", True]) if faulty else silver["purchases", False]
+    with translated(spark_module) as queried:
+        outcomes = assert_same_outcomes(spec, rows, spark.createDataFrame, DAY, settings)
+    assert [expect.kwargs["column"] for expect in queried] == ["product_id"]
+    (outcome,) = [o for o in outcomes if o.check.name == "products_known"]
+    (found,) = outcome.expectations
+    assert (outcome.passed, found.unexpected_count) == ((False, 7) if faulty else (True, 0))
+    nonnull = rows.num_rows - rows["product_id"].null_count
+    assert found.unexpected_percent == pytest.approx(found.unexpected_count / nonnull * 100)
+    if faulty:
+        unknown = {frozenset({("event_id", e)}) for e in rows["event_id"][:7].to_pylist()}
+        assert len(found.failing_ids) == SAMPLE_ROWS and ids(found) <= unknown
+
+
+def unknown_products(rows: pa.Table) -> pa.Table:
+    """`rows` whose first seven products were never viewed and next two are missing."""
+    products = rows["product_id"].to_pylist()
+    products[:9] = [*range(-7, 0), None, None]
+    field = rows.schema.field("product_id")
+    return rows.set_column(
+        rows.schema.get_field_index("product_id"), field, pa.array(products, field.type)
+    )
+
+
+def test_a_large_value_set_is_judged_as_a_query_with_the_in_set_outcome_on_spark(
+    spark: SparkSession, settings: Settings
+) -> None:
+    """An in-set expectation over more than LARGE_VALUE_SET values runs on Spark as a
+    query of the rows outside the set; one with a row condition or `mostly` stays GX's
+    own. Either way the outcome is the pandas engine's: count, percent of non-null values,
+    failing ids, on an integer column and with nulls."""
+    assert_large_sets_judged_as_pandas(spark_module, spark.createDataFrame, DAY, settings)
+    assert not [table for table in spark.catalog.listTables() if table.name.startswith("_gx_")]
 
 
 @pytest.mark.parametrize("table", [GOLD_SENSOR_HOURLY, GOLD_PRODUCT_DAILY], ids=lambda t: t.key)
