@@ -319,6 +319,19 @@ def current_versions(specs: Iterable[TableSpec], settings: Settings) -> dict[str
     return versions
 
 
+def day_holds_rows(table: DeltaTable, day: date, column: str = "event_date") -> bool:
+    """Whether the partition `column` = `day` of an open table holds any row, from the
+    Delta log's file statistics alone (no data read); a file without a row count counts
+    as holding rows. What tells a rebuild that writing no rows to the day would change
+    nothing, so that it need not commit (`transforms.tables.already_empty`)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return False
+    mine = actions.filter(pc.equal(actions[f"partition.{column}"], day))
+    counts = mine["num_records"]
+    return counts.null_count > 0 or (pc.sum(counts).as_py() or 0) > 0
+
+
 def first_partition(spec: TableSpec, settings: Settings, column: str = "event_date") -> date | None:
     """The earliest partition value with rows, from the Delta log alone (None if empty)."""
     days = partition_rows(spec, settings, column)

@@ -58,6 +58,12 @@ class QualityGate:
         if failed:
             raise BlockedWrite(table, day, failed)
 
+    def validated_days(self, table: TableSpec) -> set[date]:
+        """The days of `table` the gate validated in this run. A day the write left alone
+        (no rows for a day that held none: `transforms.tables.replace_day`) is not
+        among them, and has no verdict."""
+        return {outcome.day for outcome in self._outcomes[table.key]}
+
     def outcomes(self, table: TableSpec) -> list[CheckOutcome]:
         """Every outcome for `table` in this run, in the order the days were validated."""
         return list(self._outcomes[table.key])

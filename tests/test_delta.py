@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from lakehouse.catalog import GOLD_SENSOR_HOURLY, table_uri
+from lakehouse.catalog import GOLD_SENSOR_HOURLY, TableSpec, table_uri
 from lakehouse.delta import ensure_table, overwrite_where
 from lakehouse.settings import Settings
+from lakehouse.transforms.tables import replace_day
 from tests.test_query import hourly
 
 SPEC = GOLD_SENSOR_HOURLY
@@ -49,3 +51,44 @@ def test_without_the_retry_delta_rs_refuses_that_rebuild(
 
     with pytest.raises(CommitFailedError):
         overwrite_where(stale, SPEC, hourly(DAY, ["x"], 2.0), PREDICATE, attempts=1)
+
+
+def test_an_empty_day_is_left_alone_unless_it_held_rows(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """No rows for a day that holds none: no check, no commit, no empty file, but the
+    table exists; no rows for a day that held some: checked and replaced, as ever."""
+    settings = make_settings()
+    guarded: list[tuple[date, int]] = []
+
+    def guard(spec: TableSpec, day: date, rows: pa.Table) -> None:
+        guarded.append((day, rows.num_rows))
+
+    empty = SPEC.schema.empty_table()
+    replace_day(settings, SPEC, empty, DAY, guard)
+    table = DeltaTable(table_uri(SPEC, settings))
+    assert (table.version(), table.get_add_actions().num_rows, guarded) == (0, 0, [])
+
+    replace_day(settings, SPEC, hourly(DAY, ["a"], 1.0), DAY, guard)
+    replace_day(settings, SPEC, empty, DAY, guard)
+    table = DeltaTable(table_uri(SPEC, settings))
+    assert table.to_pyarrow_table().num_rows == 0
+    assert (table.version(), guarded) == (2, [(DAY, 1), (DAY, 0)])
+    replace_day(settings, SPEC, empty, DAY, guard)
+    assert DeltaTable(table_uri(SPEC, settings)).version() == 2
+
+
+def test_an_empty_day_still_brings_a_catalogued_column_the_table_lacks(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A column the catalog added since the table was written reaches it with the next
+    rebuild, even an empty one (the schema merge), so readers can select it."""
+    settings = make_settings()
+    older = hourly(DAY, ["a"], 1.0).drop_columns(["stddev_value"])
+    write_deltalake(table_uri(SPEC, settings), older, partition_by=["event_date"])
+
+    replace_day(settings, SPEC, SPEC.schema.empty_table(), DAY + timedelta(days=1))
+
+    table = DeltaTable(table_uri(SPEC, settings))
+    assert "stddev_value" in {field.name for field in table.schema().fields}
+    assert table.to_pyarrow_table().num_rows == 1

@@ -16,13 +16,20 @@ import pytest
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._time import get_current_datetime
+from deltalake import DeltaTable
 
 from assets.bronze import bronze_tables
 from assets.iot.silver import silver_sensor_readings
 from assets.partitions import DAILY, first_partition_day
 from assets.resources import platform_resources
 from assets.tables import asset_key
-from lakehouse.catalog import BRONZE_SENSOR_READINGS, SILVER_SENSOR_READINGS
+from lakehouse.catalog import (
+    BRONZE_SENSOR_READINGS,
+    SILVER_SENSOR_READINGS,
+    SILVER_TRANSACTIONS,
+    TableSpec,
+    table_uri,
+)
 from lakehouse.maintenance.compaction import compact_day
 from lakehouse.settings import Settings
 from orchestration.definitions import defs
@@ -224,6 +231,37 @@ def test_a_ranged_run_rebuilds_every_day_of_the_range(
     (recorded,) = instance.get_runs()
     assert recorded.job_name == "medallion"
     assert recorded.tags["dagster/asset_partition_range_start"] == earlier.date().isoformat()
+
+
+def _skipped(instance: dg.DagsterInstance, table: TableSpec) -> int:
+    event = instance.get_latest_materialization_event(asset_key(table))
+    assert event is not None and event.asset_materialization is not None
+    return event.asset_materialization.metadata["empty_days_skipped"].value
+
+
+def test_a_ranged_run_leaves_empty_days_alone_but_empties_a_day_that_held_rows(
+    lake: Settings, instance: dg.DagsterInstance
+) -> None:
+    """Days without input cost no check and no commit; every check still reports (one
+    verdict on the last day's empty rows where a table had no input at all); a day whose
+    input is gone since is still replaced by an empty day."""
+    first, earlier = DAY - timedelta(days=3), NOON - timedelta(days=2)
+    land(lake, reading("a", offset=1, when=earlier), reading("b", offset=2))
+    run = rebuild_days(first, DAY, instance=instance)
+    assert run.success and all(check.endswith("(warn)") for check in run.failed_checks)
+    assert silver_ids(lake) == [(earlier.date(), "a"), (DAY, "b")]
+    silver = DeltaTable(table_uri(SILVER_SENSOR_READINGS, lake))
+    assert silver.version() == 2  # created, then the two days with rows
+    assert _skipped(instance, SILVER_SENSOR_READINGS) == 2
+    assert _skipped(instance, SILVER_TRANSACTIONS) == 4  # no transactions at all
+    checks = defs.resolve_asset_graph().asset_check_keys
+    assert run.checks_run == sum(key.asset_key.to_user_string() in run.assets for key in checks)
+
+    bronze = DeltaTable(table_uri(BRONZE_SENSOR_READINGS, lake))
+    bronze.delete(f"event_date = '{DAY.isoformat()}'")
+    assert rebuild_days(first, DAY, instance=instance).success
+    assert silver_ids(lake) == [(earlier.date(), "a")]
+    assert _skipped(instance, SILVER_SENSOR_READINGS) == 2
 
 
 def test_the_partitions_start_at_the_first_landed_day_unless_configured(

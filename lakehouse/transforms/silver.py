@@ -38,7 +38,16 @@ from lakehouse.delta import open_table, replace_partition
 from lakehouse.schemas import VOCABULARIES, silver_schema
 from lakehouse.settings import Settings
 from lakehouse.transforms import duck
-from lakehouse.transforms.tables import Guard, Source, register, replace_day, scan_days, stream
+from lakehouse.transforms.tables import (
+    Guard,
+    Source,
+    already_empty,
+    has_rows,
+    register,
+    replace_day,
+    scan_days,
+    stream,
+)
 
 
 @dataclass(frozen=True)
@@ -280,12 +289,14 @@ def build_silver_partition(
         )
         replace_day(settings, silver, duck.Staged(connection, STAGED_ROWS), day, guard)
         rejected = connection.table(STAGED_REJECTED)
-        replace_partition(
-            REJECTED_ROWS,
-            settings,
-            lambda: stream(rejected, REJECTED_ROWS.schema),
-            rejected_predicate(topic, day),
-        )
+        # As `replace_day` does: no rejected rows where the day holds none changes nothing.
+        if has_rows(rejected) or not already_empty(settings, REJECTED_ROWS, day):
+            replace_partition(
+                REJECTED_ROWS,
+                settings,
+                lambda: stream(rejected, REJECTED_ROWS.schema),
+                rejected_predicate(topic, day),
+            )
     return SilverResult(
         rows=scan_days(settings, silver, day),
         rejected=scan_rejected(settings, topic, day),

@@ -31,7 +31,13 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lakehouse.catalog import TableSpec, table_uri
-from lakehouse.delta import open_table, replace_partition, replace_partition_files
+from lakehouse.delta import (
+    day_holds_rows,
+    ensure_table,
+    open_table,
+    replace_partition,
+    replace_partition_files,
+)
 from lakehouse.settings import Settings
 from lakehouse.transforms import duck
 
@@ -216,7 +222,15 @@ def replace_day(
     files, and only then are they committed: moved into the table's folder and added in
     one delta-rs transaction, or, where DuckDB cannot write into the lake (S3), streamed
     into delta-rs's predicate overwrite. A refused day's files are deleted unread.
+
+    A day without rows whose partition holds none either is left alone (`already_empty`):
+    the write would change nothing but add a commit and an empty file, so neither the
+    guard nor the write runs, and the guard keeps no verdict for the day (which is how
+    the asset layer tells and reports it). A backfill over days where the inputs are
+    empty costs next to nothing that way; a day that held rows is still replaced.
     """
+    if not has_rows(rows) and already_empty(settings, spec, day):
+        return rows
     predicate = f"event_date = '{day.isoformat()}'"
     if isinstance(rows, pa.Table):
         if guard is not None:
@@ -240,6 +254,26 @@ def replace_day(
             relation = written.relation()
             replace_partition(spec, settings, lambda: stream(relation, spec.schema), predicate)
     return rows
+
+
+def has_rows(rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation) -> bool:
+    """Whether a day's rows (Arrow, staged in DuckDB, or a relation) hold any row: a
+    staged day is asked for its first row only, not counted."""
+    if isinstance(rows, pa.Table):
+        return rows.num_rows > 0
+    relation = rows.relation() if isinstance(rows, duck.Staged) else rows
+    return bool(relation.limit(1).fetchall())
+
+
+def already_empty(settings: Settings, spec: TableSpec, day: date) -> bool:
+    """Whether replacing the event-date partition `day` of a catalogued table with no
+    rows would change nothing, from the Delta log alone: the day holds no rows and the
+    table has every catalogued column (else the write adds the new ones: the schema
+    merge of `replace_partition`). The table is created (empty) if absent: a run leaves
+    every table it builds in the lake, as the write would have."""
+    table = ensure_table(spec, settings)
+    columns = {field.name for field in table.schema().fields}
+    return set(spec.schema.names) <= columns and not day_holds_rows(table, day)
 
 
 @contextmanager
