@@ -323,7 +323,7 @@ def day_holds_rows(table: DeltaTable, day: date, column: str = "event_date") -> 
     """Whether the partition `column` = `day` of an open table holds any row, from the
     Delta log's file statistics alone (no data read); a file without a row count counts
     as holding rows. What tells a rebuild that writing no rows to the day would change
-    nothing, so that it need not commit (`transforms.tables.already_empty`)."""
+    nothing, so that it need not commit (`transforms.tables.changes_nothing`)."""
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
         return False

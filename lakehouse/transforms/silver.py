@@ -41,8 +41,7 @@ from lakehouse.transforms import duck
 from lakehouse.transforms.tables import (
     Guard,
     Source,
-    already_empty,
-    has_rows,
+    changes_nothing,
     register,
     replace_day,
     scan_days,
@@ -290,7 +289,7 @@ def build_silver_partition(
         replace_day(settings, silver, duck.Staged(connection, STAGED_ROWS), day, guard)
         rejected = connection.table(STAGED_REJECTED)
         # As `replace_day` does: no rejected rows where the day holds none changes nothing.
-        if has_rows(rejected) or not already_empty(settings, REJECTED_ROWS, day):
+        if not changes_nothing(settings, REJECTED_ROWS, rejected, day):
             replace_partition(
                 REJECTED_ROWS,
                 settings,

@@ -223,13 +223,13 @@ def replace_day(
     one delta-rs transaction, or, where DuckDB cannot write into the lake (S3), streamed
     into delta-rs's predicate overwrite. A refused day's files are deleted unread.
 
-    A day without rows whose partition holds none either is left alone (`already_empty`):
+    A day without rows whose partition holds none either is left alone (`changes_nothing`):
     the write would change nothing but add a commit and an empty file, so neither the
     guard nor the write runs, and the guard keeps no verdict for the day (which is how
     the asset layer tells and reports it). A backfill over days where the inputs are
     empty costs next to nothing that way; a day that held rows is still replaced.
     """
-    if not has_rows(rows) and already_empty(settings, spec, day):
+    if changes_nothing(settings, spec, rows, day):
         return rows
     predicate = f"event_date = '{day.isoformat()}'"
     if isinstance(rows, pa.Table):
@@ -256,7 +256,19 @@ def replace_day(
     return rows
 
 
-def has_rows(rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation) -> bool:
+def changes_nothing(
+    settings: Settings,
+    spec: TableSpec,
+    rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation,
+    day: date,
+) -> bool:
+    """Whether replacing the day of `spec` with `rows` would change nothing, so that no
+    check, commit or file is owed: no rows to write (asked first: it reads no log), and
+    the table already empty for the day (`_already_empty`)."""
+    return not _has_rows(rows) and _already_empty(settings, spec, day)
+
+
+def _has_rows(rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation) -> bool:
     """Whether a day's rows (Arrow, staged in DuckDB, or a relation) hold any row: a
     staged day is asked for its first row only, not counted."""
     if isinstance(rows, pa.Table):
@@ -265,7 +277,7 @@ def has_rows(rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation) -> bool:
     return bool(relation.limit(1).fetchall())
 
 
-def already_empty(settings: Settings, spec: TableSpec, day: date) -> bool:
+def _already_empty(settings: Settings, spec: TableSpec, day: date) -> bool:
     """Whether replacing the event-date partition `day` of a catalogued table with no
     rows would change nothing, from the Delta log alone: the day holds no rows and the
     table has every catalogued column (else the write adds the new ones: the schema
