@@ -60,8 +60,8 @@ class QualityGate:
 
     def validated_days(self, table: TableSpec) -> set[date]:
         """The days of `table` the gate validated in this run. A day the write left alone
-        (no rows for a day that held none: `transforms.tables.replace_day`) is not
-        among them, and has no verdict."""
+        (no rows for a day that held none: `transforms.tables.replace_day`, or its
+        Spark twin) is not among them, and has no verdict."""
         return {outcome.day for outcome in self._outcomes[table.key]}
 
     def outcomes(self, table: TableSpec) -> list[CheckOutcome]:

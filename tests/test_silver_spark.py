@@ -9,15 +9,18 @@ import math
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from lakehouse.catalog import (
+    BRONZE_SENSOR_READINGS,
     CART_EVENTS,
     CLICKSTREAM,
     ENGINE_CYCLES,
@@ -29,10 +32,13 @@ from lakehouse.catalog import (
     SENSOR_READINGS,
     TRANSACTIONS,
     Domain,
+    table_uri,
 )
+from lakehouse.delta import replace_partition
 from lakehouse.schemas import silver_schema
+from lakehouse.settings import Settings
 from lakehouse.transforms.silver import RULES, to_silver
-from lakehouse.transforms.silver_spark import to_silver_spark
+from lakehouse.transforms.silver_spark import build_silver_partition, to_silver_spark
 from streaming.generators import make_generator
 from tests.support.fraud_audit import decisions_bronze
 from tests.support.importing import engine_cycles_bronze
@@ -274,6 +280,23 @@ def test_a_hand_built_day_keeps_first_copies_and_names_broken_rules(
     assert [tuple(row) for row in rows] == [("r1", 3), ("r2", 4)]  # the copy landed first
     rejected = {row.event_id: row.broken_rules for row in result.rejected.collect()}
     assert rejected == {"humid": ["sensor_type_known", "value_finite"], "nan": ["value_finite"]}
+
+
+def test_a_day_without_rule_breakers_commits_no_rejected_rows_on_spark(
+    spark: SparkSession, make_settings: Callable[..., Settings]
+) -> None:
+    """As locally: no rule breakers where the day holds none leaves the rejected rows
+    alone (created, never committed to); the clean rows are written."""
+    settings = make_settings()
+    clean = bronze(reading("r1", offset=1), reading("r2", offset=2))
+    day = clean["event_date"][0].as_py()
+    replace_partition(BRONZE_SENSOR_READINGS, settings, clean, f"event_date = '{day}'")
+
+    result = build_silver_partition(settings, SENSOR_READINGS.name, day)
+
+    assert (result.rows.count(), result.rejected.num_rows) == (2, 0)
+    rejected = DeltaTable(table_uri(REJECTED_ROWS, settings))
+    assert (rejected.version(), rejected.get_add_actions().num_rows) == (0, 0)
 
 
 def test_the_core_package_imports_without_pyspark() -> None:

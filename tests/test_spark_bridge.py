@@ -1,6 +1,6 @@
 """Spark reads and writes Delta tables through the delta-rs bridge (no delta-spark jars):
 the same rows and types as delta-rs, the log's figures right, and a replaced day replaced
-exactly, however often."""
+exactly, however often; an empty day left alone where the day holds no rows, as locally."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import pytest
 from deltalake import DeltaTable
 
 from assets.resources import spark_resource
-from lakehouse.catalog import SILVER_CLICKSTREAM, table_uri
+from lakehouse.catalog import SILVER_CLICKSTREAM, TableSpec, table_uri
 from lakehouse.delta import partition_rows, replace_partition, snapshot_stats
 from lakehouse.query import run_query
 from lakehouse.settings import Settings
 from lakehouse.spark.delta_bridge import STAGING_FOLDER, read_table
 from lakehouse.spark.delta_bridge import replace_partition as spark_replace
 from lakehouse.spark.session import delta_jars_available, spark_config
+from lakehouse.transforms import tables_spark
 
 SPEC = SILVER_CLICKSTREAM
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -159,6 +160,50 @@ def test_a_day_replaced_with_no_rows_is_emptied_as_the_local_overwrite_does(
     spark_replace(empty, SPEC, settings, [DAYS[0]])
 
     assert partition_rows(SPEC, settings) == {DAYS[1]: 4, DAYS[2]: 5}
+
+
+class Guard:
+    """A guard that records the (day, row count) of each day it is asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[date, int]] = []
+
+    def __call__(self, spec: TableSpec, day: date, rows) -> None:
+        self.asked.append((day, rows.count()))
+
+
+def test_an_empty_day_on_spark_is_left_alone_and_an_absent_table_still_created(
+    spark, make_settings: Callable[..., Settings]
+) -> None:
+    """As `tables.replace_day`: no rows for a day that holds none, no check and no commit;
+    the table, absent before, exists (empty) after."""
+    settings, guard = make_settings(), Guard()
+    empty = as_spark(spark, SPEC.schema.empty_table())
+
+    written = tables_spark.replace_day(settings, SPEC, empty, DAYS[0], guard)
+    tables_spark.replace_day(settings, SPEC, empty, DAYS[0], guard)
+
+    table = DeltaTable(table_uri(SPEC, settings))
+    assert (table.version(), table.get_add_actions().num_rows) == (0, 0)
+    assert (guard.asked, written.count()) == ([], 0)
+
+
+def test_an_empty_day_on_spark_still_empties_a_day_that_held_rows(
+    spark, make_settings: Callable[..., Settings]
+) -> None:
+    """A day that held rows is checked and replaced by no rows (one commit); a day beside
+    it that holds none is left alone."""
+    settings, guard = seeded(make_settings), Guard()
+    version = DeltaTable(table_uri(SPEC, settings)).version()
+    empty = as_spark(spark, SPEC.schema.empty_table())
+
+    tables_spark.replace_day(settings, SPEC, empty, DAYS[0], guard)
+    tables_spark.replace_day(settings, SPEC, empty, DAYS[2] + timedelta(days=1), guard)
+
+    assert DeltaTable(table_uri(SPEC, settings)).version() == version + 1
+    assert guard.asked == [(DAYS[0], 0)]
+    assert partition_rows(SPEC, settings) == {DAYS[1]: 4, DAYS[2]: 5}
+
 
 def test_rows_outside_the_replaced_days_commit_nothing_and_leave_no_files(
     spark, make_settings: Callable[..., Settings]

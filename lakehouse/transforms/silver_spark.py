@@ -26,7 +26,7 @@ from lakehouse.delta import replace_partition
 from lakehouse.schemas import silver_schema
 from lakehouse.settings import Settings
 from lakehouse.transforms.silver import LANDING_ORDER, PLUMBING, RULES, Rule, rejected_predicate
-from lakehouse.transforms.tables import Guard
+from lakehouse.transforms.tables import Guard, changes_nothing
 from lakehouse.transforms.tables_spark import read_days, replace_day
 
 # Every field written, nulls included (Spark drops them by default), timestamps to the
@@ -114,5 +114,8 @@ def build_silver_partition(
         rejected = result.rejected.toArrow().cast(REJECTED_ROWS.schema)
     finally:
         bronze.unpersist()
-    replace_partition(REJECTED_ROWS, settings, rejected, rejected_predicate(topic, day))
+    # As `replace_day` does: no rejected rows where the day holds none changes nothing
+    # (collected to Arrow, the rows are counted before the log is read).
+    if not changes_nothing(settings, REJECTED_ROWS, rejected, day):
+        replace_partition(REJECTED_ROWS, settings, rejected, rejected_predicate(topic, day))
     return SparkSilverResult(rows=written, rejected=rejected, duplicates=result.duplicates)

@@ -256,15 +256,24 @@ def replace_day(
     return rows
 
 
+HasRows = Callable[[], bool]
+"""Whether a day has rows to write, for rows dear to ask: a Spark plan, which a job
+computes up to its first row to answer (`tables_spark.replace_day`)."""
+
+
 def changes_nothing(
     settings: Settings,
     spec: TableSpec,
-    rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation,
+    rows: pa.Table | duck.Staged | duckdb.DuckDBPyRelation | HasRows,
     day: date,
 ) -> bool:
     """Whether replacing the day of `spec` with `rows` would change nothing, so that no
-    check, commit or file is owed: no rows to write (asked first: it reads no log), and
-    the table already empty for the day (`_already_empty`)."""
+    check, commit or file is owed: no rows to write, and the table already empty for the
+    day (`_already_empty`). The cheaper question is asked first: rows in Arrow or DuckDB
+    before the Delta log (they read no log); rows asked through `HasRows` after it, and
+    only if the day is empty (the log costs milliseconds, a Spark job far more)."""
+    if callable(rows):
+        return _already_empty(settings, spec, day) and not rows()
     return not _has_rows(rows) and _already_empty(settings, spec, day)
 
 

@@ -24,7 +24,7 @@ from lakehouse.catalog import TableSpec
 from lakehouse.settings import Settings
 from lakehouse.spark.delta_bridge import read_table, replace_partition
 from lakehouse.spark.session import spark_session
-from lakehouse.transforms.tables import Guard, Spelling
+from lakehouse.transforms.tables import Guard, Spelling, changes_nothing
 
 # Spark's spelling of the shared texts: an ordered list is the (order, value) pairs
 # sorted, then their values.
@@ -102,15 +102,40 @@ def replace_day(
 
     With a guard the rows are computed once for both: persisted (Spark's default level,
     memory then disk) for the checks and the write, released after. Without one, the
-    write computes them once anyway.
+    write computes them once anyway, after an `isEmpty` job where the day holds no rows
+    yet (`_replace_unless_unchanged`).
+
+    A day without rows whose partition holds none either is left alone, as locally
+    (`tables.changes_nothing`): neither the guard nor the write runs, so the guard keeps
+    no verdict for the day (how the asset layer counts `empty_days_skipped`), and the
+    day read back is empty. A day that held rows is still replaced.
     """
     if guard is None:
-        replace_partition(frame, spec, settings, [day])
+        _replace_unless_unchanged(settings, spec, frame, day)
     else:
         frame = frame.persist()
         try:
-            guard(spec, day, frame)
-            replace_partition(frame, spec, settings, [day])
+            _replace_unless_unchanged(settings, spec, frame, day, guard)
         finally:
             frame.unpersist()
     return read_table(frame.sparkSession, spec, settings, days=[day])
+
+
+def _replace_unless_unchanged(
+    settings: Settings,
+    spec: TableSpec,
+    frame: DataFrame,
+    day: date,
+    guard: Guard | None = None,
+) -> None:
+    """Check and write the day, unless that would change nothing."""
+    # The Delta log is asked first, and `frame` only where the day holds no rows: the log
+    # costs milliseconds, while whether `frame` has a row is a Spark job that computes the
+    # plan up to its first row (past a shuffle, the whole stage before it). So rebuilding
+    # a day that holds rows costs no extra job; a day that holds none, one `isEmpty`
+    # (whose partitions a persisted frame keeps for the checks and the write).
+    if changes_nothing(settings, spec, lambda: not frame.isEmpty(), day):
+        return
+    if guard is not None:
+        guard(spec, day, frame)
+    replace_partition(frame, spec, settings, [day])
