@@ -8,14 +8,15 @@
    in process through Dagster (an ephemeral instance), `--runs` times (the first run
    creates the tables, later ones replace the day's partitions), and read each step's
    duration from the run's events. A run counts only if silver holds every clickstream
-   event once, nothing was rejected and every gold table has rows.
+   event once, nothing was rejected and every gold table has rows. Its peak memory is the
+   process's resident set sampled while the run executes (`TreeSampler`), not the
+   process's lifetime peak (`ru_maxrss`), which the landing's generator would set.
 Results go to bench/results/medallion-<UTC time>.json; docs/benchmarks.md records them.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench.engines.proctree import TreeSampler
 from bench.envelope import envelope, summary, write
 from lakehouse.catalog import CATALOG, REJECTED_ROWS, Domain
 from lakehouse.delta import table_stats
@@ -119,7 +121,7 @@ def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[s
         key=lambda key: key.to_user_string(),
     )
     job = defs.resolve_job_def("medallion")
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sampler = TreeSampler(os.getpid()).start()
     started = time.perf_counter()
     with console.status(f"materializing {len(selection)} e-commerce assets for {day}"):
         result = job.execute_in_process(
@@ -130,6 +132,7 @@ def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[s
             raise_on_error=False,
         )
     seconds = time.perf_counter() - started
+    sampler.stop()
     steps = {
         event.step_key: event.event_specific_data.duration_ms / 1000
         for event in result.all_events
@@ -155,7 +158,7 @@ def _materialize(settings: Settings, day: Any, landed: dict[str, Any]) -> dict[s
         "seconds": seconds,
         "steps_s": steps,
         "rows": rows,
-        "peak_rss_mib": max(peak_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024,
+        "peak_rss_mib": sampler.peak_rss_mib,
     }
 
 
