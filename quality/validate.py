@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -111,8 +111,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     compound_ids: dict[int, list[dict[str, Any]]] = {}
     unique: dict[int, Any] = {}
     value_sets: dict[int, list[Any]] = {}
-    outside_counts: dict[int, int] = {}
-    outside_details: dict[int, tuple[int, list[dict[str, Any]]]] = {}
+    outside: dict[int, tuple[int, int, list[dict[str, Any]]]] = {}
     for index, expect in enumerate(expects):
         if (on_spark or on_duckdb) and (values := in_large_set(expect)) is not None:
             value_sets[index] = values
@@ -146,25 +145,17 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         ):
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(gx_suite, result_format=result_format)
-            outside_counts = _rows_outside(result, value_sets)
-            outside_details = {
-                index: spark.outside_set_details(
-                    frame, expects[index], index, count, id_columns, SAMPLE_ROWS
-                )
-                for index, count in outside_counts.items()
-            }
+            outside = _outside_sets(
+                result, value_sets, expects, id_columns, partial(spark.outside_set_details, frame)
+            )
     elif on_duckdb:
         with relation.staged(rows, columns, value_sets):
             batch = relation.batch_definition(context).get_batch()
             unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
-            outside_counts = _rows_outside(result, value_sets)
-            outside_details = {
-                index: relation.outside_set_details(
-                    expects[index], index, count, id_columns, SAMPLE_ROWS
-                )
-                for index, count in outside_counts.items()
-            }
+            outside = _outside_sets(
+                result, value_sets, expects, id_columns, relation.outside_set_details
+            )
             compound_ids = {
                 verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
                     id_columns,
@@ -193,11 +184,8 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
         message = raised(verdict)
         if message is not None:
             raise RuntimeError(f"{suite.table.key}: {expect.describe()} could not run: {message}")
-        if index in outside_details:
-            nonnull, failing_ids = outside_details[index]
-            outcomes.append(
-                _in_set_outcome(expect, verdict, outside_counts[index], nonnull, failing_ids, plain)
-            )
+        if index in outside:
+            outcomes.append(_in_set_outcome(expect, verdict, *outside[index], plain))
             continue
         outcomes.append(
             ExpectationOutcome(
@@ -219,16 +207,26 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
     return outcomes
 
 
-def _rows_outside(result: Any, value_sets: dict[int, list[Any]]) -> dict[int, int]:
-    """The rows each large in-set expectation's query (`outside_set`, on DuckDB or Spark)
-    found outside its value set, by the expectation's index."""
-    return {
-        verdict.expectation_config.meta["at"]: int(
-            (verdict.result or {}).get("observed_value") or 0
-        )
-        for verdict in result.results
-        if verdict.expectation_config.meta["at"] in value_sets
-    }
+def _outside_sets(
+    result: Any,
+    value_sets: dict[int, list[Any]],
+    expects: list[Expect],
+    id_columns: list[str],
+    details: Callable[..., tuple[int, list[dict[str, Any]]]],
+) -> dict[int, tuple[int, int, list[dict[str, Any]]]]:
+    """For each large in-set expectation, by its index: the rows its query (`outside_set`,
+    on DuckDB or Spark) found outside its value set, then what the engine's `details`
+    (`outside_set_details`) adds: the non-null values and the first failing ids."""
+    found = {}
+    for verdict in result.results:
+        index = verdict.expectation_config.meta["at"]
+        if index in value_sets:
+            count = int((verdict.result or {}).get("observed_value") or 0)
+            found[index] = (
+                count,
+                *details(expects[index], index, count, id_columns, SAMPLE_ROWS),
+            )
+    return found
 
 
 def _in_set_outcome(
