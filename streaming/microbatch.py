@@ -6,7 +6,7 @@ wants a batch that is full or old enough, so this waits for more within a window
 a processor waits on Redis it must keep polling or the group drops it; a message fetched
 then is carried into the next batch, never dropped. Both processors time their runs, wait on
 Redis, treat consumer errors and name partitions in their logs the same way, with the
-helpers below.
+helpers below; the ingest sidecar names its partitions with `describe` too.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from streaming.ingest.pipeline import CommitPipeline
 from streaming.ingest.read_errors import ReadFailures
 from streaming.ingest.sink import PartitionRange
 from streaming.ingest.writer import Batch, FlushOutcome, TopicWriter
+from streaming.microbatch import describe
 
 log = logging.getLogger(__name__)
 
@@ -555,7 +556,7 @@ class IngestWorker:
         # Assigning with explicit offsets here means the fetch starts there: no seek race.
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
-        log.info("assigned %s", _describe(partitions))
+        log.info("assigned %s", describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """We still own the partitions until this returns: land what we have for them."""
@@ -567,7 +568,7 @@ class IngestWorker:
             self._collect_all()
         self._forget(revoked)
         consumer.unassign()
-        log.info("revoked %s", _describe(partitions))
+        log.info("revoked %s", describe(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Someone else may own these already: drop their buffers; fencing stops stale commits."""
@@ -575,7 +576,7 @@ class IngestWorker:
         for topic in {topic for topic, _ in lost}:
             self.buffers[topic].drop({p for t, p in lost if t == topic})
         self._forget(lost)
-        log.warning("lost %s", _describe(partitions))
+        log.warning("lost %s", describe(partitions))
 
     def _forget(self, keys: Iterable[TopicPartitionKey]) -> None:
         for key in keys:
@@ -584,7 +585,3 @@ class IngestWorker:
             self._rereads.discard(key)
             self._read_failures.forget(key)
             self._at_end.pop(key, None)
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
