@@ -33,8 +33,11 @@ def set_limits(
     ] = None,
     unknown: Annotated[
         bool,
-        typer.Option("--unknown", help="No operating limit is known for this device's sensor: "
-                     "the limit rules stay quiet for it (zscore and device_health still judge)"),
+        typer.Option(
+            "--unknown",
+            help="No operating limit is known for this device's sensor: "
+            "the limit rules stay quiet for it (zscore and device_health still judge)",
+        ),
     ] = False,
     source: Annotated[
         str, typer.Option(help="Where the limits come from (a datasheet, a ticket)")
@@ -55,8 +58,9 @@ def set_limits(
         raise typer.BadParameter(str(error)) from None
     unit = SENSOR_LIMITS[sensor_type].unit
     what = "no known limit" if unknown else f"{low:g} to {high:g} {unit}"
-    console.print(f"[green]set[/] {device} {sensor_type}: {what} "
-                  f"({DEVICE_LIMITS.key} version {version})")
+    console.print(
+        f"[green]set[/] {device} {sensor_type}: {what} ({DEVICE_LIMITS.key} version {version})"
+    )
 
 
 @limits_app.command("clear")
@@ -85,5 +89,10 @@ def list_limits(
     from lakehouse.device_limits import read_limits
 
     rows = read_limits(get_settings(), device)
-    console.print(arrow_view(rows, title=f"{DEVICE_LIMITS.key}: {rows.num_rows} override(s)",
-                             limit=max(rows.num_rows, 1)))
+    console.print(
+        arrow_view(
+            rows,
+            title=f"{DEVICE_LIMITS.key}: {rows.num_rows} override(s)",
+            limit=max(rows.num_rows, 1),
+        )
+    )

@@ -30,17 +30,33 @@ from streaming.alerts.processor import AlertOptions, AlertProcessor, _Partition
 START = datetime(2026, 11, 1, tzinfo=UTC)
 CONFIG = DetectorConfig()
 CATALOG_HIGH = SENSOR_LIMITS["temperature"].operating[1]  # 90 degC
-NAMES = ["event_id", "event_time", "device_id", "sensor_id", "sensor_type", "plant",
-         "sequence", "value", "unit"]
+NAMES = [
+    "event_id",
+    "event_time",
+    "device_id",
+    "sensor_id",
+    "sensor_type",
+    "plant",
+    "sequence",
+    "value",
+    "unit",
+]
 
 
 def readings(device: str, values: list[float], kind: str = "temperature") -> pa.Table:
     """One sensor's readings every 5 s, in order."""
     rows: list[dict[str, Any]] = [
-        {"event_id": f"{device}-{i}", "event_time": START + timedelta(seconds=5 * i),
-         "device_id": device, "sensor_id": f"{device}-{kind}", "sensor_type": kind,
-         "plant": "plant-pune", "sequence": i, "value": value,
-         "unit": SENSOR_LIMITS[kind].unit}
+        {
+            "event_id": f"{device}-{i}",
+            "event_time": START + timedelta(seconds=5 * i),
+            "device_id": device,
+            "sensor_id": f"{device}-{kind}",
+            "sensor_type": kind,
+            "plant": "plant-pune",
+            "sequence": i,
+            "value": value,
+            "unit": SENSOR_LIMITS[kind].unit,
+        }
         for i, value in enumerate(values)
     ]
     schema = SENSOR_READINGS.event.schema
@@ -48,14 +64,26 @@ def readings(device: str, values: list[float], kind: str = "temperature") -> pa.
 
 
 def overrides(*limits: DeviceLimit) -> OperatingLimits:
-    rows = [{"device_id": x.device_id, "sensor_type": x.sensor_type, "low": x.low,
-             "high": x.high, "source": x.source, "updated_at": START} for x in limits]
+    rows = [
+        {
+            "device_id": x.device_id,
+            "sensor_type": x.sensor_type,
+            "low": x.low,
+            "high": x.high,
+            "source": x.source,
+            "updated_at": START,
+        }
+        for x in limits
+    ]
     return OperatingLimits.from_rows(pa.Table.from_pylist(rows, schema=DEVICE_LIMITS.schema), 0)
 
 
 def opened(detector: Detector, table: pa.Table) -> list[tuple[str, str, float | None]]:
-    return [(r["device_id"], r["rule"], r["limit"])
-            for r in detector.process(table, 0).records if r["state"] == "open"]
+    return [
+        (r["device_id"], r["rule"], r["limit"])
+        for r in detector.process(table, 0).records
+        if r["state"] == "open"
+    ]
 
 
 def test_a_device_override_decides_which_readings_are_above_its_limit() -> None:
@@ -80,8 +108,7 @@ def test_no_known_limit_silences_the_limit_rules_for_that_device_only() -> None:
     rules = {(device, rule) for device, rule, _ in opened(Detector(CONFIG, limits), table)}
     assert ("dev-0001", "zscore") in rules and ("dev-0002", "zscore") in rules
     assert ("dev-0002", "above_limit") in rules
-    assert {rule for device, rule in rules if device == "dev-0001"} <= {"zscore",
-                                                                         "device_health"}
+    assert {rule for device, rule in rules if device == "dev-0001"} <= {"zscore", "device_health"}
 
 
 def test_other_sensor_types_of_the_device_keep_the_catalog_limits() -> None:
@@ -121,7 +148,8 @@ def test_a_refresh_picks_up_a_change_and_the_running_detectors_use_it(
 
 
 def test_a_failed_refresh_keeps_the_last_limits_and_does_not_raise(
-    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = make_settings()
     set_limit(settings, DeviceLimit("dev-0001", "temperature", 0.0, 120.0))
@@ -155,7 +183,9 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("args", "reason"), BAD_INPUT)
 def test_bad_cli_input_is_refused_with_a_reason_and_writes_nothing(
-    args: list[str], reason: str, make_settings: Callable[..., Settings],
+    args: list[str],
+    reason: str,
+    make_settings: Callable[..., Settings],
     activate: Callable[[Settings], None],
 ) -> None:
     settings = make_settings()
@@ -172,14 +202,17 @@ def test_bad_cli_input_is_refused_with_a_reason_and_writes_nothing(
 
 
 def test_set_list_and_clear_through_the_cli(
-    make_settings: Callable[..., Settings], activate: Callable[[Settings], None],
+    make_settings: Callable[..., Settings],
+    activate: Callable[[Settings], None],
 ) -> None:
     settings = make_settings()
     activate(settings)
     runner = CliRunner()
-    for args in (["dev-0001", "temperature", "--low", "10", "--high", "120"],
-                 ["dev-0001", "temperature", "--low", "5", "--high", "110"],
-                 ["dev-0001", "pressure", "--unknown"]):
+    for args in (
+        ["dev-0001", "temperature", "--low", "10", "--high", "120"],
+        ["dev-0001", "temperature", "--low", "5", "--high", "110"],
+        ["dev-0001", "pressure", "--unknown"],
+    ):
         assert runner.invoke(app, ["iot", "limits", "set", *args]).exit_code == 0
     rows = read_limits(settings).select(["device_id", "sensor_type", "low", "high"])
     assert rows.to_pylist() == [
@@ -202,15 +235,16 @@ finite_or_not = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=Tr
     high=finite_or_not,
 )
 def test_checked_takes_exactly_the_limits_the_detector_can_apply(
-    kind: str, low: float | None, high: float | None,
+    kind: str,
+    low: float | None,
+    high: float | None,
 ) -> None:
     """Accepted iff the type is known and the limits are both absent, or both finite,
     ordered and within what the sensor can report."""
     limit = DeviceLimit("dev-0001", kind, low, high)
     if kind in SENSOR_LIMITS and low is not None and high is not None:
         lowest, highest = SENSOR_LIMITS[kind].physical
-        sound = (math.isfinite(low) and math.isfinite(high) and lowest <= low <= high
-                 <= highest)
+        sound = math.isfinite(low) and math.isfinite(high) and lowest <= low <= high <= highest
     else:
         sound = kind in SENSOR_LIMITS and low is None and high is None
     try:

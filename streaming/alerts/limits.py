@@ -54,6 +54,7 @@ class OperatingLimits:
     @classmethod
     def from_rows(cls, rows: pa.Table, version: int | None = None) -> OperatingLimits:
         """The lookup for `reference.device_limits` rows (a null side is no limit)."""
+
         def side(name: str) -> np.ndarray:
             column = rows.column(name).cast(pa.float64())
             return pc.fill_null(column, np.nan).to_numpy(zero_copy_only=False).copy()
@@ -97,8 +98,11 @@ class LimitsWatch:
                 return False
             self.limits = OperatingLimits.from_rows(self._table.to_pyarrow_table(), version)
         except Exception:
-            log.warning("device limits not refreshed; keeping those of version %s",
-                        self.limits.version, exc_info=True)
+            log.warning(
+                "device limits not refreshed; keeping those of version %s",
+                self.limits.version,
+                exc_info=True,
+            )
             self._table = None
             return False
         log.info("device limits at version %d: %d overrides", version, len(self.limits.keys))
