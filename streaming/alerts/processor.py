@@ -8,8 +8,10 @@ offset, detector state and alert records are then checkpointed in Redis in one a
 script call (`store.py`, `checkpoint.lua`), and only then are the records produced to
 Kafka; once Kafka confirms them the outbox is cleared. A crash before the checkpoint
 re-reads the batch from the old state (the same records, byte for byte, since ids and
-detection depend only on the readings); a crash after it sends the outbox again on
-restart. Redis, not Kafka, records progress: committed offsets are only a lag hint.
+detection depend only on the readings and the operating limits in force); a crash after it
+sends the outbox again on restart. Per-device operating limits (`limits.py`) are read from
+`reference.device_limits` at start and every `iot_alerts_limits_refresh_seconds`.
+Redis, not Kafka, records progress: committed offsets are only a lag hint.
 The webhook is another loop (`webhook.py`) reading `iot_alerts`, so a slow or failing
 receiver never holds this one up. docs/iot-alerts.md explains the design.
 """
