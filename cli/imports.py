@@ -70,9 +70,13 @@ def nab(
     ] = None,
 ) -> None:
     """NAB's machine temperature as one device's readings over MQTT through the gateway,
-    published with the device's provisioned credentials (docs/events.md)."""
+    published with the device's provisioned credentials (docs/events.md); the device is
+    first registered as having no known operating limit (NAB publishes none)."""
+    from lakehouse.catalog import DEVICE_LIMITS
+    from lakehouse.device_limits import set_limit
     from streaming.edge.provision import Credentials
     from streaming.importers.nab import (
+        OPERATING_LIMIT,
         REPLAY_DEVICE,
         SOURCE,
         DeviceNotProvisionedError,
@@ -86,6 +90,9 @@ def nab(
     except FileNotFoundError as error:
         raise typer.BadParameter(str(error)) from None
     plan = importer.plan()
+    version = set_limit(settings, OPERATING_LIMIT)
+    console.print(f"{REPLAY_DEVICE} {OPERATING_LIMIT.sensor_type}: no known operating limit "
+                  f"({DEVICE_LIMITS.key} version {version})")
     try:
         report = publish(importer, Credentials.load(settings.iot_edge_dir), speedup=speedup)
     except DeviceNotProvisionedError as error:

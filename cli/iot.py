@@ -1,4 +1,4 @@
-"""`lakehouse iot provision|broker` and `lakehouse gateway`: the IoT edge's commands."""
+"""`lakehouse iot provision|broker|limits` and `lakehouse gateway`: the IoT edge's commands."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.iot_limits import limits_app
 from cli.runtime import process_settings
 from lakehouse.settings import get_settings
 
-iot_app = typer.Typer(help="The IoT edge: broker credentials and a local Mosquitto.")
+iot_app = typer.Typer(
+    help="The IoT edge: broker credentials, a local Mosquitto, per-device operating limits."
+)
+iot_app.add_typer(limits_app, name="limits")
 console = Console()
 
 

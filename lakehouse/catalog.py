@@ -23,13 +23,14 @@ from lakehouse.settings import Settings
 
 
 class Layer(StrEnum):
-    """Medallion layers, and the models' registry beside them; the layer is also the
-    table's folder and its DuckDB schema."""
+    """Medallion layers, the models' registry and the reference data set by hand beside
+    them; the layer is also the table's folder and its DuckDB schema."""
 
     BRONZE = "bronze"
     SILVER = "silver"
     GOLD = "gold"
     MODELS = "models"
+    REFERENCE = "reference"
 
 
 class Domain(StrEnum):
@@ -639,6 +640,22 @@ USER_RECOMMENDATIONS = CATALOG.add_table(
         partition_by=("event_date",),
         zorder_by=("user_id",),
         retention_days=30,
+    )
+)
+
+
+
+# --- reference data: set by people, read by the services ----------------------------------
+
+DEVICE_LIMITS = CATALOG.add_table(
+    TableSpec(
+        name="device_limits",
+        layer=Layer.REFERENCE,
+        domain=Domain.IOT,
+        schema=schemas.DEVICE_LIMITS,
+        description="Per device and sensor type, the operating limits that replace the "
+        "catalog's per-type ones for the alert processor (both null: none known); set with "
+        "`lakehouse iot limits`.",
     )
 )
 

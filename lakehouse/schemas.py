@@ -765,3 +765,15 @@ MODEL_REGISTRY = _fields(
     ("promoted", pa.bool_()),
     ("decision", pa.string()),
 )
+
+# Per-device operating limits (lakehouse.device_limits): one row per (device, sensor type)
+# whose limits differ from the catalog's per-type `SENSOR_LIMITS`. `low` and `high` both
+# null: no operating limit is known for that device's sensor (the limit rules stay quiet).
+DEVICE_LIMITS = _fields(
+    ("device_id", pa.string()),
+    ("sensor_type", pa.string()),
+    ("low", pa.float64()),
+    ("high", pa.float64()),
+    ("source", pa.string()),
+    ("updated_at", TIMESTAMP),
+)

@@ -416,6 +416,13 @@ class Settings(BaseSettings):
         le=1,
         description="A device whose health score (0 to 1) falls under this raises `device_health`.",
     )
+    iot_alerts_limits_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How often the alert processor looks for changed per-device operating "
+        "limits (`reference.device_limits`, `lakehouse iot limits`); a look costs one read "
+        "of the Delta log, the table is read only when it moved.",
+    )
     iot_alerts_webhook_url: str | None = Field(
         None, description="Where alert records are POSTed (JSON); no delivery if unset."
     )

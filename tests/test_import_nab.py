@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from bench.nab.__main__ import replay_scores
 from lakehouse.catalog import IOT_ALERTS, QUARANTINE, SENSOR_READINGS
+from lakehouse.device_limits import read_limits
 from lakehouse.models import nab
 from lakehouse.models.nab_replay import REPLAY_DEVICE, alert_openings, replay_alerts
 from lakehouse.settings import Settings
@@ -373,6 +374,9 @@ def test_the_command_publishes_a_slice_and_prints_where_each_row_goes(
     assert "wrong_field_count │ 3 │ bronze.quarantine (missing_required_field)" in table
     assert "clean │ 5 │ silver" in table
     assert f"readings accepted by the broker │ 9 │ {mosquitto.url}" in table
+    # NAB publishes no operating limit: the machine is registered as having none.
+    limits = read_limits(settings, REPLAY_DEVICE).select(["sensor_type", "low", "high"])
+    assert limits.to_pylist() == [{"sensor_type": "temperature", "low": None, "high": None}]
 
 
 def test_a_paced_replay_reaches_the_broker_at_the_compressed_pace(

@@ -353,7 +353,8 @@ def test_bench_runs_the_alert_detector_over_the_imported_readings(tmp_path: Path
     source.parent.mkdir()
     source.write_text("timestamp,value\n" + "\n".join(lines) + "\n")
     series = nab.Series(TIMESTAMPS, values, (WINDOW,))
-    results = detector_scores(Settings(real_data_dir=tmp_path), series, nab.STANDARD)
+    settings = Settings(real_data_dir=tmp_path, lakehouse_root=str(tmp_path / "lake"))
+    results = detector_scores(settings, series, nab.STANDARD)
     zscore = results["detector alerts (zscore)"]
     assert zscore["detections"] == 2
     assert zscore["score"].windows[0].first_detection == TIMESTAMPS[45]

@@ -14,7 +14,10 @@ bronze.iot_alerts (`lakehouse.models.nab_replay`), all rules and each rule alone
 readings, decoded as the processor decodes them, and scores its alerts the same way: the
 replay's figures without the broker, gateway, Kafka and Redis (the same alerts, since the
 detector judges in event time; checked against the replay at two quiet periods), for
-trying alert settings in seconds. Prints the scores and each window's hit or miss, and
+trying alert settings in seconds, under the per-device operating limits the lake records
+(`reference.device_limits`: `lakehouse import nab` registers the machine as having none,
+as `lakehouse iot limits set nab-machine-01 temperature --unknown` does; on a lake without
+that row the catalog's 90 degC applies). Prints the scores and each window's hit or miss, and
 writes them to bench/results/nab-<UTC time>.json.
 """
 
@@ -36,9 +39,12 @@ from rich.table import Table
 
 from bench.envelope import envelope, write
 from lakehouse.catalog import IOT_ALERTS, SENSOR_READINGS
+from lakehouse.device_limits import read_limits
 from lakehouse.models import nab, nab_replay
+from lakehouse.models.nab_replay import REPLAY_DEVICE
 from lakehouse.settings import Settings
 from streaming.alerts.detector import HEALTH_RULE, SENSOR_RULES, Detector, DetectorConfig
+from streaming.alerts.limits import LimitsWatch
 from streaming.importers.nab import SOURCE, NabImport
 from streaming.ingest.decode import BatchDecoder
 
@@ -92,6 +98,9 @@ def main(
     )
     if detector:
         document["detector_config"] = vars(DetectorConfig.from_settings(settings))
+        overrides = read_limits(settings, REPLAY_DEVICE).drop_columns(["updated_at"])
+        document["device_limits"] = overrides.to_pylist()
+        console.print(f"{REPLAY_DEVICE}'s own operating limits: {overrides.to_pylist() or 'none'}")
     document["rows"] = int(series.timestamps.size)
     document["detectors"] = {name: as_json(result) for name, result in results.items()}
     console.print(f"results: {write(document)}")
@@ -119,7 +128,9 @@ def detector_scores(
     as the ingest decodes `iot_alerts`, then scored as the replay is."""
     importer = NabImport(settings.real_data_dir / SOURCE)
     readings = BatchDecoder(SENSOR_READINGS.event, settings.ingest_max_message_bytes)
-    detector = Detector(DetectorConfig.from_settings(settings))
+    limits = LimitsWatch(settings)
+    limits.refresh()
+    detector = Detector(DetectorConfig.from_settings(settings), limits.limits)
     records: list[bytes] = []
     for batch in importer.batches(importer.plan().selected, 1_000):
         result = detector.process(readings.decode(batch.values).table, 0)

@@ -13,7 +13,9 @@ Per reading (docs/iot-alerts.md has the math):
 - the one-minute mean (exponentially weighted, time constant 60 s) is compared with a slow
   reference (time constant `iot_alerts_reference_seconds`, whose spread includes the load
   cycle): |z| over `iot_alerts_level_z` is a level shift, the way drift shows;
-- the catalog's operating limits per sensor type give `above_limit` / `below_limit`;
+- operating limits give `above_limit` / `below_limit`: the device's own where
+  `reference.device_limits` records them, else the catalog's for the sensor type
+  (`limits.py`; none where a device has no known limit);
 - a device's health score is one minus the mean over its sensors of a decaying share of
   bad readings (anomalous or invalid); under `iot_alerts_health_threshold` is a
   `device_health` alert.
@@ -42,6 +44,7 @@ import pyarrow.compute as pc
 
 from lakehouse.catalog import SENSOR_LIMITS
 from lakehouse.settings import Settings
+from streaming.alerts.limits import OperatingLimits
 
 US = 1_000_000
 MEAN_1M_SECONDS = 60.0
@@ -52,8 +55,6 @@ SEVERITY = {"zscore": "warning", "above_limit": "critical", "below_limit": "crit
 TYPES = tuple(SENSOR_LIMITS)
 PHYSICAL_LOW = np.array([SENSOR_LIMITS[t].physical[0] for t in TYPES] + [np.nan])
 PHYSICAL_HIGH = np.array([SENSOR_LIMITS[t].physical[1] for t in TYPES] + [np.nan])
-OPERATING_LOW = np.array([SENSOR_LIMITS[t].operating[0] for t in TYPES] + [np.nan])
-OPERATING_HIGH = np.array([SENSOR_LIMITS[t].operating[1] for t in TYPES] + [np.nan])
 UNKNOWN_TYPE = len(TYPES)  # an index whose limits are NaN: every comparison is False
 
 SENSOR_FLOATS = ("fast_mean", "fast_var", "ref_mean", "ref_var", "mean_1m", "bad")
@@ -162,8 +163,12 @@ def iso(us: int) -> str:
 class Detector:
     """The sensors and devices of one partition, their baselines and their open alerts."""
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, limits: OperatingLimits | None = None) -> None:
         self.config = config
+        self.limits = limits or OperatingLimits()
+        # Each sensor's operating limits (NaN: none), resolved from `limits`, not state.
+        self.limit_low = np.zeros(0)
+        self.limit_high = np.zeros(0)
         self.sensor_ids: list[str] = []
         self.sensor_index: dict[str, int] = {}
         self.sensor_types: list[str | None] = []
@@ -218,6 +223,19 @@ class Detector:
         for alerts in self.alerts.values():
             alerts.grow(start + added)
         self.health.grow(len(self.device_ids))
+        low, high = self.limits.resolve(pa.array(devices, pa.string()),
+                                        pa.array(types, pa.string()))
+        self.limit_low = np.concatenate([self.limit_low, low])
+        self.limit_high = np.concatenate([self.limit_high, high])
+
+    def use_limits(self, limits: OperatingLimits) -> None:
+        """Judge every sensor, known and to come, by `limits` from the next reading on:
+        how a change to `reference.device_limits` reaches a running detector."""
+        self.limits = limits
+        devices = np.array(self.device_ids, object)[self.ints["device"]]
+        self.limit_low, self.limit_high = limits.resolve(
+            pa.array(devices.tolist(), pa.string()), pa.array(self.sensor_types, pa.string())
+        )
 
     # --- one batch -------------------------------------------------------------------------
 
@@ -304,8 +322,9 @@ class Detector:
             # threshold, so a drift hovering at the threshold is one alert, not a series.
             level_z = np.where(self.alerts["zscore"].open[s], cfg.level_z * 2 / 3, cfg.level_z)
             level = valid & warm & aged & (np.abs(z_level) > level_z)
-            above = valid & (x > OPERATING_HIGH[kind])
-            below = valid & (x < OPERATING_LOW[kind])
+            low, high = self.limit_low[s], self.limit_high[s]
+            above = valid & (x > high)
+            below = valid & (x < low)
 
             # Baselines learn from valid readings, winsorized once warm so that a spike
             # moves them no more than a reading at the threshold would.
@@ -351,7 +370,7 @@ class Detector:
         }
         event_ids = batch.event_id[rows]
         for rule, hit in (("zscore", anomalous), ("above_limit", above), ("below_limit", below)):
-            limit = OPERATING_HIGH[kind] if rule == "above_limit" else OPERATING_LOW[kind]
+            limit = high if rule == "above_limit" else low
             self._transitions(
                 rule, self.alerts[rule], s, timed, t, hit, x, event_ids,
                 {**context, "limit": np.where(rule == "zscore", np.nan, limit)}, now_us, records,

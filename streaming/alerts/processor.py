@@ -8,8 +8,10 @@ offset, detector state and alert records are then checkpointed in Redis in one a
 script call (`store.py`, `checkpoint.lua`), and only then are the records produced to
 Kafka; once Kafka confirms them the outbox is cleared. A crash before the checkpoint
 re-reads the batch from the old state (the same records, byte for byte, since ids and
-detection depend only on the readings); a crash after it sends the outbox again on
-restart. Redis, not Kafka, records progress: committed offsets are only a lag hint.
+detection depend only on the readings and the operating limits in force); a crash after it
+sends the outbox again on restart. Per-device operating limits (`limits.py`) are read from
+`reference.device_limits` at start and every `iot_alerts_limits_refresh_seconds`.
+Redis, not Kafka, records progress: committed offsets are only a lag hint.
 The webhook is another loop (`webhook.py`) reading `iot_alerts`, so a slow or failing
 receiver never holds this one up. docs/iot-alerts.md explains the design.
 """
@@ -39,6 +41,7 @@ from lakehouse.catalog import IOT_ALERTS, SENSOR_READINGS
 from lakehouse.settings import Settings
 from streaming.alerts import metrics, state
 from streaming.alerts.detector import Detector, DetectorConfig
+from streaming.alerts.limits import LimitsWatch
 from streaming.alerts.store import AlertStore, Outbox
 from streaming.alerts.webhook import WebhookDelivery
 from streaming.ingest.decode import BatchDecoder
@@ -110,6 +113,8 @@ class AlertProcessor:
         self.topic = SENSOR_READINGS.name
         self.decoder = BatchDecoder(SENSOR_READINGS.event, settings.ingest_max_message_bytes)
         self.partitions: dict[int, _Partition] = {}
+        self.limits = LimitsWatch(settings)
+        self._limits_due = 0.0
         self.report = AlertReport()
         self._stopping = False
         self._clock = RunClock(options.until_idle, options.max_seconds)
@@ -134,6 +139,7 @@ class AlertProcessor:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._request_stop)
         delivery = self._start_delivery()
+        self._refresh_limits(time.monotonic())
         self._consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -151,6 +157,8 @@ class AlertProcessor:
                     self._clock.active(now)
                     self._process(messages)
                 metrics.beat()
+                if now >= self._limits_due:
+                    self._refresh_limits(now)
                 if self._clock.over(now, bool(self.partitions)):
                     break
                 if self._clock.lag_due(now):
@@ -197,6 +205,14 @@ class AlertProcessor:
             delivery.stop()
             thread.join(timeout=PRODUCE_TIMEOUT_SECONDS)
         self.report.delivered = delivery.delivered
+
+    def _refresh_limits(self, now: float) -> None:
+        """Load per-device operating limits if they changed and hand them to every owned
+        partition's detector; a failed read keeps the ones in force (`LimitsWatch`)."""
+        self._limits_due = now + self.settings.iot_alerts_limits_refresh_seconds
+        if self.limits.refresh():
+            for owned in self.partitions.values():
+                owned.detector.use_limits(self.limits.limits)
 
     # --- one batch ---------------------------------------------------------------------
 
@@ -333,8 +349,9 @@ class AlertProcessor:
         """Load a partition's checkpoint and send its outbox (records a crash may have left
         unsent; Kafka may get them twice, with the same ids)."""
         saved = self.store.load(self.topic, partition)
-        detector = (state.load(saved.state, self.config) if saved.state
-                    else Detector(self.config))
+        limits = self.limits.limits
+        detector = (state.load(saved.state, self.config, limits) if saved.state
+                    else Detector(self.config, limits))
         self.partitions[partition] = _Partition(saved.offset, detector)
         if saved.outbox:
             log.info("partition %d: sending %d alert records left in the outbox",

@@ -22,6 +22,7 @@ from streaming.alerts.detector import (
     Detector,
     DetectorConfig,
 )
+from streaming.alerts.limits import OperatingLimits
 
 
 def _alert_columns(prefix: str, alerts: Alerts) -> dict[str, pa.Array]:
@@ -79,8 +80,9 @@ def dump(detector: Detector) -> bytes:
     })
 
 
-def load(data: bytes, config: DetectorConfig) -> Detector:
-    """A detector with the state `dump` wrote, under the given (current) configuration."""
+def load(data: bytes, config: DetectorConfig, limits: OperatingLimits | None = None) -> Detector:
+    """A detector with the state `dump` wrote, under the given (current) configuration and
+    operating limits (reference data, not state: never checkpointed, resolved anew)."""
     document = msgspec.msgpack.decode(data)
     sensors, devices = _read(document["sensors"]), _read(document["devices"])
     detector = Detector(config)
@@ -99,4 +101,5 @@ def load(data: bytes, config: DetectorConfig) -> Detector:
     detector.device_ids = devices.column("device_id").to_pylist()
     detector.device_index = {name: i for i, name in enumerate(detector.device_ids)}
     detector.health = _alerts_from("health", devices)
+    detector.use_limits(limits or OperatingLimits())
     return detector

@@ -38,6 +38,7 @@ from pathlib import Path
 import orjson
 
 from lakehouse.catalog import SENSOR_LIMITS, SENSOR_READINGS, Domain
+from lakehouse.device_limits import DeviceLimit
 from lakehouse.models.nab import MACHINE_TEMPERATURE
 from lakehouse.models.nab_replay import REPLAY_DEVICE
 from streaming.edge.devices import DeviceFleet, PublishReport, publish_batches
@@ -67,6 +68,13 @@ PLANT = "plant-nab"
 UNIT = SENSOR_LIMITS[SENSOR_TYPE].unit
 """The contract's unit for temperature; NAB does not state the series' unit."""
 PHYSICAL = SENSOR_LIMITS[SENSOR_TYPE].physical
+OPERATING_LIMIT = DeviceLimit(
+    REPLAY_DEVICE, SENSOR_TYPE, None, None,
+    source="NAB publishes no operating limit for this machine",
+)
+"""What the import registers in `reference.device_limits`: no known operating limit. NAB
+gives neither a limit nor a unit, and a limit read off the series would be tuned on the
+data it is scored on; the catalog's 90 degC for temperature sits at this machine's median."""
 
 EVENT_ID_NAMESPACE = "nab-machine-temperature"
 """Hashed into every event id, so an imported id cannot collide with another source's."""
