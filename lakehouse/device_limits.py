@@ -48,11 +48,6 @@ class DeviceLimit:
     high: float | None
     source: str = "lakehouse iot limits"
 
-    @property
-    def known(self) -> bool:
-        """Whether the device has an operating limit for the sensor type at all."""
-        return self.low is not None
-
 
 def checked(limit: DeviceLimit) -> DeviceLimit:
     """`limit` if the platform can apply it, else `LimitError`: checked before anything is
