@@ -192,7 +192,7 @@ def _publish_over_mqtt(
 
     if rate is not None:
         raise typer.BadParameter("--rate is not supported with --via mqtt", param_hint="--rate")
-    fleet = DeviceFleet(Credentials.load(settings.iot_edge_dir))
+    fleet = DeviceFleet(Credentials.load(settings.iot_edge))
     fleet.connect()
     try:
         report = publish_batches(fleet, generator.batches(events, default_batch_size(None)))

@@ -94,7 +94,7 @@ def nab(
     console.print(f"{REPLAY_DEVICE} {OPERATING_LIMIT.sensor_type}: no known operating limit "
                   f"({DEVICE_LIMITS.key} version {version})")
     try:
-        report = publish(importer, Credentials.load(settings.iot_edge_dir), speedup=speedup)
+        report = publish(importer, Credentials.load(settings.iot_edge), speedup=speedup)
     except DeviceNotProvisionedError as error:
         raise typer.BadParameter(str(error)) from None
     summary = _summary(importer, plan, f"NAB machine temperature -> {REPLAY_DEVICE} over MQTT")

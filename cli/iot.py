@@ -43,7 +43,7 @@ def provision(
 
     settings = get_settings()
     host, default_port = broker_address(settings)
-    target = directory or settings.iot_edge_dir
+    target = directory or settings.iot_edge
     names = [*IotGenerator(n_machines=devices).devices.values, *(extra_device or [])]
     provision(target, names, gateway_user=settings.gateway_mqtt_username,
               port=port or default_port, bind=host)
@@ -62,7 +62,7 @@ def broker(
     """Run Mosquitto in the foreground with the provisioned config (SIGTERM stops it)."""
     from streaming.edge.provision import CONFIG_FILE
 
-    config = (directory or get_settings().iot_edge_dir).resolve() / CONFIG_FILE
+    config = (directory or get_settings().iot_edge).resolve() / CONFIG_FILE
     if not config.exists():
         raise typer.BadParameter(f"{config} missing: run `lakehouse iot provision` first")
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

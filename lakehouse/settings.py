@@ -200,10 +200,11 @@ class Settings(BaseSettings):
     # --- online stores ----------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
-    iot_edge_dir: Path = Field(
-        Path(".lakehouse/iot"),
+    iot_edge_dir: Path | None = Field(
+        None,
         description="Where `lakehouse iot provision` writes the broker's password file, ACL, "
-        "mosquitto.conf and the devices' and gateway's credentials (credentials.json, 0600).",
+        "mosquitto.conf and the devices' and gateway's credentials (credentials.json, 0600). "
+        "Unset: LAKEHOUSE_HOME/iot.",
     )
     gateway_mqtt_username: str = Field("gateway", description="The gateway's MQTT user.")
     gateway_mqtt_password: SecretStr | None = Field(
@@ -596,6 +597,13 @@ class Settings(BaseSettings):
     def home(self) -> Path:
         """Absolute state folder."""
         return self.lakehouse_home.expanduser().resolve()
+
+    @property
+    def iot_edge(self) -> Path:
+        """Absolute folder of the IoT edge's broker security and credentials: beside the
+        rest of the state, so a second LAKEHOUSE_HOME gets its own devices."""
+        folder = self.iot_edge_dir or self.lakehouse_home / "iot"
+        return folder.expanduser().resolve()
 
     @property
     def duckdb_spill(self) -> Path:

@@ -69,7 +69,7 @@ def edge_env(settings: Settings, client_id: str) -> dict[str, str]:
     return {
         **settings_env(settings),
         "MQTT_URL": settings.mqtt_url,
-        "IOT_EDGE_DIR": str(settings.iot_edge_dir),
+        "IOT_EDGE_DIR": str(settings.iot_edge),
         "GATEWAY_CLIENT_ID": client_id,
         "GATEWAY_SHARE_GROUP": settings.gateway_share_group,
         "GATEWAY_BATCH_MS": str(settings.gateway_batch_ms),
@@ -127,6 +127,15 @@ def test_provisioning_writes_private_credentials(mosquitto: MosquittoServer) -> 
     hashed = (mosquitto.directory / "passwords").read_text()
     assert document["gateway"]["password"] not in hashed  # mosquitto_passwd hashed them
     assert "pattern write factory/+/%u/+" in (mosquitto.directory / "acl").read_text()
+
+
+def test_credentials_live_under_the_state_folder_unless_placed_elsewhere(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    assert Settings(lakehouse_home=home).iot_edge == home.resolve() / "iot"
+    elsewhere = tmp_path / "edge"
+    assert Settings(lakehouse_home=home, iot_edge_dir=elsewhere).iot_edge == elsewhere.resolve()
 
 
 @pytest.mark.parametrize("password", [None, "wrong"])

@@ -102,7 +102,7 @@ def one_run(settings: Settings, work: Path, generator_seed: int, events: int, ma
     generator = IotGenerator(seed=generator_seed + run, n_machines=machines)
     batches = list(generator.batches(events, 20_000))
     distinct = len({v for b in batches for v in b.values})
-    fleet = DeviceFleet(Credentials.load(settings.iot_edge_dir))
+    fleet = DeviceFleet(Credentials.load(settings.iot_edge))
     fleet.connect()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     published = publish_batches(fleet, batches)

@@ -103,7 +103,7 @@ def gateway_password(settings: Settings) -> str:
     """GATEWAY_MQTT_PASSWORD, or the provisioned one in IOT_EDGE_DIR's credentials.json."""
     if settings.gateway_mqtt_password is not None:
         return settings.gateway_mqtt_password.get_secret_value()
-    return Credentials.load(settings.iot_edge_dir).gateway[1]
+    return Credentials.load(settings.iot_edge).gateway[1]
 
 
 class Gateway:
