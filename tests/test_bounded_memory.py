@@ -283,3 +283,12 @@ def test_a_day_without_redeliveries_under_the_cap_equals_the_in_memory_build(
     rows, rejected = in_memory_silver(settings, SILVER_CLICKSTREAM)
     assert written(settings, SILVER_CLICKSTREAM).equals(rows)
     assert row_count(result.rejected) == rejected.num_rows > 0
+
+
+def test_sessions_draw_no_progress_bar_into_logs() -> None:
+    """A build's session writes nothing of its own to stderr (here captured, not a
+    terminal, as in Dagster's compute logs or a service's log stream): DuckDB's progress
+    bar would draw there for every query past two seconds."""
+    with duck.session() as connection:
+        shown = connection.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    assert shown == (False,)

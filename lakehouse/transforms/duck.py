@@ -17,6 +17,7 @@ precision. A session opened outside it has DuckDB's defaults.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +43,14 @@ those statistics: the rules are never bare, each is `coalesce((rule), false)`.)"
 def connect(**config: str | int) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection as the lake is read: in UTC (the lake's timestamps and dates
     are UTC), safe with NaN (`SAFE_WITH_NAN`), with `config` on top. Every connection of
-    the platform, a build's session or the ad-hoc query engine's, opens here."""
+    the platform, a build's session or the ad-hoc query engine's, opens here.
+
+    DuckDB draws a progress bar on stderr for any query past two seconds, terminal or not:
+    carriage-return frames that end up in Dagster's compute logs, the services' JSON log
+    streams and the benchmarks' child logs. It is drawn only where stderr is a terminal
+    (a `lakehouse query` typed by a person)."""
     connection = duckdb.connect(config={**SAFE_WITH_NAN, **config})
+    connection.execute(f"SET enable_progress_bar = {str(sys.stderr.isatty()).lower()}")
     connection.execute("SET TimeZone = 'UTC'")
     return connection
 
