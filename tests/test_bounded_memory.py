@@ -9,6 +9,8 @@ build has rows to take: the dedupe window, the rejected rows, failing checks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -285,10 +287,16 @@ def test_a_day_without_redeliveries_under_the_cap_equals_the_in_memory_build(
     assert row_count(result.rejected) == rejected.num_rows > 0
 
 
+
 def test_sessions_draw_no_progress_bar_into_logs() -> None:
-    """A build's session writes nothing of its own to stderr (here captured, not a
-    terminal, as in Dagster's compute logs or a service's log stream): DuckDB's progress
-    bar would draw there for every query past two seconds."""
-    with duck.session() as connection:
-        shown = connection.execute("SELECT current_setting('enable_progress_bar')").fetchone()
-    assert shown == (False,)
+    """A build's session in a process whose stderr is a pipe (Dagster's compute logs, a
+    service's log stream) draws no progress bar there: DuckDB would, for every query past
+    two seconds."""
+    script = (
+        "from lakehouse.transforms import duck\n"
+        "with duck.session() as connection:\n"
+        "    shown = \"SELECT current_setting('enable_progress_bar')\"\n"
+        "    print(connection.execute(shown).fetchone())"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    assert run.stdout.decode().strip() == "(False,)"
