@@ -156,10 +156,12 @@ def train_models(
     if not DAILY.has_partition_key(day.isoformat()):
         raise ValueError(f"{day} is outside the daily partitions ({DAILY.start:%Y-%m-%d} to today)")
     job = "train_weekly_models" if weekly else "train_daily_models"
-    # A run config given here replaces the job's own, so the weekly one is repeated.
+    # A run config given here replaces the job's own, so the weekly one is repeated. The
+    # summary carries every failed step's error, which the CLI prints: Dagster's console
+    # would add a traceback per failed step on top.
     result = run_job(
         job,
-        run_config={**_QUIET, **(WEEKLY_MODELS_CONFIG if weekly else {})},
+        run_config={**_SILENT, **(WEEKLY_MODELS_CONFIG if weekly else {})},
         instance=instance,
         partition_key=day.isoformat(),
     )

@@ -186,6 +186,16 @@ def test_materialize_rebuilds_silver_and_gold_through_dagster(landed: Settings) 
     assert orjson.loads(answer.stdout) == [{"kept": 998, "rejected": 2}]
 
 
+def test_a_failed_training_says_why_in_one_line_per_model(landed: Settings) -> None:
+    """Clicks only: neither model has what it learns from. The command says so for each,
+    without Dagster's tracebacks (the run's logs keep them)."""
+    failed = lakehouse(landed, "train", "--day", "2026-11-23", check=False)
+    assert failed.returncode == 1
+    assert "models__fraud_xgboost: ValueError: no silver transactions" in failed.stderr
+    assert "models__recommender_als: ValueError:" in failed.stderr
+    assert "Traceback" not in failed.stderr and "STEP_FAILURE" not in failed.stderr
+
+
 def test_faulty_traffic_is_stopped_by_its_quality_check_end_to_end(settings: Settings) -> None:
     """generate --faults -> Kafka -> ingest -> materialize: the blocking check fires."""
     lakehouse(
