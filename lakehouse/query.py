@@ -48,6 +48,19 @@ class TableScan:
     bounds: tuple[str, ...]
 
 
+class NotWrittenYet(LookupError):
+    """The statement reads catalogued tables that nothing has written yet, so DuckDB knows
+    no such table: said as such rather than as DuckDB's "does not exist" (a typo's error)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(
+            f"{', '.join(keys)} not written yet: the catalog declares "
+            f"{'them' if len(keys) > 1 else 'it'}, but nothing has landed or been "
+            "materialized there in this lake (LAKEHOUSE_ROOT)"
+        )
+        self.keys = keys
+
+
 @dataclass(frozen=True)
 class QueryAnswer:
     """A statement's answer and, per catalogued table it reads, what was listed."""
@@ -197,11 +210,22 @@ def query_with_scans(settings: Settings, sql: str, catalog: Catalog = CATALOG) -
             for spec in catalog.tables.values()
             if not filters.only_these or spec.key in filters.tables
         ]
-        scans = []
+        scans: list[TableScan] = []
+        absent: list[str] = []
         for spec in needed:
             scan = register(connection, spec, settings, filters.bounds.get(spec.key, ()))
-            if scan is not None and spec.key in filters.tables:
+            if spec.key not in filters.tables:
+                continue
+            if scan is None:
+                absent.append(spec.key)
+            else:
                 scans.append(scan)
-        return QueryAnswer(connection.sql(sql).to_arrow_table(), tuple(scans))
+        try:
+            table = connection.sql(sql).to_arrow_table()
+        except duckdb.CatalogException as error:
+            if absent:
+                raise NotWrittenYet(sorted(absent)) from error
+            raise
+        return QueryAnswer(table, tuple(scans))
     finally:
         connection.close()

@@ -135,6 +135,7 @@ def test_query_answers_as_json_and_csv(landed: Settings) -> None:
     [
         ("SELEC nonsense", "syntax error"),
         ("SELECT * FROM bronze.no_such_table", "no_such_table"),
+        ("SELECT count(*) FROM gold.product_daily", "gold.product_daily not written yet"),
     ],
 )
 def test_bad_sql_fails_with_a_clear_message(
