@@ -292,10 +292,16 @@ def _import_gx() -> None:
 
 @cache
 def _context() -> Any:
-    """The process's ephemeral GX context, quiet (no progress bars on stderr)."""
+    """The process's ephemeral GX context, quiet: no progress bars on stderr, and no data
+    docs site (GX's default ephemeral context makes a temporary one, and logs an INFO line
+    saying so into every run's output, for docs the gate never builds)."""
     _import_gx()
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints every in-memory batch by hashing the whole dataframe, twice per
@@ -303,7 +309,10 @@ def _context() -> Any:
     # 10M rows the hashing cost more than all the expectations (docs/benchmarks.md), so
     # the threshold is lowered to skip it always. There is no public switch for it.
     pandas_execution_engine.HASH_THRESHOLD = 0
-    context = gx.get_context(mode="ephemeral")
+    in_memory = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    context = gx.get_context(
+        mode="ephemeral", project_config=DataContextConfig(store_backend_defaults=in_memory)
+    )
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
 
