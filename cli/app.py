@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.evaluate import evaluate_app
@@ -352,6 +353,8 @@ def materialize(
         style = "red" if failed.endswith("(error)") else "yellow"
         console.print(f"  [{style}]check failed:[/] {failed}")
     if not run.success:
+        for failure in run.failures:
+            err_console.print(f"[red]{escape(failure)}[/]")
         err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
         raise typer.Exit(code=1)
 
@@ -385,7 +388,7 @@ def train(
         console.print(models_view(run.models))
     if not run.success:
         for failure in run.failures:
-            err_console.print(f"[red]{failure}[/]")
+            err_console.print(f"[red]{escape(failure)}[/]")
         err_console.print("see the run's logs in the Dagster UI (`dagster dev`)")
         raise typer.Exit(code=1)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 
 from cli import fraud_demo, iot_demo, online_demo
 from cli.runtime import bring_up
@@ -290,7 +291,7 @@ def _train(console: Console, report: DemoReport) -> None:
     if run.models:
         console.print(models_view(run.models))
     for failure in run.failures:
-        console.print(f"   [yellow]training step failed:[/] {failure}")
+        console.print(f"   [yellow]training step failed:[/] {escape(failure)}")
     published = [m for m in run.models if str(m["asset"]).startswith("online/")]
     if not published:
         raise RuntimeError(

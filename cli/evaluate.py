@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.views import cell
@@ -58,7 +59,7 @@ def real_data(
         console.print(view)
     if not run.success:
         for failure in run.failures:
-            err_console.print(f"[red]{failure}[/]")
+            err_console.print(f"[red]{escape(failure)}[/]")
         err_console.print(
             f"[red]run {run.run_id} of {run.job} FAILED[/]: see its logs in the Dagster UI "
             "(`dagster dev`)"

@@ -75,6 +75,7 @@ class RunSummary:
     assets: tuple[str, ...]
     checks_run: int = 0
     failed_checks: tuple[str, ...] = ()  # `asset:check (severity)` of every check that failed
+    failures: tuple[str, ...] = ()  # `step: error` of every step that failed
 
 
 def observe_bronze(instance: dg.DagsterInstance | None = None) -> RunSummary:
@@ -102,8 +103,11 @@ def rebuild_days(
             raise ValueError(
                 f"{day} is outside the daily partitions ({DAILY.start:%Y-%m-%d} to today)"
             )
+    # The summary carries every failed step's error (a blocked write's says which checks
+    # and that downstream assets will not run), which the CLI prints: Dagster's console
+    # would add its stack traces on top, about 90 lines for one blocked day.
     result = run_job(
-        "medallion", run_config=_QUIET, instance=instance, tags=range_tags(first, last)
+        "medallion", run_config=_SILENT, instance=instance, tags=range_tags(first, last)
     )
     materialized = sorted(
         {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
@@ -116,6 +120,7 @@ def rebuild_days(
         tuple(materialized),
         len(evaluations),
         _failed_checks(evaluations),
+        _step_failures(result),
     )
 
 

@@ -214,6 +214,9 @@ def test_faulty_traffic_is_stopped_by_its_quality_check_end_to_end(settings: Set
     failed = lakehouse(settings, "materialize", check=False, timeout=180)
     assert failed.returncode == 1
     assert "silver/sensor_readings:value_physically_possible (error)" in failed.stdout
+    # The refused write said once, in the CLI's words; Dagster's traces stay in the run's log.
+    assert "silver__sensor_readings: quality.gate.BlockedWrite" in failed.stderr
+    assert "Stack Trace" not in failed.stderr and "Traceback" not in failed.stderr
     bad = lakehouse(settings, "generate", "iot", "--faults", "typos=0.1", check=False)
     assert bad.returncode == 2 and "unknown fault 'typos'" in bad.stderr
 
