@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -155,17 +156,27 @@ def test_a_failed_refresh_keeps_the_last_limits_and_does_not_raise(
     set_limit(settings, DeviceLimit("dev-0001", "temperature", 0.0, 120.0))
     watch = LimitsWatch(settings)
     assert watch.refresh() and not watch.refresh()  # moved once, then not again
+    assert sample("iot_alerts_device_limits_version") == 1
+    assert sample("iot_alerts_device_limits_overrides") == 1
 
     class Broken:
         def update_incremental(self) -> None:
             raise OSError("the lake's storage is away")
 
+    failures = sample("iot_alerts_device_limits_refresh_failures_total")
     watch._table = Broken()  # type: ignore[assignment]
     assert watch.refresh() is False
     assert watch.limits.version == 1 and watch.limits.high.tolist() == [120.0]
     assert "device limits not refreshed" in caplog.text
+    assert sample("iot_alerts_device_limits_refresh_failures_total") == failures + 1
+    assert sample("iot_alerts_device_limits_version") == 1  # the limits still in force
     set_limit(settings, DeviceLimit("dev-0001", "temperature", 0.0, 110.0))
     assert watch.refresh() and watch.limits.high.tolist() == [110.0]  # back once it is
+
+
+def sample(name: str) -> float | None:
+    """A metric's value in the process's Prometheus registry."""
+    return REGISTRY.get_sample_value(name)
 
 
 BAD_INPUT = [

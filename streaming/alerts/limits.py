@@ -26,6 +26,7 @@ from deltalake import DeltaTable
 from lakehouse.catalog import DEVICE_LIMITS, SENSOR_LIMITS
 from lakehouse.delta import open_table
 from lakehouse.settings import Settings
+from streaming.alerts import metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,14 @@ class LimitsWatch:
         self.settings = settings
         self.limits = OperatingLimits()
         self._table: DeltaTable | None = None
+        metrics.LIMITS_VERSION.set(-1)
+        metrics.LIMITS_OVERRIDES.set(0)
 
     def refresh(self) -> bool:
         """Bring `limits` up to the table; True when they changed. Never raises: a failed
-        read is logged and the limits in hand stay in force until a later refresh works."""
+        read is logged and counted, and the limits in hand stay in force until a later
+        refresh works. The version and overrides in force are Prometheus gauges, so an
+        operator can tell which limits the alerts were judged by."""
         try:
             if self._table is None:
                 self._table = open_table(DEVICE_LIMITS, self.settings)
@@ -98,6 +103,7 @@ class LimitsWatch:
                 return False
             self.limits = OperatingLimits.from_rows(self._table.to_pyarrow_table(), version)
         except Exception:
+            metrics.LIMITS_REFRESH_FAILURES.inc()
             log.warning(
                 "device limits not refreshed; keeping those of version %s",
                 self.limits.version,
@@ -105,5 +111,7 @@ class LimitsWatch:
             )
             self._table = None
             return False
+        metrics.LIMITS_VERSION.set(version)
+        metrics.LIMITS_OVERRIDES.set(len(self.limits.keys))
         log.info("device limits at version %d: %d overrides", version, len(self.limits.keys))
         return True

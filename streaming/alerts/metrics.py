@@ -50,6 +50,17 @@ ALREADY_DELIVERED = Counter(
     "iot_alerts_webhook_skipped_total", "Alert records read again but delivered before"
 )
 LAST_PASS = Gauge("iot_alerts_last_pass_timestamp_seconds", "When the loop last finished a pass")
+LIMITS_VERSION = Gauge(
+    "iot_alerts_device_limits_version",
+    "Version of reference.device_limits the detectors judge by (-1: none recorded yet)",
+)
+LIMITS_OVERRIDES = Gauge(
+    "iot_alerts_device_limits_overrides", "Per-device operating limits in force"
+)
+LIMITS_REFRESH_FAILURES = Counter(
+    "iot_alerts_device_limits_refresh_failures_total",
+    "Reads of reference.device_limits that failed (the limits in force were kept)",
+)
 
 
 _last_pass = [time.time()]
