@@ -164,7 +164,7 @@ def test_a_failed_refresh_keeps_the_last_limits_and_does_not_raise(
             raise OSError("the lake's storage is away")
 
     failures = sample("iot_alerts_device_limits_refresh_failures_total")
-    watch._table = Broken()  # type: ignore[assignment]
+    watch._watch._table = Broken()  # type: ignore[assignment]
     assert watch.refresh() is False
     assert watch.limits.version == 1 and watch.limits.high.tolist() == [120.0]
     assert "device limits not refreshed" in caplog.text

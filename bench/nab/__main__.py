@@ -44,7 +44,7 @@ from lakehouse.models import nab, nab_replay
 from lakehouse.models.nab_replay import REPLAY_DEVICE
 from lakehouse.settings import Settings
 from streaming.alerts.detector import HEALTH_RULE, SENSOR_RULES, Detector, DetectorConfig
-from streaming.alerts.limits import LimitsWatch
+from streaming.alerts.limits import OperatingLimits
 from streaming.importers.nab import SOURCE, NabImport
 from streaming.ingest.decode import BatchDecoder
 
@@ -128,9 +128,8 @@ def detector_scores(
     as the ingest decodes `iot_alerts`, then scored as the replay is."""
     importer = NabImport(settings.real_data_dir / SOURCE)
     readings = BatchDecoder(SENSOR_READINGS.event, settings.ingest_max_message_bytes)
-    limits = LimitsWatch(settings)
-    limits.refresh()
-    detector = Detector(DetectorConfig.from_settings(settings), limits.limits)
+    limits = OperatingLimits.from_rows(read_limits(settings))
+    detector = Detector(DetectorConfig.from_settings(settings), limits)
     records: list[bytes] = []
     for batch in importer.batches(importer.plan().selected, 1_000):
         result = detector.process(readings.decode(batch.values).table, 0)

@@ -9,8 +9,9 @@ the hot path compares each reading with two per-sensor NumPy arrays. NaN stands 
 limit": every comparison with it is False, so neither limit rule fires.
 
 `LimitsWatch` is how the processor keeps them current: it keeps the Delta table open and
-reads it again only when its version moved, and a read that fails keeps the limits it
-had (logged), so the lake being away never stops the alerts.
+reads it again only when its version moved (`TableWatch`, as the services watch the model
+registry), and a read that fails keeps the limits it had (logged), so the lake being away
+never stops the alerts.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from lakehouse.catalog import DEVICE_LIMITS, SENSOR_LIMITS
-from lakehouse.delta import open_table
 from lakehouse.settings import Settings
 from streaming.alerts import metrics
+from streaming.service.table_watch import TableWatch
 
 log = logging.getLogger(__name__)
 
@@ -77,31 +77,26 @@ class OperatingLimits:
 
 
 class LimitsWatch:
-    """Reads `reference.device_limits` when its version moved; keeps the last good limits."""
+    """Reads `reference.device_limits` when its version moved (`TableWatch`); keeps the
+    last good limits."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits = OperatingLimits()
-        self._table: DeltaTable | None = None
+        self._watch = TableWatch(DEVICE_LIMITS, settings)
         metrics.LIMITS_VERSION.set(-1)
         metrics.LIMITS_OVERRIDES.set(0)
 
     def refresh(self) -> bool:
         """Bring `limits` up to the table; True when they changed. Never raises: a failed
         read is logged and counted, and the limits in hand stay in force until a later
-        refresh works. The version and overrides in force are Prometheus gauges, so an
-        operator can tell which limits the alerts were judged by."""
+        refresh works (on a table opened anew). The version and overrides in force are
+        Prometheus gauges, so an operator can tell which limits the alerts were judged by."""
         try:
-            if self._table is None:
-                self._table = open_table(DEVICE_LIMITS, self.settings)
-                if self._table is None:
-                    return False
-            else:
-                self._table.update_incremental()
-            version = self._table.version()
-            if version == self.limits.version:
+            version = self._watch.version()
+            if version is None or version == self.limits.version:
                 return False
-            self.limits = OperatingLimits.from_rows(self._table.to_pyarrow_table(), version)
+            self.limits = OperatingLimits.from_rows(self._watch.rows(), version)
         except Exception:
             metrics.LIMITS_REFRESH_FAILURES.inc()
             log.warning(
@@ -109,7 +104,7 @@ class LimitsWatch:
                 self.limits.version,
                 exc_info=True,
             )
-            self._table = None
+            self._watch = TableWatch(DEVICE_LIMITS, self.settings)
             return False
         metrics.LIMITS_VERSION.set(version)
         metrics.LIMITS_OVERRIDES.set(len(self.limits.keys))

@@ -4,7 +4,7 @@ A `Snapshot` is immutable: the champion fraud model and its registry version, th
 set, and the category-risk table. A request reads `Serving.current` once and uses only
 that object, so a swap (one reference assignment, on the event loop) never mixes two
 models or two rule sets in one decision, and no request fails during a swap. A background
-task checks every `fraud_reload_seconds` for a new champion (`RegistryWatch`), a changed
+task checks every `fraud_reload_seconds` for a new champion (`TableWatch`), a changed
 rules file (its modification time and size) and a newly published risk table; it loads
 in a thread while the loop keeps answering. A rules file that does not validate is
 refused with its errors logged and counted, and the previous rules stay in force.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import redis
 
+from lakehouse.catalog import MODEL_REGISTRY
 from lakehouse.decisions.rules import RulesError, RuleSet, load_rules
 from lakehouse.models.fraud import MODEL_NAME, FraudModel, load_fraud_model
 from lakehouse.models.registry import champion
@@ -27,7 +28,7 @@ from lakehouse.online.fraud_state import decode_category_risk
 from lakehouse.settings import Settings
 from streaming.fraud.metrics import METRICS
 from streaming.fraud.state import FraudState
-from streaming.service.registry_watch import RegistryWatch
+from streaming.service.table_watch import TableWatch
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Serving:
         # A service must not start on rules it cannot read: this raises RulesError.
         self.current = Snapshot(rules=load_rules(self.rules_path))
         self._rules_stamp = _stamp(self.current.rules.path)
-        self._registry = RegistryWatch(settings)
+        self._registry = TableWatch(MODEL_REGISTRY, settings)
 
     def refresh(self) -> Snapshot:
         """Load what changed (blocking: run it in a thread); the snapshot to serve next."""

@@ -10,7 +10,7 @@ closed one poll later, once no request can still hold it.
 
 A poll must cost next to nothing, since it shares the process (and Python's lock) with
 the requests: the registry is read only when its Delta log has moved
-(`streaming.service.registry_watch`), and the publication pointer is one small file or
+(`streaming.service.table_watch`), and the publication pointer is one small file or
 item.
 """
 
@@ -21,13 +21,14 @@ import gc
 import logging
 from dataclasses import dataclass, replace
 
+from lakehouse.catalog import MODEL_REGISTRY
 from lakehouse.models.recommender import MODEL_NAME, Recommender, load_recommender
 from lakehouse.models.registry import champion, load_artifact
 from lakehouse.online.batch_store import BatchStore, Publication, StoreUnavailable
 from lakehouse.online.publication import latest_publication, open_store
 from lakehouse.settings import Settings
 from streaming.recommendations.metrics import METRICS
-from streaming.service.registry_watch import RegistryWatch
+from streaming.service.table_watch import TableWatch
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Serving:
         self.settings = settings
         self.current = Snapshot()
         self._retired: list[BatchStore] = []
-        self._registry = RegistryWatch(settings)
+        self._registry = TableWatch(MODEL_REGISTRY, settings)
 
     def refresh(self) -> Snapshot:
         """Load what changed since the current snapshot (blocking: run it in a thread);
