@@ -67,7 +67,8 @@ def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[Ch
     """Every check of `suite` over `rows` (the table's day `day`: an Arrow table, a Spark
     DataFrame or a day staged in a DuckDB session), in the suite's order."""
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
-    results = _run_gx(suite, rows, [expect for _, expects in planned for expect in expects])
+    expects = [expect for _, check_expects in planned for expect in check_expects]
+    results = _run_gx(suite, rows, expects, settings)
     outcomes, position = [], 0
     for check, expects in planned:
         mine = tuple(results[position : position + len(expects)])
@@ -77,7 +78,9 @@ def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[Ch
     return outcomes
 
 
-def _run_gx(suite: Suite, rows: Rows, expects: list[Expect]) -> list[ExpectationOutcome]:
+def _run_gx(
+    suite: Suite, rows: Rows, expects: list[Expect], settings: Settings
+) -> list[ExpectationOutcome]:
     """Each expectation's outcome, in order. Those that read only the column names (the
     schema check) run on an empty frame with every column; the rest on the columns they
     read: handing a whole 10M-row day to pandas for its names cost seconds."""
@@ -91,7 +94,7 @@ def _run_gx(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expectation
     for names_only, frame_rows in ((True, empty), (False, rows)):
         chosen = [i for i, e in enumerate(expects) if _reads_names_only(e) is names_only]
         if chosen:
-            ran = _run_gx_batch(suite, frame_rows, [expects[i] for i in chosen])
+            ran = _run_gx_batch(suite, frame_rows, [expects[i] for i in chosen], settings)
             outcomes.update(zip(chosen, ran, strict=True))
     return [outcomes[index] for index in range(len(expects))]
 
@@ -100,7 +103,9 @@ def _reads_names_only(expect: Expect) -> bool:
     return expect.type.startswith("ExpectTableColumns")
 
 
-def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[ExpectationOutcome]:
+def _run_gx_batch(
+    suite: Suite, rows: Rows, expects: list[Expect], settings: Settings
+) -> list[ExpectationOutcome]:
     _import_gx()
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -151,7 +156,7 @@ def _run_gx_batch(suite: Suite, rows: Rows, expects: list[Expect]) -> list[Expec
                 result, value_sets, expects, id_columns, partial(spark.outside_set_details, frame)
             )
     elif on_duckdb:
-        with relation.staged(rows, columns, value_sets):
+        with relation.staged(rows, columns, value_sets, settings.quality_key_hash_bytes):
             batch = relation.batch_definition(context).get_batch()
             unique = relation.unique_beforehand(gx, gx_suite, batch)
             result = batch.validate(gx_suite, result_format=result_format)
