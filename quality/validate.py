@@ -67,8 +67,9 @@ def validate(suite: Suite, rows: Rows, day: date, settings: Settings) -> list[Ch
     """Every check of `suite` over `rows` (the table's day `day`: an Arrow table, a Spark
     DataFrame or a day staged in a DuckDB session), in the suite's order."""
     planned = [(check, check.expectations_for(settings, day)) for check in suite.checks]
-    expects = [expect for _, check_expects in planned for expect in check_expects]
-    results = _run_gx(suite, rows, expects, settings)
+    results = _run_gx(
+        suite, rows, [expect for _, expects in planned for expect in expects], settings
+    )
     outcomes, position = [], 0
     for check, expects in planned:
         mine = tuple(results[position : position + len(expects)])

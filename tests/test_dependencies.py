@@ -85,7 +85,7 @@ def test_every_module_the_platform_imports_is_a_declared_dependency() -> None:
         for module, files in _imported_modules().items()
         if not (
             {_name(d) for d in providers.get(module, [])} & (runtime | optional)
-            or _name(NOT_INSTALLED_HERE.get(module, "")) in optional
+            or NOT_INSTALLED_HERE.get(module) in optional
         )
     }
     assert not undeclared, f"imported but not declared for a plain install: {undeclared}"
