@@ -7,7 +7,8 @@ arrive as a Spark DataFrame (the Spark engine's transforms) stay in Spark: the s
 runs on GX's Spark execution engine (`quality/spark.py`), with the same outcomes. Rows
 that arrive staged in a DuckDB session (the out-of-core builds) stay there: the same suite
 runs on GX's SQL execution engine over the builder's own DuckDB database
-(`quality/relation.py`), in bounded memory, with the same outcomes.
+(`quality/relation.py`), in bounded memory, with the same outcomes. On every engine a
+suite is counted first, and only what failed is asked for its failing values and ids.
 """
 
 from __future__ import annotations
@@ -117,7 +118,6 @@ def _run_gx_batch(
     on_spark = spark.is_spark_frame(rows)
     on_duckdb = relation.is_staged(rows)
     compound_ids: dict[int, list[dict[str, Any]]] = {}
-    unique: dict[int, Any] = {}
     value_sets: dict[int, list[Any]] = {}
     outside: dict[int, tuple[int, int, list[dict[str, Any]]]] = {}
     for index, expect in enumerate(expects):
@@ -152,17 +152,16 @@ def _run_gx_batch(
             spark.value_views(frame, value_sets, set_columns),
         ):
             batch = spark.batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
-            result = batch.validate(gx_suite, result_format=result_format)
+            results = _counts_first(gx, gx_suite, batch, result_format)
             outside = _outside_sets(
-                result, value_sets, expects, id_columns, partial(spark.outside_set_details, frame)
+                results, value_sets, expects, id_columns, partial(spark.outside_set_details, frame)
             )
     elif on_duckdb:
         with relation.staged(rows, columns, value_sets, settings.quality_key_hash_bytes):
             batch = relation.batch_definition(context).get_batch()
-            unique = relation.unique_beforehand(gx, gx_suite, batch)
-            result = batch.validate(gx_suite, result_format=result_format)
+            results = _counts_first(gx, gx_suite, batch, result_format)
             outside = _outside_sets(
-                result, value_sets, expects, id_columns, relation.outside_set_details
+                results, value_sets, expects, id_columns, relation.outside_set_details
             )
             compound_ids = {
                 verdict.expectation_config.meta["at"]: relation.compound_failing_ids(
@@ -171,20 +170,17 @@ def _run_gx_batch(
                     (verdict.result or {}).get("partial_unexpected_list") or [],
                     SAMPLE_ROWS,
                 )
-                for verdict in result.results
+                for verdict in results
                 if verdict.expectation_config.type == "expect_compound_columns_to_be_unique"
             }
     else:
         frame = _to_pandas(rows.select(columns) if columns else rows)
         batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(gx_suite, result_format=result_format)
+        results = _counts_first(gx, gx_suite, batch, result_format)
     plain = spark.plain if on_spark else _plain
-    verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in result.results}
+    verdicts = {verdict.expectation_config.meta["at"]: verdict for verdict in results}
     outcomes = []
     for index, expect in enumerate(expects):
-        if on_duckdb and index in unique:
-            outcomes.append(unique[index](expect))
-            continue
         verdict = verdicts[index]
         details = verdict.result or {}
         if on_spark or on_duckdb:
@@ -215,8 +211,38 @@ def _run_gx_batch(
     return outcomes
 
 
+def _counts_first(gx: Any, gx_suite: Any, batch: Any, result_format: dict[str, Any]) -> list[Any]:
+    """`gx_suite`'s verdicts over `batch`: every expectation judged first on GX's BASIC
+    result format without failing values (the counts, the percents, the observed values),
+    then, again on `result_format`, only those that found failing rows, for their values
+    and ids. Asked for the values of every expectation at once, GX looks for each one's
+    failing rows even where it has just counted none: on SQL, one more scan of the day per
+    expectation that finds nothing (about 0.35 s of clickstream's suite at 10M rows on
+    DuckDB, and every key's count per uniqueness expectation: 5 s of 14)."""
+    counted = batch.validate(
+        gx_suite,
+        result_format={**result_format, "result_format": "BASIC", "partial_unexpected_count": 0},
+    ).results
+    failing = {
+        verdict.expectation_config.meta["at"]
+        for verdict in counted
+        if raised(verdict) is None and (verdict.result or {}).get("unexpected_count")
+    }
+    if not failing:
+        return counted
+    again = gx.ExpectationSuite(name=f"{gx_suite.name}-failing")
+    for expectation in gx_suite.expectations:
+        if expectation.meta["at"] in failing:
+            again.add_expectation(expectation.copy(update={"id": None}))
+    detailed = {
+        verdict.expectation_config.meta["at"]: verdict
+        for verdict in batch.validate(again, result_format=result_format).results
+    }
+    return [detailed.get(verdict.expectation_config.meta["at"], verdict) for verdict in counted]
+
+
 def _outside_sets(
-    result: Any,
+    results: list[Any],
     value_sets: dict[int, list[Any]],
     expects: list[Expect],
     id_columns: list[str],
@@ -226,7 +252,7 @@ def _outside_sets(
     on DuckDB or Spark) found outside its value set, then what the engine's `details`
     (`outside_set_details`) adds: the non-null values and the first failing ids."""
     found = {}
-    for verdict in result.results:
+    for verdict in results:
         index = verdict.expectation_config.meta["at"]
         if index in value_sets:
             count = int((verdict.result or {}).get("observed_value") or 0)

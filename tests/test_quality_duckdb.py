@@ -341,6 +341,53 @@ def test_uniqueness_counts_every_row_of_a_repeated_key_as_pandas_does(
     )
 
 
+@pytest.mark.parametrize(
+    "key_hash_bytes", [0, 1 << 30], ids=["hashes-counted-by-duckdb", "hashes-counted-by-polars"]
+)
+@pytest.mark.parametrize(
+    ("user_ids", "amounts"),
+    [([1, 1, None], [1.0, 2.0, None]), ([None, None, None], [None, None, None])],
+    ids=["a-key-of-nulls-only", "no-key-judged"],
+)
+def test_a_unique_compound_key_reports_its_percent_of_judged_rows_as_pandas_does(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    key_hash_bytes: int,
+    user_ids: list[int | None],
+    amounts: list[float | None],
+) -> None:
+    """A compound key's judged rows, the percent's denominator, come on DuckDB from the
+    scan that hashes the key: 0% of the rows holding a value in a key column, and no
+    percent (None) where no row does, as GX's pandas engine has it."""
+    settings = settings.model_copy(update={"quality_key_hash_bytes": key_hash_bytes})
+    rows = pa.table({"event_id": ["a", "b", "c"], "user_id": user_ids, "amount": amounts})
+    suite = Suite(SILVER_TRANSACTIONS, (unique("user_id", "amount", name="pair"),), ("event_id",))
+    [by_pair] = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
+    )
+    [outcome] = by_pair.expectations
+    assert outcome.success and outcome.unexpected_count == 0
+    assert outcome.unexpected_percent == (0.0 if user_ids[0] is not None else None)
+
+
+def test_a_passing_expectation_with_failing_rows_still_names_them(
+    connection: duckdb.DuckDBPyConnection, settings: Settings
+) -> None:
+    """Every expectation is counted first without its failing values, and those that found
+    failing rows are asked again for them: one that passes by its `mostly` with a failing
+    row still names it, on DuckDB as on pandas."""
+    rows = pa.table({"event_id": ["a", "b", "c", "d"], "user_id": [1, None, 3, 4]})
+    suite = Suite(
+        SILVER_TRANSACTIONS, (present("user_id", name="mostly", mostly=0.5),), ("event_id",)
+    )
+    [mostly] = assert_same_outcomes(
+        SILVER_TRANSACTIONS, rows, partial(staged, connection), DAY, settings, suite
+    )
+    [outcome] = mostly.expectations
+    assert outcome.success and outcome.unexpected_count == 1
+    assert outcome.failing_ids == [{"event_id": "b"}]
+
+
 def test_a_check_duckdb_could_not_compute_is_an_error_not_a_failed_check(
     tmp_path: Path, settings: Settings, silver: dict[tuple[str, bool], pa.Table]
 ) -> None:
