@@ -287,7 +287,6 @@ def test_a_day_without_redeliveries_under_the_cap_equals_the_in_memory_build(
     assert row_count(result.rejected) == rejected.num_rows > 0
 
 
-
 def test_sessions_draw_no_progress_bar_into_logs() -> None:
     """A build's session in a process whose stderr is a pipe (Dagster's compute logs, a
     service's log stream) draws no progress bar there: DuckDB would, for every query past
@@ -300,3 +299,12 @@ def test_sessions_draw_no_progress_bar_into_logs() -> None:
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
     assert run.stdout.decode().strip() == "(False,)"
+
+
+def test_a_session_opens_in_a_process_without_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process started without a stderr (`sys.stderr` is None: detached, or `pythonw`)
+    still opens sessions, without a progress bar."""
+    monkeypatch.setattr(sys, "stderr", None)
+    with duck.session() as connection:
+        shown = connection.execute("SELECT current_setting('enable_progress_bar')").fetchone()
+    assert shown == (False,)

@@ -48,9 +48,11 @@ def connect(**config: str | int) -> duckdb.DuckDBPyConnection:
     DuckDB draws a progress bar on stderr for any query past two seconds, terminal or not:
     carriage-return frames that end up in Dagster's compute logs, the services' JSON log
     streams and the benchmarks' child logs. It is drawn only where stderr is a terminal
-    (a `lakehouse query` typed by a person)."""
+    (a `lakehouse query` typed by a person); a process without a stderr (`sys.stderr` is
+    None: started detached, or by `pythonw`) gets none."""
     connection = duckdb.connect(config={**SAFE_WITH_NAN, **config})
-    connection.execute(f"SET enable_progress_bar = {str(sys.stderr.isatty()).lower()}")
+    terminal = sys.stderr is not None and sys.stderr.isatty()
+    connection.execute(f"SET enable_progress_bar = {str(terminal).lower()}")
     connection.execute("SET TimeZone = 'UTC'")
     return connection
 
