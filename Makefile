@@ -8,6 +8,12 @@
 # in .venv, so a second run skips straight to the work and an edited pyproject.toml
 # reinstalls. `uv` does the resolving and installing because pip takes minutes on the
 # Dagster family; pip is only used once, to install uv into the venv itself.
+#
+# The install compiles the packages to bytecode (`--compile-bytecode`, about 20 s once). uv
+# leaves them uncompiled, and where PYTHONDONTWRITEBYTECODE is set (as on these machines)
+# no process ever writes a .pyc: every `lakehouse` command, service, Dagster step and test
+# worker compiled its imports from source again, 8.9 s instead of 3.8 s for Great
+# Expectations alone, 4.3 s instead of 1.8 s for the Dagster definitions.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -37,7 +43,7 @@ $(STAMP):
 	fi
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[$(EXTRAS)]'
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -e '.[$(EXTRAS)]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
