@@ -4,9 +4,9 @@
 #   make test   create .venv (if needed), install the project, ruff, the import layers
 #               (import-linter, pyproject.toml), then the whole test suite
 #
-# The install is keyed on pyproject.toml's content: a stamp file named after its hash lives
-# in .venv, so a second run skips straight to the work and an edited pyproject.toml
-# reinstalls. `uv` does the resolving and installing because pip takes minutes on the
+# The install is keyed on the content of pyproject.toml and of this Makefile: a stamp file
+# named after their hash lives in .venv, so a second run skips straight to the work, and
+# an edited pyproject.toml, or an install recipe changed here, reinstalls. `uv` does the resolving and installing because pip takes minutes on the
 # Dagster family; pip is only used once, to install uv into the venv itself.
 #
 # The install compiles the packages to bytecode (`--compile-bytecode`, about 20 s once). uv
@@ -24,8 +24,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= test
-PYPROJECT_HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
-STAMP := $(VENV)/.installed-$(EXTRAS)-$(PYPROJECT_HASH)
+INSTALL_HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(EXTRAS)-$(INSTALL_HASH)
 
 .PHONY: help setup demo test lint clean
 
