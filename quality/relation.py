@@ -100,8 +100,7 @@ def batch_definition(context: Any) -> Any:
     from sqlalchemy.pool import StaticPool
 
     _null_safe_compound_uniqueness()
-    _hashed_uniqueness_counts()
-    _scanned_compound_row_counts()
+    _uniqueness_from_key_scans()
 
     source = context.data_sources.add_sql(
         "lakehouse-duckdb",
@@ -335,11 +334,17 @@ def _null_safe_compound_uniqueness() -> None:
 
 
 @cache
-def _hashed_uniqueness_counts() -> None:
-    """Re-register the unexpected counts of GX's two uniqueness metrics for SQL with the
-    hashed aggregate on DuckDB (other dialects keep GX's own); see the module's notes.
-    GX still builds each metric's condition and uses it for failing values and ids."""
-    from great_expectations.core.metric_function_types import MetricFunctionTypes
+def _uniqueness_from_key_scans() -> None:
+    """Re-register, for SQL, the two uniqueness metrics a key's scan answers on DuckDB
+    (see the module's notes; other dialects, and domains the scan does not cover, keep
+    GX's own): the unexpected count of both uniqueness metrics, by the hashed aggregate,
+    and a compound key's judged rows (its `filtered_row_count`, the percent's
+    denominator). GX still builds each metric's condition and uses it for failing values
+    and ids."""
+    from great_expectations.core.metric_function_types import (
+        MetricFunctionTypes,
+        SummarizationMetricNameSuffixes,
+    )
     from great_expectations.execution_engine import SqlAlchemyExecutionEngine
     from great_expectations.expectations.metrics.column_map_metrics.column_values_unique import (
         ColumnValuesUnique,
@@ -347,42 +352,62 @@ def _hashed_uniqueness_counts() -> None:
     from great_expectations.expectations.metrics.map_metric_provider.map_condition_auxilliary_methods import (  # noqa: E501
         _sqlalchemy_map_condition_unexpected_count_value,
     )
+    from great_expectations.expectations.metrics.map_metric_provider.multicolumn_map_condition_auxilliary_methods import (  # noqa: E501
+        _sqlalchemy_multicolumn_map_condition_filtered_row_count,
+    )
     from great_expectations.expectations.metrics.multicolumn_map_metrics.compound_columns_unique import (  # noqa: E501
         CompoundColumnsUnique,
     )
     from great_expectations.expectations.registry import register_metric
 
-    for metric_class in (ColumnValuesUnique, CompoundColumnsUnique):
-
-        def unexpected_count(
-            cls: Any,
-            execution_engine: Any,
-            metric_domain_kwargs: dict,
-            metric_value_kwargs: dict,
-            metrics: dict[str, Any],
-            **kwargs: Any,
-        ) -> int:
-            if execution_engine.dialect_name != "duckdb":
-                return _sqlalchemy_map_condition_unexpected_count_value(
-                    cls,
-                    execution_engine,
-                    metric_domain_kwargs,
-                    metric_value_kwargs,
-                    metrics,
-                    **kwargs,
-                )
-            _, compute_domain, accessor_domain = metrics["unexpected_condition"]
-            return _repeated_key_rows(execution_engine, {**compute_domain, **accessor_domain})
-
+    def register(metric_class: Any, suffix: str, value_keys: tuple, provider: Any) -> None:
         register_metric(
-            metric_name=f"{metric_class.condition_metric_name}.unexpected_count",
+            metric_name=f"{metric_class.condition_metric_name}.{suffix}",
             metric_domain_keys=metric_class.condition_domain_keys,
-            metric_value_keys=metric_class.condition_value_keys,
+            metric_value_keys=value_keys,
             execution_engine=SqlAlchemyExecutionEngine,
             metric_class=metric_class,
-            metric_provider=unexpected_count,
+            metric_provider=provider,
             metric_fn_type=MetricFunctionTypes.VALUE,
         )
+
+    for metric_class in (ColumnValuesUnique, CompoundColumnsUnique):
+        register(
+            metric_class,
+            SummarizationMetricNameSuffixes.UNEXPECTED_COUNT.value,
+            metric_class.condition_value_keys,
+            _on_duckdb(_sqlalchemy_map_condition_unexpected_count_value, _repeated_key_rows),
+        )
+    register(
+        CompoundColumnsUnique,
+        SummarizationMetricNameSuffixes.FILTERED_ROW_COUNT.value,
+        (*CompoundColumnsUnique.condition_value_keys, "result_format"),
+        _on_duckdb(_sqlalchemy_multicolumn_map_condition_filtered_row_count, _judged_rows),
+    )
+
+
+def _on_duckdb(gx_own: Any, answer: Any) -> Any:
+    """A GX metric provider of a map metric's summary: `answer(execution_engine, domain)`
+    on DuckDB, where it gives a value, else GX's own provider `gx_own`."""
+
+    def provider(
+        cls: Any,
+        execution_engine: Any,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        **kwargs: Any,
+    ) -> Any:
+        if execution_engine.dialect_name == "duckdb":
+            _, compute_domain, accessor_domain = metrics["unexpected_condition"]
+            found = answer(execution_engine, {**compute_domain, **accessor_domain})
+            if found is not None:
+                return found
+        return gx_own(
+            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, **kwargs
+        )
+
+    return provider
 
 
 def _repeated_key_rows(execution_engine: Any, domain: dict[str, Any]) -> int:
@@ -450,57 +475,11 @@ def _key_scan(columns: list[str], nulls_left_out: bool) -> _KeyScan:
     return scan
 
 
-@cache
-def _scanned_compound_row_counts() -> None:
-    """Re-register GX's judged-row count of a compound uniqueness (its
-    `filtered_row_count`, the percent's denominator) for SQL: on DuckDB, over the whole
-    staged day with GX's default `ignore_row_if`, it is taken from the key's scan
-    (`_key_scan`) that the hashed count makes anyway; other domains and dialects keep
-    GX's own query."""
-    from great_expectations.core.metric_function_types import (
-        MetricFunctionTypes,
-        SummarizationMetricNameSuffixes,
-    )
-    from great_expectations.execution_engine import SqlAlchemyExecutionEngine
-    from great_expectations.expectations.metrics.map_metric_provider.multicolumn_map_condition_auxilliary_methods import (  # noqa: E501
-        _sqlalchemy_multicolumn_map_condition_filtered_row_count,
-    )
-    from great_expectations.expectations.metrics.multicolumn_map_metrics.compound_columns_unique import (  # noqa: E501
-        CompoundColumnsUnique,
-    )
-    from great_expectations.expectations.registry import register_metric
-
-    def filtered_row_count(
-        cls: Any,
-        execution_engine: Any,
-        metric_domain_kwargs: dict,
-        metric_value_kwargs: dict,
-        metrics: dict[str, Any],
-        **kwargs: Any,
-    ) -> int:
-        _, compute_domain, accessor_domain = metrics["unexpected_condition"]
-        domain = {**compute_domain, **accessor_domain}
-        whole_day = not domain.get("row_condition") and not domain.get("filter_conditions")
-        if (
-            execution_engine.dialect_name != "duckdb"
-            or not whole_day
-            or domain.get("ignore_row_if") != "all_values_are_missing"
-        ):
-            return _sqlalchemy_multicolumn_map_condition_filtered_row_count(
-                cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, **kwargs
-            )
-        return _key_scan(list(domain["column_list"]), nulls_left_out=False).judged_rows
-
-    metric = CompoundColumnsUnique
-    register_metric(
-        metric_name=(
-            f"{metric.condition_metric_name}."
-            f"{SummarizationMetricNameSuffixes.FILTERED_ROW_COUNT.value}"
-        ),
-        metric_domain_keys=metric.condition_domain_keys,
-        metric_value_keys=(*metric.condition_value_keys, "result_format"),
-        execution_engine=SqlAlchemyExecutionEngine,
-        metric_class=metric,
-        metric_provider=filtered_row_count,
-        metric_fn_type=MetricFunctionTypes.VALUE,
-    )
+def _judged_rows(execution_engine: Any, domain: dict[str, Any]) -> int | None:
+    """A compound key's judged rows (those with a value in a key column, GX's default
+    `ignore_row_if`) from the key's scan, for a domain over the whole staged day; None
+    for any other domain (a row condition, another `ignore_row_if`), which GX counts."""
+    whole_day = not domain.get("row_condition") and not domain.get("filter_conditions")
+    if not whole_day or domain.get("ignore_row_if") != "all_values_are_missing":
+        return None
+    return _key_scan(list(domain["column_list"]), nulls_left_out=False).judged_rows
