@@ -9,23 +9,19 @@ so it ran in CI and failed to start from a plain install.
 from __future__ import annotations
 
 import ast
-import re
 import sys
 import tomllib
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = ("lakehouse", "streaming", "assets", "quality", "orchestration", "cli")
 LOCAL = {*RUNTIME_PACKAGES, "bench", "tests"}
 NOT_INSTALLED_HERE = {"sagemaker": "sagemaker-core"}
 """Modules of optional extras the test environment does not install, by distribution."""
-
-
-def _name(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _installed_by(requirements: list[str]) -> set[str]:
@@ -38,7 +34,7 @@ def _installed_by(requirements: list[str]) -> set[str]:
         marker = requirement.marker
         if marker and not any(marker.evaluate({"extra": extra}) for extra in extras):
             continue
-        name = _name(requirement.name)
+        name = canonicalize_name(requirement.name)
         if name in found:
             continue
         found.add(name)
@@ -74,7 +70,7 @@ def test_every_module_the_platform_imports_is_a_declared_dependency() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = _installed_by(project["dependencies"])
     optional = {
-        _name(Requirement(text).name)
+        canonicalize_name(Requirement(text).name)
         for extra, requirements in project["optional-dependencies"].items()
         if extra != "test"
         for text in requirements
@@ -84,7 +80,7 @@ def test_every_module_the_platform_imports_is_a_declared_dependency() -> None:
         module: sorted(files)
         for module, files in _imported_modules().items()
         if not (
-            {_name(d) for d in providers.get(module, [])} & (runtime | optional)
+            {canonicalize_name(d) for d in providers.get(module, [])} & (runtime | optional)
             or NOT_INSTALLED_HERE.get(module) in optional
         )
     }
